@@ -1,0 +1,3 @@
+"""mmbot: a live paper-trading market-making bot."""
+
+__version__ = "0.1.0"

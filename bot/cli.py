@@ -1,0 +1,140 @@
+"""`mmbot` entry point. Parses arguments and hands off to the module that owns each command.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration (one line on stderr,
+no traceback, before any venue is touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.config import ConfigError
+
+# command -> "module:function"; each function takes the parsed argparse.Namespace and returns an exit code
+HANDLERS: dict[str, str] = {
+    "run": "bot.app:cmd_run",
+    "check-config": "bot.app:cmd_check_config",
+    "simulate as2008": "bot.sim.as2008:cmd_simulate_as2008",
+    "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
+    "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
+    "replay": "bot.app:cmd_replay",
+    "deal plan": "bot.core.deal_plan_cli:cmd_deal_plan",
+    "soak": "bot.sim.soak:cmd_soak",
+    "status": "bot.runtime.status:cmd_status",
+    "report": "bot.runtime.report:cmd_report",
+}
+
+
+def _duration_s(text: str) -> float:
+    """'30s', '5m', '2h', '1500ms' or a bare number of seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            number = text[: -len(suffix)]
+            break
+    else:
+        number, suffix = text, "s"
+    try:
+        value = float(number) * units[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30s, 5m, 2h)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"duration must be > 0: {text!r}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:
+        p.add_argument("--config", metavar="FILE", help="TOML config (default: config/default.toml)")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
+    p.add_argument("--log-level", default="INFO")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmbot", description="Paper-trading market-making bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the bot (default: dry run on the in-process mock exchange)")
+    _common(p)
+    p.add_argument("--duration", type=_duration_s, help="stop by itself after this long (30s, 5m)")
+    p.add_argument("--venue", help='"mock", "ws://127.0.0.1:8765" or "ccxt" (overrides runtime.venue)')
+    p.add_argument("--ledger", metavar="PATH", help="SQLite ledger path (overrides ledger.path)")
+
+    p = sub.add_parser("check-config", help="print the effective config (secrets masked)")
+    p.add_argument("file", nargs="?", help="TOML config (default: config/default.toml)")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
+    p.add_argument("--log-level", default="INFO")
+
+    sim = sub.add_parser("simulate", help="offline experiments").add_subparsers(dest="experiment", required=True)
+    p = sim.add_parser("as2008", help="Avellaneda-Stoikov (2008) Monte Carlo, section 3")
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--paths", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p = sim.add_parser("toxicity", help="same seeded toxic market, risk guard off vs on")
+    _common(p)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run")
+    p.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("exchange", help="the mock exchange").add_subparsers(dest="action", required=True)
+    p = ex.add_parser("serve", help="serve the mock exchange over websockets")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+
+    p = sub.add_parser("replay", help="replay recorded Binance streams through the full bot")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--speed", default="max", help='replay speed multiple, or "max"')
+    p.add_argument("--json", action="store_true", help="last line of stdout: the session summary")
+
+    deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
+    p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("soak", help="chaos soak on the in-process mock exchange")
+    _common(p)
+    p.add_argument("--hours", type=float, default=2.0)
+    p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list')
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="one-screen view of a running bot")
+    p.add_argument("--url", default="http://127.0.0.1:9108")
+    p.add_argument("--watch", action="store_true")
+    p.add_argument("--interval", type=float, default=2.0, help="--watch refresh, seconds")
+
+    p = sub.add_parser("report", help="HTML + PNG report from a ledger")
+    p.add_argument("--ledger", metavar="PATH")
+    p.add_argument("--out", default="report")
+    return parser
+
+
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    key = args.command
+    for sub_attr in ("experiment", "action"):
+        if getattr(args, sub_attr, None):
+            key = f"{key} {getattr(args, sub_attr)}"
+    module_name, func_name = HANDLERS[key].split(":")
+    func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module_name), func_name)
+    return func
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _handler(args)(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""Frozen domain values shared by the core and the adapters.
+
+Units: inside the core, prices are integer *ticks* and sizes integer *lots* of an `Instrument`
+(exact and fast); fees, cash and PnL are floats in the quote currency. Adapters convert venue
+payloads to these values at the edge; nothing past an adapter sees a raw payload.
+
+Every event carries the venue's timestamp and the local receive time, both in ns since the epoch
+(or since the simulation start), so staleness and latency are measurable everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy (inventory up), -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class InstrumentKind(StrEnum):
+    SPOT = "spot"
+    PERP = "perp"  # linear perpetual, settled in the quote currency
+
+
+class OrderType(StrEnum):
+    LIMIT = "limit"  # rests until filled or canceled (post_only optional)
+    IOC = "ioc"  # limit price, immediate-or-cancel
+    MARKET = "market"  # walks the book, no price limit
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A tradable market and its grid. `tick_size` in quote per base, `lot_size` in base units."""
+
+    symbol: str  # ccxt-unified: "TOKEN/USDT" (spot), "TOKEN/USDT:USDT" (linear perp)
+    kind: InstrumentKind
+    base: str
+    quote: str
+    tick_size: float
+    lot_size: float
+    min_notional: float = 0.0  # quote currency
+    maker_fee: float = 0.0  # fraction of notional, negative = rebate
+    taker_fee: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "lot_size"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{self.symbol}: {name} must be finite and > 0, got {value!r}")
+
+    def price(self, ticks: int) -> float:
+        return ticks * self.tick_size
+
+    def size(self, lots: int) -> float:
+        return lots * self.lot_size
+
+    def ticks(self, price: float) -> int:
+        """Nearest tick: for exact venue prices (parsing), not for model output (use floor/ceil)."""
+        return round(price / self.tick_size)
+
+    def lots(self, size: float) -> int:
+        """Nearest lot, for exact venue sizes."""
+        return round(size / self.lot_size)
+
+    def ticks_floor(self, price: float) -> int:
+        # the small epsilon keeps 100.00/0.01 from landing on 9999.999... and losing a tick
+        return math.floor(price / self.tick_size + 1e-9)
+
+    def ticks_ceil(self, price: float) -> int:
+        return math.ceil(price / self.tick_size - 1e-9)
+
+    def lots_floor(self, size: float) -> int:
+        return math.floor(size / self.lot_size + 1e-9)
+
+    def notional(self, ticks: int, lots: int) -> float:
+        return ticks * self.tick_size * lots * self.lot_size
+
+
+Level = tuple[int, int]
+"""(price_ticks, size_lots) of one book level; size 0 in a delta deletes the level."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Events (past tense or nouns): venue -> core
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """Full L2 book. `seq` is the venue's update id the snapshot is valid at."""
+
+    symbol: str
+    seq: int
+    bids: tuple[Level, ...]  # best first
+    asks: tuple[Level, ...]  # best first
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Changes to the L2 book covering update ids `first_seq..last_seq` (inclusive).
+
+    `prev_seq`, when the venue sends it (Binance futures `pu`), must equal the last applied
+    `last_seq`; otherwise contiguity is `first_seq == last applied + 1`.
+    """
+
+    symbol: str
+    first_seq: int
+    last_seq: int
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    ts_venue_ns: int
+    ts_recv_ns: int
+    prev_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrint:
+    """A public trade. `aggressor` is the taker's side (BUY lifted the ask)."""
+
+    symbol: str
+    price_ticks: int
+    size_lots: int
+    aggressor: Side
+    trade_id: str
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    symbol: str
+    client_id: str
+    venue_order_id: str
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    symbol: str
+    client_id: str
+    reason: str  # e.g. "post_only_would_cross", "insufficient_balance", "rate_limited"
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    symbol: str
+    client_id: str
+    reason: str  # "requested", "ioc_expired", "self_trade_prevented", "venue"
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRejected:
+    """A cancel the venue refused (usually: the order is already gone or unknown)."""
+
+    symbol: str
+    client_id: str
+    reason: str
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """One execution of one of our orders. `fill_id` is unique per venue and symbol: the core
+    drops a fill whose id it has already seen (venues and networks duplicate messages)."""
+
+    symbol: str
+    client_id: str
+    fill_id: str
+    side: Side
+    price_ticks: int
+    size_lots: int
+    fee_quote: float  # quote currency, positive = paid
+    liquidity: Liquidity
+    leaves_lots: int  # what remains open on the order after this fill
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSnapshot:
+    """The venue's view of our position, for reconciliation. Spot: base balance change since start."""
+
+    symbol: str
+    position_lots: int
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """Perpetual mark price (reference for the quote band and for marking the perp)."""
+
+    symbol: str
+    mark_ticks: int
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """A funding settlement on a perp. `amount_quote` > 0 means we received it."""
+
+    symbol: str
+    rate: float
+    amount_quote: float
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """The adapter's connection state for one symbol's market data (or "*" for all)."""
+
+    symbol: str
+    connected: bool
+    reason: str
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A periodic tick from the runner; lets the core act on time alone (staleness, order age)."""
+
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+Event = (
+    BookSnapshot
+    | BookDelta
+    | TradePrint
+    | OrderAccepted
+    | OrderRejected
+    | OrderCanceled
+    | CancelRejected
+    | OrderFilled
+    | PositionSnapshot
+    | MarkPrice
+    | FundingPaid
+    | FeedStatus
+    | Timer
+)
+
+BOOK_EVENTS = (BookSnapshot, BookDelta)
+"""Book updates may be conflated by the runner; every other event must be delivered."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands (imperative): core -> venue. An order's state changes only on events, never on sending.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    symbol: str
+    client_id: str
+    side: Side
+    price_ticks: int  # ignored for MARKET
+    size_lots: int
+    order_type: OrderType = OrderType.LIMIT
+    post_only: bool = True
+    reduce_only: bool = False
+    tag: str = ""  # "quote" or "hedge": for logs and the ledger, ignored by venues
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    symbol: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    symbol: str | None = None  # None: every symbol
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSnapshot:
+    """Ask the adapter for a fresh book snapshot (after a sequence gap or a crossed book)."""
+
+    symbol: str
+    reason: str
+
+
+Command = PlaceOrder | CancelOrder | CancelAll | RequestSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order as the venue reports it when asked (reconciliation on start)."""
+
+    symbol: str
+    client_id: str
+    side: Side
+    price_ticks: int
+    size_lots: int  # remaining
+    venue_order_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

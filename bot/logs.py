@@ -1,0 +1,103 @@
+"""structlog configuration: one JSON object per line on stdout (console rendering on a TTY).
+
+Event names are stable `noun.verb` strings (`quote.updated`, `order.filled`); data goes in fields.
+`run_id`, `venue` and `symbol` are bound with `bind_context` (contextvars) and merged into every
+line. Stdlib loggers (ccxt, websockets, asyncio) go through the same processors, and a redaction
+processor masks anything that looks secret, by key name and by registered secret value.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, TextIO
+
+import orjson
+import structlog
+
+LogFormat = Literal["json", "console", "auto"]
+
+REDACTED = "**********"
+_SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "token", "signature", "passphrase")
+
+
+class Redactor:
+    """Masks values under secret-looking keys and any registered secret string wherever it appears."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(s for s in secrets if s)
+
+    def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        for key in list(event_dict):
+            value = event_dict[key]
+            if any(part in key.lower() for part in _SECRET_KEY_PARTS) and value not in (None, ""):
+                event_dict[key] = REDACTED
+            elif self._secrets:
+                event_dict[key] = self._scrub(value)
+        return event_dict
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        return value
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def configure_logging(
+    fmt: LogFormat = "auto",
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger to write one pipeline to `stream`."""
+    out = stream if stream is not None else sys.stdout
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        Redactor(secrets),
+    ]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if use_console
+        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Stdlib loggers (ccxt, websockets, asyncio): same processors, same stream.
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for noisy in ("websockets", "ccxt", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bind_context(**fields: Any) -> None:
+    """Bind `run_id`, `venue`, `symbol`, ... for every log line of the current context."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+def get_logger(name: str = "mmbot") -> Any:
+    return structlog.get_logger(name)

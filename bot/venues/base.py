@@ -1,0 +1,59 @@
+"""The interface every venue adapter implements (mock in-process, mock over websockets, replay, ccxt).
+
+Adapters parse venue payloads at the edge into `bot.domain` events; they reconnect with capped
+exponential backoff and jitter *inside* `stream`, so one flaky socket never tears down the runner's
+TaskGroup. Results of commands (acks, rejects, fills) arrive later as events, never as return values:
+an order's state changes only on events from the venue.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from bot.domain import Command, Event, Instrument, OpenOrder
+
+EventSink = Callable[[Event], None]
+"""Where an adapter delivers events (the runner's queue `put_nowait`). Must not block."""
+
+
+class Venue(Protocol):
+    name: str
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        """Markets by symbol; valid after `connect`."""
+        ...
+
+    async def connect(self) -> None:
+        """Open connections, load markets. Raises on a configuration the venue refuses."""
+        ...
+
+    async def stream(self, sink: EventSink) -> None:
+        """Deliver events to `sink` until cancelled; reconnect and resync inside."""
+        ...
+
+    async def execute(self, command: Command) -> None:
+        """Send one command. Never raises for venue-side refusals: those come back as events."""
+        ...
+
+    async def open_orders(self) -> list[OpenOrder]:
+        """Our open orders as the venue sees them (reconciliation)."""
+        ...
+
+    async def positions(self) -> dict[str, int]:
+        """Our position per symbol in lots as the venue sees it (reconciliation)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def backoff_delays_s(base_s: float = 0.2, cap_s: float = 10.0, rng: random.Random | None = None):  # type: ignore[no-untyped-def]
+    """Capped exponential backoff with full jitter: yields the next wait before a reconnect."""
+    rand = rng or random.Random()
+    attempt = 0
+    while True:
+        ceiling = min(cap_s, base_s * (2**attempt))
+        yield rand.uniform(ceiling / 2, ceiling)
+        attempt += 1

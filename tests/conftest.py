@@ -1,0 +1,1 @@
+"""Shared fixtures. Tests never touch the network and never sleep for a fixed time."""

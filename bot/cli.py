@@ -21,7 +21,7 @@ HANDLERS: dict[str, str] = {
     "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
     "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
     "replay": "bot.app:cmd_replay",
-    "deal plan": "bot.core.deal_plan_cli:cmd_deal_plan",
+    "deal plan": "bot.deal_cli:cmd_deal_plan",
     "soak": "bot.sim.soak:cmd_soak",
     "status": "bot.runtime.status:cmd_status",
     "report": "bot.runtime.report:cmd_report",

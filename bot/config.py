@@ -114,6 +114,29 @@ class LedgerConfig(Section):
     path: str = Field("var/ledger.sqlite", description="SQLite (WAL) ledger of orders, fills, hedges")
 
 
+# ---- Sections owned by other modules: each owner fills in its own class body only. ----
+
+
+class MockExchangeConfig(Section):
+    """The mock exchange (bot/venues/mock)."""
+
+
+class ReplayConfig(Section):
+    """Replay of recorded Binance streams and simulated execution (bot/venues/replay, bot/venues/paper)."""
+
+
+class HedgerConfig(Section):
+    """Perp hedger (bot/core/hedger)."""
+
+
+class DealConfig(Section):
+    """The token-loan + call-option deal (bot/core/deal)."""
+
+
+class RiskConfig(Section):
+    """Risk guard, toxic-flow protection and obligations (bot/core/risk)."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections are added by the modules that own them."""
 
@@ -130,6 +153,11 @@ class Settings(BaseSettings):
     quoter: QuoterConfig = QuoterConfig()
     estimator: EstimatorConfig = EstimatorConfig()
     ccxt: CcxtConfig = CcxtConfig()
+    mock: MockExchangeConfig = MockExchangeConfig()
+    replay: ReplayConfig = ReplayConfig()
+    hedger: HedgerConfig = HedgerConfig()
+    deal: DealConfig = DealConfig()
+    risk: RiskConfig = RiskConfig()
     metrics: MetricsConfig = MetricsConfig()
     ledger: LedgerConfig = LedgerConfig()
 

@@ -1,0 +1,155 @@
+"""Order manager: state machine driven by venue events, every venue fault, and the slot diff."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.core.orders import DesiredOrder, OrderManager, OrderState
+from bot.domain import (
+    CancelOrder,
+    CancelRejected,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    Side,
+)
+
+SYM = "TOKEN/USDT"
+SEC = 1_000_000_000
+
+
+def ack(cid: str) -> OrderAccepted:
+    return OrderAccepted(SYM, cid, "v-" + cid, 0, 0)
+
+
+def fill(cid: str, fid: str, lots: int, leaves: int, side: Side = Side.BUY) -> OrderFilled:
+    return OrderFilled(SYM, cid, fid, side, 100, lots, 0.01, Liquidity.MAKER, leaves, 0, 0)
+
+
+def place_one(om: OrderManager, side: Side = Side.BUY, lots: int = 10) -> str:
+    cmds = om.diff(SYM, (DesiredOrder(side, 0, 100, lots),), now_ns=0, tolerance_ticks=0, max_age_ns=0)
+    assert len(cmds) == 1 and isinstance(cmds[0], PlaceOrder)
+    return cmds[0].client_id
+
+
+def test_full_lifecycle_new_open_partial_filled() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    assert om.orders[cid].state is OrderState.PENDING_NEW
+    om.on_accepted(ack(cid))
+    assert om.orders[cid].state is OrderState.OPEN
+    assert om.on_fill(fill(cid, "f1", 4, 6)).is_new
+    assert om.orders[cid].state is OrderState.PARTIALLY_FILLED
+    assert om.exposure_lots(SYM, Side.BUY) == 6
+    om.on_fill(fill(cid, "f2", 6, 0))
+    assert om.orders[cid].state is OrderState.FILLED
+    assert om.live_orders() == []
+
+
+def test_duplicate_fill_is_dropped() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    om.on_accepted(ack(cid))
+    assert om.on_fill(fill(cid, "f1", 4, 6)).is_new
+    assert not om.on_fill(fill(cid, "f1", 4, 6)).is_new
+    assert om.orders[cid].filled_lots == 4
+    assert om.duplicate_fills == 1
+
+
+def test_fill_before_ack_opens_the_order_and_late_ack_does_not_regress_it() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    om.on_fill(fill(cid, "f1", 3, 7))
+    assert om.orders[cid].state is OrderState.PARTIALLY_FILLED
+    om.on_accepted(ack(cid))
+    assert om.orders[cid].state is OrderState.PARTIALLY_FILLED
+
+
+def test_reject_frees_the_slot_and_next_diff_places_again() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    om.on_rejected(OrderRejected(SYM, cid, "post_only_would_cross", 0, 0))
+    assert om.orders[cid].state is OrderState.REJECTED
+    assert om.exposure_lots(SYM, Side.BUY) == 0
+    cid2 = place_one(om)
+    assert cid2 != cid
+
+
+def test_unknown_order_events_are_counted_not_fatal() -> None:
+    om = OrderManager()
+    assert om.on_accepted(ack("nope")) is None
+    assert om.on_canceled(OrderCanceled(SYM, "nope", "venue", 0, 0)) is None
+    assert om.unknown_events == 2
+    result = om.on_fill(fill("nope", "fx", 1, 0))
+    assert result.is_new and result.order is None  # the venue says we traded: the caller must count it
+
+
+def test_one_in_flight_action_per_slot_and_replace_is_cancel_then_place() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    # not acked yet: a new target does nothing (one in-flight action per slot)
+    assert om.diff(SYM, (DesiredOrder(Side.BUY, 0, 105, 10),), 0, 0, 0) == []
+    om.on_accepted(ack(cid))
+    cmds = om.diff(SYM, (DesiredOrder(Side.BUY, 0, 105, 10),), 0, 0, 0)
+    assert cmds == [CancelOrder(SYM, cid)]
+    # cancel in flight: nothing more, exposure not doubled
+    assert om.diff(SYM, (DesiredOrder(Side.BUY, 0, 105, 10),), 0, 0, 0) == []
+    om.on_canceled(OrderCanceled(SYM, cid, "requested", 0, 0))
+    cmds = om.diff(SYM, (DesiredOrder(Side.BUY, 0, 105, 10),), 0, 0, 0)
+    assert len(cmds) == 1 and isinstance(cmds[0], PlaceOrder) and cmds[0].price_ticks == 105
+
+
+def test_price_tolerance_and_max_age() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    om.on_accepted(ack(cid))
+    assert om.diff(SYM, (DesiredOrder(Side.BUY, 0, 101, 10),), 1, tolerance_ticks=1, max_age_ns=10 * SEC) == []
+    assert om.diff(SYM, (DesiredOrder(Side.BUY, 0, 100, 10),), 10 * SEC, 1, 10 * SEC) == [CancelOrder(SYM, cid)]
+
+
+def test_cancel_rejected_unknown_closes_the_order() -> None:
+    om = OrderManager()
+    cid = place_one(om)
+    om.on_accepted(ack(cid))
+    assert om.cancel(cid) is not None
+    om.on_cancel_rejected(CancelRejected(SYM, cid, "unknown_order", 0, 0))
+    assert not om.orders[cid].is_live
+
+
+def test_cancel_all_is_idempotent() -> None:
+    om = OrderManager()
+    both = (DesiredOrder(Side.BUY, 0, 99, 5), DesiredOrder(Side.SELL, 0, 101, 5))
+    for cmd in om.diff(SYM, both, 0, 0, 0):
+        assert isinstance(cmd, PlaceOrder)
+        om.on_accepted(ack(cmd.client_id))
+    first = om.cancel_all(SYM)
+    assert len(first) == 2
+    assert om.cancel_all(SYM) == []
+
+
+desired_strategy = st.lists(
+    st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(0, 3), st.integers(1, 200), st.integers(1, 50)),
+    max_size=8,
+)
+
+
+@given(desired_strategy, desired_strategy)
+def test_diff_converges_and_is_idempotent(
+    first: list[tuple[Side, int, int, int]], second: list[tuple[Side, int, int, int]]
+) -> None:
+    om = OrderManager()
+    for target in (first, second):
+        desired = tuple({(s, lv): DesiredOrder(s, lv, p, n) for s, lv, p, n in target}.values())
+        for _ in range(4):  # the venue confirms every command; a few rounds converge
+            for cmd in om.diff(SYM, desired, 0, 0, 0):
+                if isinstance(cmd, PlaceOrder):
+                    om.on_accepted(ack(cmd.client_id))
+                elif isinstance(cmd, CancelOrder):
+                    om.on_canceled(OrderCanceled(SYM, cmd.client_id, "requested", 0, 0))
+        assert om.diff(SYM, desired, 0, 0, 0) == []
+        live = {(o.side, o.level): (o.price_ticks, o.open_lots) for o in om.live_orders(SYM)}
+        assert live == {(d.side, d.level): (d.price_ticks, d.size_lots) for d in desired}

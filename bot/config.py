@@ -105,13 +105,29 @@ class CcxtConfig(Section):
 
 
 class MetricsConfig(Section):
+    """HTTP endpoint for Prometheus `/metrics`, `/health` and `/status` (bot/runtime/metrics)."""
+
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description='bind address; "0.0.0.0" inside a container')
     port: Annotated[int, Field(ge=0, le=65535)] = Field(9108, description="0 picks a free port")
+    status_push_ms: Annotated[int, Field(ge=10, le=60_000)] = Field(
+        1000, description="how often the runner refreshes the /status snapshot and the gauges"
+    )
 
 
 class LedgerConfig(Section):
+    """Append-only SQLite ledger (bot/runtime/ledger)."""
+
     path: str = Field("var/ledger.sqlite", description="SQLite (WAL) ledger of orders, fills, hedges")
+    quote_sample_ms: Annotated[int, Field(ge=0, le=3_600_000)] = Field(
+        1000, description="at most one quote sample per symbol per this period, venue time (0 = every one)"
+    )
+    commit_interval_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        250, description="pending rows are committed at least this often (fills are committed at once)"
+    )
+    commit_rows: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        500, description="...or as soon as this many rows are pending"
+    )
 
 
 # ---- Sections owned by other modules: each owner fills in its own class body only. ----
@@ -126,11 +142,88 @@ class ReplayConfig(Section):
 
 
 class HedgerConfig(Section):
-    """Perp hedger (bot/core/hedger)."""
+    """Perp hedger (bot/core/hedger): keeps net delta (spot + perp + LP + options, base units) near target."""
+
+    enabled: bool = Field(True, description="send perp hedges (off: net delta is only reported)")
+    target_base: float = Field(0.0, allow_inf_nan=False, description="net delta to hedge back to, base units")
+    band_base: NonNegFloat = Field(
+        2.0, description="hedge when |net delta − target| exceeds this many base units (0 = off)"
+    )
+    band_notional_quote: NonNegFloat = Field(
+        0.0, description="...or exceeds this notional at the perp mid, quote currency (0 = off); the tighter wins"
+    )
+    hedge_every_fill: bool = Field(True, description="hedge back to target after every spot fill, band or not")
+    order_type: Literal["ioc", "market", "limit"] = Field(
+        "ioc", description='"ioc" (aggressive limit, immediate-or-cancel), "market", or "limit" (aggressive, rests)'
+    )
+    aggressive_ticks: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        5, description="ioc/limit price: this many ticks through the opposite best"
+    )
+    max_order_base: PosFloat | None = Field(None, description="cap on one hedge order, base units (none = no cap)")
+    order_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+        2000, description="a hedge order not done after this long is cancelled (and dropped after twice this)"
+    )
+    retry_backoff_ms: Annotated[int, Field(ge=0)] = Field(250, description="first wait after a failed hedge")
+    retry_backoff_max_ms: Annotated[int, Field(ge=0)] = Field(5000, description="cap on the doubling backoff")
+    max_retries: Annotated[int, Field(ge=0, le=1000)] = Field(
+        5, description="consecutive failed hedges (rejects, unfilled IOCs) before the hedger halts"
+    )
+
+
+class CallTrancheConfig(Section):
+    """One tranche of call options on the token received in the deal."""
+
+    strike_quote: PosFloat = Field(description="strike price, quote per token")
+    quantity_base: PosFloat = Field(description="tokens the call is on")
+    expiry_days: PosFloat = Field(description="days from the deal start to expiry")
+
+
+class VenueObligationConfig(Section):
+    """A CEX market-making obligation: resting depth within ±depth_band_pct of mid, spread cap."""
+
+    name: str
+    bid_depth_quote: NonNegFloat = Field(description="bids within the band, quote currency")
+    ask_depth_quote: NonNegFloat = Field(description="asks within the band, quote currency")
+    depth_band_pct: PosFloat = Field(2.0, description="band around mid the depth is measured in, percent")
+    max_spread_pct: PosFloat = Field(0.1, description="maximum quoted spread, percent of mid")
+
+
+def _article_calls() -> tuple[CallTrancheConfig, ...]:
+    return tuple(
+        CallTrancheConfig(strike_quote=k, quantity_base=100_000.0, expiry_days=365.0) for k in (1.25, 1.5, 2.0)
+    )
+
+
+def _article_venues() -> tuple[VenueObligationConfig, ...]:
+    return (
+        VenueObligationConfig(name="main", bid_depth_quote=100_000.0, ask_depth_quote=100_000.0),
+        VenueObligationConfig(name="second", bid_depth_quote=50_000.0, ask_depth_quote=50_000.0),
+        VenueObligationConfig(name="third", bid_depth_quote=50_000.0, ask_depth_quote=50_000.0),
+    )
 
 
 class DealConfig(Section):
-    """The token-loan + call-option deal (bot/core/deal)."""
+    """The token-loan + call-option deal (bot/core/deal). Defaults: the example of docs/hedging.md."""
+
+    apply_to_portfolio: bool = Field(
+        False, description="count the deal's calls and LP in the running bot's net delta (off: plan only)"
+    )
+    token_price_quote: PosFloat = Field(1.0, description="token price the plan is made at, quote per token")
+    tokens_lent_base: PosFloat = Field(3_000_000.0, description="tokens the project lends the market maker")
+    calls: tuple[CallTrancheConfig, ...] = Field(default_factory=_article_calls)
+    implied_vol_annual: PosFloat = Field(
+        1.0, description="Black-Scholes σ of the calls, annualised relative (1.0 = 100 %/year)"
+    )
+    use_estimator_vol: bool = Field(
+        False, description="live: price the calls with the σ estimator (converted) instead of implied_vol_annual"
+    )
+    venues: tuple[VenueObligationConfig, ...] = Field(default_factory=_article_venues)
+    dex_pool_size_quote: NonNegFloat = Field(1_000_000.0, description="value of the DEX pool we provide")
+    dex_token_fraction: Fraction = Field(0.5, description="share of the pool value held in the token")
+    dex_fee_rate: Fraction = Field(0.003, description="fraction of swap volume paid to the pool")
+    dex_volume_ratio: NonNegFloat = Field(
+        0.0, description="simulated DEX volume = this × the spot venue's public trade volume (quote)"
+    )
 
 
 class RiskConfig(Section):

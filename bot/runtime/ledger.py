@@ -1,0 +1,592 @@
+"""Append-only SQLite ledger: runs, order events, fills, hedges, funding, sampled quotes, PnL snapshots.
+
+One writer (the runner's engine task) owns a `Ledger`; report and status tools open the file
+read-only (WAL lets them read while the bot writes). Rows are only ever inserted, never updated,
+except `runs.ended_ns`/`summary_json`, written once at a clean shutdown.
+
+Durability and cost: the database runs in WAL mode with `synchronous=NORMAL`, so a commit is an
+append to the WAL without an fsync (the fsync happens at checkpoints). A process crash loses
+nothing that was committed; a power cut may lose the last commits. Fills are committed at once
+(a fill must never be lost or counted twice: `UNIQUE(symbol, fill_id)` and `INSERT OR IGNORE`);
+everything else is batched and committed when `commit_rows` rows are pending, when
+`commit_interval_ms` has passed since the last commit (checked on each write and on `flush()`),
+or on `close()`.
+
+Typical use by the runner::
+
+    ledger = Ledger(settings.ledger.path, settings.ledger)
+    state = ledger.recover()                      # before the engine starts
+    ledger.start_run(run_id, now_ns, venue="mock", instruments=venue.instruments.values())
+    ledger.record_command(run_id, command, now_ns)  # for every command sent
+    ledger.record_event(run_id, event)              # for every venue event (non-order ones ignored)
+    ledger.record_quote(run_id, QuoteSample(...))   # after each quote decision (sampled inside)
+    ledger.record_pnl(run_id, PnlSnapshot(...))     # on the status timer
+    ledger.flush()                                  # on the timer: commits when the interval is due
+    ledger.end_run(run_id, now_ns, summary)         # clean shutdown
+    ledger.close()
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.config import LedgerConfig
+from bot.domain import (
+    CancelAll,
+    CancelOrder,
+    CancelRejected,
+    Command,
+    Event,
+    FundingPaid,
+    Instrument,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    started_ns   INTEGER NOT NULL,
+    ended_ns     INTEGER,               -- NULL: the run did not end cleanly (or is still running)
+    venue        TEXT NOT NULL DEFAULT '',
+    config_json  TEXT,
+    summary_json TEXT
+);
+CREATE TABLE IF NOT EXISTS instruments (
+    run_id    TEXT NOT NULL,
+    symbol    TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    base      TEXT NOT NULL,
+    quote     TEXT NOT NULL,
+    tick_size REAL NOT NULL,            -- quote per base
+    lot_size  REAL NOT NULL,            -- base units
+    maker_fee REAL NOT NULL,
+    taker_fee REAL NOT NULL,
+    PRIMARY KEY (run_id, symbol)
+);
+CREATE TABLE IF NOT EXISTS order_events (
+    id             INTEGER PRIMARY KEY,
+    run_id         TEXT NOT NULL,
+    ts_ns          INTEGER NOT NULL,    -- commands: when sent; events: local receive time
+    ts_venue_ns    INTEGER,             -- events only
+    kind           TEXT NOT NULL,       -- place|cancel|cancel_all|accepted|rejected|canceled|cancel_rejected
+    symbol         TEXT,                -- NULL for cancel_all on every symbol
+    client_id      TEXT,
+    side           TEXT,
+    price_ticks    INTEGER,
+    size_lots      INTEGER,
+    order_type     TEXT,
+    post_only      INTEGER,
+    reduce_only    INTEGER,
+    tag            TEXT,
+    venue_order_id TEXT,
+    reason         TEXT
+);
+CREATE INDEX IF NOT EXISTS order_events_client ON order_events (client_id);
+CREATE TABLE IF NOT EXISTS fills (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    ts_venue_ns INTEGER NOT NULL,
+    ts_recv_ns  INTEGER NOT NULL,
+    symbol      TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    fill_id     TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    price_ticks INTEGER NOT NULL,
+    size_lots   INTEGER NOT NULL,
+    price_px    REAL NOT NULL,          -- quote per base (price_ticks * tick_size)
+    size_base   REAL NOT NULL,          -- base units (size_lots * lot_size)
+    fee_quote   REAL NOT NULL,          -- positive = paid
+    liquidity   TEXT NOT NULL,
+    leaves_lots INTEGER NOT NULL,
+    tag         TEXT NOT NULL,          -- quote|hedge|'' (from the order's PlaceOrder.tag)
+    UNIQUE (symbol, fill_id)
+);
+CREATE TABLE IF NOT EXISTS hedges (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    ts_ns       INTEGER NOT NULL,
+    symbol      TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    order_type  TEXT NOT NULL,
+    price_ticks INTEGER NOT NULL,
+    size_lots   INTEGER NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS funding (
+    id           INTEGER PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    ts_venue_ns  INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    rate         REAL NOT NULL,
+    amount_quote REAL NOT NULL          -- > 0: received
+);
+CREATE TABLE IF NOT EXISTS quotes (
+    id             INTEGER PRIMARY KEY,
+    run_id         TEXT NOT NULL,
+    ts_ns          INTEGER NOT NULL,
+    symbol         TEXT NOT NULL,
+    mid_px         REAL NOT NULL,
+    bid_px         REAL,                -- NULL: side not quoted
+    ask_px         REAL,
+    reservation_px REAL,
+    spread_bps     REAL,                -- (ask - bid) / mid * 1e4; NULL unless both sides quoted
+    inventory_base REAL NOT NULL,
+    net_delta_base REAL NOT NULL,
+    risk_state     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pnl (
+    id              INTEGER PRIMARY KEY,
+    run_id          TEXT NOT NULL,
+    ts_ns           INTEGER NOT NULL,
+    total_quote     REAL NOT NULL,      -- sum of the components
+    components_json TEXT NOT NULL       -- {"spread": .., "inventory": .., "fees": -.., ...}
+);
+"""
+
+
+class LedgerError(Exception):
+    """Misuse of the ledger (e.g. a fill on a symbol whose instrument was never registered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteSample:
+    """What the bot quoted at `ts_ns` on `symbol`, in price units (quote per base) and base units."""
+
+    symbol: str
+    ts_ns: int
+    mid_px: float
+    bid_px: float | None  # None: that side is not quoted
+    ask_px: float | None
+    reservation_px: float | None
+    inventory_base: float
+    net_delta_base: float
+    risk_state: str
+
+    @property
+    def spread_bps(self) -> float | None:
+        """Quoted spread in bps of mid; None unless both sides are quoted."""
+        if self.bid_px is None or self.ask_px is None or self.mid_px <= 0:
+            return None
+        return (self.ask_px - self.bid_px) / self.mid_px * 1e4
+
+
+@dataclass(frozen=True, slots=True)
+class PnlSnapshot:
+    """PnL attribution at `ts_ns`, quote currency. Components add up to the total; costs are negative
+    (e.g. {"spread": 12.5, "inventory": -3.0, "hedge": 0.4, "fees": -1.2, "funding": 0.1})."""
+
+    ts_ns: int
+    components_quote: Mapping[str, float]
+
+    @property
+    def total_quote(self) -> float:
+        return float(sum(self.components_quote.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredState:
+    """What a restart needs from the ledger (crash-only start: this, then reconcile with the venue)."""
+
+    last_run_id: str | None
+    last_run_ended_cleanly: bool  # False if the last run crashed (or there was none)
+    positions_lots: dict[str, int]  # per symbol, rebuilt from every fill
+    avg_entry_px: dict[str, float]  # average cost of the open position per symbol (0 when flat)
+    realised_pnl_quote: dict[str, float]  # per symbol, average-cost method, before fees
+    fees_quote: float  # sum of fill fees, positive = paid
+    funding_quote: float  # sum of funding, positive = received
+    seen_fill_ids: frozenset[tuple[str, str]]  # (symbol, fill_id)
+    open_client_ids: frozenset[str]  # placed and not yet rejected, canceled or fully filled
+    fill_count: int = 0
+    tags_by_client_id: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def realised_total_quote(self) -> float:
+        """Realised trading PnL net of fees, plus funding."""
+        return sum(self.realised_pnl_quote.values()) - self.fees_quote + self.funding_quote
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+class Ledger:
+    """The single writer of one SQLite ledger file. Not thread-safe: call it from one task."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        config: LedgerConfig | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        cfg = config or LedgerConfig()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._quote_sample_ns = cfg.quote_sample_ms * 1_000_000
+        self._commit_interval_ns = cfg.commit_interval_ms * 1_000_000
+        self._commit_rows = cfg.commit_rows
+        self._clock_ns = clock_ns
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so batching is explicit
+        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._pending = 0
+        self._last_commit_ns = clock_ns()
+        self._instruments: dict[str, Instrument] = {}
+        self._tags: dict[str, str] = {}  # client_id -> PlaceOrder.tag, so fills carry their tag
+        self._last_quote: dict[str, tuple[int, str]] = {}  # symbol -> (ts_ns, risk_state) of last sample
+
+    # ---- runs -------------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_id: str,
+        now_ns: int,
+        venue: str = "",
+        instruments: Iterable[Instrument] = (),
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Open a run. `config`: the effective settings (masked) for the record."""
+        self._write(
+            "INSERT INTO runs (run_id, started_ns, venue, config_json) VALUES (?, ?, ?, ?)",
+            (run_id, now_ns, venue, _json(config)),
+        )
+        self.register_instruments(run_id, instruments)
+        self._commit()
+
+    def register_instruments(self, run_id: str, instruments: Iterable[Instrument]) -> None:
+        """Instruments give fills their price and size in quote/base units. Call before the first fill."""
+        for ins in instruments:
+            self._instruments[ins.symbol] = ins
+            self._write(
+                "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    ins.symbol,
+                    ins.kind.value,
+                    ins.base,
+                    ins.quote,
+                    ins.tick_size,
+                    ins.lot_size,
+                    ins.maker_fee,
+                    ins.taker_fee,
+                ),
+            )
+
+    def end_run(self, run_id: str, now_ns: int, summary: Mapping[str, Any] | None = None) -> None:
+        """Mark a run as ended cleanly (with the session summary) and commit."""
+        self._write("UPDATE runs SET ended_ns = ?, summary_json = ? WHERE run_id = ?", (now_ns, _json(summary), run_id))
+        self._commit()
+
+    # ---- orders -----------------------------------------------------------------------------------
+
+    def record_command(self, run_id: str, command: Command, now_ns: int, reason: str = "") -> None:
+        """A command as sent. A PlaceOrder tagged "hedge" is also written to `hedges` (with `reason`)."""
+        if isinstance(command, PlaceOrder):
+            self._tags[command.client_id] = command.tag
+            self._write(
+                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, side, price_ticks, size_lots,"
+                " order_type, post_only, reduce_only, tag, reason)"
+                " VALUES (?, ?, 'place', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    now_ns,
+                    command.symbol,
+                    command.client_id,
+                    command.side.value,
+                    command.price_ticks,
+                    command.size_lots,
+                    command.order_type.value,
+                    int(command.post_only),
+                    int(command.reduce_only),
+                    command.tag,
+                    reason,
+                ),
+            )
+            if command.tag == "hedge":
+                self._write(
+                    "INSERT INTO hedges (run_id, ts_ns, symbol, client_id, side, order_type, price_ticks, size_lots,"
+                    " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        now_ns,
+                        command.symbol,
+                        command.client_id,
+                        command.side.value,
+                        command.order_type.value,
+                        command.price_ticks,
+                        command.size_lots,
+                        reason,
+                    ),
+                )
+        elif isinstance(command, CancelOrder):
+            self._write(
+                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, reason)"
+                " VALUES (?, ?, 'cancel', ?, ?, ?)",
+                (run_id, now_ns, command.symbol, command.client_id, reason),
+            )
+        elif isinstance(command, CancelAll):
+            self._write(
+                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, reason) VALUES (?, ?, 'cancel_all', ?, ?)",
+                (run_id, now_ns, command.symbol, reason),
+            )
+        # RequestSnapshot is not an order command: nothing to record
+        self._maybe_commit()
+
+    def record_event(self, run_id: str, event: Event) -> bool:
+        """Record an order ack/reject/cancel, a fill or a funding payment; other events are ignored.
+
+        Returns True if a row was written (False for an ignored event or a duplicate fill).
+        """
+        if isinstance(event, OrderFilled):
+            return self.record_fill(run_id, event)
+        if isinstance(event, FundingPaid):
+            self._write(
+                "INSERT INTO funding (run_id, ts_venue_ns, symbol, rate, amount_quote) VALUES (?, ?, ?, ?, ?)",
+                (run_id, event.ts_venue_ns, event.symbol, event.rate, event.amount_quote),
+            )
+        elif isinstance(event, OrderAccepted):
+            self._order_event(run_id, event, "accepted", venue_order_id=event.venue_order_id)
+        elif isinstance(event, OrderRejected):
+            self._order_event(run_id, event, "rejected", reason=event.reason)
+        elif isinstance(event, OrderCanceled):
+            self._order_event(run_id, event, "canceled", reason=event.reason)
+        elif isinstance(event, CancelRejected):
+            self._order_event(run_id, event, "cancel_rejected", reason=event.reason)
+        else:
+            return False
+        self._maybe_commit()
+        return True
+
+    def _order_event(
+        self,
+        run_id: str,
+        event: OrderAccepted | OrderRejected | OrderCanceled | CancelRejected,
+        kind: str,
+        venue_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._write(
+            "INSERT INTO order_events (run_id, ts_ns, ts_venue_ns, kind, symbol, client_id, venue_order_id, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, event.ts_recv_ns, event.ts_venue_ns, kind, event.symbol, event.client_id, venue_order_id, reason),
+        )
+
+    def record_fill(self, run_id: str, fill: OrderFilled, tag: str | None = None) -> bool:
+        """Record and commit a fill at once. Returns False (and writes nothing) for a duplicate
+        `(symbol, fill_id)`. `tag` defaults to the tag of the PlaceOrder with the same client id."""
+        ins = self._instruments.get(fill.symbol)
+        if ins is None:
+            raise LedgerError(f"fill on {fill.symbol!r}: instrument not registered (start_run(instruments=...))")
+        if tag is None:
+            tag = self._tag_of(fill.client_id)
+        cur = self._write(
+            "INSERT OR IGNORE INTO fills (run_id, ts_venue_ns, ts_recv_ns, symbol, client_id, fill_id, side,"
+            " price_ticks, size_lots, price_px, size_base, fee_quote, liquidity, leaves_lots, tag)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                fill.ts_venue_ns,
+                fill.ts_recv_ns,
+                fill.symbol,
+                fill.client_id,
+                fill.fill_id,
+                fill.side.value,
+                fill.price_ticks,
+                fill.size_lots,
+                ins.price(fill.price_ticks),
+                ins.size(fill.size_lots),
+                fill.fee_quote,
+                fill.liquidity.value,
+                fill.leaves_lots,
+                tag,
+            ),
+        )
+        self._commit()  # a fill is the one record we never batch
+        return cur.rowcount == 1
+
+    def _tag_of(self, client_id: str) -> str:
+        tag = self._tags.get(client_id)
+        if tag is None:  # an order placed by an earlier run of this ledger
+            row = self._db.execute(
+                "SELECT tag FROM order_events WHERE client_id = ? AND kind = 'place' ORDER BY id DESC LIMIT 1",
+                (client_id,),
+            ).fetchone()
+            tag = row[0] if row and row[0] is not None else ""
+            self._tags[client_id] = tag
+        return tag
+
+    # ---- samples ----------------------------------------------------------------------------------
+
+    def record_quote(self, run_id: str, sample: QuoteSample) -> bool:
+        """Keep at most one sample per symbol per `quote_sample_ms` (plus every risk-state change).
+
+        Returns True if the sample was written."""
+        last = self._last_quote.get(sample.symbol)
+        if last is not None and sample.ts_ns - last[0] < self._quote_sample_ns and sample.risk_state == last[1]:
+            return False
+        self._last_quote[sample.symbol] = (sample.ts_ns, sample.risk_state)
+        self._write(
+            "INSERT INTO quotes (run_id, ts_ns, symbol, mid_px, bid_px, ask_px, reservation_px, spread_bps,"
+            " inventory_base, net_delta_base, risk_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                sample.ts_ns,
+                sample.symbol,
+                sample.mid_px,
+                sample.bid_px,
+                sample.ask_px,
+                sample.reservation_px,
+                sample.spread_bps,
+                sample.inventory_base,
+                sample.net_delta_base,
+                sample.risk_state,
+            ),
+        )
+        self._maybe_commit()
+        return True
+
+    def record_pnl(self, run_id: str, snapshot: PnlSnapshot) -> None:
+        self._write(
+            "INSERT INTO pnl (run_id, ts_ns, total_quote, components_json) VALUES (?, ?, ?, ?)",
+            (run_id, snapshot.ts_ns, snapshot.total_quote, _json(dict(snapshot.components_quote))),
+        )
+        self._maybe_commit()
+
+    # ---- transactions -----------------------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LedgerError("ledger is closed")
+        return self._conn
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+        db = self._db
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        self._pending += 1
+        return db.execute(sql, params)
+
+    def _commit(self) -> None:
+        db = self._db
+        if db.in_transaction:
+            db.execute("COMMIT")
+        self._pending = 0
+        self._last_commit_ns = self._clock_ns()
+
+    def _maybe_commit(self) -> None:
+        if self._pending >= self._commit_rows or self._clock_ns() - self._last_commit_ns >= self._commit_interval_ns:
+            self._commit()
+
+    def flush(self, force: bool = False) -> None:
+        """Commit pending rows if the commit interval is due (or `force`). Cheap: call it on a timer."""
+        if self._pending and (force or self._clock_ns() - self._last_commit_ns >= self._commit_interval_ns):
+            self._commit()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending
+
+    def close(self) -> None:
+        """Commit everything pending and close. Idempotent."""
+        if self._conn is None:
+            return
+        self._commit()
+        self._conn.close()
+        self._conn = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ---- recovery ---------------------------------------------------------------------------------
+
+    def recover(self) -> RecoveredState:
+        """Rebuild positions, realised PnL, fees, seen fill ids and open orders from committed rows."""
+        self.flush(force=True)
+        return recover_state(self._db)
+
+
+def recover_state(db: sqlite3.Connection) -> RecoveredState:
+    """`Ledger.recover` on any connection (also works on a read-only one)."""
+    run = db.execute("SELECT run_id, ended_ns FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
+    positions: dict[str, int] = {}
+    avg_px: dict[str, float] = {}
+    realised: dict[str, float] = {}
+    seen: set[tuple[str, str]] = set()
+    filled_out: set[str] = set()
+    fees = 0.0
+    count = 0
+    rows = db.execute(
+        "SELECT symbol, fill_id, client_id, side, size_lots, price_px, size_base, fee_quote, leaves_lots"
+        " FROM fills ORDER BY id"
+    )
+    for symbol, fill_id, client_id, side, lots, px, size_base, fee, leaves in rows:
+        count += 1
+        seen.add((symbol, fill_id))
+        fees += fee
+        if leaves == 0:
+            filled_out.add(client_id)
+        signed = lots if side == "buy" else -lots
+        lot_base = size_base / lots if lots else 0.0
+        pos, avg, pnl = _apply_fill(positions.get(symbol, 0), avg_px.get(symbol, 0.0), signed, px, lot_base)
+        positions[symbol], avg_px[symbol] = pos, avg
+        realised[symbol] = realised.get(symbol, 0.0) + pnl
+    funding = db.execute("SELECT COALESCE(SUM(amount_quote), 0.0) FROM funding").fetchone()[0]
+    placed: set[str] = set()
+    done: set[str] = set()
+    tags: dict[str, str] = {}
+    for kind, client_id, tag in db.execute(
+        "SELECT kind, client_id, tag FROM order_events WHERE kind IN ('place', 'rejected', 'canceled') ORDER BY id"
+    ):
+        if kind == "place":
+            placed.add(client_id)
+            tags[client_id] = tag or ""
+        else:
+            done.add(client_id)
+    return RecoveredState(
+        last_run_id=run[0] if run else None,
+        last_run_ended_cleanly=bool(run and run[1] is not None),
+        positions_lots=positions,
+        avg_entry_px=avg_px,
+        realised_pnl_quote=realised,
+        fees_quote=float(fees),
+        funding_quote=float(funding),
+        seen_fill_ids=frozenset(seen),
+        open_client_ids=frozenset(placed - done - filled_out),
+        fill_count=count,
+        tags_by_client_id=tags,
+    )
+
+
+def _apply_fill(pos_lots: int, avg_px: float, signed_lots: int, px: float, lot_base: float) -> tuple[int, float, float]:
+    """Average-cost accounting of one fill. Returns (new position lots, new average px, realised PnL quote)."""
+    new_pos = pos_lots + signed_lots
+    if pos_lots == 0 or (pos_lots > 0) == (signed_lots > 0):  # opening or adding
+        avg = (avg_px * abs(pos_lots) + px * abs(signed_lots)) / abs(new_pos) if new_pos else 0.0
+        return new_pos, avg, 0.0
+    closed = min(abs(signed_lots), abs(pos_lots))
+    direction = 1 if pos_lots > 0 else -1
+    pnl = closed * lot_base * (px - avg_px) * direction
+    if new_pos == 0:
+        return 0, 0.0, pnl
+    if (new_pos > 0) != (pos_lots > 0):  # flipped through zero: the rest opens at this price
+        return new_pos, px, pnl
+    return new_pos, avg_px, pnl

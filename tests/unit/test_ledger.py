@@ -1,0 +1,284 @@
+"""The SQLite ledger: append-only records, duplicate fills, batching, crash recovery (real SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.config import LedgerConfig
+from bot.domain import (
+    CancelAll,
+    CancelOrder,
+    FundingPaid,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    RequestSnapshot,
+    Side,
+    Timer,
+)
+from bot.runtime.ledger import Ledger, LedgerError, PnlSnapshot, QuoteSample, _apply_fill
+
+SPOT = Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.5)
+PERP = Instrument("TOKEN/USDT:USDT", InstrumentKind.PERP, "TOKEN", "USDT", tick_size=0.01, lot_size=1.0)
+
+
+def fill(
+    fill_id: str,
+    side: Side,
+    price_ticks: int,
+    lots: int,
+    client_id: str = "c1",
+    symbol: str = SPOT.symbol,
+    fee: float = 0.0,
+    leaves: int = 0,
+) -> OrderFilled:
+    return OrderFilled(symbol, client_id, fill_id, side, price_ticks, lots, fee, Liquidity.MAKER, leaves, 1, 2)
+
+
+def place(client_id: str, side: Side = Side.BUY, tag: str = "quote", symbol: str = SPOT.symbol) -> PlaceOrder:
+    return PlaceOrder(symbol, client_id, side, 10_000, 2, tag=tag)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.start_run("run-1", 1_000, venue="mock", instruments=[SPOT, PERP], config={"quoter": {"gamma": 0.1}})
+    yield led
+    led.close()
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_wal_mode_and_schema(ledger: Ledger) -> None:
+    assert rows(ledger.path, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(ledger.path, "PRAGMA user_version") == [(1,)]
+    assert rows(ledger.path, "SELECT run_id, venue, ended_ns FROM runs") == [("run-1", "mock", None)]
+    assert rows(ledger.path, "SELECT symbol, lot_size FROM instruments ORDER BY symbol") == [
+        (SPOT.symbol, 0.5),
+        (PERP.symbol, 1.0),
+    ]
+
+
+def test_duplicate_fill_is_ignored(ledger: Ledger) -> None:
+    assert ledger.record_fill("run-1", fill("f1", Side.BUY, 10_000, 4)) is True
+    assert ledger.record_fill("run-1", fill("f1", Side.BUY, 10_000, 4)) is False
+    assert ledger.record_event("run-1", fill("f1", Side.BUY, 10_000, 4)) is False
+    # the same fill id on another symbol is a different fill
+    assert ledger.record_fill("run-1", fill("f1", Side.SELL, 10_000, 1, symbol=PERP.symbol)) is True
+    assert rows(ledger.path, "SELECT COUNT(*) FROM fills") == [(2,)]
+    state = ledger.recover()
+    assert state.positions_lots == {SPOT.symbol: 4, PERP.symbol: -1}
+    assert state.seen_fill_ids == {(SPOT.symbol, "f1"), (PERP.symbol, "f1")}
+
+
+def test_fill_stores_price_and_size_in_units_and_tag_from_its_order(ledger: Ledger) -> None:
+    ledger.record_command("run-1", place("h1", tag="hedge", symbol=PERP.symbol), 5, reason="delta")
+    ledger.record_fill("run-1", fill("f1", Side.BUY, 10_050, 3, client_id="h1", symbol=PERP.symbol))
+    ledger.record_fill("run-1", fill("f2", Side.BUY, 10_050, 3, client_id="unknown"))
+    assert rows(ledger.path, "SELECT fill_id, price_px, size_base, tag FROM fills ORDER BY id") == [
+        ("f1", pytest.approx(100.5), 3.0, "hedge"),
+        ("f2", pytest.approx(100.5), 1.5, ""),
+    ]
+    ledger.flush(force=True)
+    assert rows(ledger.path, "SELECT client_id, side, size_lots, reason FROM hedges") == [("h1", "buy", 2, "delta")]
+
+
+def test_fill_on_unregistered_symbol_raises(ledger: Ledger) -> None:
+    with pytest.raises(LedgerError):
+        ledger.record_fill("run-1", fill("f1", Side.BUY, 1, 1, symbol="OTHER/USDT"))
+
+
+def test_fill_tag_survives_restart(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger(path) as first:
+        first.start_run("r1", 1, instruments=[SPOT])
+        first.record_command("r1", place("q1", tag="quote"), 2)
+    with Ledger(path) as second:
+        second.start_run("r2", 3, instruments=[SPOT])
+        second.record_fill("r2", fill("f1", Side.BUY, 100, 1, client_id="q1"))
+    assert rows(path, "SELECT run_id, tag FROM fills") == [("r2", "quote")]
+
+
+def test_realised_pnl_average_cost_hand_computed(ledger: Ledger) -> None:
+    # lot_size 0.5 base: 4 lots = 2 base. Prices in ticks of 0.01.
+    ledger.record_fill("run-1", fill("a", Side.BUY, 10_000, 4, fee=0.2))  # long 2 @ 100
+    ledger.record_fill("run-1", fill("b", Side.BUY, 10_200, 4, fee=0.2))  # long 4 @ avg 101
+    ledger.record_fill("run-1", fill("c", Side.SELL, 10_500, 6, fee=0.3))  # close 3: +3*(105-101) = 12
+    ledger.record_fill("run-1", fill("d", Side.SELL, 9_900, 6))  # close 1: -2, flip to short 2 @ 99
+    ledger.record_fill("run-1", fill("e", Side.BUY, 9_700, 4))  # close 2 short: +2*(99-97) = 4
+    ledger.record_event("run-1", FundingPaid(PERP.symbol, 0.0001, 0.05, 7, 8))
+    state = ledger.recover()
+    assert state.positions_lots == {SPOT.symbol: 0}
+    assert state.realised_pnl_quote[SPOT.symbol] == pytest.approx(14.0)
+    assert state.avg_entry_px[SPOT.symbol] == 0.0
+    assert state.fees_quote == pytest.approx(0.7)
+    assert state.funding_quote == pytest.approx(0.05)
+    assert state.realised_total_quote == pytest.approx(14.0 - 0.7 + 0.05)
+    assert state.fill_count == 5
+
+
+def test_partial_close_keeps_average(ledger: Ledger) -> None:
+    ledger.record_fill("run-1", fill("a", Side.SELL, 10_000, 4))  # short 2 base @ 100
+    ledger.record_fill("run-1", fill("b", Side.BUY, 9_000, 2))  # close 1 base: +10
+    state = ledger.recover()
+    assert state.positions_lots == {SPOT.symbol: -2}
+    assert state.avg_entry_px[SPOT.symbol] == pytest.approx(100.0)
+    assert state.realised_pnl_quote[SPOT.symbol] == pytest.approx(10.0)
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, -1]), st.integers(1, 50), st.integers(1, 1000)), max_size=40))
+def test_round_trip_pnl_equals_cash_flow(trades: list[tuple[int, int, int]]) -> None:
+    """Average-cost realised PnL + mark-to-market of the rest at the last price == total cash flow."""
+    pos, avg, realised, cash = 0, 0.0, 0.0, 0.0
+    for sign, lots, px in trades:
+        pos, avg, pnl = _apply_fill(pos, avg, sign * lots, float(px), 1.0)
+        realised += pnl
+        cash -= sign * lots * px
+    mark = float(trades[-1][2]) if trades else 0.0
+    assert realised + pos * (mark - avg) == pytest.approx(cash + pos * mark, abs=1e-6)
+
+
+def test_open_client_ids_from_order_events_and_fills(ledger: Ledger) -> None:
+    for cid in ("acc", "rej", "can", "full", "part", "unacked"):
+        ledger.record_command("run-1", place(cid), 10)
+    ledger.record_event("run-1", OrderAccepted(SPOT.symbol, "acc", "v1", 11, 12))
+    ledger.record_event("run-1", OrderRejected(SPOT.symbol, "rej", "post_only_would_cross", 11, 12))
+    ledger.record_event("run-1", OrderCanceled(SPOT.symbol, "can", "requested", 11, 12))
+    ledger.record_fill("run-1", fill("f1", Side.BUY, 10_000, 2, client_id="full", leaves=0))
+    ledger.record_fill("run-1", fill("f2", Side.BUY, 10_000, 1, client_id="part", leaves=1))
+    ledger.record_command("run-1", CancelOrder(SPOT.symbol, "acc"), 13)  # a cancel sent is not a cancel done
+    ledger.record_command("run-1", CancelAll(), 14)
+    ledger.record_command("run-1", RequestSnapshot(SPOT.symbol, "gap"), 14)  # ignored
+    assert ledger.record_event("run-1", Timer(1, 2)) is False
+    state = ledger.recover()
+    assert state.open_client_ids == {"acc", "part", "unacked"}
+    assert state.tags_by_client_id["acc"] == "quote"
+    kinds = rows(ledger.path, "SELECT kind FROM order_events ORDER BY id")
+    assert [k for (k,) in kinds].count("place") == 6
+    assert ("cancel_all",) in kinds and ("cancel",) in kinds
+
+
+def test_quotes_are_sampled_per_symbol_and_on_risk_change(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "q.sqlite", LedgerConfig(quote_sample_ms=1000))
+    led.start_run("r", 0)
+
+    def sample(ts_ms: int, state: str = "normal", symbol: str = SPOT.symbol) -> QuoteSample:
+        return QuoteSample(symbol, ts_ms * 1_000_000, 100.0, 99.9, 100.1, 100.0, 1.0, 0.5, state)
+
+    written = [
+        led.record_quote("r", sample(0)),
+        led.record_quote("r", sample(500)),
+        led.record_quote("r", sample(600, symbol="X")),
+        led.record_quote("r", sample(700, state="widened")),
+        led.record_quote("r", sample(1200)),  # back to normal: a change again
+        led.record_quote("r", sample(1700)),
+        led.record_quote("r", sample(2200)),
+    ]
+    assert written == [True, False, True, True, True, False, True]
+    led.close()
+    got = rows(led.path, "SELECT spread_bps FROM quotes LIMIT 1")[0][0]
+    assert got == pytest.approx(20.0)
+
+
+def test_quote_spread_none_when_one_side_missing() -> None:
+    assert QuoteSample("s", 0, 100.0, None, 100.1, None, 0.0, 0.0, "halted").spread_bps is None
+
+
+def test_pnl_snapshot_total_and_components(ledger: Ledger) -> None:
+    snap = PnlSnapshot(5, {"spread": 3.0, "inventory": -1.0, "fees": -0.5})
+    assert snap.total_quote == pytest.approx(1.5)
+    ledger.record_pnl("run-1", snap)
+    ledger.close()
+    assert rows(ledger.path, "SELECT total_quote, components_json FROM pnl") == [
+        (1.5, '{"fees": -0.5, "inventory": -1.0, "spread": 3.0}')
+    ]
+
+
+def test_batching_commits_by_rows_and_interval(tmp_path: Path) -> None:
+    now = [0]
+    led = Ledger(tmp_path / "b.sqlite", LedgerConfig(commit_rows=3, commit_interval_ms=100), clock_ns=lambda: now[0])
+    led.start_run("r", 0)
+    count = "SELECT COUNT(*) FROM order_events"
+    led.record_command("r", place("a"), 1)
+    led.record_command("r", place("b"), 2)
+    assert led.pending_rows == 2 and rows(led.path, count) == [(0,)]  # another reader sees nothing yet
+    led.record_command("r", place("c"), 3)
+    assert led.pending_rows == 0 and rows(led.path, count) == [(3,)]
+    led.record_command("r", place("d"), 4)
+    led.flush()  # interval not due
+    assert rows(led.path, count) == [(3,)]
+    now[0] = 100_000_000
+    led.flush()
+    assert rows(led.path, count) == [(4,)]
+    led.record_command("r", place("e"), 5)
+    led.end_run("r", 9, {"open_orders_at_exit": 0})
+    assert rows(led.path, count) == [(5,)]
+    assert rows(led.path, "SELECT ended_ns, summary_json FROM runs") == [(9, '{"open_orders_at_exit": 0}')]
+    led.close()
+    led.close()  # idempotent
+    with pytest.raises(LedgerError):
+        led.record_command("r", place("f"), 6)
+
+
+def test_recover_reports_last_run_and_whether_it_ended(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    with Ledger(path) as led:
+        assert led.recover().last_run_id is None
+        led.start_run("r1", 1)
+        led.end_run("r1", 2)
+        led.start_run("r2", 3)
+        state = led.recover()
+    assert (state.last_run_id, state.last_run_ended_cleanly) == ("r2", False)
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from bot.config import LedgerConfig
+    from bot.domain import Instrument, InstrumentKind, Liquidity, OrderFilled, PlaceOrder, Side
+    from bot.runtime.ledger import Ledger
+    spot = Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", 0.01, 1.0)
+    led = Ledger(sys.argv[1], LedgerConfig(commit_rows=100_000, commit_interval_ms=60_000))
+    led.start_run("crashy", 1, instruments=[spot])
+    for i in range(200):
+        led.record_command("crashy", PlaceOrder(spot.symbol, f"c{i}", Side.BUY, 100, 1), i)
+        side = Side.BUY if i % 3 else Side.SELL
+        led.record_fill("crashy", OrderFilled(spot.symbol, f"c{i}", f"f{i}", side, 100 + i, 1, 0.01,
+                                              Liquidity.MAKER, 0, i, i))
+    led.record_command("crashy", PlaceOrder(spot.symbol, "last", Side.SELL, 500, 1), 999)  # uncommitted
+    os._exit(1)  # crash: no close, no flush, no atexit
+    """
+)
+
+
+def test_recovery_after_crash_keeps_every_committed_fill(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite"
+    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path)], capture_output=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr.decode()
+    with Ledger(path) as led:
+        state = led.recover()
+    assert state.fill_count == 200
+    assert state.seen_fill_ids == {("TOKEN/USDT", f"f{i}") for i in range(200)}
+    buys = sum(1 for i in range(200) if i % 3)
+    assert state.positions_lots == {"TOKEN/USDT": buys - (200 - buys)}
+    assert state.fees_quote == pytest.approx(2.0)
+    assert (state.last_run_id, state.last_run_ended_cleanly) == ("crashy", False)
+    # each fill committed the orders placed before it; the order after the last fill was not committed
+    assert "last" not in state.open_client_ids
+    assert state.open_client_ids == frozenset()

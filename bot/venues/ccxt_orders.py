@@ -1,0 +1,255 @@
+"""Our orders on a ccxt venue: request building, client ids, and ccxt order/trade structures -> events.
+
+Synchronous bookkeeping, fed by the async adapter with whatever ccxt returns (REST responses,
+`watch_orders` / `watch_my_trades` pushes, or polled `fetch_order` / `fetch_my_trades`). Every input
+may be duplicated or reordered, so each event is emitted once: acceptance once per order, a fill once
+per venue trade id, a terminal event once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.domain import (
+    Event,
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    OrderType,
+    PlaceOrder,
+    Side,
+)
+from bot.venues.ccxt_markets import MarketSpec
+
+# How each venue names the client order id, as ccxt expects it in `params`, and what it accepts.
+# create: ccxt maps the param to binance newClientOrderId / bybit orderLinkId / okx clOrdId.
+# cancel: binance takes origClientOrderId, bybit orderLinkId, okx clOrdId (the order id may be None).
+CLIENT_ID_PARAMS: dict[str, tuple[str, str]] = {
+    "binance": ("clientOrderId", "origClientOrderId"),
+    "bybit": ("orderLinkId", "orderLinkId"),
+    "okx": ("clOrdId", "clOrdId"),
+}
+CLIENT_ID_PATTERNS: dict[str, re.Pattern[str]] = {
+    "binance": re.compile(r"[.A-Z:/a-z0-9_-]{1,36}"),
+    "bybit": re.compile(r"[A-Za-z0-9_-]{1,36}"),
+    "okx": re.compile(r"[A-Za-z0-9]{1,32}"),  # alphanumeric only
+}
+
+
+def venue_client_id(exchange: str, client_id: str) -> str:
+    """Our client id if the venue accepts it as is, else a stable 31-char alphanumeric digest."""
+    if CLIENT_ID_PATTERNS[exchange].fullmatch(client_id):
+        return client_id
+    return "m" + hashlib.blake2b(client_id.encode(), digest_size=15).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """The arguments of one ccxt `create_order` call."""
+
+    symbol: str
+    type: str  # "limit" | "market"
+    side: str
+    amount: float
+    price: float | None
+    params: dict[str, Any]
+
+
+def build_order_request(exchange: str, command: PlaceOrder, spec: MarketSpec, venue_cid: str) -> OrderRequest:
+    """ccxt-unified params: postOnly, reduceOnly, timeInForce=IOC, plus the venue's client id name."""
+    params: dict[str, Any] = {CLIENT_ID_PARAMS[exchange][0]: venue_cid}
+    order_type = "market" if command.order_type is OrderType.MARKET else "limit"
+    if command.order_type is OrderType.IOC:
+        params["timeInForce"] = "IOC"
+    elif command.order_type is OrderType.LIMIT and command.post_only:
+        params["postOnly"] = True
+    if command.reduce_only:
+        params["reduceOnly"] = True
+    price = None if order_type == "market" else spec.instrument.price(command.price_ticks)
+    return OrderRequest(command.symbol, order_type, command.side.value, spec.amount(command.size_lots), price, params)
+
+
+def cancel_params(exchange: str, venue_cid: str) -> dict[str, Any]:
+    return {CLIENT_ID_PARAMS[exchange][1]: venue_cid}
+
+
+def _ns(ms: Any, fallback_ns: int) -> int:
+    return int(ms) * 1_000_000 if isinstance(ms, int | float) and ms > 0 else fallback_ns
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    command: PlaceOrder
+    venue_cid: str
+    venue_order_id: str = ""
+    filled_lots: int = 0
+    accepted: bool = False
+    done: bool = False
+    cancel_requested: bool = False
+    fill_ids: set[str] = field(default_factory=set)
+
+
+class OrderTracker:
+    """State of our orders on one venue, keyed by our client id."""
+
+    def __init__(self, exchange: str, specs: Mapping[str, MarketSpec], max_pending_trades: int = 1000) -> None:
+        self._exchange = exchange
+        self._specs = specs
+        self._orders: dict[str, TrackedOrder] = {}
+        self._by_venue_cid: dict[str, str] = {}
+        self._by_venue_oid: dict[str, str] = {}
+        # trades whose order id we do not know yet (a push can beat the REST response)
+        self._pending_trades: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
+        self._max_pending = max_pending_trades
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def register(self, command: PlaceOrder) -> TrackedOrder:
+        venue_cid = venue_client_id(self._exchange, command.client_id)
+        order = TrackedOrder(command=command, venue_cid=venue_cid)
+        self._orders[command.client_id] = order
+        self._by_venue_cid[venue_cid] = command.client_id
+        return order
+
+    def get(self, client_id: str) -> TrackedOrder | None:
+        return self._orders.get(client_id)
+
+    def open_client_ids(self, symbol: str | None = None) -> list[str]:
+        return [
+            cid
+            for cid, order in self._orders.items()
+            if not order.done and (symbol is None or order.command.symbol == symbol)
+        ]
+
+    def venue_order_ids(self) -> dict[str, str]:
+        """Venue order id -> our client id, for orders still open (polling fallback)."""
+        return {o.venue_order_id: cid for cid, o in self._orders.items() if o.venue_order_id and not o.done}
+
+    def mark_cancel_requested(self, client_id: str) -> None:
+        order = self._orders.get(client_id)
+        if order is not None:
+            order.cancel_requested = True
+
+    def rejected(self, client_id: str, reason: str, now_ns: int) -> list[Event]:
+        """The venue refused the create request: terminal, once."""
+        order = self._orders.get(client_id)
+        if order is None or order.done or order.accepted:
+            return []
+        order.done = True
+        return [OrderRejected(order.command.symbol, client_id, reason, now_ns, now_ns)]
+
+    # ---- venue reports --------------------------------------------------------------------------
+
+    def _find(self, report: Mapping[str, Any]) -> TrackedOrder | None:
+        cid = self._by_venue_cid.get(str(report.get("clientOrderId") or ""))
+        if cid is None:
+            cid = self._by_venue_oid.get(str(report.get("id") or ""))
+        return self._orders.get(cid) if cid is not None else None
+
+    def on_order(self, report: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
+        """A ccxt order structure (REST response or push). Unknown orders are not ours: ignored."""
+        order = self._find(report)
+        if order is None:
+            return []
+        events: list[Event] = []
+        venue_oid = str(report.get("id") or "")
+        if venue_oid and not order.venue_order_id:
+            order.venue_order_id = venue_oid
+            self._by_venue_oid[venue_oid] = order.command.client_id
+            for trade in self._pending_trades.pop(venue_oid, []):
+                events.extend(self.on_trade(trade, ts_recv_ns))
+        if order.done:
+            return events
+        ts_venue_ns = _ns(report.get("lastUpdateTimestamp") or report.get("timestamp"), ts_recv_ns)
+        symbol, cid = order.command.symbol, order.command.client_id
+        status = report.get("status")
+        if status == "rejected":
+            order.done = True
+            events.append(OrderRejected(symbol, cid, "venue", ts_venue_ns, ts_recv_ns))
+            return events
+        if not order.accepted and status in (None, "open", "closed", "canceled", "expired"):
+            # a REST success (status None on bybit/okx) or any later state means the venue took it
+            order.accepted = True
+            events.append(OrderAccepted(symbol, cid, order.venue_order_id, ts_venue_ns, ts_recv_ns))
+        if status in ("canceled", "expired"):
+            order.done = True
+            events.append(OrderCanceled(symbol, cid, self._cancel_reason(order), ts_venue_ns, ts_recv_ns))
+        return events
+
+    @staticmethod
+    def _cancel_reason(order: TrackedOrder) -> str:
+        if order.cancel_requested:
+            return "requested"
+        if order.command.order_type is not OrderType.LIMIT:
+            return "ioc_expired"
+        return "venue"
+
+    def on_trade(self, trade: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
+        """One of our executions (ccxt trade structure from watch_my_trades / fetch_my_trades)."""
+        venue_oid = str(trade.get("order") or "")
+        cid = self._by_venue_oid.get(venue_oid)
+        if cid is None:
+            if venue_oid:
+                self._pending_trades.setdefault(venue_oid, []).append(trade)
+                while len(self._pending_trades) > self._max_pending:
+                    self._pending_trades.popitem(last=False)
+            return []
+        order = self._orders[cid]
+        spec = self._specs[order.command.symbol]
+        fill_id = str(trade.get("id") or f"{venue_oid}:{trade.get('timestamp')}:{trade.get('amount')}")
+        if fill_id in order.fill_ids:
+            return []
+        order.fill_ids.add(fill_id)
+        size_lots = spec.lots(float(trade["amount"]))
+        price = float(trade["price"])
+        order.filled_lots += size_lots
+        leaves = max(order.command.size_lots - order.filled_lots, 0)
+        if leaves == 0:
+            order.done = True
+        liquidity = self._liquidity(trade, order)
+        fill = OrderFilled(
+            symbol=order.command.symbol,
+            client_id=cid,
+            fill_id=fill_id,
+            side=order.command.side,
+            price_ticks=spec.instrument.ticks(price),
+            size_lots=size_lots,
+            fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
+            liquidity=liquidity,
+            leaves_lots=leaves,
+            ts_venue_ns=_ns(trade.get("timestamp"), ts_recv_ns),
+            ts_recv_ns=ts_recv_ns,
+        )
+        return [fill]
+
+    @staticmethod
+    def _liquidity(trade: Mapping[str, Any], order: TrackedOrder) -> Liquidity:
+        taker_or_maker = trade.get("takerOrMaker")
+        if taker_or_maker in ("maker", "taker"):
+            return Liquidity(taker_or_maker)
+        return Liquidity.MAKER if order.command.post_only else Liquidity.TAKER
+
+    @staticmethod
+    def _fee_quote(trade: Mapping[str, Any], spec: MarketSpec, price: float, lots: int, liq: Liquidity) -> float:
+        """Fee in the quote currency. A fee in the base converts at the fill price; a fee in a third
+        currency (BNB, OKB...) cannot be converted here, so the market's fee rate is used instead."""
+        inst = spec.instrument
+        fee = trade.get("fee") or {}
+        cost, currency = fee.get("cost"), fee.get("currency")
+        if cost is not None and currency == inst.quote:
+            return float(cost)
+        if cost is not None and currency == inst.base:
+            return float(cost) * price
+        rate = inst.maker_fee if liq is Liquidity.MAKER else inst.taker_fee
+        return price * inst.size(lots) * rate
+
+
+def side_of(value: Any) -> Side:
+    return Side(str(value).lower())

@@ -1,0 +1,276 @@
+"""Positions, PnL and its attribution for one session; the net delta the hedger works on.
+
+Linear instruments (spot and the linear perp) are kept per symbol in integer lots with an average
+entry price (average-cost method): realised PnL is booked when a fill reduces the position,
+unrealised PnL is `position × (mark − average entry)`. Cash, fees, funding and PnL are in the
+quote currency. The deal's calls (`CallOption`) and DEX pool (`ConstantProductLp`) are valued
+on the *underlying* mark (the spot mid), see `mark_underlying`.
+
+Net delta (base units) = spot + perp + LP delta (L/√P) + Σ call deltas (quantity × N(d1)).
+
+Attribution (each component is a contribution to PnL, in quote; they sum to `total_quote`):
+
+- `spread_capture`: quote fills, `−side × (fill price − mid at fill) × size` (a buy below mid earns,
+  a fill through the mid costs);
+- `quote_fees`: minus the fees of quote fills (a maker rebate is positive);
+- `hedge_cost`: hedge fills, the same slippage vs the perp mid at fill, minus their fees (≤ 0 normally);
+- `funding`: perp funding received (negative when paid);
+- `options`: the calls' value change since the first mark *plus* the PnL of a notional hedge of
+  −Δ rebalanced at every underlying mark, Σ −Δ_{i−1}·(S_i − S_{i−1}): the gamma-scalping PnL;
+- `lp_fees`: the pool's fee income;
+- `inventory_mtm`: everything else, i.e. each position marked from the mid at its fills to the
+  current mark (spot, perp and the pool's token/quote holdings incl. impermanent loss), less the
+  notional option hedge moved into `options` above.
+
+`total_quote` is computed independently (average-cost realised + unrealised − fees + funding +
+option value change + pool value change + pool fees), so `sum(components) == total` is a check,
+not a definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.core.lp import ConstantProductLp
+from bot.core.options import CallOption, total_risk
+from bot.domain import FundingPaid, Instrument, OrderFilled, Side
+
+
+@dataclass(slots=True)
+class Position:
+    """One linear instrument's position. `avg_px` is meaningless while `lots == 0`."""
+
+    instrument: Instrument
+    lots: int = 0
+    avg_px: float = 0.0
+    realised_quote: float = 0.0
+    fees_quote: float = 0.0
+    funding_quote: float = 0.0
+    mark_px: float = 0.0
+    mid_basis_quote: float = 0.0  # Σ signed base × mid at fill: the reference of inventory MTM
+
+    @property
+    def base(self) -> float:
+        return self.lots * self.instrument.lot_size
+
+    @property
+    def unrealised_quote(self) -> float:
+        return self.base * (self.mark_px - self.avg_px) if self.lots else 0.0
+
+    @property
+    def pnl_quote(self) -> float:
+        """Realised + unrealised − fees + funding."""
+        return self.realised_quote + self.unrealised_quote - self.fees_quote + self.funding_quote
+
+    def apply(self, side: Side, lots: int, price_px: float) -> None:
+        """Average-cost update for a fill of `lots` at `price_px` (fees are booked by the caller)."""
+        signed = side.sign * lots
+        lot = self.instrument.lot_size
+        if self.lots == 0 or (self.lots > 0) == (signed > 0):
+            new = self.lots + signed
+            self.avg_px = (self.lots * self.avg_px + signed * price_px) / new
+            self.lots = new
+            return
+        closed = min(abs(signed), abs(self.lots))
+        direction = 1 if self.lots > 0 else -1
+        self.realised_quote += direction * closed * lot * (price_px - self.avg_px)
+        self.lots += signed
+        if self.lots == 0:
+            self.avg_px = 0.0
+        elif (self.lots > 0) != (direction > 0):  # crossed through zero: the remainder opens at the fill price
+            self.avg_px = price_px
+
+
+@dataclass(frozen=True, slots=True)
+class PnlAttribution:
+    """PnL contributions in quote currency; see the module docstring for each definition."""
+
+    spread_capture_quote: float
+    quote_fees_quote: float
+    inventory_mtm_quote: float
+    hedge_cost_quote: float
+    funding_quote: float
+    options_quote: float
+    lp_fees_quote: float
+    total_quote: float
+
+    def components(self) -> dict[str, float]:
+        return {
+            "spread_capture": self.spread_capture_quote,
+            "quote_fees": self.quote_fees_quote,
+            "inventory_mtm": self.inventory_mtm_quote,
+            "hedge_cost": self.hedge_cost_quote,
+            "funding": self.funding_quote,
+            "options": self.options_quote,
+            "lp_fees": self.lp_fees_quote,
+        }
+
+
+@dataclass(slots=True)
+class _Underlying:
+    """Last underlying mark and the deal's valuations at it."""
+
+    price_px: float | None = None
+    option_value_quote: float = 0.0
+    option_delta_base: float = 0.0
+    option_gamma_base_per_px: float = 0.0
+    option_value0_quote: float | None = None
+    option_hedge_quote: float = 0.0  # Σ −Δ_{i−1}·(S_i − S_{i−1})
+    lp_value0_quote: float | None = None
+
+
+@dataclass(slots=True)
+class _Attribution:
+    spread_capture: float = 0.0
+    quote_fees: float = 0.0
+    hedge_cost: float = 0.0
+    lp_fees: float = 0.0
+
+
+class Portfolio:
+    """Positions and PnL of one session. Feed it every fill and funding event (duplicates are
+    dropped) and fresh marks; read `net_delta_base()` and `pnl()`.
+
+    Call `mark(symbol, px)` for each instrument's mark (the engine: the book mid, or the perp's
+    MarkPrice) and `mark_underlying(px, now_ns, sigma_annual)` with the spot mid to revalue the
+    calls and the pool. A fill also marks its instrument at the mid passed with it.
+    """
+
+    def __init__(
+        self,
+        instruments: Iterable[Instrument],
+        options: Iterable[CallOption] = (),
+        lp: ConstantProductLp | None = None,
+    ) -> None:
+        self.positions: dict[str, Position] = {i.symbol: Position(i) for i in instruments}
+        self.options = tuple(options)
+        self.lp = lp
+        self._seen_fills: set[tuple[str, str]] = set()
+        self._seen_funding: set[tuple[str, int]] = set()
+        self._under = _Underlying()
+        self._attr = _Attribution()
+
+    # ---- events ----------------------------------------------------------------------------------
+
+    def on_fill(self, fill: OrderFilled, mid_px: float, *, hedge: bool) -> bool:
+        """Book one of our fills. `mid_px` is the instrument's mid when the fill was seen; `hedge`
+        says whose fill it is (the hedger's perp orders vs the quoter's). Returns False for a
+        duplicate `(symbol, fill_id)` or an unknown symbol, which change nothing."""
+        key = (fill.symbol, fill.fill_id)
+        pos = self.positions.get(fill.symbol)
+        if pos is None or key in self._seen_fills:
+            return False
+        self._seen_fills.add(key)
+        price_px = pos.instrument.price(fill.price_ticks)
+        size_base = pos.instrument.size(fill.size_lots)
+        pos.apply(fill.side, fill.size_lots, price_px)
+        pos.fees_quote += fill.fee_quote
+        pos.mid_basis_quote += fill.side.sign * size_base * mid_px
+        pos.mark_px = mid_px
+        edge = -fill.side.sign * (price_px - mid_px) * size_base
+        if hedge:
+            self._attr.hedge_cost += edge - fill.fee_quote
+        else:
+            self._attr.spread_capture += edge
+            self._attr.quote_fees -= fill.fee_quote
+        return True
+
+    def on_funding(self, event: FundingPaid) -> bool:
+        """Book a funding settlement once per (symbol, venue timestamp)."""
+        key = (event.symbol, event.ts_venue_ns)
+        pos = self.positions.get(event.symbol)
+        if pos is None or key in self._seen_funding:
+            return False
+        self._seen_funding.add(key)
+        pos.funding_quote += event.amount_quote
+        return True
+
+    def on_lp_volume(self, volume_quote: float) -> float:
+        """Accrue the pool's fees on `volume_quote` of (simulated) swaps; returns the fee booked."""
+        if self.lp is None:
+            return 0.0
+        fee = self.lp.fees_quote(volume_quote)
+        self._attr.lp_fees += fee
+        return fee
+
+    def seed_position(self, symbol: str, lots: int, price_px: float) -> None:
+        """Start from an existing position (reconciliation), entered at `price_px` = its mid: no
+        spread capture, no fee; its later moves show up in inventory MTM."""
+        pos = self.positions[symbol]
+        side = Side.BUY if lots > 0 else Side.SELL
+        if lots:
+            pos.apply(side, abs(lots), price_px)
+            pos.mid_basis_quote += pos.instrument.size(lots) * price_px
+        pos.mark_px = price_px
+
+    # ---- marks -----------------------------------------------------------------------------------
+
+    def mark(self, symbol: str, mark_px: float) -> None:
+        """Mark one linear instrument (unknown symbols are ignored)."""
+        pos = self.positions.get(symbol)
+        if pos is not None:
+            pos.mark_px = mark_px
+
+    def mark_underlying(self, price_px: float, now_ns: int, sigma_annual: float) -> None:
+        """Revalue the calls and the pool at the underlying price (spot mid). The first call sets
+        their reference values; each later call books the notional option hedge −Δ·ΔS."""
+        u = self._under
+        if u.price_px is not None:
+            u.option_hedge_quote -= u.option_delta_base * (price_px - u.price_px)
+        u.price_px = price_px
+        if self.options:
+            risk = total_risk(self.options, price_px, sigma_annual, now_ns)
+            u.option_value_quote = risk.value_quote
+            u.option_delta_base = risk.delta_base
+            u.option_gamma_base_per_px = risk.gamma_base_per_px
+            if u.option_value0_quote is None:
+                u.option_value0_quote = risk.value_quote
+        if self.lp is not None and u.lp_value0_quote is None:
+            u.lp_value0_quote = self.lp.value_quote(price_px)
+
+    # ---- reads -----------------------------------------------------------------------------------
+
+    def position_lots(self, symbol: str) -> int:
+        return self.positions[symbol].lots
+
+    def position_base(self, symbol: str) -> float:
+        return self.positions[symbol].base
+
+    def option_delta_base(self) -> float:
+        """Σ quantity × N(d1) at the last underlying mark (0 before the first)."""
+        return self._under.option_delta_base
+
+    def option_gamma_base_per_px(self) -> float:
+        return self._under.option_gamma_base_per_px
+
+    def lp_delta_base(self) -> float:
+        """The pool's token amount L/√P at the last underlying mark (0 before the first)."""
+        if self.lp is None or self._under.price_px is None:
+            return 0.0
+        return self.lp.delta_base(self._under.price_px)
+
+    def net_delta_base(self) -> float:
+        """Spot + perp + LP delta + option deltas, base units."""
+        linear = sum(pos.base for pos in self.positions.values())
+        return linear + self.lp_delta_base() + self.option_delta_base()
+
+    def pnl(self) -> PnlAttribution:
+        u = self._under
+        option_change = u.option_value_quote - (u.option_value0_quote or 0.0) if self.options else 0.0
+        lp_change = 0.0
+        if self.lp is not None and u.price_px is not None and u.lp_value0_quote is not None:
+            lp_change = self.lp.value_quote(u.price_px) - u.lp_value0_quote
+        linear_mtm = sum(pos.base * pos.mark_px - pos.mid_basis_quote for pos in self.positions.values())
+        funding = sum(pos.funding_quote for pos in self.positions.values())
+        total = sum(pos.pnl_quote for pos in self.positions.values()) + option_change + lp_change + self._attr.lp_fees
+        return PnlAttribution(
+            spread_capture_quote=self._attr.spread_capture,
+            quote_fees_quote=self._attr.quote_fees,
+            inventory_mtm_quote=linear_mtm + lp_change - u.option_hedge_quote,
+            hedge_cost_quote=self._attr.hedge_cost,
+            funding_quote=funding,
+            options_quote=option_change + u.option_hedge_quote,
+            lp_fees_quote=self._attr.lp_fees,
+            total_quote=total,
+        )

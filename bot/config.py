@@ -76,7 +76,10 @@ class QuoterConfig(Section):
 
 class EstimatorConfig(Section):
     sigma_px_per_sqrt_s: PosFloat = Field(0.02, description="warm start for σ, price units per √second")
-    sigma_halflife_s: PosFloat = Field(60.0, description="EWMA half-life of the σ estimator")
+    sigma_halflife_s: PosFloat = Field(60.0, description="EWMA half-life of the σ estimator used for quoting")
+    sigma_long_halflife_s: PosFloat = Field(
+        1800.0, description="half-life of a second, slow σ estimator: the risk guard's volatility-spike ratio"
+    )
     sigma_sample_ms: Annotated[int, Field(ge=1)] = Field(
         1000, description="σ samples mid changes on this wall-clock grid"
     )
@@ -84,6 +87,10 @@ class EstimatorConfig(Section):
     k_per_px: PosFloat = Field(20.0, description="warm start for k: decay of arrival rate per price unit")
     ak_window_s: PosFloat = Field(300.0, description="rolling window of public trades for the A, k fit")
     ak_min_trades: Annotated[int, Field(ge=5)] = Field(50, description="trades needed before fitting")
+    ak_buckets: Annotated[int, Field(ge=3, le=100)] = Field(
+        10, description="depth buckets of the A, k fit (edges span 3 mean trade depths)"
+    )
+    ak_refit_ms: Annotated[int, Field(ge=0)] = Field(1000, description="refit A, k at most this often")
 
 
 class VenueCredentials(Section):

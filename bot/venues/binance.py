@@ -1,0 +1,374 @@
+"""Binance market data at the edge: recorded/streamed JSON -> `bot.domain` events, and the book sync.
+
+Recorded line format (see tests/data/binance/README.md): `<local receive ns> <JSON>`, the JSON being a
+combined-stream message (`{"stream": "btcusdt@depth@100ms", "data": {...}}`) or a REST depth snapshot
+(`{"lastUpdateId": ..., "bids": [...], "asks": [...]}`). One file holds one symbol of one market.
+
+* diff depth (`depthUpdate`) -> `BookDelta(first_seq=U, last_seq=u, prev_seq=pu)` (pu: futures only)
+* REST snapshot -> `BookSnapshot(seq=lastUpdateId)`
+* trade -> `TradePrint` (`m` true: the buyer was the maker, so the aggressor SOLD)
+* bookTicker -> `BookTicker` (not a core event: used to check the replayed book)
+
+`BookSync` is Binance's documented procedure to build a local book from a diff stream: buffer diffs
+until a snapshot arrives, drop those with `u <= lastUpdateId`, start from the first one covering
+`lastUpdateId + 1` (futures: or whose `pu` is at or before it), then require continuity (futures:
+`pu` == previous `u`; spot: `U` == previous `u` + 1) and resync on any gap.
+
+Bad lines are dropped and counted by reason, never raised.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+
+from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Level, Side, TradePrint
+
+_MS_NS = 1_000_000
+
+# Quote assets recognised when splitting a Binance symbol ("BTCUSDT" -> BTC/USDT); longest first.
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "USD")
+
+# Default fees (fraction of notional) of Binance's base VIP 0 tier, used for paper fills.
+SPOT_FEES = (0.001, 0.001)  # maker, taker
+USDM_FEES = (0.0002, 0.0005)
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    """Binance best bid/ask at update id `update_id` (ticks and lots of the file's instrument)."""
+
+    symbol: str
+    update_id: int
+    bid_ticks: int
+    bid_lots: int
+    ask_ticks: int
+    ask_lots: int
+    ts_venue_ns: int
+    ts_recv_ns: int
+
+
+Parsed = BookDelta | BookSnapshot | TradePrint | BookTicker
+
+
+# --------------------------------------------------------------------------------------------------
+# files and instruments
+# --------------------------------------------------------------------------------------------------
+
+
+def _iter_chunks(path: str | Path, size: int = 1 << 23) -> Iterator[bytes]:
+    """The file in chunks of whole lines (about `size` bytes each), gunzipped when it ends in .gz."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        while lines := fh.readlines(size):
+            yield b"".join(lines)
+
+
+def iter_lines(path: str | Path) -> Iterator[bytes]:
+    """The file's lines (bytes, newline kept), gunzipped when it ends in .gz."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        yield from fh
+
+
+_PAIR = re.compile(rb'\["(-?[0-9.]+)","(-?[0-9.]+)"\]')
+_PRICE_FIELD = re.compile(rb'"[pba]":"(-?[0-9.]+)"')
+_QTY_FIELD = re.compile(rb'"[qBA]":"(-?[0-9.]+)"')
+_SYMBOL = re.compile(rb'"s":"([A-Z0-9]+)"')
+
+
+def decimal_grid(values: set[bytes]) -> float:
+    """The coarsest grid (a power of ten times an integer) that every decimal string lies on.
+
+    E.g. {"61800.20", "61800.30"} -> 0.1. Zero and negative values are ignored. Raises ValueError
+    when there is no positive value.
+    """
+    nums = [Decimal(v.decode()) for v in values]
+    nums = [n for n in nums if n > 0]
+    if not nums:
+        raise ValueError("no positive values to infer a grid from")
+    exponent = min(int(n.normalize().as_tuple().exponent) for n in nums)
+    scale = Decimal(10) ** exponent
+    step = 0
+    for n in nums:
+        step = math.gcd(step, int(n / scale))
+    return float(Decimal(step) * scale)
+
+
+def split_symbol(venue_symbol: str) -> tuple[str, str]:
+    """ "BTCUSDT" -> ("BTC", "USDT")."""
+    for quote in _QUOTES:
+        if venue_symbol.endswith(quote) and len(venue_symbol) > len(quote):
+            return venue_symbol[: -len(quote)], quote
+    raise ValueError(f"cannot split Binance symbol {venue_symbol!r} into base and quote")
+
+
+def infer_instrument(path: str | Path) -> Instrument:
+    """The instrument of a recorded file, from its own data: market (diffs with `pu` are USD-M
+    futures), symbol (`s`), and the tick and lot grids every price and size in the file lies on.
+
+    Binance's exchange filters are the grid for *orders*; the recorded book can hold older sizes on
+    a finer grid (the bundled spot file has three levels far from the mid at 1e-6 BTC while the lot
+    filter is 1e-5), and the book must stay exact, so the data's grid is used.
+    """
+    symbols: set[bytes] = set()
+    prices: set[bytes] = set()
+    sizes: set[bytes] = set()
+    is_futures = False
+    for chunk in _iter_chunks(path):
+        symbols.update(_SYMBOL.findall(chunk))
+        is_futures = is_futures or b'"pu":' in chunk
+        prices.update(_PRICE_FIELD.findall(chunk))
+        sizes.update(_QTY_FIELD.findall(chunk))
+        for price, size in _PAIR.findall(chunk):
+            prices.add(price)
+            sizes.add(size)
+    if len(symbols) != 1:
+        raise ValueError(f"{path}: expected one symbol, found {sorted(s.decode() for s in symbols)}")
+    venue_symbol = symbols.pop().decode()
+    base, quote = split_symbol(venue_symbol)
+    maker, taker = USDM_FEES if is_futures else SPOT_FEES
+    return Instrument(
+        symbol=f"{base}/{quote}:{quote}" if is_futures else f"{base}/{quote}",
+        kind=InstrumentKind.PERP if is_futures else InstrumentKind.SPOT,
+        base=base,
+        quote=quote,
+        tick_size=decimal_grid(prices),
+        lot_size=decimal_grid(sizes),
+        maker_fee=maker,
+        taker_fee=taker,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# parsing
+# --------------------------------------------------------------------------------------------------
+
+
+class BinanceParser:
+    """Parses Binance messages of one instrument into domain values; counts what it drops.
+
+    `parse_line` takes a recorded line; `parse_message` a JSON message and its receive time (for a
+    live feed). Both return None for a line they drop, counted in `dropped` by reason.
+    """
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self._tick = instrument.tick_size
+        self._lot = instrument.lot_size
+        self.dropped: Counter[str] = Counter()
+        self.parsed = 0
+
+    def parse_line(self, line: bytes) -> Parsed | None:
+        space = line.find(b" ")
+        if space <= 0:
+            self.dropped["no_timestamp"] += 1
+            return None
+        try:
+            recv_ns = int(line[:space])
+            message = orjson.loads(line[space + 1 :])
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            self.dropped["not_json"] += 1
+            return None
+        return self.parse_message(message, recv_ns)
+
+    def parse_message(self, message: object, recv_ns: int) -> Parsed | None:
+        try:
+            out = self._dispatch(message, recv_ns)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError):
+            self.dropped["malformed"] += 1
+            return None
+        if out is None:
+            self.dropped["unknown_message"] += 1
+        else:
+            self.parsed += 1
+        return out
+
+    def _dispatch(self, message: object, recv_ns: int) -> Parsed | None:
+        if not isinstance(message, dict):
+            return None
+        data = message.get("data")
+        if data is None:
+            if "lastUpdateId" in message:
+                return self.snapshot(message, recv_ns)
+            data = message  # a raw (not combined) stream message
+        kind = data.get("e")
+        if kind == "depthUpdate":
+            return self.delta(data, recv_ns)
+        if kind == "trade":
+            return self.trade(data, recv_ns)
+        if kind == "bookTicker" or (kind is None and "u" in data and "B" in data):  # spot omits "e"
+            return self.ticker(data, recv_ns)
+        return None
+
+    def _levels(self, pairs: list[list[str]]) -> tuple[Level, ...]:
+        tick = self._tick
+        lot = self._lot
+        return tuple([(round(float(p) / tick), round(float(q) / lot)) for p, q in pairs])
+
+    def delta(self, data: dict[str, object], recv_ns: int) -> BookDelta:
+        prev = data.get("pu")
+        return BookDelta(
+            symbol=self.symbol,
+            first_seq=int(data["U"]),  # type: ignore[call-overload]
+            last_seq=int(data["u"]),  # type: ignore[call-overload]
+            bids=self._levels(data["b"]),  # type: ignore[arg-type]
+            asks=self._levels(data["a"]),  # type: ignore[arg-type]
+            ts_venue_ns=int(data["E"]) * _MS_NS,  # type: ignore[call-overload]
+            ts_recv_ns=recv_ns,
+            prev_seq=None if prev is None else int(prev),  # type: ignore[call-overload]
+        )
+
+    def snapshot(self, data: dict[str, object], recv_ns: int) -> BookSnapshot:
+        bids = self._levels(data["bids"])  # type: ignore[arg-type]
+        asks = self._levels(data["asks"])  # type: ignore[arg-type]
+        venue_ms = data.get("T") or data.get("E")  # futures only; spot's REST snapshot has no time
+        return BookSnapshot(
+            symbol=self.symbol,
+            seq=int(data["lastUpdateId"]),  # type: ignore[call-overload]
+            bids=tuple(sorted(bids, reverse=True)),
+            asks=tuple(sorted(asks)),
+            ts_venue_ns=int(venue_ms) * _MS_NS if venue_ms else recv_ns,  # type: ignore[call-overload]
+            ts_recv_ns=recv_ns,
+        )
+
+    def trade(self, data: dict[str, object], recv_ns: int) -> TradePrint:
+        return TradePrint(
+            symbol=self.symbol,
+            price_ticks=round(float(data["p"]) / self._tick),  # type: ignore[arg-type]
+            size_lots=round(float(data["q"]) / self._lot),  # type: ignore[arg-type]
+            aggressor=Side.SELL if data["m"] else Side.BUY,
+            trade_id=str(data["t"]),
+            ts_venue_ns=int(data["T"]) * _MS_NS,  # type: ignore[call-overload]
+            ts_recv_ns=recv_ns,
+        )
+
+    def ticker(self, data: dict[str, object], recv_ns: int) -> BookTicker:
+        venue_ms = data.get("T") or data.get("E")  # futures only
+        tick = self._tick
+        lot = self._lot
+        return BookTicker(
+            symbol=self.symbol,
+            update_id=int(data["u"]),  # type: ignore[call-overload]
+            bid_ticks=round(float(data["b"]) / tick),  # type: ignore[arg-type]
+            bid_lots=round(float(data["B"]) / lot),  # type: ignore[arg-type]
+            ask_ticks=round(float(data["a"]) / tick),  # type: ignore[arg-type]
+            ask_lots=round(float(data["A"]) / lot),  # type: ignore[arg-type]
+            ts_venue_ns=int(venue_ms) * _MS_NS if venue_ms else recv_ns,  # type: ignore[call-overload]
+            ts_recv_ns=recv_ns,
+        )
+
+
+def is_book_ticker_line(line: bytes) -> bool:
+    """Cheap test on a recorded line's stream name, to skip tickers without decoding their JSON."""
+    return b'@bookTicker"' in line[:80]
+
+
+# --------------------------------------------------------------------------------------------------
+# sync
+# --------------------------------------------------------------------------------------------------
+
+
+class BookSync:
+    """Binance's diff-depth sync for one symbol, on sequence numbers only.
+
+    Feed every diff to `on_delta` and every REST snapshot to `on_snapshot`; apply what they return,
+    in order, to an `OrderBook`. While `needs_snapshot` is True a live feed should fetch one (the
+    recorded files hold the snapshot their recorder took).
+
+    * waiting (no snapshot yet, or after a gap): diffs are buffered (at most `max_buffer`, oldest
+      dropped first); nothing is released.
+    * on a snapshot at S: buffered diffs with `u <= S` are dropped; the first remaining one must
+      cover S+1 (`U <= S+1`, or futures `pu <= S`), else the snapshot is older than the buffer and
+      another is needed; otherwise the snapshot and the buffered diffs are released.
+    * live: a diff with `u <=` the last released `u` is a duplicate and is dropped; one that does not
+      continue (futures: `pu != last u`; spot: `U != last u + 1`) is a gap: it is released anyway so
+      the book marks itself invalid, and buffering starts again from it.
+    """
+
+    def __init__(self, symbol: str, max_buffer: int = 10_000) -> None:
+        self.symbol = symbol
+        self.max_buffer = max_buffer
+        self._buffer: list[BookDelta] = []
+        self._last = -1  # last released u; -1 while waiting
+        self._first = False  # the snapshot is released but no diff after it yet: the straddle rule applies
+        self.needs_snapshot = True
+        self.stats: Counter[str] = Counter()
+
+    @property
+    def synced(self) -> bool:
+        return self._last >= 0
+
+    def on_delta(self, delta: BookDelta) -> list[BookDelta]:
+        last = self._last
+        if last < 0:
+            self._buffer.append(delta)
+            if len(self._buffer) > self.max_buffer:
+                del self._buffer[0]
+                self.stats["buffer_overflow"] += 1
+            return []
+        if delta.last_seq <= last:
+            self.stats["duplicate"] += 1
+            return []
+        if _follows(delta, last, self._first):
+            self._last = delta.last_seq
+            self._first = False
+            return [delta]
+        self.stats["gap"] += 1
+        self._last = -1
+        self.needs_snapshot = True
+        self._buffer = [delta]
+        return [delta]
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> list[BookSnapshot | BookDelta]:
+        seq = snapshot.seq
+        pending = [d for d in self._buffer if d.last_seq > seq]
+        self.stats["dropped_before_snapshot"] += len(self._buffer) - len(pending)
+        if pending and not _follows(pending[0], seq, True):
+            # the snapshot is older than everything buffered: keep buffering, ask for a newer one
+            self.stats["snapshot_too_old"] += 1
+            self._buffer = pending
+            self.needs_snapshot = True
+            return []
+        released: list[BookSnapshot | BookDelta] = [snapshot]
+        last = seq
+        for i, delta in enumerate(pending):
+            released.append(delta)
+            if not _follows(delta, last, i == 0):
+                self.stats["gap"] += 1
+                self._buffer = pending[i:]
+                self._last = -1
+                self.needs_snapshot = True
+                return released
+            last = delta.last_seq
+        self._buffer = []
+        self._last = last
+        self._first = not pending
+        self.needs_snapshot = False
+        self.stats["synced"] += 1
+        return released
+
+
+def _follows(delta: BookDelta, last: int, first_after_snapshot: bool) -> bool:
+    """Does `delta` (with `last_seq > last`) continue a book at update id `last`?
+
+    Right after a snapshot it must cover `last + 1` (`U <= last + 1`) or, on futures, follow an update
+    already in the snapshot (`pu <= last`); afterwards `pu == last` (futures) or `U == last + 1` (spot).
+    """
+    prev = delta.prev_seq
+    if first_after_snapshot:
+        return delta.first_seq <= last + 1 or (prev is not None and prev <= last)
+    if prev is not None:
+        return prev == last
+    return delta.first_seq == last + 1

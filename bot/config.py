@@ -233,8 +233,114 @@ class DealConfig(Section):
     )
 
 
+class RiskToxicityConfig(Section):
+    """Toxic-flow protection (bot/core/toxicity): markouts of our fills and public order-flow imbalance."""
+
+    markout_horizons_s: tuple[PosFloat, ...] = Field(
+        (1.0, 5.0, 30.0), min_length=1, description="markout horizons of our fills, seconds"
+    )
+    signal_horizon_s: PosFloat = Field(5.0, description="the horizon whose markouts drive the toxicity signal")
+    markout_window_s: PosFloat = Field(60.0, description="rolling window of resolved markouts per side, seconds")
+    markout_min_fills: Annotated[int, Field(ge=1)] = Field(3, description="fills in the window before it counts")
+    markout_enter_bps: NonNegFloat = Field(5.0, description="mean markout below −this (bps) turns a side toxic")
+    markout_exit_bps: NonNegFloat = Field(2.0, description="... and it stays toxic while below −this (bps)")
+    ofi_window_s: PosFloat = Field(30.0, description="rolling window of public trades for the imbalance, seconds")
+    ofi_min_trades: Annotated[int, Field(ge=1)] = Field(10, description="trades in the window before it counts")
+    ofi_enter: Fraction = Field(0.6, description="|imbalance| against a side above this turns it toxic")
+    ofi_exit: Fraction = Field(0.3, description="... and it stays toxic while above this")
+    widen_bps: NonNegFloat = Field(5.0, description="extra distance of a toxic side at full intensity, bps of mid")
+    skew_bps: NonNegFloat = Field(2.0, description="shift of both quotes away from a toxic side, bps of mid")
+    decay_halflife_s: PosFloat = Field(10.0, description="half-life of the response once a side clears, seconds")
+
+    @field_validator("signal_horizon_s")
+    @classmethod
+    def _signal_is_a_horizon(cls, value: float, info: Any) -> float:
+        horizons = info.data.get("markout_horizons_s")
+        if horizons is not None and value not in horizons:
+            raise ValueError(f"must be one of markout_horizons_s {tuple(horizons)}")
+        return value
+
+    @field_validator("markout_exit_bps", "ofi_exit")
+    @classmethod
+    def _exit_below_enter(cls, value: float, info: Any) -> float:
+        enter = info.data.get(str(info.field_name).replace("_exit", "_enter"))
+        if enter is not None and value > enter:
+            raise ValueError("must not exceed the matching _enter threshold (hysteresis)")
+        return value
+
+
+class RiskObligationConfig(Section):
+    """One venue's market-making obligations (DOMAIN.md §2)."""
+
+    max_spread_bps: PosFloat = Field(10.0, description="largest quoted spread, bps of mid (0.1 % = 10)")
+    depth_band_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = Field(
+        2.0, description="depth counts within ±this % of mid"
+    )
+    min_depth_quote: NonNegFloat = Field(100_000.0, description="required depth per side within the band, quote")
+
+
 class RiskConfig(Section):
-    """Risk guard, toxic-flow protection and obligations (bot/core/risk)."""
+    """Risk guard, toxic-flow protection and obligations (bot/core/risk). See docs/risk.md."""
+
+    inventory_soft_base: NonNegFloat = Field(5.0, description="|inventory| past which the spread widens, base")
+    inventory_hard_base: PosFloat = Field(10.0, description="|inventory| at which only the reducing side quotes")
+    inventory_max_mult: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
+        3.0, description="spread multiplier reached at the hard limit (quadratic from the soft limit)"
+    )
+    max_notional_quote: PosFloat = Field(50_000.0, description="|inventory|·mid past which only the reducing side quotes")
+    max_drawdown_quote: PosFloat = Field(500.0, description="drawdown from peak equity that pauses quoting, quote")
+    pause_cooldown_s: NonNegFloat = Field(60.0, description="pause length after a drawdown breach, seconds")
+    halt_window_s: NonNegFloat = Field(3600.0, description="a second breach within this many seconds halts")
+    vol_ratio_threshold: PosFloat = Field(2.0, description="σ_short/σ_long above this widens the spread")
+    vol_max_mult: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
+        3.0, description="cap on the volatility spread multiplier"
+    )
+    reference_band_bps: PosFloat = Field(
+        100.0, description="a bid above / ask below the reference price by more than this (bps) is refused"
+    )
+    order_rate_per_s: PosFloat = Field(10.0, description="order placements per second (token bucket rate)")
+    order_burst: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(20.0, description="token bucket size")
+    toxicity: RiskToxicityConfig = RiskToxicityConfig()
+    obligations: dict[str, RiskObligationConfig] = Field(
+        default_factory=dict, description="per venue name (e.g. 'mock', 'bybit'); none = no obligations"
+    )
+
+    @field_validator("inventory_hard_base")
+    @classmethod
+    def _hard_above_soft(cls, value: float, info: Any) -> float:
+        soft = info.data.get("inventory_soft_base")
+        if soft is not None and value <= soft:
+            raise ValueError("must be above inventory_soft_base")
+        return value
+
+    def to_params(self, *, stale_feed_ms: int, venue: str | None = None) -> Any:
+        """The core's `RiskParams` (typed `Any` to keep config free of core imports at module level).
+
+        `stale_feed_ms` comes from `[runtime]`; `venue` selects the obligation (none if absent).
+        """
+        from bot.core.obligations import Obligation
+        from bot.core.risk import RiskParams
+        from bot.core.toxicity import ToxicityParams
+
+        tox = self.toxicity
+        obligation = self.obligations.get(venue) if venue is not None else None
+        return RiskParams(
+            inventory_soft_base=self.inventory_soft_base,
+            inventory_hard_base=self.inventory_hard_base,
+            inventory_max_mult=self.inventory_max_mult,
+            max_notional_quote=self.max_notional_quote,
+            max_drawdown_quote=self.max_drawdown_quote,
+            pause_cooldown_s=self.pause_cooldown_s,
+            halt_window_s=self.halt_window_s,
+            stale_feed_ms=stale_feed_ms,
+            vol_ratio_threshold=self.vol_ratio_threshold,
+            vol_max_mult=self.vol_max_mult,
+            reference_band_bps=self.reference_band_bps,
+            order_rate_per_s=self.order_rate_per_s,
+            order_burst=self.order_burst,
+            toxicity=ToxicityParams(**tox.model_dump()),
+            obligation=Obligation(venue, **obligation.model_dump()) if obligation and venue else None,
+        )
 
 
 class Settings(BaseSettings):

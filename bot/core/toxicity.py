@@ -1,0 +1,304 @@
+"""Toxic-flow protection: markouts of our own fills, order-flow imbalance, per-side widen and skew.
+
+Two signals say a side of our quote is being picked off by informed takers:
+
+- **Markouts** of our own fills. At each horizon h (default 1 s, 5 s, 30 s) a fill's markout is
+  `(mid_at(t_fill + h) − fill_px) · side · size_base` in quote currency (side +1 for our buy, −1 for our
+  sell): positive means the fill made money against the later mid, negative means we were adversely
+  selected. `mid_at(t)` is the mid prevailing at t, i.e. the last mid observed at a time <= t. The
+  *adverse-selection loss* is the negative part, `Σ max(0, −markout)` (quote, reported as a loss >= 0).
+  For the toxicity signal, the fills resolved at `signal_horizon_s` within the last `markout_window_s`
+  are averaged per side, size-weighted, in bps of the fill notional: `1e4 · Σ markout / Σ fill_px·size`.
+- **Order-flow imbalance (OFI)** of public trades over the last `ofi_window_s`:
+  `(buy_aggressor_size − sell_aggressor_size) / (buy + sell)` in [−1, 1]. Sellers hitting bids
+  (OFI < 0) threaten our bid; buyers lifting asks (OFI > 0) threaten our ask.
+
+Per side, a small state machine with hysteresis (`clear → toxic → decaying → clear`): the side turns
+toxic when its markout average falls below `−markout_enter_bps` (with at least `markout_min_fills`
+fills) or the OFI passes `ofi_enter` against it (with at least `ofi_min_trades` trades); it stays toxic
+while the weaker exit thresholds still hold; then its intensity decays from 1 with half-life
+`decay_halflife_s` and the side is clear again once the intensity is below `CLEAR_BELOW`.
+
+The response per side, with intensity i in [0, 1]: widen that side by `i · widen_bps` of mid, and
+shift both quotes away from the toxic side by `i · skew_bps` of mid (a toxic bid means the price is
+falling: quote lower; a toxic ask: quote higher). Pure and synchronous; `now_ns` is always passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+NS_PER_S = 1_000_000_000
+
+CLEAR = "clear"
+TOXIC = "toxic"
+DECAYING = "decaying"
+
+CLEAR_BELOW = 0.01
+"""A decaying side whose intensity falls below this is clear again (its response is set to 0)."""
+
+
+def markout_quote(side_sign: int, fill_px: float, mid_px: float, size_base: float) -> float:
+    """Markout of one fill in quote currency: `(mid_px − fill_px) · side_sign · size_base`.
+
+    `side_sign` is +1 when we bought, −1 when we sold. Positive = the fill made money.
+    """
+    return (mid_px - fill_px) * side_sign * size_base
+
+
+def order_flow_imbalance(buy_size: float, sell_size: float) -> float:
+    """`(buy − sell) / (buy + sell)` of aggressor sizes, in [−1, 1]; 0 when there was no flow."""
+    total = buy_size + sell_size
+    return (buy_size - sell_size) / total if total > 0.0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToxicityParams:
+    """Units in the names; `ofi_*` thresholds are dimensionless imbalances in [0, 1]."""
+
+    markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 30.0)
+    signal_horizon_s: float = 5.0  # which horizon's markouts drive the toxicity signal
+    markout_window_s: float = 60.0
+    markout_min_fills: int = 3
+    markout_enter_bps: float = 5.0  # average markout below −this turns the side toxic
+    markout_exit_bps: float = 2.0  # ... and it stays toxic while below −this
+    ofi_window_s: float = 30.0
+    ofi_min_trades: int = 10
+    ofi_enter: float = 0.6
+    ofi_exit: float = 0.3
+    widen_bps: float = 5.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
+    skew_bps: float = 2.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
+    decay_halflife_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
+            raise ValueError("markout_horizons_s must be positive, finite and non-empty")
+        if self.signal_horizon_s not in self.markout_horizons_s:
+            raise ValueError("signal_horizon_s must be one of markout_horizons_s")
+        if not 0 <= self.markout_exit_bps <= self.markout_enter_bps:
+            raise ValueError("need 0 <= markout_exit_bps <= markout_enter_bps (hysteresis)")
+        if not 0 <= self.ofi_exit <= self.ofi_enter <= 1:
+            raise ValueError("need 0 <= ofi_exit <= ofi_enter <= 1 (hysteresis)")
+        for name in ("markout_window_s", "ofi_window_s", "decay_halflife_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.markout_min_fills < 1 or self.ofi_min_trades < 1:
+            raise ValueError("markout_min_fills and ofi_min_trades must be >= 1")
+        if self.widen_bps < 0 or self.skew_bps < 0:
+            raise ValueError("widen_bps and skew_bps must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class MarkoutStats:
+    """Resolved markouts of our fills at one horizon, since the start of the session (quote currency)."""
+
+    horizon_s: float
+    count: int
+    total_quote: float  # Σ markout (positive = our fills made money at this horizon)
+    adverse_loss_quote: float  # Σ max(0, −markout): the adverse-selection loss, >= 0
+
+
+class RollingWindow:
+    """Two running sums over entries of the last `window_ns` (an entry exactly `window_ns` old is out).
+
+    Entries must be added in non-decreasing time order. The sums are reset to exactly 0 whenever the
+    window empties, so float drift from add/subtract cannot accumulate over a session.
+    """
+
+    __slots__ = ("_items", "_window_ns", "count", "sum_a", "sum_b")
+
+    def __init__(self, window_ns: int) -> None:
+        self._window_ns = window_ns
+        self._items: deque[tuple[int, float, float]] = deque()
+        self.sum_a = 0.0
+        self.sum_b = 0.0
+        self.count = 0
+
+    def add(self, ts_ns: int, a: float, b: float) -> None:
+        self.expire(ts_ns)
+        self._items.append((ts_ns, a, b))
+        self.count += 1
+        self.sum_a += a
+        self.sum_b += b
+
+    def expire(self, now_ns: int) -> None:
+        items = self._items
+        cutoff = now_ns - self._window_ns
+        while items and items[0][0] <= cutoff:
+            _, a, b = items.popleft()
+            self.count -= 1
+            self.sum_a -= a
+            self.sum_b -= b
+        if not items:
+            self.sum_a = 0.0
+            self.sum_b = 0.0
+
+
+class MarkoutTracker:
+    """Markouts of our own fills at several horizons, and per-side recent markouts for the signal."""
+
+    def __init__(self, horizons_s: tuple[float, ...], signal_horizon_s: float, window_s: float) -> None:
+        self._horizons_s = horizons_s
+        self._horizons_ns = tuple(round(h * NS_PER_S) for h in horizons_s)
+        self._signal_index = horizons_s.index(signal_horizon_s)
+        # per horizon, fills waiting for their mark: (deadline_ns, side_sign, fill_px, size_base)
+        self._pending: tuple[deque[tuple[int, int, float, float]], ...] = tuple(deque() for _ in horizons_s)
+        self._count = [0] * len(horizons_s)
+        self._total_quote = [0.0] * len(horizons_s)
+        self._adverse_quote = [0.0] * len(horizons_s)
+        window_ns = round(window_s * NS_PER_S)
+        # signal-horizon markouts of our buys (bid side) and sells (ask side): sums of markout and notional
+        self.recent_buys = RollingWindow(window_ns)
+        self.recent_sells = RollingWindow(window_ns)
+        self._mid_px = math.nan
+
+    def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
+        for pending, horizon_ns in zip(self._pending, self._horizons_ns, strict=True):
+            pending.append((now_ns + horizon_ns, side_sign, fill_px, size_base))
+
+    def observe(self, now_ns: int, mid_px: float) -> None:
+        """Advance time to `now_ns`, with `mid_px` the mid from now on (NaN: no new mid).
+
+        Deadlines before `now_ns` are marked with the mid that prevailed until now; a deadline at
+        exactly `now_ns` with the new mid.
+        """
+        if mid_px > 0.0:  # False for NaN
+            if self._mid_px > 0.0:
+                self._resolve(now_ns - 1, self._mid_px)
+            self._mid_px = mid_px
+        if self._mid_px > 0.0:
+            self._resolve(now_ns, self._mid_px)
+        self.recent_buys.expire(now_ns)
+        self.recent_sells.expire(now_ns)
+
+    def _resolve(self, until_ns: int, mid_px: float) -> None:
+        for i, pending in enumerate(self._pending):
+            while pending and pending[0][0] <= until_ns:
+                deadline_ns, sign, fill_px, size_base = pending.popleft()
+                markout = markout_quote(sign, fill_px, mid_px, size_base)
+                self._count[i] += 1
+                self._total_quote[i] += markout
+                if markout < 0.0:
+                    self._adverse_quote[i] -= markout
+                if i == self._signal_index:
+                    recent = self.recent_buys if sign > 0 else self.recent_sells
+                    recent.add(deadline_ns, markout, fill_px * size_base)
+
+    def stats(self) -> tuple[MarkoutStats, ...]:
+        return tuple(
+            MarkoutStats(h, self._count[i], self._total_quote[i], self._adverse_quote[i])
+            for i, h in enumerate(self._horizons_s)
+        )
+
+    def adverse_selection_loss_quote(self, horizon_s: float) -> float:
+        """Σ max(0, −markout) at `horizon_s` over every resolved fill of the session (quote, >= 0)."""
+        return self._adverse_quote[self._horizons_s.index(horizon_s)]
+
+    def pending_count(self) -> int:
+        return sum(len(p) for p in self._pending)
+
+
+def average_markout_bps(window: RollingWindow) -> float:
+    """Size-weighted mean markout of the window's fills, bps of notional (NaN when empty)."""
+    return 1e4 * window.sum_a / window.sum_b if window.sum_b > 0.0 else math.nan
+
+
+class SideToxicity:
+    """`clear → toxic → decaying → clear` for one side, with its response intensity in [0, 1]."""
+
+    __slots__ = ("_decay_from", "_decay_start_ns", "_halflife_ns", "intensity", "state")
+
+    def __init__(self, halflife_s: float) -> None:
+        self._halflife_ns = halflife_s * NS_PER_S
+        self.state = CLEAR
+        self.intensity = 0.0
+        self._decay_from = 0.0
+        self._decay_start_ns = 0
+
+    def update(self, entering: bool, staying: bool, now_ns: int) -> None:
+        """`entering`: the strict (enter) thresholds hold; `staying`: the looser (exit) thresholds hold."""
+        state = self.state
+        if state is TOXIC:
+            if staying:
+                return
+            self.state = DECAYING
+            self._decay_from = self.intensity
+            self._decay_start_ns = now_ns
+        elif entering:
+            self.state = TOXIC
+            self.intensity = 1.0
+            return
+        if self.state is DECAYING:
+            elapsed = now_ns - self._decay_start_ns
+            self.intensity = self._decay_from * 0.5 ** (elapsed / self._halflife_ns)
+            if self.intensity < CLEAR_BELOW:
+                self.state = CLEAR
+                self.intensity = 0.0
+
+
+class ToxicityMonitor:
+    """Both signals and both sides. Feed fills, public trades and mids; read the per-side response."""
+
+    def __init__(self, params: ToxicityParams) -> None:
+        self.params = params
+        self.markouts = MarkoutTracker(params.markout_horizons_s, params.signal_horizon_s, params.markout_window_s)
+        self.flow = RollingWindow(round(params.ofi_window_s * NS_PER_S))  # sums: buy size, sell size
+        self.bid = SideToxicity(params.decay_halflife_s)
+        self.ask = SideToxicity(params.decay_halflife_s)
+        self.ofi = 0.0
+        self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
+        self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
+
+    def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
+        """One of our fills: `side_sign` +1 if we bought (our bid was hit), −1 if we sold."""
+        self.markouts.on_fill(side_sign, fill_px, size_base, now_ns)
+
+    def on_trade(self, aggressor_sign: int, size_base: float, now_ns: int) -> None:
+        """A public trade: `aggressor_sign` +1 when the taker bought (lifted the ask), −1 when it sold."""
+        if aggressor_sign > 0:
+            self.flow.add(now_ns, size_base, 0.0)
+        else:
+            self.flow.add(now_ns, 0.0, size_base)
+
+    def update(self, now_ns: int, mid_px: float) -> None:
+        """Resolve due markouts, recompute both signals and step both sides' state machines."""
+        p = self.params
+        self.markouts.observe(now_ns, mid_px)
+        self.flow.expire(now_ns)
+        enough_trades = self.flow.count >= p.ofi_min_trades
+        ofi = order_flow_imbalance(self.flow.sum_a, self.flow.sum_b) if enough_trades else 0.0
+        self.ofi = ofi
+        buys = self.markouts.recent_buys
+        sells = self.markouts.recent_sells
+        bid_bps = average_markout_bps(buys) if buys.count >= p.markout_min_fills else math.nan
+        ask_bps = average_markout_bps(sells) if sells.count >= p.markout_min_fills else math.nan
+        self.bid_markout_bps = bid_bps
+        self.ask_markout_bps = ask_bps
+        # NaN compares False, so a side without enough fills is never toxic by markouts.
+        self.bid.update(
+            bid_bps < -p.markout_enter_bps or ofi < -p.ofi_enter,
+            bid_bps < -p.markout_exit_bps or ofi < -p.ofi_exit,
+            now_ns,
+        )
+        self.ask.update(
+            ask_bps < -p.markout_enter_bps or ofi > p.ofi_enter,
+            ask_bps < -p.markout_exit_bps or ofi > p.ofi_exit,
+            now_ns,
+        )
+
+    def bid_extra_px(self, mid_px: float) -> float:
+        return self.bid.intensity * self.params.widen_bps * 1e-4 * mid_px
+
+    def ask_extra_px(self, mid_px: float) -> float:
+        return self.ask.intensity * self.params.widen_bps * 1e-4 * mid_px
+
+    def skew_px(self, mid_px: float) -> float:
+        """+ = both quotes up: away from a toxic ask (price rising), down away from a toxic bid."""
+        return (self.ask.intensity - self.bid.intensity) * self.params.skew_bps * 1e-4 * mid_px
+
+    def adverse_selection_loss_quote(self, horizon_s: float | None = None) -> float:
+        """The adverse-selection loss at `horizon_s` (default: the signal horizon), quote currency, >= 0."""
+        horizon = self.params.signal_horizon_s if horizon_s is None else horizon_s
+        return self.markouts.adverse_selection_loss_quote(horizon)

@@ -97,18 +97,68 @@ class VenueCredentials(Section):
     """Only from the environment: MMBOT__CCXT__API_KEY and friends."""
 
 
+CCXT_MODES: dict[str, tuple[str, ...]] = {
+    # exchange -> sandboxed modes ccxt can reach ("paper" is always allowed: it sends no orders)
+    "bybit": ("testnet", "demo"),  # set_sandbox_mode / enable_demo_trading
+    "binance": ("testnet", "demo"),  # testnet: spot only (ccxt deprecated the futures sandbox)
+    "okx": ("demo",),  # set_sandbox_mode: the x-simulated-trading header
+}
+
+
 class CcxtConfig(Section):
+    """A real exchange through ccxt (bot/venues/ccxt_venue.py). Keys only from the environment:
+    MMBOT__CCXT__API_KEY, MMBOT__CCXT__API_SECRET, MMBOT__CCXT__API_PASSWORD (okx passphrase)."""
+
     exchange: Literal["bybit", "binance", "okx"] = "bybit"
     mode: Literal["paper", "testnet", "demo"] = Field(
         "paper",
         description='"paper": public data from mainnet, simulated fills (no keys); '
         '"testnet"/"demo": real orders on the exchange\'s sandbox (keys required)',
     )
-    spot_symbol: str = "BTC/USDT"
-    perp_symbol: str = "BTC/USDT:USDT"
+    spot_symbol: str = Field("BTC/USDT", min_length=3, description="ccxt-unified spot symbol; must match [market]")
+    perp_symbol: str = Field("BTC/USDT:USDT", description='ccxt-unified linear perp symbol; "" for none')
+    book_depth_levels: Annotated[int, Field(ge=1, le=1000)] = Field(
+        25, description="book levels per side passed to the engine"
+    )
+    book_stale_ms: Annotated[int, Field(ge=100)] = Field(
+        10_000, description="no book update for this long: resubscribe (bybit sends no sequence check)"
+    )
+    reconnect_base_ms: Annotated[int, Field(ge=1)] = Field(200, description="first reconnect wait (doubles)")
+    reconnect_cap_ms: Annotated[int, Field(ge=1)] = Field(10_000, description="cap on the reconnect wait")
+    order_retries: Annotated[int, Field(ge=0, le=5)] = Field(
+        2, description="resends of a create/cancel after a network error (same client id)"
+    )
+    rate_limit_pause_ms: Annotated[int, Field(ge=0)] = Field(
+        2000, description="after a rate-limit error, new orders are rejected locally for this long"
+    )
+    position_poll_ms: Annotated[int, Field(ge=0)] = Field(
+        5000, description="PositionSnapshot poll period in testnet/demo mode (0 = off)"
+    )
+    private_poll_ms: Annotated[int, Field(ge=50)] = Field(
+        1000, description="order/fill poll period where the venue has no watch_orders / watch_my_trades"
+    )
+    paper_advance_ms: Annotated[int, Field(ge=1)] = Field(
+        20, description="paper mode: how often the simulated execution's clock is advanced"
+    )
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     api_password: SecretStr | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_supported(cls, mode: str, info: Any) -> str:
+        exchange = info.data.get("exchange")
+        if mode != "paper" and exchange in CCXT_MODES and mode not in CCXT_MODES[exchange]:
+            allowed = ", ".join(('"paper"', *(f'"{m}"' for m in CCXT_MODES[exchange])))
+            raise ValueError(f"{exchange} has no {mode} environment in ccxt (use {allowed})")
+        return mode
+
+    @field_validator("perp_symbol")
+    @classmethod
+    def _no_binance_futures_testnet(cls, perp_symbol: str, info: Any) -> str:
+        if perp_symbol and info.data.get("exchange") == "binance" and info.data.get("mode") == "testnet":
+            raise ValueError('binance futures have no testnet in ccxt any more: use mode = "demo" or perp_symbol = ""')
+        return perp_symbol
 
 
 class MetricsConfig(Section):

@@ -1,0 +1,554 @@
+"""A real exchange through ccxt.pro (bybit, binance, okx), implementing `bot.venues.base.Venue`.
+
+Two shapes, chosen by `ccxt.mode` when the venue is built (paper trading is an adapter, not a flag):
+
+- **testnet / demo**: public data and our orders both go to the exchange's sandbox. Orders are REST
+  `create_order` / `cancel_order` with our client id; their fate comes back from `watch_orders` and
+  `watch_my_trades` (or polling where a venue lacks them) through `OrderTracker`.
+- **paper**: public data from mainnet, no keys at all; commands go to a simulated execution
+  (`bot.venues.paper.PaperExecution`) fed with the same public book and trade events.
+
+Market data: `watch_order_book` -> `BookTracker` (snapshot, then contiguous deltas) and `watch_trades`
+-> `TradePrint`. Every feed runs under `_supervise`: a ccxt error is classified once by
+`ccxt_errors.classify`, the feed reports `FeedStatus(connected=False, reason)`, waits a capped,
+jittered backoff and resubscribes (a book then restarts from a fresh snapshot). ccxt checks the
+sequence of binance books (InvalidNonce) and okx checksums (ChecksumError); bybit checks nothing, so a
+book silent for `book_stale_ms` is resubscribed too. A STOP-class error (bad keys, unknown symbol)
+ends `stream` with `VenueFatalError`, which stops the runner cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any, Protocol
+
+import ccxt
+
+from bot.config import CcxtConfig, ConfigError
+from bot.domain import (
+    BookDelta,
+    BookSnapshot,
+    CancelAll,
+    CancelOrder,
+    CancelRejected,
+    Command,
+    Event,
+    FeedStatus,
+    Instrument,
+    InstrumentKind,
+    OpenOrder,
+    OrderRejected,
+    PlaceOrder,
+    PositionSnapshot,
+    RequestSnapshot,
+    TradePrint,
+)
+from bot.venues.base import EventSink, backoff_delays_s
+from bot.venues.ccxt_book import BookTracker
+from bot.venues.ccxt_errors import Action, ErrorRule, VenueFatalError, classify
+from bot.venues.ccxt_markets import MarketSpec, market_spec
+from bot.venues.ccxt_orders import OrderTracker, build_order_request, cancel_params, side_of, venue_client_id
+from bot.venues.ccxt_safety import ExchangeFactory, build_exchange
+
+
+class SimulatedExecution(Protocol):
+    """The paper execution adapter's interface (bot/venues/paper.py)."""
+
+    def submit(self, command: Command, now_ns: int) -> list[Event] | None: ...
+    def on_market(self, event: Event, now_ns: int) -> list[Event]: ...
+    def advance(self, now_ns: int) -> list[Event]: ...
+
+
+PaperFactory = Callable[[Mapping[str, Instrument]], SimulatedExecution]
+FeedBody = Callable[[str, Callable[[], None]], Awaitable[None]]
+"""A feed's body: runs until an error, calls its second argument once connected."""
+
+
+def default_paper_factory(instruments: Mapping[str, Instrument]) -> SimulatedExecution:
+    from bot.venues.paper import PaperExecution  # imported lazily: only paper mode needs it
+
+    execution: SimulatedExecution = PaperExecution(dict(instruments))
+    return execution
+
+
+class StaleFeedError(Exception):
+    """No book update for `book_stale_ms` (bybit has no sequence numbers to detect a dead feed)."""
+
+
+_STALE_RULE = ErrorRule(Action.RESYNC, "stale")
+_MARKET_EVENTS = (BookSnapshot, BookDelta, TradePrint)
+
+
+class CcxtVenue:
+    """`Venue` over ccxt.pro. Construction validates the environment and credentials, no I/O."""
+
+    def __init__(
+        self,
+        config: CcxtConfig,
+        *,
+        exchange_factory: ExchangeFactory | None = None,
+        paper_factory: PaperFactory | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = f"ccxt:{config.exchange}:{config.mode}"
+        self._cfg = config
+        self._exchange = build_exchange(config, exchange_factory)  # ConfigError before any network
+        self._paper_mode = config.mode == "paper"
+        self._paper_factory = paper_factory or default_paper_factory
+        self._paper: SimulatedExecution | None = None
+        self._clock_ns = clock_ns
+        self._rng = rng or random.Random()
+        self._symbols = [s for s in (config.spot_symbol, config.perp_symbol) if s]
+        self._specs: dict[str, MarketSpec] = {}
+        self._books: dict[str, BookTracker] = {}
+        self._orders = OrderTracker(config.exchange, self._specs)
+        self._sink: EventSink | None = None
+        self._undelivered: list[Event] = []
+        self._orders_paused_until_ns = 0
+        self._spot_base_at_start: dict[str, float] = {}
+        self._fatal: asyncio.Future[None] | None = None
+
+    @property
+    def exchange(self) -> Any:
+        """The ccxt.pro object (tests point its urls at a loopback server)."""
+        return self._exchange
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        return {symbol: spec.instrument for symbol, spec in self._specs.items()}
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        markets = await self._call_with_retries(self._exchange.load_markets)
+        for symbol in self._symbols:
+            if symbol not in markets:
+                field = "spot_symbol" if symbol == self._cfg.spot_symbol else "perp_symbol"
+                raise ConfigError(f"config error: ccxt.{field}: {self._cfg.exchange} lists no market {symbol!r}")
+            try:
+                self._specs[symbol] = market_spec(markets[symbol], self._exchange.precisionMode)
+            except ValueError as exc:
+                raise ConfigError(f"config error: ccxt: {exc}") from None
+            self._books[symbol] = BookTracker(self._specs[symbol], self._cfg.book_depth_levels)
+        if self._paper_mode:
+            self._paper = self._paper_factory(self.instruments)
+        else:
+            balance = await self._call_with_retries(self._exchange.fetch_balance)
+            for spec in self._specs.values():
+                if spec.instrument.kind is InstrumentKind.SPOT:
+                    self._spot_base_at_start[spec.instrument.symbol] = _total(balance, spec.instrument.base)
+
+    async def close(self) -> None:
+        with suppress(Exception):  # closing is best effort: sockets may already be gone
+            await self._exchange.close()
+
+    async def stream(self, sink: EventSink) -> None:
+        self._sink = sink
+        pending, self._undelivered = self._undelivered, []
+        for event in pending:
+            sink(event)
+        self._fatal = asyncio.get_running_loop().create_future()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._wait_fatal())
+            for symbol in self._symbols:
+                tg.create_task(self._supervise("book", symbol, self._book_feed))
+                tg.create_task(self._supervise("trades", symbol, self._trade_feed))
+                if not self._paper_mode:
+                    tg.create_task(self._supervise("orders", symbol, self._order_feed))
+            if self._paper_mode:
+                tg.create_task(self._paper_clock())
+            elif self._cfg.position_poll_ms > 0:
+                tg.create_task(self._supervise("positions", "*", self._position_poll))
+
+    async def _wait_fatal(self) -> None:
+        assert self._fatal is not None
+        await self._fatal  # raises the VenueFatalError an order call hit
+
+    def _set_fatal(self, exc: VenueFatalError) -> None:
+        if self._fatal is not None and not self._fatal.done():
+            self._fatal.set_exception(exc)
+
+    # ---- delivery -------------------------------------------------------------------------------
+
+    def _emit(self, events: list[Event] | None) -> None:
+        for event in events or ():
+            if self._sink is None:
+                self._undelivered.append(event)
+            else:
+                self._sink(event)
+
+    def _emit_market(self, event: Event) -> None:
+        self._emit([event])
+        if self._paper is not None:
+            self._emit(self._paper.on_market(event, self._clock_ns()))
+
+    # ---- supervision: one error table, reconnect with capped backoff and jitter -----------------
+
+    def _delays(self) -> Iterator[float]:
+        delays: Iterator[float] = backoff_delays_s(
+            self._cfg.reconnect_base_ms / 1000, self._cfg.reconnect_cap_ms / 1000, self._rng
+        )
+        return delays
+
+    async def _supervise(
+        self, feed: str, symbol: str, body: Callable[[str, Callable[[], None]], Awaitable[None]]
+    ) -> None:
+        """Run `body` forever; on a venue error report the feed down, back off, run it again."""
+        delays = self._delays()
+
+        def healthy() -> None:  # the body calls this once per (re)connection, on its first message
+            nonlocal delays
+            delays = self._delays()
+            now = self._clock_ns()
+            self._emit([FeedStatus(symbol, True, f"{feed}_subscribed", now, now)])
+
+        while True:
+            try:
+                await body(symbol, healthy)
+                return
+            except VenueFatalError:
+                raise
+            except StaleFeedError:
+                rule = _STALE_RULE
+            except Exception as exc:
+                maybe = classify(exc)
+                if maybe is None:
+                    raise  # not a venue error: a bug, let it surface
+                rule = maybe
+                if rule.action is Action.STOP:
+                    raise VenueFatalError(rule.reason, f"{feed} {symbol}: {exc}") from exc
+            now = self._clock_ns()
+            self._emit([FeedStatus(symbol, False, f"{feed}_{rule.reason}", now, now)])
+            wait_s = next(delays)
+            if rule.action is Action.BACKOFF:
+                wait_s = max(wait_s, self._cfg.rate_limit_pause_ms / 1000)
+            await asyncio.sleep(wait_s)
+
+    # ---- public feeds ---------------------------------------------------------------------------
+
+    async def _book_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
+        tracker = self._books[symbol]
+        tracker.reset()  # every (re)subscription starts from a fresh snapshot
+        stale_s = self._cfg.book_stale_ms / 1000
+        first = True
+        try:
+            while True:
+                try:
+                    book = await asyncio.wait_for(self._exchange.watch_order_book(symbol), stale_s)
+                except TimeoutError:
+                    raise StaleFeedError(symbol) from None
+                if first:
+                    healthy()
+                    first = False
+                self._emit_market(tracker.update(book, self._clock_ns()))
+        except (StaleFeedError, ccxt.InvalidNonce):
+            await self._unwatch_book(symbol)  # make ccxt drop its book so the next watch resyncs
+            raise
+
+    async def _unwatch_book(self, symbol: str) -> None:
+        if not self._exchange.has.get("unWatchOrderBook"):
+            return
+        with suppress(Exception):  # the socket may be dead already; resubscribing fixes it either way
+            await asyncio.wait_for(self._exchange.un_watch_order_book(symbol), 5.0)
+
+    async def _trade_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
+        spec = self._specs[symbol]
+        seen: deque[str] = deque(maxlen=10_000)  # trade ids already sent (ccxt may repeat on reconnect)
+        seen_set: set[str] = set()
+        first = True
+        while True:
+            trades = await self._exchange.watch_trades(symbol)
+            if first:
+                healthy()
+                first = False
+            now = self._clock_ns()
+            for trade in trades:
+                trade_id = str(trade.get("id"))
+                if trade_id in seen_set or trade.get("side") is None:
+                    continue
+                if len(seen) == seen.maxlen:
+                    seen_set.discard(seen[0])
+                seen.append(trade_id)
+                seen_set.add(trade_id)
+                self._emit_market(_trade_print(spec, trade, now))
+
+    # ---- private feeds (testnet / demo) ---------------------------------------------------------
+
+    async def _order_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
+        has = self._exchange.has
+        if has.get("watchOrders") and has.get("watchMyTrades"):
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watch_orders(symbol, healthy))
+                tg.create_task(self._watch_my_trades(symbol))
+        else:
+            await self._poll_orders(symbol, healthy)
+
+    async def _watch_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
+        first = True
+        while True:
+            reports = await self._exchange.watch_orders(symbol)
+            if first:
+                healthy()
+                first = False
+            now = self._clock_ns()
+            for report in reports:
+                self._emit(self._orders.on_order(report, now))
+
+    async def _watch_my_trades(self, symbol: str) -> None:
+        while True:
+            trades = await self._exchange.watch_my_trades(symbol)
+            now = self._clock_ns()
+            for trade in trades:
+                self._emit(self._orders.on_trade(trade, now))
+
+    async def _poll_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
+        """Fallback where the venue has no private websocket: poll our open orders and fills."""
+        since_ms = self._clock_ns() // 1_000_000
+        healthy()
+        while True:
+            for venue_oid in list(self._orders.venue_order_ids()):
+                report = await self._exchange.fetch_order(venue_oid, symbol)
+                if report.get("symbol") in (None, symbol):
+                    self._emit(self._orders.on_order(report, self._clock_ns()))
+            for trade in await self._exchange.fetch_my_trades(symbol, since_ms):
+                self._emit(self._orders.on_trade(trade, self._clock_ns()))
+            await asyncio.sleep(self._cfg.private_poll_ms / 1000)
+
+    async def _position_poll(self, symbol: str, healthy: Callable[[], None]) -> None:
+        healthy()
+        while True:
+            positions = await self.positions()
+            now = self._clock_ns()
+            self._emit([PositionSnapshot(sym, lots, now, now) for sym, lots in positions.items()])
+            await asyncio.sleep(self._cfg.position_poll_ms / 1000)
+
+    async def _paper_clock(self) -> None:
+        assert self._paper is not None
+        while True:
+            await asyncio.sleep(self._cfg.paper_advance_ms / 1000)
+            self._emit(self._paper.advance(self._clock_ns()))
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    async def execute(self, command: Command) -> None:
+        if isinstance(command, RequestSnapshot):
+            tracker = self._books.get(command.symbol)
+            if tracker is not None:
+                tracker.reset()  # ccxt's book is consistent: the next update goes out as a snapshot
+            return
+        if self._paper is not None:
+            self._emit(self._paper.submit(command, self._clock_ns()))
+            return
+        if self._paper_mode:
+            raise RuntimeError("paper mode: execute() before connect()")
+        try:
+            if isinstance(command, PlaceOrder):
+                await self._place(command)
+            elif isinstance(command, CancelOrder):
+                await self._cancel(command.symbol, command.client_id)
+            elif isinstance(command, CancelAll):
+                await self._cancel_all(command.symbol)
+        except VenueFatalError as exc:
+            self._set_fatal(exc)
+            raise
+
+    async def _place(self, command: PlaceOrder) -> None:
+        now = self._clock_ns()
+        spec = self._specs.get(command.symbol)
+        if spec is None:
+            self._emit([OrderRejected(command.symbol, command.client_id, "unknown_symbol", now, now)])
+            return
+        order = self._orders.register(command)
+        if now < self._orders_paused_until_ns:
+            self._emit(self._orders.rejected(command.client_id, "rate_limited", now))
+            return
+        request = build_order_request(self._cfg.exchange, command, spec, order.venue_cid)
+        delays = self._delays()
+        for attempt in range(self._cfg.order_retries + 1):
+            try:
+                response = await self._exchange.create_order(
+                    request.symbol, request.type, request.side, request.amount, request.price, request.params
+                )
+            except Exception as exc:
+                if attempt > 0 and isinstance(exc, ccxt.DuplicateOrderId):
+                    return  # an earlier, timed-out attempt did land: the order feed reports it
+                rule = _classify_or_raise(exc, "create_order")
+                if rule.action in (Action.RETRY, Action.RESYNC) and attempt < self._cfg.order_retries:
+                    await asyncio.sleep(next(delays))
+                    continue
+                now = self._clock_ns()
+                if rule.action is Action.BACKOFF:
+                    self._orders_paused_until_ns = now + self._cfg.rate_limit_pause_ms * 1_000_000
+                self._emit(self._orders.rejected(command.client_id, rule.reason, now))
+                if rule.action in (Action.RETRY, Action.RESYNC):
+                    await self._cancel_quietly(command.symbol, order.venue_cid)  # it may have landed
+                return
+            report = dict(response or {})
+            if not report.get("clientOrderId"):  # bybit/okx answer with ids only
+                report["clientOrderId"] = order.venue_cid
+            self._emit(self._orders.on_order(report, self._clock_ns()))
+            return
+
+    async def _cancel(self, symbol: str, client_id: str) -> None:
+        order = self._orders.get(client_id)
+        if order is None or order.done:
+            now = self._clock_ns()
+            self._emit([CancelRejected(symbol, client_id, "unknown_order", now, now)])
+            return
+        self._orders.mark_cancel_requested(client_id)
+        params = cancel_params(self._cfg.exchange, order.venue_cid)
+        delays = self._delays()
+        for attempt in range(self._cfg.order_retries + 1):
+            try:
+                response = await self._exchange.cancel_order(order.venue_order_id or None, symbol, params)
+            except Exception as exc:
+                rule = _classify_or_raise(exc, "cancel_order")
+                if rule.action in (Action.RETRY, Action.RESYNC) and attempt < self._cfg.order_retries:
+                    await asyncio.sleep(next(delays))
+                    continue
+                now = self._clock_ns()
+                self._emit([CancelRejected(symbol, client_id, rule.reason, now, now)])
+                return
+            report = dict(response or {})
+            if not report.get("clientOrderId"):
+                report["clientOrderId"] = order.venue_cid
+            if report.get("status") == "canceled":  # else: accepted for processing; the feed confirms
+                self._emit(self._orders.on_order(report, self._clock_ns()))
+            return
+
+    async def _cancel_all(self, symbol: str | None) -> None:
+        """Cancel our open orders concurrently (shutdown is time-bounded); a fatal error wins."""
+        targets = []
+        for client_id in self._orders.open_client_ids(symbol):
+            order = self._orders.get(client_id)
+            if order is not None:
+                targets.append(self._cancel(order.command.symbol, client_id))
+        results = await asyncio.gather(*targets, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _cancel_quietly(self, symbol: str, venue_cid: str) -> None:
+        with suppress(Exception):
+            await self._exchange.cancel_order(None, symbol, cancel_params(self._cfg.exchange, venue_cid))
+
+    # ---- reconciliation -------------------------------------------------------------------------
+
+    async def open_orders(self) -> list[OpenOrder]:
+        if self._paper_mode:
+            return []  # a simulated execution starts empty
+        out: list[OpenOrder] = []
+        for symbol, spec in self._specs.items():
+            reports = await self._call_with_retries(self._exchange.fetch_open_orders, symbol)
+            for report in reports:
+                out.append(self._open_order(spec, report))
+        return out
+
+    def _open_order(self, spec: MarketSpec, report: Mapping[str, Any]) -> OpenOrder:
+        venue_cid = str(report.get("clientOrderId") or "")
+        ours = [
+            cid
+            for cid in self._orders.open_client_ids(spec.instrument.symbol)
+            if venue_client_id(self._cfg.exchange, cid) == venue_cid
+        ]
+        remaining = report.get("remaining")
+        if remaining is None:
+            remaining = float(report.get("amount") or 0) - float(report.get("filled") or 0)
+        return OpenOrder(
+            symbol=spec.instrument.symbol,
+            client_id=ours[0] if ours else venue_cid,
+            side=side_of(report.get("side")),
+            price_ticks=spec.instrument.ticks(float(report.get("price") or 0.0)),
+            size_lots=spec.lots(float(remaining)),
+            venue_order_id=str(report.get("id") or ""),
+            extra={} if ours else {"foreign": "true"},
+        )
+
+    async def positions(self) -> dict[str, int]:
+        """Perp: the venue's signed position. Spot: base balance change since `connect`."""
+        if self._paper_mode:
+            return {symbol: 0 for symbol in self._specs}
+        out: dict[str, int] = {}
+        spot = [s for s in self._specs.values() if s.instrument.kind is InstrumentKind.SPOT]
+        perps = [s for s in self._specs.values() if s.instrument.kind is InstrumentKind.PERP]
+        if spot:
+            balance = await self._call_with_retries(self._exchange.fetch_balance)
+            for spec in spot:
+                sym = spec.instrument.symbol
+                out[sym] = spec.lots(_total(balance, spec.instrument.base) - self._spot_base_at_start.get(sym, 0.0))
+        if perps:
+            symbols = [spec.instrument.symbol for spec in perps]
+            rows = await self._call_with_retries(self._exchange.fetch_positions, symbols)
+            for spec in perps:
+                out[spec.instrument.symbol] = 0
+            for row in rows:
+                row_spec = self._specs.get(str(row.get("symbol")))
+                if row_spec is None:
+                    continue
+                sign = -1 if row.get("side") == "short" else 1
+                out[row_spec.instrument.symbol] += sign * row_spec.lots(abs(float(row.get("contracts") or 0.0)))
+        return out
+
+    async def balances(self) -> dict[str, float]:
+        """Total balance per currency (testnet/demo); empty in paper mode."""
+        if self._paper_mode:
+            return {}
+        balance = await self._call_with_retries(self._exchange.fetch_balance)
+        totals = balance.get("total") or {}
+        return {ccy: float(value) for ccy, value in totals.items() if value is not None}
+
+    async def _call_with_retries(self, call: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 5) -> Any:
+        """A REST call outside the order path: retry transient errors a few times, then re-raise."""
+        delays = self._delays()
+        for attempt in range(attempts):
+            try:
+                return await call(*args)
+            except Exception as exc:
+                rule = _classify_or_raise(exc, getattr(call, "__name__", "call"))
+                if rule.action is Action.REJECT or attempt == attempts - 1:
+                    raise  # the caller's supervisor (or the runner, at connect) decides
+                await asyncio.sleep(next(delays))
+        raise AssertionError("unreachable")
+
+
+def _classify_or_raise(exc: Exception, what: str) -> ErrorRule:
+    rule = classify(exc)
+    if rule is None:
+        raise exc
+    if rule.action is Action.STOP:
+        raise VenueFatalError(rule.reason, f"{what}: {exc}") from exc
+    return rule
+
+
+def _total(balance: Mapping[str, Any], currency: str) -> float:
+    value = (balance.get("total") or {}).get(currency)
+    return float(value) if value is not None else 0.0
+
+
+def _trade_print(spec: MarketSpec, trade: Mapping[str, Any], now_ns: int) -> TradePrint:
+    timestamp_ms = trade.get("timestamp")
+    return TradePrint(
+        symbol=spec.instrument.symbol,
+        price_ticks=spec.instrument.ticks(float(trade["price"])),
+        size_lots=spec.lots(float(trade["amount"])),
+        aggressor=side_of(trade["side"]),
+        trade_id=str(trade["id"]),
+        ts_venue_ns=int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns,
+        ts_recv_ns=now_ns,
+    )
+
+
+@asynccontextmanager
+async def connected(venue: CcxtVenue) -> AsyncIterator[CcxtVenue]:
+    """`async with connected(venue):` connect, then always close."""
+    try:
+        await venue.connect()
+        yield venue
+    finally:
+        await venue.close()

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.domain import (
     CancelOrder,
     CancelRejected,
@@ -66,16 +67,6 @@ class Order:
     @property
     def is_live(self) -> bool:
         return self.state not in TERMINAL
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredOrder:
-    """What the quoter wants resting in one slot."""
-
-    side: Side
-    level: int
-    price_ticks: int
-    size_lots: int
 
 
 @dataclass(frozen=True, slots=True)

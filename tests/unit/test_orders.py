@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.orders import DesiredOrder, OrderManager, OrderState
+from bot.core.orders import OrderManager, OrderState
+from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.domain import (
     CancelOrder,
     CancelRejected,

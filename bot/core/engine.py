@@ -1,0 +1,375 @@
+"""The engine: the one writer of trading state. Events in, commands out; time is passed in.
+
+    book event ─▶ OrderBook (sequence checks) ─▶ σ estimator
+    trade ──────▶ A, k estimator, toxicity (order-flow imbalance)
+    fill ───────▶ orders ─▶ portfolio ─▶ hedger (perp orders), risk (markouts)
+    requote ────▶ risk guard ─▶ quoter (A-S / GLFT) ─▶ ladder ─▶ order diff ─▶ commands
+
+`apply(event, now_ns)` updates state and returns urgent commands (resync, pull quotes, hedges);
+`requote(now_ns)` recomputes the desired quotes once per batch of events, which is how the runner
+conflates book updates without ever dropping a fill or an ack. Notes for the log (`quote.updated`,
+`order.filled`, `feed.stale`, `risk.*`, ...) are buffered as (name, fields) and drained by the runtime:
+the core decides and explains, the runtime writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.book import BookStatus, OrderBook
+from bot.core.estimators import ArrivalEstimator, SigmaEstimator
+from bot.core.orders import OrderManager
+from bot.core.quoting import DesiredQuote as DesiredOrder
+from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, build_ladder, theo_quote
+from bot.domain import (
+    BookDelta,
+    BookSnapshot,
+    CancelRejected,
+    Command,
+    Event,
+    FeedStatus,
+    FundingPaid,
+    Instrument,
+    MarkPrice,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PositionSnapshot,
+    RequestSnapshot,
+    Side,
+    Timer,
+    TradePrint,
+)
+
+Note = tuple[str, dict[str, Any]]
+_BREAKS_BOOK = frozenset({BookStatus.GAP, BookStatus.CROSSED, BookStatus.INVALID_INPUT})
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParams:
+    spot: Instrument
+    perp: Instrument | None
+    quote: QuoteParams
+    stale_feed_ns: int = 3 * NS_PER_S
+    price_tolerance_ticks: int = 1
+    max_order_age_ns: int = 30 * NS_PER_S
+    warmup_ns: int = 5 * NS_PER_S
+    inventory_hard_limit_base: float = float("inf")
+
+
+@dataclass
+class EngineStats:
+    quotes: int = 0
+    fills: int = 0
+    volume_base: float = 0.0
+    volume_quote: float = 0.0
+    fees_quote: float = 0.0
+    rejects: int = 0
+    resyncs: int = 0
+    stale_episodes: int = 0
+    unknown_fills: int = 0
+    duplicate_fills: int = 0
+    position_mismatches: int = 0
+    rejected_events: int = 0
+    max_abs_inventory_base: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        params: EngineParams,
+        sigma: SigmaEstimator,
+        arrivals: ArrivalEstimator,
+        start_ns: int = 0,
+    ) -> None:
+        self.p = params
+        self.spot = params.spot
+        self.books: dict[str, OrderBook] = {params.spot.symbol: OrderBook(params.spot.symbol)}
+        if params.perp is not None:
+            self.books[params.perp.symbol] = OrderBook(params.perp.symbol)
+        self.orders = OrderManager("q")
+        self.sigma = sigma
+        self.arrivals = arrivals
+        self.position_lots: dict[str, int] = dict.fromkeys(self.books, 0)
+        self.cash_quote = 0.0
+        self.stats = EngineStats()
+        self.notes: list[Note] = []
+        self.start_ns = start_ns
+        self.last_book_ns: dict[str, int] = dict.fromkeys(self.books, start_ns)
+        self.stale: set[str] = set()
+        self.awaiting_snapshot: set[str] = set()
+        self.mark_ticks: int | None = None
+        self.stopping = False
+        self._dirty = True
+        self._last_desired: tuple[DesiredOrder, ...] = ()
+
+    # ================================================================== events
+
+    def apply(self, event: Event, now_ns: int) -> list[Command]:
+        if isinstance(event, BookDelta | BookSnapshot):
+            return self._on_book(event, now_ns)
+        if isinstance(event, TradePrint):
+            self._on_trade(event)
+            return []
+        if isinstance(event, OrderFilled):
+            return self._on_fill(event, now_ns)
+        if isinstance(event, OrderAccepted):
+            self.orders.on_accepted(event)
+            return []
+        if isinstance(event, OrderCanceled):
+            order = self.orders.on_canceled(event)
+            if order is not None:
+                self._note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+            self._dirty = True
+            return []
+        if isinstance(event, OrderRejected):
+            self.orders.on_rejected(event)
+            self.stats.rejects += 1
+            self._note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+            self._dirty = True
+            return []
+        if isinstance(event, CancelRejected):
+            self.orders.on_cancel_rejected(event)
+            self._dirty = True
+            return []
+        if isinstance(event, PositionSnapshot):
+            self._on_position(event)
+            return []
+        if isinstance(event, MarkPrice):
+            self.mark_ticks = event.mark_ticks
+            return []
+        if isinstance(event, FundingPaid):
+            self.cash_quote += event.amount_quote
+            return []
+        if isinstance(event, FeedStatus):
+            return self._on_feed_status(event, now_ns)
+        if isinstance(event, Timer):
+            return self._on_timer(now_ns)
+        return []
+
+    def _on_book(self, event: BookDelta | BookSnapshot, now_ns: int) -> list[Command]:
+        book = self.books.get(event.symbol)
+        if book is None:
+            return []
+        update = book.apply(event)
+        status = update.status
+        if update.changed:
+            self.last_book_ns[event.symbol] = now_ns
+            if status is BookStatus.SNAPSHOT:
+                self.awaiting_snapshot.discard(event.symbol)
+                self._note("feed.resynced", symbol=event.symbol, seq=book.seq)
+            if event.symbol in self.stale:
+                self.stale.discard(event.symbol)
+                self._note("feed.fresh", symbol=event.symbol)
+            if event.symbol == self.spot.symbol:
+                mid = book.mid_ticks
+                if mid is not None:
+                    self.sigma.update(now_ns, mid * self.spot.tick_size)
+                self._dirty = True
+            return []
+        if status not in _BREAKS_BOOK:
+            return []  # stale duplicate, not yet synced, or already waiting for a snapshot
+        # The book is known to be wrong: pull quotes on it, ask for a snapshot.
+        self.stats.resyncs += 1
+        self.awaiting_snapshot.add(event.symbol)
+        self._note("feed.gap", symbol=event.symbol, status=status.value, reason=update.reason)
+        out: list[Command] = [RequestSnapshot(event.symbol, status.value)]
+        if event.symbol == self.spot.symbol:
+            out.extend(self.orders.cancel_all(self.spot.symbol, tag="quote"))
+        return out
+
+    def _on_trade(self, event: TradePrint) -> None:
+        book = self.books.get(event.symbol)
+        if event.symbol != self.spot.symbol or book is None or not book.is_valid:
+            return
+        mid = book.mid_ticks
+        if mid is None:
+            return
+        tick = self.spot.tick_size
+        self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
+
+    def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
+        result = self.orders.on_fill(event)
+        if not result.is_new:
+            self.stats.duplicate_fills += 1
+            return []
+        instrument = self.spot if event.symbol == self.spot.symbol else self.p.perp
+        if instrument is None:
+            return []
+        if result.order is None:
+            self.stats.unknown_fills += 1
+        signed = event.side.sign * event.size_lots
+        self.position_lots[event.symbol] = self.position_lots.get(event.symbol, 0) + signed
+        notional = instrument.notional(event.price_ticks, event.size_lots)
+        self.cash_quote -= event.side.sign * notional + event.fee_quote
+        self.stats.fills += 1
+        self.stats.volume_base += instrument.size(event.size_lots)
+        self.stats.volume_quote += notional
+        self.stats.fees_quote += event.fee_quote
+        inventory = self.inventory_base()
+        self.stats.max_abs_inventory_base = max(self.stats.max_abs_inventory_base, abs(inventory))
+        latency_ms = None
+        if result.order is not None:
+            latency_ms = round((event.ts_recv_ns - result.order.placed_ns) / 1e6, 3)
+        self._note(
+            "order.filled",
+            symbol=event.symbol,
+            client_id=event.client_id,
+            side=event.side.value,
+            price=instrument.price(event.price_ticks),
+            size=instrument.size(event.size_lots),
+            fee=event.fee_quote,
+            liquidity=event.liquidity.value,
+            latency_ms=latency_ms,
+            inventory=inventory,
+            tag=result.order.tag if result.order is not None else "unknown",
+        )
+        self._dirty = True
+        return []
+
+    def _on_position(self, event: PositionSnapshot) -> None:
+        ours = self.position_lots.get(event.symbol)
+        if ours is None or ours == event.position_lots:
+            return
+        # The venue is the source of truth for positions; a mismatch means we missed or doubled a fill.
+        self.stats.position_mismatches += 1
+        self._note("position.mismatch", symbol=event.symbol, ours_lots=ours, venue_lots=event.position_lots)
+        self.position_lots[event.symbol] = event.position_lots
+
+    def _on_feed_status(self, event: FeedStatus, now_ns: int) -> list[Command]:
+        if event.connected:
+            self._note("feed.connected", symbol=event.symbol, reason=event.reason)
+            return []
+        self._note("feed.disconnected", symbol=event.symbol, reason=event.reason)
+        for symbol in self.books:
+            if event.symbol in ("*", symbol):
+                self.awaiting_snapshot.add(symbol)  # deltas were missed: quote again only after a snapshot
+        return self.orders.cancel_all(self.spot.symbol, tag="quote")
+
+    def _on_timer(self, now_ns: int) -> list[Command]:
+        out: list[Command] = []
+        symbol = self.spot.symbol
+        if symbol not in self.stale and now_ns - self.last_book_ns[symbol] > self.p.stale_feed_ns:
+            self.stale.add(symbol)
+            self.stats.stale_episodes += 1
+            self._note("feed.stale", symbol=symbol, silent_ms=(now_ns - self.last_book_ns[symbol]) // 1_000_000)
+            out.extend(self.orders.cancel_all(symbol, tag="quote"))
+        self._dirty = True
+        return out
+
+    # ================================================================== quoting
+
+    def requote(self, now_ns: int) -> list[Command]:
+        if not self._dirty:
+            return []
+        self._dirty = False
+        symbol = self.spot.symbol
+        book = self.books[symbol]
+        desired: tuple[DesiredOrder, ...] = ()
+        if not self.stopping and symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid:
+            desired = self._desired_quotes(book, now_ns)
+        out = self.orders.diff(symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns)
+        return out
+
+    def _desired_quotes(self, book: OrderBook, now_ns: int) -> tuple[DesiredOrder, ...]:
+        mid_ticks = book.mid_ticks
+        best_bid = book.best_bid_ticks
+        best_ask = book.best_ask_ticks
+        if mid_ticks is None:
+            return ()
+        tick = self.spot.tick_size
+        mid_px = mid_ticks * tick
+        inventory = self.inventory_base()
+        fit = self.arrivals.update(now_ns)
+        a_per_s, k_per_px = fit.a_per_s, fit.k_per_px
+        inputs = MarketInputs(
+            mid_px=mid_px,
+            inventory_base=inventory,
+            sigma_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
+            a_per_s=a_per_s,
+            k_per_px=k_per_px,
+        )
+        adjust = QuoteAdjust(
+            bid_enabled=inventory < self.p.inventory_hard_limit_base,
+            ask_enabled=inventory > -self.p.inventory_hard_limit_base,
+        )
+        theo = theo_quote(self.p.quote, inputs)
+        desired = tuple(build_ladder(theo, self.p.quote, self.spot, best_bid, best_ask, adjust))
+        if desired != self._last_desired:
+            self._last_desired = desired
+            self.stats.quotes += 1
+            bid = next((d.price_ticks for d in desired if d.side is Side.BUY and d.level == 0), None)
+            ask = next((d.price_ticks for d in desired if d.side is Side.SELL and d.level == 0), None)
+            self._note(
+                "quote.updated",
+                symbol=self.spot.symbol,
+                mid=mid_px,
+                reservation_price=theo.reservation_px,
+                bid=bid * tick if bid is not None else None,
+                ask=ask * tick if ask is not None else None,
+                spread=(ask - bid) * tick if bid is not None and ask is not None else None,
+                inventory=inventory,
+                sigma=inputs.sigma_px_per_sqrt_s,
+                a=a_per_s,
+                k=k_per_px,
+            )
+        return desired
+
+    # ================================================================== lifecycle & queries
+
+    def shutdown(self, now_ns: int) -> list[Command]:
+        self.stopping = True
+        return self.orders.cancel_all()
+
+    def drain_notes(self) -> list[Note]:
+        notes, self.notes = self.notes, []
+        return notes
+
+    def open_order_count(self) -> int:
+        return len(self.orders.live_orders())
+
+    def inventory_base(self) -> float:
+        return self.spot.size(self.position_lots.get(self.spot.symbol, 0))
+
+    def mid_px(self) -> float | None:
+        mid = self.books[self.spot.symbol].mid_ticks
+        return None if mid is None else mid * self.spot.tick_size
+
+    def equity_quote(self) -> float:
+        """Cash plus positions marked at mid (spot at its mid, perp at its mid or mark)."""
+        equity = self.cash_quote
+        for symbol, lots in self.position_lots.items():
+            if lots == 0:
+                continue
+            instrument = self.spot if symbol == self.spot.symbol else self.p.perp
+            book = self.books[symbol]
+            mid = book.mid_ticks
+            if instrument is None or mid is None:
+                continue
+            equity += instrument.size(lots) * mid * instrument.tick_size
+        return equity
+
+    def summary(self, now_ns: int) -> dict[str, Any]:
+        return {
+            "quotes": self.stats.quotes,
+            "fills": self.stats.fills,
+            "volume": round(self.stats.volume_base, 10),
+            "volume_quote": round(self.stats.volume_quote, 6),
+            "inventory": self.inventory_base(),
+            "max_abs_inventory": self.stats.max_abs_inventory_base,
+            "pnl": round(self.equity_quote(), 6),
+            "fees": round(self.stats.fees_quote, 6),
+            "open_orders_at_exit": self.open_order_count(),
+            "rejects": self.stats.rejects,
+            "resyncs": self.stats.resyncs,
+            "stale_episodes": self.stats.stale_episodes,
+            "duplicate_fills_dropped": self.stats.duplicate_fills,
+            "position_mismatches": self.stats.position_mismatches,
+        }
+
+    def _note(self, name: str, **fields: Any) -> None:
+        self.notes.append((name, fields))

@@ -190,8 +190,120 @@ class LedgerConfig(Section):
 # ---- Sections owned by other modules: each owner fills in its own class body only. ----
 
 
+class MockMarketConfig(Section):
+    """One market of the mock exchange: its grid, fees, background liquidity and taker flow."""
+
+    symbol: str = Field(..., description='ccxt-unified symbol; must match [market] ("TOKEN/USDT", "TOKEN/USDT:USDT")')
+    tick_size: PosFloat = Field(0.01, description="price grid, quote per base")
+    lot_size: PosFloat = Field(0.01, description="size grid, base units")
+    min_notional_quote: NonNegFloat = Field(5.0, description="smallest order value accepted, quote")
+    maker_fee: Annotated[float, Field(ge=-0.01, le=0.01, allow_inf_nan=False)] = Field(
+        0.0001, description="fraction of notional; negative = rebate"
+    )
+    taker_fee: Annotated[float, Field(ge=0, le=0.01, allow_inf_nan=False)] = Field(
+        0.0005, description="fraction of notional"
+    )
+    bg_levels: Annotated[int, Field(ge=1, le=200)] = Field(20, description="background price levels per side")
+    bg_half_spread_ticks: Annotated[float, Field(ge=0.5, le=1000, allow_inf_nan=False)] = Field(
+        2.0, description="background best bid/ask distance from fair value, ticks"
+    )
+    bg_level_spacing_ticks: Annotated[int, Field(ge=1, le=1000)] = Field(1, description="between levels, ticks")
+    bg_size_base: PosFloat = Field(2.0, description="mean background size at the best level, base units")
+    bg_size_growth: NonNegFloat = Field(0.2, description="level j mean size = bg_size_base * (1 + growth * j)")
+    bg_refill_s: PosFloat = Field(2.0, description="time constant for a depleted level to refill, seconds")
+    bg_churn_per_s: NonNegFloat = Field(4.0, description="random background re-sizes per second per side")
+    taker_a_per_s: NonNegFloat = Field(
+        1.0, description="A: uninformed taker arrivals per second per side (intensity at δ=0)"
+    )
+    taker_k_per_px: PosFloat = Field(
+        20.0, description="k: a taker's reach δ from mid is Exp(k), so a level at δ is hit at rate A·exp(−k·δ)"
+    )
+    taker_size_base: PosFloat = Field(0.5, description="mean uninformed taker size (exponential), base units")
+    informed_share: Annotated[float, Field(ge=0, le=0.95, allow_inf_nan=False)] = Field(
+        0.1, description="share of taker arrivals that are informed (toxic)"
+    )
+    informed_size_base: PosFloat = Field(1.0, description="mean informed taker size (exponential), base units")
+
+
+class MockLatencyConfig(Section):
+    """Per-message latencies: lognormal with the given median and log-sigma (sigma 0 = constant)."""
+
+    order_median_ms: NonNegFloat = Field(20.0, description="command travel time to the matching engine")
+    order_sigma: NonNegFloat = Field(0.5, description="log-sigma of the command latency")
+    response_median_ms: NonNegFloat = Field(20.0, description="ack / reject / fill / position travel time")
+    response_sigma: NonNegFloat = Field(0.5, description="log-sigma of the private-message latency")
+    feed_ms: NonNegFloat = Field(10.0, description="public market-data latency (constant, keeps the feed in order)")
+    max_ms: PosFloat = Field(2000.0, description="cap on any sampled latency")
+
+
+class MockFaultConfig(Section):
+    """Fault injection. Probabilities are per message; episodes arrive as Poisson events per hour.
+    All can be changed at run time through `MockExchange.faults`."""
+
+    drop_prob: Fraction = Field(0.0, description="drop a public message (book delta, trade, mark)")
+    duplicate_prob: Fraction = Field(0.0, description="deliver a public message twice")
+    gap_per_hour: NonNegFloat = Field(0.0, description="skip book sequence numbers")
+    gap_size: Annotated[int, Field(ge=1, le=1_000_000)] = Field(5, description="sequence ids skipped by a gap")
+    disconnect_per_hour: NonNegFloat = 0.0
+    disconnect_ms: Annotated[int, Field(ge=1)] = Field(2000, description="outage length")
+    stale_per_hour: NonNegFloat = Field(0.0, description="frozen feed: no public messages, still connected")
+    stale_ms: Annotated[int, Field(ge=1)] = 5000
+    crossed_per_hour: NonNegFloat = Field(0.0, description="a bogus crossing level in the published deltas")
+    crossed_ms: Annotated[int, Field(ge=1)] = 1000
+    restart_per_hour: NonNegFloat = Field(0.0, description="venue restart: outage and all open orders dropped")
+    restart_ms: Annotated[int, Field(ge=1)] = 3000
+    reject_prob: Fraction = Field(0.0, description='reject an order with reason "venue_overloaded"')
+    delayed_ack_prob: Fraction = Field(0.0, description="hold an ack back (it may arrive after its fills)")
+    delayed_ack_ms: Annotated[int, Field(ge=1)] = 1000
+    duplicate_fill_prob: Fraction = Field(0.0, description="deliver a fill message twice (same fill_id)")
+
+
+def _spot_market() -> MockMarketConfig:
+    return MockMarketConfig(symbol="TOKEN/USDT")
+
+
+def _perp_market() -> MockMarketConfig:
+    return MockMarketConfig(symbol="TOKEN/USDT:USDT", maker_fee=0.0002, taker_fee=0.0005)
+
+
 class MockExchangeConfig(Section):
-    """The mock exchange (bot/venues/mock)."""
+    """The mock exchange (bot/venues/mock): a seeded synthetic market, spot + linear perp."""
+
+    seed: int = Field(1, description="same seed and same commands => identical event stream")
+    step_ms: Annotated[int, Field(ge=1, le=60_000)] = Field(100, description="fair-value path resolution")
+    book_interval_ms: Annotated[int, Field(ge=1, le=60_000)] = Field(
+        100, description="book deltas are aggregated and emitted at most this often"
+    )
+    initial_px: PosFloat = Field(100.0, description="spot fair value at start, quote per base")
+    process: Literal["abm", "gbm"] = Field("abm", description="arithmetic or geometric Brownian motion")
+    sigma_px_per_sqrt_s: NonNegFloat = Field(
+        0.02, description="fair-value volatility, price units per √s (gbm: relative to initial_px)"
+    )
+    jumps_per_hour: NonNegFloat = Field(0.5, description="Poisson rate of fair-value jumps")
+    jump_sigma_bps: NonNegFloat = Field(50.0, description="std of a jump, bps of price")
+    informed_horizon_s: PosFloat = Field(5.0, description="informed takers know the fair value this far ahead")
+    basis_bps: float = Field(5.0, ge=-1000, le=1000, allow_inf_nan=False, description="mean perp premium over spot")
+    basis_vol_bps_per_sqrt_s: NonNegFloat = Field(0.5, description="volatility of the perp basis (OU)")
+    basis_halflife_s: PosFloat = Field(300.0, description="mean reversion of the basis")
+    mark_interval_ms: Annotated[int, Field(ge=1)] = Field(1000, description="perp mark price period")
+    funding_interval_s: PosFloat = Field(3600.0, description="funding settlement period")
+    funding_cap: Fraction = Field(0.0075, description="cap on |funding rate| per interval")
+    position_interval_ms: Annotated[int, Field(ge=1)] = Field(5000, description="periodic position snapshots")
+    initial_quote: NonNegFloat = Field(1_000_000.0, description="starting quote balance (USDT)")
+    initial_base: NonNegFloat = Field(10_000.0, description="starting spot base balance (TOKEN)")
+    enforce_balances: bool = Field(True, description="reject spot orders the free balance cannot cover")
+    spot: MockMarketConfig = Field(default_factory=_spot_market)
+    perp: MockMarketConfig = Field(default_factory=_perp_market)
+    latency: MockLatencyConfig = MockLatencyConfig()
+    faults: MockFaultConfig = MockFaultConfig()
+
+    @field_validator("perp")
+    @classmethod
+    def _linear_perp(cls, perp: MockMarketConfig) -> MockMarketConfig:
+        base_quote, _, settle = perp.symbol.partition(":")
+        if "/" not in base_quote or base_quote.split("/")[1] != settle:
+            raise ValueError(f"perp symbol must be linear BASE/QUOTE:QUOTE, got {perp.symbol!r}")
+        return perp
 
 
 class ReplayConfig(Section):

@@ -47,7 +47,9 @@ def quote_params(settings: Settings) -> QuoteParams:
     )
 
 
-def build_engine(settings: Settings, spot: Instrument, perp: Instrument | None, start_ns: int) -> Engine:
+def build_engine(
+    settings: Settings, spot: Instrument, perp: Instrument | None, start_ns: int, venue_name: str | None = None
+) -> Engine:
     q = settings.quoter
     est = settings.estimator
     params = EngineParams(
@@ -58,10 +60,12 @@ def build_engine(settings: Settings, spot: Instrument, perp: Instrument | None, 
         price_tolerance_ticks=q.price_tolerance_ticks,
         max_order_age_ns=q.max_order_age_ms * 1_000_000,
         warmup_ns=int(settings.runtime.warmup_s * NS_PER_S),
+        risk=settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name),
     )
     sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)
     arrivals = ArrivalEstimator(est.a_per_s, est.k_per_px, est.ak_window_s, est.ak_min_trades, start_ns=start_ns)
-    return Engine(params, sigma, arrivals, start_ns=start_ns)
+    sigma_long = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms)
+    return Engine(params, sigma, arrivals, start_ns=start_ns, sigma_long=sigma_long)
 
 
 def build_venue(settings: Settings) -> tuple[Venue, Any]:

@@ -14,14 +14,16 @@ the core decides and explains, the runtime writes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.book import BookStatus, OrderBook
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
-from bot.core.orders import OrderManager
+from bot.core.orders import OrderManager, OrderState
 from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, build_ladder, theo_quote
+from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -36,6 +38,7 @@ from bot.domain import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    PlaceOrder,
     PositionSnapshot,
     RequestSnapshot,
     Side,
@@ -57,7 +60,7 @@ class EngineParams:
     price_tolerance_ticks: int = 1
     max_order_age_ns: int = 30 * NS_PER_S
     warmup_ns: int = 5 * NS_PER_S
-    inventory_hard_limit_base: float = float("inf")
+    risk: RiskParams = field(default_factory=RiskParams)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Engine:
         sigma: SigmaEstimator,
         arrivals: ArrivalEstimator,
         start_ns: int = 0,
+        sigma_long: SigmaEstimator | None = None,
     ) -> None:
         self.p = params
         self.spot = params.spot
@@ -93,7 +97,10 @@ class Engine:
             self.books[params.perp.symbol] = OrderBook(params.perp.symbol)
         self.orders = OrderManager("q")
         self.sigma = sigma
+        self.sigma_long = sigma_long
         self.arrivals = arrivals
+        self.risk = RiskGuard(params.risk)
+        self.risk_decision = RiskDecision()
         self.position_lots: dict[str, int] = dict.fromkeys(self.books, 0)
         self.cash_quote = 0.0
         self.stats = EngineStats()
@@ -169,6 +176,8 @@ class Engine:
                 mid = book.mid_ticks
                 if mid is not None:
                     self.sigma.update(now_ns, mid * self.spot.tick_size)
+                    if self.sigma_long is not None:
+                        self.sigma_long.update(now_ns, mid * self.spot.tick_size)
                 self._dirty = True
             return []
         if status not in _BREAKS_BOOK:
@@ -191,6 +200,7 @@ class Engine:
             return
         tick = self.spot.tick_size
         self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
+        self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
         result = self.orders.on_fill(event)
@@ -202,6 +212,8 @@ class Engine:
             return []
         if result.order is None:
             self.stats.unknown_fills += 1
+        if instrument is self.spot:
+            self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
         signed = event.side.sign * event.size_lots
         self.position_lots[event.symbol] = self.position_lots.get(event.symbol, 0) + signed
         notional = instrument.notional(event.price_ticks, event.size_lots)
@@ -252,6 +264,7 @@ class Engine:
 
     def _on_timer(self, now_ns: int) -> list[Command]:
         out: list[Command] = []
+        self.orders.prune()
         symbol = self.spot.symbol
         if symbol not in self.stale and now_ns - self.last_book_ns[symbol] > self.p.stale_feed_ns:
             self.stale.add(symbol)
@@ -270,35 +283,82 @@ class Engine:
         symbol = self.spot.symbol
         book = self.books[symbol]
         desired: tuple[DesiredOrder, ...] = ()
-        if not self.stopping and symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid:
-            desired = self._desired_quotes(book, now_ns)
-        out = self.orders.diff(symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns)
+        max_places = 0
+        feed_ok = symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid
+        if not self.stopping and feed_ok:
+            decision = self._evaluate_risk(book, now_ns)
+            if not (decision.pause or decision.halt):
+                desired = self._desired_quotes(book, decision, now_ns)
+                max_places = decision.max_new_orders
+        out = self.orders.diff(
+            symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns, max_places=max_places
+        )
+        placed = sum(1 for c in out if isinstance(c, PlaceOrder))
+        if placed:
+            self.risk.consume_orders(placed, now_ns)
         return out
 
-    def _desired_quotes(self, book: OrderBook, now_ns: int) -> tuple[DesiredOrder, ...]:
+    def _evaluate_risk(self, book: OrderBook, now_ns: int) -> RiskDecision:
+        tick = self.spot.tick_size
         mid_ticks = book.mid_ticks
-        best_bid = book.best_bid_ticks
-        best_ask = book.best_ask_ticks
+        live_bid = live_ask = math.nan
+        for order in self.orders.live_orders(self.spot.symbol, tag="quote"):
+            px = order.price_ticks * tick
+            if order.side is Side.BUY:
+                live_bid = px if not live_bid >= px else live_bid
+            else:
+                live_ask = px if not live_ask <= px else live_ask
+        inputs = RiskInputs(
+            mid_px=mid_ticks * tick if mid_ticks is not None else math.nan,
+            inventory_base=self.inventory_base() - self.p.quote.inventory_target_base,
+            equity_quote=self.equity_quote(),
+            sigma_short_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
+            sigma_long_px_per_sqrt_s=(self.sigma_long.sigma_px_per_sqrt_s if self.sigma_long is not None else math.nan),
+            last_book_ns=self.last_book_ns[self.spot.symbol],
+            reference_px=self._reference_px(),
+            live_bid_px=live_bid,
+            live_ask_px=live_ask,
+            live_bid_depth_quote=self._live_depth_quote(Side.BUY),
+            live_ask_depth_quote=self._live_depth_quote(Side.SELL),
+        )
+        decision = self.risk.evaluate(inputs, now_ns)
+        for transition in decision.transitions:
+            self._note(transition.event, **transition.fields)
+        self.risk_decision = decision
+        return decision
+
+    def _reference_px(self) -> float:
+        """The perp mark (a second venue's price for the same asset), for the quote band."""
+        if self.mark_ticks is None or self.p.perp is None:
+            return math.nan
+        return self.mark_ticks * self.p.perp.tick_size
+
+    def _live_depth_quote(self, side: Side) -> float:
+        return sum(
+            self.spot.notional(o.price_ticks, o.open_lots)
+            for o in self.orders.live_orders(self.spot.symbol, tag="quote")
+            if o.side is side and o.state is not OrderState.PENDING_NEW
+        )
+
+    def _desired_quotes(self, book: OrderBook, decision: RiskDecision, now_ns: int) -> tuple[DesiredOrder, ...]:
+        mid_ticks = book.mid_ticks
         if mid_ticks is None:
             return ()
         tick = self.spot.tick_size
         mid_px = mid_ticks * tick
         inventory = self.inventory_base()
         fit = self.arrivals.update(now_ns)
-        a_per_s, k_per_px = fit.a_per_s, fit.k_per_px
         inputs = MarketInputs(
             mid_px=mid_px,
             inventory_base=inventory,
             sigma_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
-            a_per_s=a_per_s,
-            k_per_px=k_per_px,
+            a_per_s=fit.a_per_s,
+            k_per_px=fit.k_per_px,
         )
-        adjust = QuoteAdjust(
-            bid_enabled=inventory < self.p.inventory_hard_limit_base,
-            ask_enabled=inventory > -self.p.inventory_hard_limit_base,
-        )
+        adjust: QuoteAdjust = decision.to_quote_adjust(QuoteAdjust)
         theo = theo_quote(self.p.quote, inputs)
-        desired = tuple(build_ladder(theo, self.p.quote, self.spot, best_bid, best_ask, adjust))
+        ladder = build_ladder(theo, self.p.quote, self.spot, book.best_bid_ticks, book.best_ask_ticks, adjust)
+        desired = self._cap_exposure(ladder)
         if desired != self._last_desired:
             self._last_desired = desired
             self.stats.quotes += 1
@@ -314,10 +374,25 @@ class Engine:
                 spread=(ask - bid) * tick if bid is not None and ask is not None else None,
                 inventory=inventory,
                 sigma=inputs.sigma_px_per_sqrt_s,
-                a=a_per_s,
-                k=k_per_px,
+                a=fit.a_per_s,
+                k=fit.k_per_px,
+                risk_state=decision.state,
+                reasons=list(decision.reasons),
             )
         return desired
+
+    def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
+        """Trim sizes so position + everything that could still fill stays within the hard limit."""
+        hard_lots = self.spot.lots_floor(self.p.risk.inventory_hard_base)
+        position = self.position_lots.get(self.spot.symbol, 0)
+        room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
+        out: list[DesiredOrder] = []
+        for quote in ladder:
+            lots = min(quote.size_lots, max(0, room[quote.side]))
+            room[quote.side] -= lots
+            if lots > 0:
+                out.append(quote if lots == quote.size_lots else quote._replace(size_lots=lots))
+        return tuple(out)
 
     # ================================================================== lifecycle & queries
 

@@ -84,6 +84,7 @@ class OrderManager:
         self._prefix = client_id_prefix
         self._seq = 0
         self.orders: dict[str, Order] = {}
+        self._live: dict[str, Order] = {}  # the non-terminal subset of `orders`: queried on every requote
         self._slots: dict[tuple[str, Side, int], str] = {}
         self._seen_fills: set[tuple[str, str]] = set()
         self._fill_order: deque[tuple[str, str]] = deque()
@@ -110,6 +111,7 @@ class OrderManager:
             placed_ns=now_ns,
         )
         self.orders[command.client_id] = order
+        self._live[command.client_id] = order
         if level >= 0:
             self._slots[(command.symbol, command.side, level)] = command.client_id
         return command
@@ -123,7 +125,7 @@ class OrderManager:
 
     def cancel_all(self, symbol: str | None = None, tag: str | None = None) -> list[Command]:
         out: list[Command] = []
-        for order in list(self.orders.values()):
+        for order in list(self._live.values()):
             if (symbol is None or order.symbol == symbol) and (tag is None or order.tag == tag):
                 cmd = self.cancel(order.client_id)
                 if cmd is not None:
@@ -137,8 +139,12 @@ class OrderManager:
         now_ns: int,
         tolerance_ticks: int,
         max_age_ns: int,
+        max_places: int | None = None,
     ) -> list[Command]:
-        """Cancels and places that move live quote slots toward `desired`; idempotent when converged."""
+        """Cancels and places that move live quote slots toward `desired`; idempotent when converged.
+
+        `max_places` bounds new orders (the risk guard's order-rate budget); the rest wait for a later diff.
+        """
         out: list[Command] = []
         wanted: dict[tuple[Side, int], DesiredOrder] = {(d.side, d.level): d for d in desired}
         for (sym, side, level), client_id in list(self._slots.items()):
@@ -163,9 +169,13 @@ class OrderManager:
                 if cmd is not None:
                     out.append(cmd)
             wanted.pop((side, level), None)
+        budget = len(wanted) if max_places is None else max_places
         for want in wanted.values():
             if want.size_lots <= 0:
                 continue
+            if budget <= 0:
+                break
+            budget -= 1
             place = PlaceOrder(
                 symbol=symbol,
                 client_id=self.next_client_id(),
@@ -245,21 +255,23 @@ class OrderManager:
 
     def live_orders(self, symbol: str | None = None, tag: str | None = None) -> list[Order]:
         return [
-            o
-            for o in self.orders.values()
-            if o.is_live and (symbol is None or o.symbol == symbol) and (tag is None or o.tag == tag)
+            o for o in self._live.values() if (symbol is None or o.symbol == symbol) and (tag is None or o.tag == tag)
         ]
 
     def exposure_lots(self, symbol: str, side: Side) -> int:
         """Open plus in-flight size on one side: what could still fill."""
-        return sum(o.open_lots for o in self.orders.values() if o.is_live and o.symbol == symbol and o.side is side)
+        return sum(o.open_lots for o in self._live.values() if o.symbol == symbol and o.side is side)
 
     def adopt(self, order: Order) -> None:
         """Track an order found on the venue at start-up (reconciliation)."""
         self.orders[order.client_id] = order
+        if order.is_live:
+            self._live[order.client_id] = order
 
     def prune(self, keep_terminal: int = 10_000) -> None:
         """Drop old terminal orders so memory stays flat on long runs."""
+        if len(self.orders) - len(self._live) <= 2 * keep_terminal:
+            return
         terminal = [cid for cid, o in self.orders.items() if not o.is_live]
         for cid in terminal[: max(0, len(terminal) - keep_terminal)]:
             del self.orders[cid]
@@ -267,6 +279,7 @@ class OrderManager:
     # ------------------------------------------------------------------ internals
 
     def _forget(self, order: Order) -> None:
+        self._live.pop(order.client_id, None)
         if order.level >= 0:
             key = (order.symbol, order.side, order.level)
             if self._slots.get(key) == order.client_id:

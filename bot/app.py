@@ -15,6 +15,7 @@ import orjson
 from bot.config import ConfigError, Settings, load_settings, masked_dump
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
+from bot.core.hedger import HedgeParams
 from bot.core.quoting import QuoteParams
 from bot.domain import Instrument
 from bot.logs import bind_context, configure_logging, get_logger
@@ -60,6 +61,7 @@ def build_engine(
         price_tolerance_ticks=q.price_tolerance_ticks,
         max_order_age_ns=q.max_order_age_ms * 1_000_000,
         warmup_ns=int(settings.runtime.warmup_s * NS_PER_S),
+        hedge=HedgeParams.from_config(settings.hedger),
         risk=settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name),
     )
     sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)

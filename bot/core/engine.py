@@ -20,13 +20,16 @@ from typing import Any
 
 from bot.core.book import BookStatus, OrderBook
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
+from bot.core.hedger import HedgeParams, Hedger
 from bot.core.orders import OrderManager, OrderState
+from bot.core.portfolio import Portfolio
 from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, build_ladder, theo_quote
 from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
 from bot.domain import (
     BookDelta,
     BookSnapshot,
+    CancelOrder,
     CancelRejected,
     Command,
     Event,
@@ -61,6 +64,7 @@ class EngineParams:
     max_order_age_ns: int = 30 * NS_PER_S
     warmup_ns: int = 5 * NS_PER_S
     risk: RiskParams = field(default_factory=RiskParams)
+    hedge: HedgeParams = field(default_factory=HedgeParams)
 
 
 @dataclass
@@ -78,6 +82,8 @@ class EngineStats:
     position_mismatches: int = 0
     rejected_events: int = 0
     max_abs_inventory_base: float = 0.0
+    hedges: int = 0
+    hedge_fills: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -100,6 +106,10 @@ class Engine:
         self.sigma_long = sigma_long
         self.arrivals = arrivals
         self.risk = RiskGuard(params.risk)
+        self.portfolio = Portfolio([i for i in (params.spot, params.perp) if i is not None])
+        self.hedger = Hedger(params.hedge, params.perp) if params.perp is not None and params.hedge.enabled else None
+        self._band_ticks = 0
+        self._band_ticks_in = 0
         self.risk_decision = RiskDecision()
         self.position_lots: dict[str, int] = dict.fromkeys(self.books, 0)
         self.cash_quote = 0.0
@@ -113,6 +123,7 @@ class Engine:
         self.stopping = False
         self._dirty = True
         self._last_desired: tuple[DesiredOrder, ...] = ()
+        self._last_band_base = params.hedge.band_base
 
     # ================================================================== events
 
@@ -124,6 +135,13 @@ class Engine:
             return []
         if isinstance(event, OrderFilled):
             return self._on_fill(event, now_ns)
+        hedger = self.hedger
+        if (
+            hedger is not None
+            and isinstance(event, OrderAccepted | OrderRejected | OrderCanceled)
+            and hedger.owns(event.client_id)
+        ):
+            return self._on_hedge_order_event(hedger, event, now_ns)
         if isinstance(event, OrderAccepted):
             self.orders.on_accepted(event)
             return []
@@ -150,7 +168,8 @@ class Engine:
             self.mark_ticks = event.mark_ticks
             return []
         if isinstance(event, FundingPaid):
-            self.cash_quote += event.amount_quote
+            if self.portfolio.on_funding(event):
+                self.cash_quote += event.amount_quote
             return []
         if isinstance(event, FeedStatus):
             return self._on_feed_status(event, now_ns)
@@ -203,6 +222,9 @@ class Engine:
         self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
+        hedger = self.hedger
+        if hedger is not None and hedger.owns(event.client_id):
+            return self._on_hedge_fill(hedger, event, now_ns)
         result = self.orders.on_fill(event)
         if not result.is_new:
             self.stats.duplicate_fills += 1
@@ -212,6 +234,7 @@ class Engine:
             return []
         if result.order is None:
             self.stats.unknown_fills += 1
+        self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=False)
         if instrument is self.spot:
             self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
         signed = event.side.sign * event.size_lots
@@ -241,7 +264,94 @@ class Engine:
             tag=result.order.tag if result.order is not None else "unknown",
         )
         self._dirty = True
+        if hedger is not None and instrument is self.spot:
+            hedger.note_spot_fill(now_ns)
+            return self._hedge(hedger, now_ns)
         return []
+
+    # ================================================================== hedging
+
+    def _on_hedge_fill(self, hedger: Hedger, event: OrderFilled, now_ns: int) -> list[Command]:
+        perp = hedger.perp
+        before = self.portfolio.net_delta_base()
+        if not self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=True):
+            self.stats.duplicate_fills += 1
+            return []
+        hedge_fill = hedger.on_fill(event, now_ns)
+        self.position_lots[event.symbol] = self.position_lots.get(event.symbol, 0) + event.side.sign * event.size_lots
+        self.cash_quote -= event.side.sign * perp.notional(event.price_ticks, event.size_lots) + event.fee_quote
+        self.stats.hedge_fills += 1
+        self.stats.fees_quote += event.fee_quote
+        self._note(
+            "hedge.filled",
+            symbol=event.symbol,
+            client_id=event.client_id,
+            side=event.side.value,
+            price=perp.price(event.price_ticks),
+            size=perp.size(event.size_lots),
+            fee=event.fee_quote,
+            slippage_bps=hedge_fill.slippage_bps if hedge_fill is not None else None,
+            delta_before=before,
+            delta_after=self.portfolio.net_delta_base(),
+        )
+        return self._hedge(hedger, now_ns)
+
+    def _on_hedge_order_event(
+        self, hedger: Hedger, event: OrderAccepted | OrderRejected | OrderCanceled, now_ns: int
+    ) -> list[Command]:
+        if isinstance(event, OrderAccepted):
+            hedger.on_accepted(event, now_ns)
+            return []
+        if isinstance(event, OrderRejected):
+            outcome = hedger.on_rejected(event, now_ns)
+            self.stats.rejects += 1
+            self._note(
+                "hedge.rejected",
+                client_id=event.client_id,
+                reason=event.reason,
+                retry_at_ns=outcome.retry_at_ns if outcome else None,
+            )
+        else:
+            hedger.on_canceled(event, now_ns)
+        return self._hedge(hedger, now_ns)
+
+    def _hedge(self, hedger: Hedger, now_ns: int) -> list[Command]:
+        if self.stopping or hedger.perp.symbol in self.awaiting_snapshot:
+            return []
+        book = self.books[hedger.perp.symbol]
+        if not book.is_valid:
+            return []
+        net = self.portfolio.net_delta_base()
+        decision = hedger.decide(
+            net, self.portfolio.position_lots(hedger.perp.symbol), book.best_bid_ticks, book.best_ask_ticks, now_ns
+        )
+        for command in decision.commands:
+            if isinstance(command, PlaceOrder):
+                self.stats.hedges += 1
+                self._note(
+                    "hedge.sent",
+                    symbol=command.symbol,
+                    client_id=command.client_id,
+                    side=command.side.value,
+                    size=hedger.perp.size(command.size_lots),
+                    price=hedger.perp.price(command.price_ticks),
+                    order_type=command.order_type.value,
+                    reduce_only=command.reduce_only,
+                    reason=decision.reason,
+                    delta_before=net,
+                    delta_after_expected=net + decision.order_base,
+                    band=decision.band_base,
+                )
+        self._last_band_base = decision.band_base
+        return list(decision.commands)
+
+    def _mid_px(self, symbol: str) -> float:
+        book = self.books.get(symbol)
+        mid = book.mid_ticks if book is not None else None
+        instrument = self.spot if symbol == self.spot.symbol else self.p.perp
+        if mid is None or instrument is None:
+            return math.nan
+        return mid * instrument.tick_size
 
     def _on_position(self, event: PositionSnapshot) -> None:
         ours = self.position_lots.get(event.symbol)
@@ -272,6 +382,16 @@ class Engine:
             self._note("feed.stale", symbol=symbol, silent_ms=(now_ns - self.last_book_ns[symbol]) // 1_000_000)
             out.extend(self.orders.cancel_all(symbol, tag="quote"))
         self._dirty = True
+        for symbol, book in self.books.items():
+            mid = self._mid_px(symbol)
+            if book.is_valid and mid == mid:
+                self.portfolio.mark(symbol, mid)
+        if self.hedger is not None:
+            out.extend(self._hedge(self.hedger, now_ns))
+            if now_ns - self.start_ns >= self.p.warmup_ns:
+                self._band_ticks += 1
+                if abs(self.portfolio.net_delta_base()) <= self._last_band_base + 1e-12:
+                    self._band_ticks_in += 1
         return out
 
     # ================================================================== quoting
@@ -398,14 +518,21 @@ class Engine:
 
     def shutdown(self, now_ns: int) -> list[Command]:
         self.stopping = True
-        return self.orders.cancel_all()
+        out = self.orders.cancel_all()
+        if self.hedger is not None:
+            out.extend(self._cancel_hedges(self.hedger))
+        return out
+
+    def _cancel_hedges(self, hedger: Hedger) -> list[Command]:
+        return [CancelOrder(hedger.perp.symbol, cid) for cid in hedger.orders]
 
     def drain_notes(self) -> list[Note]:
         notes, self.notes = self.notes, []
         return notes
 
     def open_order_count(self) -> int:
-        return len(self.orders.live_orders())
+        hedges = len(self.hedger.orders) if self.hedger is not None else 0
+        return len(self.orders.live_orders()) + hedges
 
     def inventory_base(self) -> float:
         return self.spot.size(self.position_lots.get(self.spot.symbol, 0))
@@ -444,6 +571,13 @@ class Engine:
             "stale_episodes": self.stats.stale_episodes,
             "duplicate_fills_dropped": self.stats.duplicate_fills,
             "position_mismatches": self.stats.position_mismatches,
+            "hedges": self.stats.hedges,
+            "hedge_fills": self.stats.hedge_fills,
+            "net_delta": round(self.portfolio.net_delta_base(), 10),
+            "net_delta_in_band_pct": (
+                round(100.0 * self._band_ticks_in / self._band_ticks, 3) if self._band_ticks else None
+            ),
+            "pnl_attribution": {k: round(v, 6) for k, v in self.portfolio.pnl().components().items()},
         }
 
     def _note(self, name: str, **fields: Any) -> None:

@@ -70,6 +70,10 @@ ERROR_TABLE: dict[type[BaseException], ErrorRule] = {
     ccxt.BadRequest: _R(Action.REJECT, "bad_request"),
     ccxt.OperationRejected: _R(Action.REJECT, "operation_rejected"),
     ccxt.MarketClosed: _R(Action.REJECT, "market_closed"),
+    ccxt.NoChange: _R(Action.REJECT, "no_change"),
+    ccxt.MarginModeAlreadySet: _R(Action.REJECT, "no_change"),
+    ccxt.InvalidAddress: _R(Action.REJECT, "invalid_address"),  # withdrawals: never used by the bot
+    ccxt.AddressPending: _R(Action.REJECT, "invalid_address"),
     ccxt.InsufficientFunds: _R(Action.REJECT, "insufficient_balance"),
     ccxt.InvalidOrder: _R(Action.REJECT, "invalid_order"),
     ccxt.OrderNotFound: _R(Action.REJECT, "unknown_order"),

@@ -353,7 +353,10 @@ class Ledger:
         Returns True if a row was written (False for an ignored event or a duplicate fill).
         """
         if isinstance(event, OrderFilled):
-            return self.record_fill(run_id, event)
+            written = self.record_fill(run_id, event)
+            if event.leaves_lots == 0:
+                self._tags.pop(event.client_id, None)  # keep the tag map as small as the live orders
+            return written
         if isinstance(event, FundingPaid):
             self._write(
                 "INSERT INTO funding (run_id, ts_venue_ns, symbol, rate, amount_quote) VALUES (?, ?, ?, ?, ?)",
@@ -363,8 +366,10 @@ class Ledger:
             self._order_event(run_id, event, "accepted", venue_order_id=event.venue_order_id)
         elif isinstance(event, OrderRejected):
             self._order_event(run_id, event, "rejected", reason=event.reason)
+            self._tags.pop(event.client_id, None)
         elif isinstance(event, OrderCanceled):
             self._order_event(run_id, event, "canceled", reason=event.reason)
+            self._tags.pop(event.client_id, None)  # a fill racing the cancel finds its tag in the table
         elif isinstance(event, CancelRejected):
             self._order_event(run_id, event, "cancel_rejected", reason=event.reason)
         else:
@@ -590,3 +595,26 @@ def _apply_fill(pos_lots: int, avg_px: float, signed_lots: int, px: float, lot_b
     if (new_pos > 0) != (pos_lots > 0):  # flipped through zero: the rest opens at this price
         return new_pos, px, pnl
     return new_pos, avg_px, pnl
+
+
+class LedgerObserver:
+    """Plugs a ledger into the runner (`bot.runtime.runner.Observer`): every command and venue event
+    is recorded, pending rows are committed on the batch cadence. Quote samples and PnL snapshots are
+    recorded by whoever builds them (`ledger.record_quote` / `record_pnl`); `end_run` and the final
+    `close` are the composition root's job, after the runner has returned its summary."""
+
+    def __init__(self, ledger: Ledger, run_id: str) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+
+    def on_event(self, event: Event, now_ns: int) -> None:
+        self.ledger.record_event(self.run_id, event)
+
+    def on_command(self, command: Command, now_ns: int) -> None:
+        self.ledger.record_command(self.run_id, command, now_ns)
+
+    def on_batch(self, engine: Any, now_ns: int, tick_to_quote_us: float) -> None:
+        self.ledger.flush()
+
+    def close(self) -> None:
+        self.ledger.flush(force=True)

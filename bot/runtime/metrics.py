@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.domain import Event, OrderFilled, OrderRejected
+from bot.domain import CancelOrder, Command, Event, OrderCanceled, OrderFilled, OrderRejected, PlaceOrder
 
 LATENCY_BUCKETS_US = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
 """Tick-to-quote latency histogram buckets, microseconds."""
@@ -236,6 +236,40 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class MetricsObserver:
+    """Plugs `Metrics` into the runner (`bot.runtime.runner.Observer`): counts fills (labelled with
+    their order's tag) and rejects, and observes the tick-to-quote latency of every batch that sent
+    an order command. Status snapshots are pushed separately with `metrics.update(...)`."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._tags: dict[str, str] = {}
+        self._order_commands = 0
+
+    def on_event(self, event: Event, now_ns: int) -> None:
+        tag = self._tags.get(event.client_id, "") if isinstance(event, OrderFilled) else ""
+        self.metrics.record_event(event, tag)
+        # forget finished orders so the map stays as small as the set of live orders
+        if isinstance(event, OrderCanceled | OrderRejected) or (
+            isinstance(event, OrderFilled) and not event.leaves_lots
+        ):
+            self._tags.pop(event.client_id, None)
+
+    def on_command(self, command: Command, now_ns: int) -> None:
+        if isinstance(command, PlaceOrder):
+            self._tags[command.client_id] = command.tag
+        if isinstance(command, PlaceOrder | CancelOrder):
+            self._order_commands += 1
+
+    def on_batch(self, engine: Any, now_ns: int, tick_to_quote_us: float) -> None:
+        if self._order_commands:
+            self.metrics.latency.observe(tick_to_quote_us)
+        self._order_commands = 0
+
+    def close(self) -> None:
+        self.metrics.set_not_ready("stopped")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from bot.domain import (
     Side,
     Timer,
 )
-from bot.runtime.ledger import Ledger, LedgerError, PnlSnapshot, QuoteSample, _apply_fill
+from bot.runtime.ledger import Ledger, LedgerError, LedgerObserver, PnlSnapshot, QuoteSample, _apply_fill
 
 SPOT = Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.5)
 PERP = Instrument("TOKEN/USDT:USDT", InstrumentKind.PERP, "TOKEN", "USDT", tick_size=0.01, lot_size=1.0)
@@ -282,3 +282,19 @@ def test_recovery_after_crash_keeps_every_committed_fill(tmp_path: Path) -> None
     # each fill committed the orders placed before it; the order after the last fill was not committed
     assert "last" not in state.open_client_ids
     assert state.open_client_ids == frozenset()
+
+
+def test_ledger_observer_records_commands_and_events(tmp_path: Path) -> None:
+    path = tmp_path / "obs.sqlite"
+    led = Ledger(path, LedgerConfig(commit_interval_ms=60_000, commit_rows=100_000))
+    led.start_run("r", 0, instruments=[SPOT])
+    obs = LedgerObserver(led, "r")
+    obs.on_command(place("q1"), 1)
+    obs.on_event(OrderAccepted(SPOT.symbol, "q1", "v1", 2, 2), 2)
+    obs.on_event(OrderCanceled(SPOT.symbol, "q1", "requested", 3, 3), 3)
+    obs.on_event(fill("late", Side.BUY, 10_000, 1, client_id="q1"), 4)  # raced the cancel
+    obs.on_batch(None, 4, 12.5)
+    obs.close()
+    assert rows(path, "SELECT kind FROM order_events ORDER BY id") == [("place",), ("accepted",), ("canceled",)]
+    assert rows(path, "SELECT fill_id, tag FROM fills") == [("late", "quote")]  # tag found after the cancel
+    led.close()

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.domain import Liquidity, OrderFilled, OrderRejected, Side, Timer
-from bot.runtime.metrics import Metrics, MetricsServer, ObligationView, OrderView, StatusSnapshot
+from bot.domain import Liquidity, OrderFilled, OrderRejected, PlaceOrder, Side, Timer
+from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer, ObligationView, OrderView, StatusSnapshot
 
 
 class Clock:
@@ -229,3 +229,21 @@ async def test_serve_forever_in_a_task_group_stops_on_cancel() -> None:
     assert serve.cancelled()
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+def test_metrics_observer_tags_fills_and_times_quoting_batches() -> None:
+    m = Metrics()
+    obs = MetricsObserver(m)
+    obs.on_command(PlaceOrder("TOKEN/USDT:USDT", "h1", Side.SELL, 0, 1, tag="hedge"), 1)
+    obs.on_batch(None, 1, 40.0)  # sent an order: observed
+    obs.on_event(Timer(2, 2), 2)
+    obs.on_batch(None, 2, 5.0)  # nothing sent: not a tick-to-quote sample
+    obs.on_event(OrderFilled("TOKEN/USDT:USDT", "h1", "f1", Side.SELL, 100, 1, 0.0, Liquidity.TAKER, 0, 3, 3), 3)
+    obs.on_batch(None, 3, 7.0)
+    got = samples(m.exposition())
+    assert got["mmbot_tick_to_quote_latency_us_count", ()] == 1
+    assert got["mmbot_tick_to_quote_latency_us_sum", ()] == 40.0
+    labels = (("liquidity", "taker"), ("side", "sell"), ("symbol", "TOKEN/USDT:USDT"), ("tag", "hedge"))
+    assert got["mmbot_fills_total", labels] == 1
+    obs.close()
+    assert not m.health().ready and m.health().reason == "stopped"

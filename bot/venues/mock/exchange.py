@@ -245,6 +245,14 @@ class MockExchange:
         order = self._orders[(symbol, client_id)]
         return self._markets[symbol].book.side(order.side).lots_ahead(order)
 
+    def simulate_taker(self, symbol: str, side: Side, lots: int, limit_ticks: int | None = None) -> None:
+        """An outside taker trades now (tests and experiments): walks the book up to `limit_ticks`."""
+        market = self._markets[symbol]
+        self._start_triggered()
+        executions, _ = market.book.side(side.opposite).take(limit_ticks, lots)
+        if executions:
+            self._on_executions(market, side, executions, None)
+
     @property
     def now_ns(self) -> int:
         return self._now_ns

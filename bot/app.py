@@ -75,7 +75,7 @@ def build_venue(settings: Settings) -> tuple[Venue, Any]:
     venue_spec = settings.runtime.venue
     if venue_spec == "mock":
         from bot.venues.mock.exchange import MockExchange
-        from bot.venues.mock.inprocess import InProcessMockVenue
+        from bot.venues.mock_inprocess import InProcessMockVenue
 
         start_ns = time.time_ns()
         exchange = MockExchange(settings.mock, start_ns=start_ns)
@@ -103,7 +103,7 @@ async def _run(settings: Settings, duration_s: float | None) -> dict[str, Any]:
     instruments = venue.instruments
     spot = instruments[settings.market.spot_symbol]
     perp = instruments.get(settings.market.perp_symbol)
-    engine = build_engine(settings, spot, perp, clock_ns())
+    engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name)
     runner = Runner(
         engine,
         venue,

@@ -375,6 +375,9 @@ class Engine:
     def _on_timer(self, now_ns: int) -> list[Command]:
         out: list[Command] = []
         self.orders.prune()
+        self.sigma.advance(now_ns)  # a quiet book is information too: σ decays instead of freezing
+        if self.sigma_long is not None:
+            self.sigma_long.advance(now_ns)
         symbol = self.spot.symbol
         if symbol not in self.stale and now_ns - self.last_book_ns[symbol] > self.p.stale_feed_ns:
             self.stale.add(symbol)

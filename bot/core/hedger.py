@@ -196,7 +196,12 @@ class Hedger:
             self._pending_fill_ns = now_ns
 
     def owns(self, client_id: str) -> bool:
-        return client_id in self.orders
+        """True for every client id this hedger issued, live or finished, so that a late event
+        (a fill after a timeout, a cancel after the last fill) is still booked as a hedge."""
+        if client_id in self.orders:
+            return True
+        seq = client_id.removeprefix(self.prefix)
+        return seq != client_id and seq.isdigit() and 0 < int(seq) <= self._seq
 
     def in_flight_base(self) -> float:
         """Signed base units still to fill on live hedge orders (+ = buying)."""

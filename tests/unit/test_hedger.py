@@ -189,7 +189,11 @@ def test_slow_order_is_cancelled_then_dropped() -> None:
     assert d.in_flight_base == pytest.approx(-1.0)
     assert h.decide(1.0, 0, BID, ASK, 3000 * MS).commands == ()  # the cancel is sent once
     h.decide(1.0, 0, BID, ASK, 4000 * MS)
-    assert not h.owns(cid) and h.stats.lost == 1 and h.in_flight_base() == 0.0
+    assert cid not in h.orders and h.stats.lost == 1 and h.in_flight_base() == 0.0
+    # a late fill of the dropped order is still ours (the portfolio books it as a hedge) but
+    # changes nothing in the hedger
+    assert h.owns(cid) and not h.owns("h-2") and not h.owns("q-1") and not h.owns("h-x")
+    assert h.on_fill(filled(cid, "late", Side.SELL, 9990, 10, leaves=0), 5000 * MS) is None
 
 
 def test_latency_and_slippage() -> None:
@@ -198,7 +202,7 @@ def test_latency_and_slippage() -> None:
     cid = only_order(h.decide(-2.0, 0, BID, ASK, now_ns=1_500).commands).client_id  # buy 20 lots
     h.on_accepted(accepted(cid), now_ns=4_000)
     hf = h.on_fill(filled(cid, "f1", Side.BUY, 10002, 20, leaves=0), now_ns=5_000)
-    assert hf is not None and hf.done and not h.owns(cid)
+    assert hf is not None and hf.done and cid not in h.orders
     # bought 2.0 at 100.02 vs the 100.00 mid: 0.04 quote = 2 bps
     assert hf.slippage_quote == pytest.approx(0.04) and hf.slippage_bps == pytest.approx(2.0)
     assert list(h.stats.latency_ns) == [3_000]  # fill seen at 1000 → acked at 4000

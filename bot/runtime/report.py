@@ -430,5 +430,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"mmbot report: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:
+        print(f"mmbot report: {ledger}: not a readable ledger ({exc})", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. an output directory we may not write to
+        print(f"mmbot report: cannot write the report: {exc}", file=sys.stderr)
+        return 1
     print(index)
     return 0

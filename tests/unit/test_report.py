@@ -181,3 +181,17 @@ def test_cmd_report_errors_and_success(ledger_path: Path, tmp_path: Path, capsys
         build_run(led, "run-a", minutes=1)
     assert cmd_report(argparse.Namespace(ledger=str(ledger_path), out=str(tmp_path / "r"))) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "index.html")
+
+
+def test_cmd_report_one_line_errors_for_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    assert cmd_report(argparse.Namespace(ledger=str(junk), out=str(tmp_path / "r"))) == 1
+    assert "not a readable ledger" in capsys.readouterr().err
+    ledger_path = tmp_path / "l.sqlite"
+    with Ledger(ledger_path) as led:
+        led.start_run("r", T0)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cmd_report(argparse.Namespace(ledger=str(ledger_path), out=str(blocker / "sub"))) == 1
+    assert capsys.readouterr().err.startswith("mmbot report: cannot write the report")

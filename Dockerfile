@@ -1,0 +1,44 @@
+# mmbot: paper-trading market-making bot. Two stages: dependencies and the app are installed into a
+# virtualenv in `build`; the runtime stage copies only that venv and the sources, runs as a non-root
+# user, holds no secrets (API keys come from the environment at run time, see .env.example).
+#
+#   docker build -t mmbot:local .
+#   docker run --rm mmbot:local mmbot check-config
+#   docker compose up            # mock exchange + bot, see docs/operations.md
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+# Dependencies first (from pyproject's list), so a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+COPY README.md ./
+COPY bot ./bot
+COPY config ./config
+# Editable: the package finds its embedded config at /app/config; /app is copied as is below.
+RUN pip install --no-deps -e . && python -m compileall -q bot
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mmbot \
+    && mkdir -p /data /reports && chown mmbot:mmbot /data /reports
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    MMBOT__METRICS__HOST=0.0.0.0 \
+    MMBOT__METRICS__PORT=9108 \
+    MMBOT__LEDGER__PATH=/data/ledger.sqlite
+WORKDIR /app
+USER mmbot
+VOLUME ["/data", "/reports"]
+EXPOSE 9108
+# /health answers 200 only when the book is synced and the bot is quoting (python stdlib: no curl in slim).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:' + os.environ.get('MMBOT__METRICS__PORT', '9108') + '/health', timeout=4)"]
+CMD ["mmbot", "run", "--log-format", "json"]

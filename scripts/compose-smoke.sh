@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Compose smoke test: build, start exchange + bot, wait (bounded) until the bot has quoted AND filled,
+# stop it with SIGTERM, check it shut down cleanly (exit code 0, `session.summary` with
+# open_orders_at_exit == 0), and always clean up (down -v). Exit 0 only if all of that held.
+#
+#   scripts/compose-smoke.sh                 # SMOKE_TIMEOUT_S=240 by default
+#
+# Uses `docker compose` when the plugin is present, else `docker-compose` (1.29+). Needs python3 on
+# the host to read the JSON logs.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TIMEOUT_S=${SMOKE_TIMEOUT_S:-240}
+STOP_TIMEOUT_S=${SMOKE_STOP_TIMEOUT_S:-30}
+PROJECT=${SMOKE_PROJECT:-mmbotsmoke$$}
+
+if docker compose version >/dev/null 2>&1; then
+  DC=(docker compose -p "$PROJECT" -f docker-compose.yml)
+elif command -v docker-compose >/dev/null 2>&1; then
+  DC=(docker-compose -p "$PROJECT" -f docker-compose.yml)
+else
+  echo "compose-smoke: neither 'docker compose' nor 'docker-compose' is installed" >&2
+  exit 2
+fi
+
+log() { printf 'compose-smoke: %s\n' "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+cleanup() {
+  local rc=$?
+  if [[ $rc -ne 0 && -n "${BOT_CID:-}" ]]; then
+    log "last bot log lines:"
+    docker logs --tail 20 "$BOT_CID" 2>&1 | sed 's/^/  /' >&2 || true
+  fi
+  "${DC[@]}" down -v --remove-orphans >/dev/null 2>&1 || log "warning: 'down -v' failed"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+# Event names seen in a container's JSON log lines (non-JSON lines are skipped).
+events_of() {
+  docker logs "$1" 2>&1 | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(doc, dict) and "event" in doc:
+        print(doc["event"])
+'
+}
+
+log "building the image"
+"${DC[@]}" build >/dev/null
+log "starting exchange and bot (project $PROJECT)"
+"${DC[@]}" up -d exchange bot
+BOT_CID=$("${DC[@]}" ps -q bot)
+[[ -n "$BOT_CID" ]] || fail "the bot container did not start"
+
+log "waiting up to ${TIMEOUT_S}s for quote.updated and order.filled"
+deadline=$((SECONDS + TIMEOUT_S))
+while :; do
+  seen=$(events_of "$BOT_CID" | sort -u)
+  if grep -qx 'quote.updated' <<<"$seen" && grep -qx 'order.filled' <<<"$seen"; then
+    log "the bot has quoted and filled"
+    break
+  fi
+  state=$(docker inspect -f '{{.State.Status}}' "$BOT_CID")
+  [[ "$state" == "running" ]] || fail "the bot container is '$state' before quoting and filling"
+  (( SECONDS < deadline )) || fail "no quote.updated + order.filled within ${TIMEOUT_S}s"
+  sleep 2
+done
+health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$BOT_CID")
+log "docker health of the bot: $health"
+
+log "stopping the bot with SIGTERM (SIGKILL after ${STOP_TIMEOUT_S}s)"
+"${DC[@]}" stop -t "$STOP_TIMEOUT_S" bot >/dev/null
+exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$BOT_CID")
+summary=$(docker logs "$BOT_CID" 2>&1 | python3 -c '
+import json, sys
+last = None
+for line in sys.stdin:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(doc, dict) and doc.get("event") == "session.summary":
+        last = doc
+print(json.dumps(last) if last else "")
+')
+[[ -n "$summary" ]] || fail "no session.summary in the bot's logs (exit code $exit_code)"
+open_orders=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get("open_orders_at_exit", "missing"))' "$summary")
+log "exit code $exit_code, open_orders_at_exit $open_orders"
+[[ "$exit_code" == "0" ]] || fail "the bot exited with code $exit_code (137 = killed after the grace period)"
+[[ "$open_orders" == "0" ]] || fail "open_orders_at_exit is $open_orders, not 0"
+log "PASS"

@@ -8,6 +8,7 @@ current simulated time. The clock is injectable so tests never wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 
@@ -55,10 +56,8 @@ class InProcessMockVenue:
             pending = self.exchange.next_event_ns()
             wait_s = _MAX_IDLE_S if pending is None else max(0.0, (pending - now) / 1e9 / self.speed)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(wait_s, _MAX_IDLE_S))
-            except TimeoutError:
-                pass
 
     async def execute(self, command: Command) -> None:
         self.exchange.submit(command, self.clock_ns())

@@ -709,7 +709,6 @@ class MockExchange:
             if best_ask is not None:
                 market.phantom_bid = best_ask + 1
                 bids = ((market.phantom_bid, 1), *bids)
-                self.faults.count("crossed")
         elif self._now_ns >= self._crossed_until and market.phantom_bid is not None:
             # repair: publish the true size at the bogus price (usually 0 = delete)
             bids = ((market.phantom_bid, market.book.bids.size_at(market.phantom_bid)), *bids)
@@ -780,6 +779,7 @@ class MockExchange:
             self.faults.count("stale")
             self._stale_until = max(self._stale_until, until)
         elif name == "crossed":
+            self.faults.count("crossed")
             self._crossed_until = max(self._crossed_until, until)
         else:  # disconnect / restart
             self.faults.count(name)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.config import MockExchangeConfig
 from bot.domain import (
+    CancelAll,
     CancelOrder,
     Event,
     Liquidity,
@@ -166,7 +167,9 @@ def play(ex: MockExchange, script: list[tuple]) -> tuple[list[Event], dict[str, 
         elif action[0] == "wait":
             t += action[1] * MS
         events += ex.advance(t)
-    events += ex.advance(t + 2_000 * MS)  # everything in flight is delivered
+    ex.submit(CancelAll(), t)  # then nothing can fill any more, and everything in flight arrives
+    events += ex.advance(t + 1_000 * MS)
+    events += ex.advance(t + 2_000 * MS)
     return events, placed
 
 

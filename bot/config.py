@@ -116,7 +116,9 @@ class CcxtConfig(Section):
         '"testnet"/"demo": real orders on the exchange\'s sandbox (keys required)',
     )
     spot_symbol: str = Field("BTC/USDT", min_length=3, description="ccxt-unified spot symbol; must match [market]")
-    perp_symbol: str = Field("BTC/USDT:USDT", description='ccxt-unified linear perp symbol; "" for none')
+    perp_symbol: str = Field(
+        "BTC/USDT:USDT", validate_default=True, description='ccxt-unified linear perp symbol; "" for none'
+    )
     book_depth_levels: Annotated[int, Field(ge=1, le=1000)] = Field(
         25, description="book levels per side passed to the engine"
     )
@@ -139,6 +141,9 @@ class CcxtConfig(Section):
     )
     paper_advance_ms: Annotated[int, Field(ge=1)] = Field(
         20, description="paper mode: how often the simulated execution's clock is advanced"
+    )
+    paper_latency_ms: Annotated[int, Field(ge=0)] = Field(
+        20, description="paper mode: simulated one-way latency of our commands and of the venue's answers"
     )
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None

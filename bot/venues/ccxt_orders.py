@@ -158,22 +158,27 @@ class OrderTracker:
         order = self._find(report)
         if order is None:
             return []
-        events: list[Event] = []
         venue_oid = str(report.get("id") or "")
+        early_trades: list[Mapping[str, Any]] = []
         if venue_oid and not order.venue_order_id:
             order.venue_order_id = venue_oid
             self._by_venue_oid[venue_oid] = order.command.client_id
-            for trade in self._pending_trades.pop(venue_oid, []):
-                events.extend(self.on_trade(trade, ts_recv_ns))
+            early_trades = self._pending_trades.pop(venue_oid, [])
+        events = self._order_state(order, report, ts_recv_ns)
+        for trade in early_trades:  # fills pushed before we knew the order id, after its ack
+            events.extend(self.on_trade(trade, ts_recv_ns))
+        return events
+
+    def _order_state(self, order: TrackedOrder, report: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
         if order.done:
-            return events
+            return []
+        events: list[Event] = []
         ts_venue_ns = _ns(report.get("lastUpdateTimestamp") or report.get("timestamp"), ts_recv_ns)
         symbol, cid = order.command.symbol, order.command.client_id
         status = report.get("status")
         if status == "rejected":
             order.done = True
-            events.append(OrderRejected(symbol, cid, "venue", ts_venue_ns, ts_recv_ns))
-            return events
+            return [OrderRejected(symbol, cid, "venue", ts_venue_ns, ts_recv_ns)]
         if not order.accepted and status in (None, "open", "closed", "canceled", "expired"):
             # a REST success (status None on bybit/okx) or any later state means the venue took it
             order.accepted = True

@@ -57,23 +57,26 @@ from bot.venues.ccxt_safety import ExchangeFactory, build_exchange
 
 
 class SimulatedExecution(Protocol):
-    """The paper execution adapter's interface (bot/venues/paper.py)."""
+    """The simulated execution's interface (bot/venues/paper.py `PaperExecution`), one per symbol."""
 
-    def submit(self, command: Command, now_ns: int) -> list[Event] | None: ...
+    position_lots: int
+
+    def submit(self, command: Command, now_ns: int) -> None: ...
     def on_market(self, event: Event, now_ns: int) -> list[Event]: ...
     def advance(self, now_ns: int) -> list[Event]: ...
+    def open_orders(self) -> list[OpenOrder]: ...
 
 
-PaperFactory = Callable[[Mapping[str, Instrument]], SimulatedExecution]
+PaperFactory = Callable[[Instrument, int], SimulatedExecution]
+"""Builds the simulated execution of one instrument, given the one-way latency in ns."""
 FeedBody = Callable[[str, Callable[[], None]], Awaitable[None]]
 """A feed's body: runs until an error, calls its second argument once connected."""
 
 
-def default_paper_factory(instruments: Mapping[str, Instrument]) -> SimulatedExecution:
+def default_paper_factory(instrument: Instrument, latency_ns: int) -> SimulatedExecution:
     from bot.venues.paper import PaperExecution  # imported lazily: only paper mode needs it
 
-    execution: SimulatedExecution = PaperExecution(dict(instruments))
-    return execution
+    return PaperExecution(instrument, order_latency_ns=latency_ns, report_latency_ns=latency_ns)
 
 
 class StaleFeedError(Exception):
@@ -101,7 +104,7 @@ class CcxtVenue:
         self._exchange = build_exchange(config, exchange_factory)  # ConfigError before any network
         self._paper_mode = config.mode == "paper"
         self._paper_factory = paper_factory or default_paper_factory
-        self._paper: SimulatedExecution | None = None
+        self._paper: dict[str, SimulatedExecution] = {}  # by symbol, paper mode only
         self._clock_ns = clock_ns
         self._rng = rng or random.Random()
         self._symbols = [s for s in (config.spot_symbol, config.perp_symbol) if s]
@@ -137,7 +140,8 @@ class CcxtVenue:
                 raise ConfigError(f"config error: ccxt: {exc}") from None
             self._books[symbol] = BookTracker(self._specs[symbol], self._cfg.book_depth_levels)
         if self._paper_mode:
-            self._paper = self._paper_factory(self.instruments)
+            latency_ns = self._cfg.paper_latency_ms * 1_000_000
+            self._paper = {sym: self._paper_factory(spec.instrument, latency_ns) for sym, spec in self._specs.items()}
         else:
             balance = await self._call_with_retries(self._exchange.fetch_balance)
             for spec in self._specs.values():
@@ -185,8 +189,9 @@ class CcxtVenue:
 
     def _emit_market(self, event: Event) -> None:
         self._emit([event])
-        if self._paper is not None:
-            self._emit(self._paper.on_market(event, self._clock_ns()))
+        paper = self._paper.get(getattr(event, "symbol", ""))
+        if paper is not None:
+            self._emit(paper.on_market(event, self._clock_ns()))
 
     # ---- supervision: one error table, reconnect with capped backoff and jitter -----------------
 
@@ -329,10 +334,11 @@ class CcxtVenue:
             await asyncio.sleep(self._cfg.position_poll_ms / 1000)
 
     async def _paper_clock(self) -> None:
-        assert self._paper is not None
         while True:
             await asyncio.sleep(self._cfg.paper_advance_ms / 1000)
-            self._emit(self._paper.advance(self._clock_ns()))
+            now = self._clock_ns()
+            for paper in self._paper.values():
+                self._emit(paper.advance(now))
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -342,11 +348,9 @@ class CcxtVenue:
             if tracker is not None:
                 tracker.reset()  # ccxt's book is consistent: the next update goes out as a snapshot
             return
-        if self._paper is not None:
-            self._emit(self._paper.submit(command, self._clock_ns()))
-            return
         if self._paper_mode:
-            raise RuntimeError("paper mode: execute() before connect()")
+            self._submit_paper(command)
+            return
         try:
             if isinstance(command, PlaceOrder):
                 await self._place(command)
@@ -357,6 +361,19 @@ class CcxtVenue:
         except VenueFatalError as exc:
             self._set_fatal(exc)
             raise
+
+    def _submit_paper(self, command: Command) -> None:
+        if not self._paper:
+            raise RuntimeError("paper mode: execute() before connect()")
+        now = self._clock_ns()
+        symbol = getattr(command, "symbol", None)
+        if symbol is None:  # CancelAll() of every symbol
+            for paper in self._paper.values():
+                paper.submit(command, now)
+        elif symbol in self._paper:
+            self._paper[symbol].submit(command, now)
+        elif isinstance(command, PlaceOrder):
+            self._emit([OrderRejected(command.symbol, command.client_id, "unknown_symbol", now, now)])
 
     async def _place(self, command: PlaceOrder) -> None:
         now = self._clock_ns()
@@ -442,7 +459,7 @@ class CcxtVenue:
 
     async def open_orders(self) -> list[OpenOrder]:
         if self._paper_mode:
-            return []  # a simulated execution starts empty
+            return [order for paper in self._paper.values() for order in paper.open_orders()]
         out: list[OpenOrder] = []
         for symbol, spec in self._specs.items():
             reports = await self._call_with_retries(self._exchange.fetch_open_orders, symbol)
@@ -473,7 +490,7 @@ class CcxtVenue:
     async def positions(self) -> dict[str, int]:
         """Perp: the venue's signed position. Spot: base balance change since `connect`."""
         if self._paper_mode:
-            return {symbol: 0 for symbol in self._specs}
+            return {symbol: paper.position_lots for symbol, paper in self._paper.items()}
         out: dict[str, int] = {}
         spot = [s for s in self._specs.values() if s.instrument.kind is InstrumentKind.SPOT]
         perps = [s for s in self._specs.values() if s.instrument.kind is InstrumentKind.PERP]

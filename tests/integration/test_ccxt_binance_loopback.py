@@ -25,7 +25,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from bot.config import CcxtConfig
-from bot.domain import BookDelta, BookSnapshot, Command, Event, Instrument, Level, Side, TradePrint
+from bot.domain import BookDelta, BookSnapshot, Command, Event, Instrument, Level, OpenOrder, Side, TradePrint
 from bot.venues.ccxt_venue import CcxtVenue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,15 +146,19 @@ class RecordingPaper:
 
     def __init__(self) -> None:
         self.seen: list[Event] = []
+        self.position_lots = 0
 
-    def submit(self, command: Command, now_ns: int) -> list[Event]:
-        return []
+    def submit(self, command: Command, now_ns: int) -> None:
+        pass
 
     def on_market(self, event: Event, now_ns: int) -> list[Event]:
         self.seen.append(event)
         return []
 
     def advance(self, now_ns: int) -> list[Event]:
+        return []
+
+    def open_orders(self) -> list[OpenOrder]:
         return []
 
 
@@ -203,7 +207,9 @@ async def test_adapter_book_and_trades_match_the_recording() -> None:
 
     paper = RecordingPaper()
     config = CcxtConfig(exchange="binance", mode="paper", perp_symbol="", book_depth_levels=DEPTH)
-    venue = CcxtVenue(config, exchange_factory=offline_binance_class(port), paper_factory=lambda _: paper)
+    venue = CcxtVenue(
+        config, exchange_factory=offline_binance_class(port), paper_factory=lambda inst, latency_ns: paper
+    )
 
     def sink(event: Event) -> None:
         events.append(event)

@@ -201,9 +201,7 @@ class CcxtVenue:
         )
         return delays
 
-    async def _supervise(
-        self, feed: str, symbol: str, body: Callable[[str, Callable[[], None]], Awaitable[None]]
-    ) -> None:
+    async def _supervise(self, feed: str, symbol: str, body: FeedBody) -> None:
         """Run `body` forever; on a venue error report the feed down, back off, run it again."""
         delays = self._delays()
 
@@ -217,23 +215,28 @@ class CcxtVenue:
             try:
                 await body(symbol, healthy)
                 return
-            except VenueFatalError:
-                raise
-            except StaleFeedError:
-                rule = _STALE_RULE
-            except Exception as exc:
-                maybe = classify(exc)
-                if maybe is None:
-                    raise  # not a venue error: a bug, let it surface
-                rule = maybe
-                if rule.action is Action.STOP:
-                    raise VenueFatalError(rule.reason, f"{feed} {symbol}: {exc}") from exc
+            except Exception as raised:
+                rule = self._rule_for(_leaf(raised), feed, symbol)
             now = self._clock_ns()
             self._emit([FeedStatus(symbol, False, f"{feed}_{rule.reason}", now, now)])
             wait_s = next(delays)
             if rule.action is Action.BACKOFF:
                 wait_s = max(wait_s, self._cfg.rate_limit_pause_ms / 1000)
             await asyncio.sleep(wait_s)
+
+    @staticmethod
+    def _rule_for(exc: BaseException, feed: str, symbol: str) -> ErrorRule:
+        """The table's verdict on a feed error; raises what must end the stream."""
+        if isinstance(exc, VenueFatalError):
+            raise exc
+        if isinstance(exc, StaleFeedError):
+            return _STALE_RULE
+        rule = classify(exc)
+        if rule is None:
+            raise exc  # not a venue error: a bug, let it surface
+        if rule.action is Action.STOP:
+            raise VenueFatalError(rule.reason, f"{feed} {symbol}: {exc}") from exc
+        return rule
 
     # ---- public feeds ---------------------------------------------------------------------------
 
@@ -532,6 +535,13 @@ class CcxtVenue:
                     raise  # the caller's supervisor (or the runner, at connect) decides
                 await asyncio.sleep(next(delays))
         raise AssertionError("unreachable")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups from a feed's own TaskGroup."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _classify_or_raise(exc: Exception, what: str) -> ErrorRule:

@@ -498,6 +498,23 @@ async def test_private_feed_acks_fills_once_with_leaves_and_fees() -> None:
     assert not any(isinstance(e, OrderAccepted | OrderCanceled) for e in events)  # ack came with the REST answer
 
 
+async def test_a_private_feed_error_reconnects_and_keeps_delivering() -> None:
+    venue, fake, _, _ = await connected(position_poll_ms=0)
+    events: list[Event] = []
+    await venue.execute(place("q", size_lots=5))
+    orders_q = fake.feeds[("watch_orders", "BTC/USDT")]
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(venue.stream(events.append))
+        orders_q.put_nowait(ccxt.NetworkError("socket closed"))
+        orders_q.put_nowait([{"id": "oid-1", "clientOrderId": "q", "status": "canceled"}])
+        await until(lambda: any(isinstance(e, OrderCanceled) for e in events))
+        task.cancel()
+    down = [e for e in events if isinstance(e, FeedStatus) and not e.connected]
+    assert [(e.symbol, e.reason) for e in down] == [("BTC/USDT", "orders_network")]
+    (canceled,) = [e for e in events if isinstance(e, OrderCanceled)]
+    assert (canceled.client_id, canceled.reason) == ("q", "venue")  # we never asked: the venue did it
+
+
 async def test_a_fill_pushed_before_the_rest_answer_is_kept_until_the_order_id_is_known() -> None:
     venue, _fake, _, _events = await connected()
     tracker = venue._orders

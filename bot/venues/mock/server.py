@@ -1,0 +1,259 @@
+"""The mock exchange served over websockets (`mmbot exchange serve`).
+
+One `MockExchange` runs at wall-clock pace (times `speed`); every connected, subscribed client gets
+the public feed and the account's private messages (one shared account, like one API key). Clients
+send orders, cancels, snapshot requests, reconciliation queries and run-time fault injections; see
+docs/mock-protocol.md.
+
+A `disconnect` or `restart` fault is a real outage here: the server closes every socket and answers
+new handshakes with HTTP 503 until the venue is back. Private messages produced while no client is
+subscribed are kept (bounded) and replayed to the next subscriber, as a venue's user stream would
+resume; public messages of that time are gone, so a client resyncs from a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from bot.config import MockExchangeConfig, load_settings
+from bot.domain import (
+    BookDelta,
+    BookSnapshot,
+    Event,
+    FeedStatus,
+    MarkPrice,
+    PlaceOrder,
+    RequestSnapshot,
+    TradePrint,
+)
+from bot.logs import configure_logging, get_logger
+from bot.venues.mock.exchange import MockExchange
+from bot.venues.mock.protocol import (
+    ProtocolError,
+    decode_command,
+    dumps,
+    encode_event,
+    encode_instrument,
+    fmt_price,
+    fmt_size,
+    loads,
+)
+
+log = get_logger("mmbot.mock.server")
+
+_PUBLIC = (BookSnapshot, BookDelta, TradePrint, MarkPrice, FeedStatus)
+_MAX_IDLE_S = 0.05  # wake at least this often: commands and faults take effect promptly
+_BACKLOG = 10_000  # private messages kept while no client is subscribed
+
+
+class MockExchangeServer:
+    """Serves one MockExchange. `await start()`, read `port` (0 picks a free one), `await stop()`."""
+
+    def __init__(
+        self,
+        config: MockExchangeConfig,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        speed: float = 1.0,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.speed = speed
+        self._monotonic_ns = monotonic_ns
+        self._start_ns = time.time_ns()
+        self._t0 = monotonic_ns()
+        self.exchange = MockExchange(config, seed=seed, start_ns=self._start_ns)
+        self._subscribers: set[ServerConnection] = set()
+        self._backlog: deque[str] = deque(maxlen=_BACKLOG)
+        self._outage = False
+        self._wake = asyncio.Event()
+        self._server: Server | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def now_ns(self) -> int:
+        return self._start_ns + int((self._monotonic_ns() - self._t0) * self.speed)
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._gate, compression=None, ping_interval=None
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self._pump = asyncio.create_task(self._run_market(), name="mock-exchange-pump")
+        log.info("exchange.serving", host=self.host, port=self.port, seed=self.exchange.seed, speed=self.speed)
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        log.info("exchange.stopped", port=self.port)
+
+    async def __aenter__(self) -> MockExchangeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- the market pump ---------------------------------------------------------------------
+
+    async def _run_market(self) -> None:
+        while True:
+            now = self.now_ns()
+            for event in self.exchange.advance(now):
+                await self._publish(event)
+            pending = self.exchange.next_event_ns()
+            wait_s = _MAX_IDLE_S if pending is None else max(0.0, (pending - now) / 1e9 / self.speed)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(wait_s, _MAX_IDLE_S))
+
+    async def _publish(self, event: Event) -> None:
+        message = dumps(encode_event(event, self.exchange.instruments))
+        if isinstance(event, FeedStatus):
+            await self._on_feed_status(event, message)
+            return
+        if self._subscribers:
+            broadcast(self._subscribers, message)
+        elif not isinstance(event, _PUBLIC):
+            self._backlog.append(message)
+
+    async def _on_feed_status(self, event: FeedStatus, message: str) -> None:
+        if event.connected:
+            self._outage = False
+            log.info("exchange.recovered", reason=event.reason)
+            return
+        self._outage = True
+        log.warning("exchange.outage", reason=event.reason)
+        subscribers, self._subscribers = list(self._subscribers), set()
+        broadcast(subscribers, message)
+        for ws in subscribers:
+            await ws.close(code=1012, reason=event.reason)  # 1012: service restart
+
+    def _gate(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse handshakes during an outage, as a venue that is down would."""
+        if not self._outage:
+            return None
+        return Response(HTTPStatus.SERVICE_UNAVAILABLE.value, "Service Unavailable", Headers(), b"venue down\n")
+
+    # ---- clients -----------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        log.info("client.connected", remote=str(ws.remote_address))
+        try:
+            async for raw in ws:
+                await self._on_message(ws, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._subscribers.discard(ws)
+            log.info("client.disconnected", remote=str(ws.remote_address))
+
+    async def _on_message(self, ws: ServerConnection, raw: str | bytes) -> None:
+        req_id = None
+        try:
+            message = loads(raw)
+            req_id = message.get("req_id")
+            reply = self._answer(message)
+        except ProtocolError as exc:
+            log.warning("client.message_refused", reason=exc.reason, detail=str(exc))
+            reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
+        except (KeyError, ValueError, TypeError) as exc:
+            reply = {"type": "error", "reason": "bad_request", "message": str(exc)}
+        if reply is not None:
+            if req_id is not None:
+                reply["req_id"] = req_id
+            await ws.send(dumps(reply))
+            if reply["type"] == "subscribed":
+                await self._subscribe(ws)
+        self._wake.set()  # a command's consequences may fall due before the pump's next wake-up
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        op = message.get("op")
+        ex = self.exchange
+        now = self.now_ns()
+        if op == "subscribe":
+            instruments = [encode_instrument(i) for i in ex.instruments.values()]
+            return {"type": "subscribed", "instruments": instruments, "ts_ns": now}
+        if op == "ping":
+            return {"type": "pong", "ts_ns": now}
+        if op == "open_orders":
+            orders = [
+                {"symbol": o.symbol, "client_id": o.client_id, "side": o.side.value,
+                 "price": fmt_price(ex.instruments[o.symbol], o.price_ticks),
+                 "size": fmt_size(ex.instruments[o.symbol], o.size_lots), "venue_order_id": o.venue_order_id}
+                for o in ex.open_orders()
+            ]  # fmt: skip
+            return {"type": "open_orders", "orders": orders}
+        if op == "positions":
+            positions = {s: fmt_size(ex.instruments[s], lots) for s, lots in ex.positions().items()}
+            return {"type": "positions", "positions": positions}
+        if op == "fault":
+            return self._fault(message)
+        command = decode_command(message, ex.instruments)
+        if isinstance(command, PlaceOrder):
+            log.debug("order.received", symbol=command.symbol, client_id=command.client_id)
+        ex.submit(command, now)
+        return None
+
+    def _fault(self, message: dict[str, Any]) -> dict[str, Any]:
+        faults = self.exchange.faults
+        if isinstance(message.get("set"), dict):
+            faults.set(**message["set"])
+        if message.get("name") is not None:
+            duration = message.get("duration_ms")
+            faults.trigger(str(message["name"]), int(duration) if duration is not None else None)
+        log.warning("exchange.fault_injected", name=message.get("name"), params=message.get("set"))
+        return {"type": "fault_ack", "name": message.get("name"), "ok": True}
+
+    async def _subscribe(self, ws: ServerConnection) -> None:
+        self._subscribers.add(ws)
+        now = self.now_ns()
+        for symbol in self.exchange.instruments:
+            self.exchange.submit(RequestSnapshot(symbol, "subscribe"), now)
+        backlog, self._backlog = list(self._backlog), deque(maxlen=_BACKLOG)
+        for message in backlog:
+            await ws.send(message)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+
+def cmd_exchange_serve(args: argparse.Namespace) -> int:
+    """`mmbot exchange serve`: serve until SIGINT/SIGTERM, exit 0."""
+    settings = load_settings(args.config)  # ConfigError -> exit 2 in the CLI
+    configure_logging(args.log_format, getattr(args, "log_level", "INFO"))
+    asyncio.run(_serve_until_signal(settings.mock, args.host, args.port))
+    return 0
+
+
+async def _serve_until_signal(config: MockExchangeConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with MockExchangeServer(config, host, port):
+        await stop.wait()

@@ -281,11 +281,12 @@ class PaperExecution:
             if available <= 0:
                 break
             if order.price_ticks == price:
-                # the public size ahead of us takes its share first (our earlier fills at this price,
-                # also ahead of us, are already out of `available`)
+                # the public size ahead of us takes its share first (our fills ahead of us in this
+                # print are already out of `available`); the print really traded public orders at the
+                # front of the level, so the queue ahead and the level both shrink by its full size
                 ahead = order.queue_ahead_lots
                 take = min(order.leaves_lots, max(0, available - ahead))
-                order.queue_ahead_lots = max(0, ahead - available)
+                order.queue_ahead_lots = max(0, ahead - trade.size_lots)
                 order.level_lots = max(0, order.level_lots - trade.size_lots)
             else:  # through our price: the aggressor would have met us first
                 take = min(order.leaves_lots, available)

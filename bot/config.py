@@ -314,6 +314,18 @@ class MockExchangeConfig(Section):
 class ReplayConfig(Section):
     """Replay of recorded Binance streams and simulated execution (bot/venues/replay, bot/venues/paper)."""
 
+    speed: Literal["max"] | PosFloat = Field(
+        "max", description='replay-time multiple of wall time, or "max" for as fast as possible'
+    )
+    order_latency_ms: NonNegFloat = Field(20.0, description="simulated: from sending a command to the venue acting")
+    report_latency_ms: NonNegFloat = Field(10.0, description="simulated: from the venue acting to our receiving it")
+    spot_maker_fee: float | None = Field(
+        None, ge=-0.01, le=0.01, description="fraction of notional (negative = rebate); unset: Binance VIP 0 (0.001)"
+    )
+    spot_taker_fee: float | None = Field(None, ge=0, le=0.01, description="unset: Binance VIP 0 (0.001)")
+    perp_maker_fee: float | None = Field(None, ge=-0.01, le=0.01, description="unset: Binance USD-M VIP 0 (0.0002)")
+    perp_taker_fee: float | None = Field(None, ge=0, le=0.01, description="unset: Binance USD-M VIP 0 (0.0005)")
+
 
 class HedgerConfig(Section):
     """Perp hedger (bot/core/hedger): keeps net delta (spot + perp + LP + options, base units) near target."""

@@ -194,6 +194,10 @@ class BinanceParser:
             return None
         try:
             recv_ns = int(line[:space])
+        except ValueError:
+            self.dropped["bad_timestamp"] += 1
+            return None
+        try:
             message = orjson.loads(line[space + 1 :])
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             self.dropped["not_json"] += 1

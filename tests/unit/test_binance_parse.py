@@ -132,7 +132,7 @@ def test_real_files_parse_without_drops() -> None:
         (b"", "no_timestamp"),
         (b"\n", "no_timestamp"),
         (b'{"stream":"x"}', "no_timestamp"),
-        (b"abc {}", "not_json"),
+        (b"abc {}", "bad_timestamp"),
         (b"123 {not json", "not_json"),
         (b'123 {"stream":"btcusdt@trade","data":{"e":"trade","p":"1.0"}}', "malformed"),
         (b'123 {"stream":"btcusdt@trade","data":{"e":"trade","p":"NaN","q":"1","m":true,"t":1,"T":1}}', "malformed"),

@@ -1,0 +1,357 @@
+"""Replay of recorded Binance streams, with simulated execution of our orders.
+
+* `ReplaySource(paths)`: synchronous; iterating it yields `(now_ns, event)` for every public event of
+  one or more recorded files (`<recv ns> <json>` lines, see bot/venues/binance.py), merged by local
+  receive time. Each file's book is synced with Binance's procedure (`BookSync`), so the stream starts
+  with a `BookSnapshot` and continues with the deltas that apply to it. `now_ns` is the replay clock:
+  the line's receive time, except for diffs buffered before the snapshot, which are released at the
+  snapshot's receive time (so the clock never goes backwards).
+* `run_replay(source, executions, on_event)`: the deterministic backtest loop: feeds market events to
+  the simulated venues (`PaperExecution`, bot/venues/paper.py) and to `on_event` (e.g. the engine's
+  `apply`), routes the commands it returns to the simulated venues, and delivers their acks and fills
+  on the replay clock.
+* `ReplayVenue`: the same behind the async `bot.venues.base.Venue` interface for the runner, at
+  `speed` times real time or as fast as possible (`speed=None`).
+
+`python -m bot.venues.replay FILE...` measures parse + sync + book throughput and prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import itertools
+import json
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import ReplayConfig
+from bot.core.book import OrderBook
+from bot.domain import (
+    BookDelta,
+    BookSnapshot,
+    CancelAll,
+    Command,
+    Event,
+    FeedStatus,
+    Instrument,
+    InstrumentKind,
+    OpenOrder,
+    RequestSnapshot,
+)
+from bot.venues.base import EventSink
+from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instrument, is_book_ticker_line, iter_lines
+from bot.venues.paper import PaperExecution
+
+_NS_PER_MS = 1_000_000
+
+
+class ReplaySource:
+    """Public events of recorded Binance files, merged by receive time, books synced.
+
+    `instruments` (optional, one per path) skips inferring each file's instrument from its data.
+    `tickers=True` also yields the files' `BookTicker`s (for checking the replayed book).
+    After (or during) iteration, `stats` counts per symbol what was read, dropped and released.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        instruments: Sequence[Instrument] | None = None,
+        *,
+        tickers: bool = False,
+    ) -> None:
+        if not paths:
+            raise ValueError("no files to replay")
+        self.paths = [Path(p) for p in paths]
+        if instruments is None:
+            instruments = [infer_instrument(p) for p in self.paths]
+        if len(instruments) != len(self.paths):
+            raise ValueError("one instrument per file")
+        self._file_instruments = list(instruments)
+        self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
+        if len(self.instruments) != len(self.paths):
+            raise ValueError("two files of the same symbol: replay one recording per symbol")
+        self.tickers = tickers
+        self.stats: dict[str, Counter[str]] = {i.symbol: Counter() for i in instruments}
+
+    def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
+        streams = [
+            self._file(i, path, inst)
+            for i, (path, inst) in enumerate(zip(self.paths, self._file_instruments, strict=True))
+        ]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        for now_ns, _, _, event in merged:
+            yield now_ns, event
+
+    def _file(
+        self, index: int, path: Path, instrument: Instrument
+    ) -> Iterator[tuple[int, int, int, Event | BookTicker]]:
+        """(now ns, file index, line number, event): the first three keep the merge total and stable."""
+        parser = BinanceParser(instrument)
+        sync = BookSync(instrument.symbol)
+        stats = self.stats[instrument.symbol]
+        skip_tickers = not self.tickers
+        n = itertools.count()
+        last_ns = 0
+        try:
+            for line in iter_lines(path):
+                stats["lines"] += 1
+                if skip_tickers and is_book_ticker_line(line):
+                    stats["tickers_skipped"] += 1
+                    continue
+                item = parser.parse_line(line)
+                if item is None:
+                    continue
+                now_ns = max(last_ns, item.ts_recv_ns)  # a clock that never goes backwards
+                last_ns = now_ns
+                kind = type(item)
+                if kind is BookDelta:
+                    released: Iterable[Event] = sync.on_delta(item)  # type: ignore[arg-type]
+                elif kind is BookSnapshot:
+                    released = sync.on_snapshot(item)  # type: ignore[arg-type]
+                else:
+                    yield now_ns, index, next(n), item
+                    continue
+                for event in released:
+                    yield now_ns, index, next(n), event
+        finally:
+            stats.update({f"dropped_{k}": v for k, v in parser.dropped.items()})
+            stats.update({f"sync_{k}": v for k, v in sync.stats.items()})
+            stats["parsed"] = parser.parsed
+
+
+def make_executions(instruments: Mapping[str, Instrument], config: ReplayConfig) -> dict[str, PaperExecution]:
+    """One simulated venue per symbol, with the config's latencies and fees (None: the instrument's)."""
+    out = {}
+    for symbol, inst in instruments.items():
+        spot = inst.kind is InstrumentKind.SPOT
+        maker = config.spot_maker_fee if spot else config.perp_maker_fee
+        taker = config.spot_taker_fee if spot else config.perp_taker_fee
+        out[symbol] = PaperExecution(
+            inst,
+            order_latency_ns=round(config.order_latency_ms * _NS_PER_MS),
+            report_latency_ns=round(config.report_latency_ms * _NS_PER_MS),
+            maker_fee=maker,
+            taker_fee=taker,
+        )
+    return out
+
+
+def _route(executions: Mapping[str, PaperExecution], command: Command, now_ns: int) -> None:
+    """Send a command to the simulated venue(s) it concerns; snapshot requests are not theirs."""
+    if isinstance(command, RequestSnapshot):
+        return  # a recording cannot be asked for a fresh snapshot
+    if isinstance(command, CancelAll) and command.symbol is None:
+        for execution in executions.values():
+            execution.submit(command, now_ns)
+        return
+    target = executions.get(command.symbol or "")
+    if target is not None:
+        target.submit(command, now_ns)
+
+
+def _due(executions: Mapping[str, PaperExecution], now_ns: int) -> list[Event]:
+    """Our events due by `now_ns` from every simulated venue, in delivery order."""
+    out: list[Event] = []
+    for execution in executions.values():
+        out.extend(execution.advance(now_ns))
+    if len(executions) > 1:
+        out.sort(key=lambda e: e.ts_recv_ns)
+    return out
+
+
+def run_replay(
+    source: Iterable[tuple[int, Event | BookTicker]],
+    executions: Mapping[str, PaperExecution],
+    on_event: Callable[[Event, int], Iterable[Command]],
+) -> int:
+    """Deterministic replay: every event (public, then ours) goes to `on_event(event, now_ns)`, whose
+    commands go to the simulated venues at that time. Returns the number of events delivered."""
+    delivered = 0
+
+    def deliver(event: Event, now_ns: int) -> None:
+        nonlocal delivered
+        delivered += 1
+        for command in on_event(event, now_ns):
+            _route(executions, command, now_ns)
+
+    for now_ns, market in source:
+        if isinstance(market, BookTicker):
+            continue
+        for event in _due(executions, now_ns - 1):  # answers due before this market event
+            deliver(event, event.ts_recv_ns)
+        execution = executions.get(getattr(market, "symbol", ""))
+        ours = execution.on_market(market, now_ns) if execution is not None else []
+        deliver(market, now_ns)
+        for event in ours:
+            deliver(event, now_ns)
+    return delivered
+
+
+class ReplayVenue:
+    """`bot.venues.base.Venue` over recorded files: public events from `ReplaySource`, our orders on
+    `PaperExecution`s. `speed`: replay-time multiple of wall time, None = as fast as possible.
+
+    The replay clock (`now_ns()`) is the receive time of the last event delivered; give it to the
+    runner (`clock_ns=venue.now_ns`) so the engine sees recorded time. When the files end, `stream`
+    delivers `FeedStatus("*", connected=False, reason="replay_finished")` and returns.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        config: ReplayConfig | None = None,
+        *,
+        speed: float | None = None,
+        instruments: Sequence[Instrument] | None = None,
+        wake_s: float = 0.01,
+    ) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError("speed must be > 0 (or None for as fast as possible)")
+        self.paths = list(paths)
+        self.config = config or ReplayConfig()
+        self.speed = speed
+        self.wake_s = wake_s  # at a finite speed: longest wall sleep before delivering due answers
+        self._given_instruments = instruments
+        self._source: ReplaySource | None = None
+        self.executions: dict[str, PaperExecution] = {}
+        self._now_ns = 0
+        self.finished = False
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        return self._source.instruments if self._source is not None else {}
+
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    async def connect(self) -> None:
+        # inferring instruments reads every file once: keep the event loop free meanwhile
+        self._source = await asyncio.to_thread(ReplaySource, self.paths, self._given_instruments)
+        self.executions = make_executions(self._source.instruments, self.config)
+
+    async def stream(self, sink: EventSink) -> None:
+        if self._source is None:
+            raise RuntimeError("connect() first")
+        loop = asyncio.get_running_loop()
+        wall0 = loop.time()
+        first_ns: int | None = None
+        for now_ns, market in self._source:
+            if isinstance(market, BookTicker):
+                continue
+            if first_ns is None:
+                first_ns = now_ns
+            if self.speed is not None:
+                await self._wait_until(now_ns, first_ns, wall0, sink)
+            for event in _due(self.executions, now_ns - 1):
+                sink(event)
+            self._now_ns = now_ns
+            execution = self.executions.get(getattr(market, "symbol", ""))
+            ours = execution.on_market(market, now_ns) if execution is not None else []
+            sink(market)
+            for event in ours:
+                sink(event)
+            if self.speed is None:
+                await asyncio.sleep(0)  # let the runner take the event before the next one
+        for event in _due(self.executions, self._now_ns):
+            sink(event)
+        self.finished = True
+        sink(FeedStatus("*", False, "replay_finished", self._now_ns, self._now_ns))
+
+    async def _wait_until(self, now_ns: int, first_ns: int, wall0: float, sink: EventSink) -> None:
+        """Sleep until `now_ns` is due on the wall clock, delivering our answers that fall due meanwhile."""
+        assert self.speed is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            lag_s = wall0 + (now_ns - first_ns) / 1e9 / self.speed - loop.time()
+            if lag_s <= 0:
+                return
+            await asyncio.sleep(min(lag_s, self.wake_s))
+            replay_ns = first_ns + round((loop.time() - wall0) * self.speed * 1e9)
+            self._now_ns = max(self._now_ns, min(replay_ns, now_ns - 1))
+            for event in _due(self.executions, self._now_ns):
+                sink(event)
+
+    async def execute(self, command: Command) -> None:
+        _route(self.executions, command, self._now_ns)
+
+    async def open_orders(self) -> list[OpenOrder]:
+        return [order for execution in self.executions.values() for order in execution.open_orders()]
+
+    async def positions(self) -> dict[str, int]:
+        return {symbol: execution.position_lots for symbol, execution in self.executions.items()}
+
+    async def close(self) -> None:
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """Per symbol: the source's counters and the simulated venue's position, fills and fees."""
+        out: dict[str, Any] = {}
+        for symbol, execution in self.executions.items():
+            stats: dict[str, Any] = dict(self._source.stats[symbol]) if self._source is not None else {}
+            stats["position_lots"] = execution.position_lots
+            stats["filled_lots"] = execution.filled_lots
+            stats["fees_paid_quote"] = round(execution.fees_paid_quote, 6)
+            out[symbol] = stats
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# throughput measurement: python -m bot.venues.replay FILE... [--repeat N]
+# --------------------------------------------------------------------------------------------------
+
+
+def measure(paths: Sequence[str | Path], instruments: Sequence[Instrument]) -> dict[str, Any]:
+    """Parse + sync + book apply over `paths`; returns counts and rates (wall time, this process)."""
+    source = ReplaySource(paths, instruments)
+    books = {symbol: OrderBook(symbol) for symbol in source.instruments}
+    events = 0
+    book_events = 0
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    for _, event in source:
+        events += 1
+        if isinstance(event, BookDelta | BookSnapshot):
+            books[event.symbol].apply(event)
+            book_events += 1
+    elapsed_s = time.perf_counter() - t0
+    cpu_s = time.process_time() - cpu0
+    lines = sum(stats["lines"] for stats in source.stats.values())
+    return {
+        "lines": lines,
+        "events": events,
+        "book_events": book_events,
+        "seconds": round(elapsed_s, 4),
+        "cpu_seconds": round(cpu_s, 4),
+        "lines_per_s": round(lines / elapsed_s),
+        "events_per_s": round(events / elapsed_s),
+        "books_valid": all(book.is_valid for book in books.values()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.venues.replay", description=__doc__)
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    instruments = [infer_instrument(p) for p in args.files]
+    infer_s = time.perf_counter() - t0
+    runs = [measure(args.files, instruments) for _ in range(max(1, args.repeat))]
+    best = min(runs, key=lambda r: r["seconds"])
+    best["infer_instruments_s"] = round(infer_s, 4)
+    best["python"] = platform.python_version()
+    print(json.dumps(best))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -36,7 +36,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MMBOT__LEDGER__PATH=/data/ledger.sqlite
 WORKDIR /app
 USER mmbot
-VOLUME ["/data", "/reports"]
+# /data and /reports are mount points (compose mounts named volumes there); no VOLUME line, so
+# one-off containers (exchange, status, check-config) do not leave anonymous volumes behind.
 EXPOSE 9108
 # /health answers 200 only when the book is synced and the bot is quoting (python stdlib: no curl in slim).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \

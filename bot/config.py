@@ -466,7 +466,9 @@ class RiskConfig(Section):
     inventory_max_mult: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
         3.0, description="spread multiplier reached at the hard limit (quadratic from the soft limit)"
     )
-    max_notional_quote: PosFloat = Field(50_000.0, description="|inventory|·mid past which only the reducing side quotes")
+    max_notional_quote: PosFloat = Field(
+        50_000.0, description="|inventory|·mid past which only the reducing side quotes"
+    )
     max_drawdown_quote: PosFloat = Field(500.0, description="drawdown from peak equity that pauses quoting, quote")
     pause_cooldown_s: NonNegFloat = Field(60.0, description="pause length after a drawdown breach, seconds")
     halt_window_s: NonNegFloat = Field(3600.0, description="a second breach within this many seconds halts")

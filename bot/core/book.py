@@ -292,7 +292,9 @@ class OrderBook:
             return sorted(book.items(), reverse=True)
         out: list[Level] = []
         price = best
-        stop = best - (8 * n + _WALK_STEPS)  # dense books: a short walk; sparse ones: a heap scan
+        # walk the grid down from the best for at most as many ticks as the side has levels (a tick
+        # probe costs about what one element of a full scan does), then fall back to the scan
+        stop = best - max(len(book), _WALK_STEPS)
         while price > stop and price > 0:
             size = book.get(price)
             if size is not None:
@@ -300,7 +302,7 @@ class OrderBook:
                 if len(out) == n:
                     return out
             price -= 1
-        return heapq.nlargest(n, book.items())
+        return [(price, book[price]) for price in heapq.nlargest(n, book)]
 
     def top_asks(self, n: int) -> list[Level]:
         """The best `n` ask levels, best first."""
@@ -312,7 +314,7 @@ class OrderBook:
             return sorted(book.items())
         out: list[Level] = []
         price = best
-        stop = best + 8 * n + _WALK_STEPS
+        stop = best + max(len(book), _WALK_STEPS)
         while price < stop:
             size = book.get(price)
             if size is not None:
@@ -320,7 +322,7 @@ class OrderBook:
                 if len(out) == n:
                     return out
             price += 1
-        return heapq.nsmallest(n, book.items())
+        return [(price, book[price]) for price in heapq.nsmallest(n, book)]
 
     def depth_lots(self, within_ticks: int) -> tuple[int, int]:
         """(bid lots, ask lots) resting within `within_ticks` of the mid: bids at price >= mid - x,

@@ -73,12 +73,20 @@ def _iter_chunks(path: str | Path, size: int = 1 << 23) -> Iterator[bytes]:
             yield b"".join(lines)
 
 
-def iter_lines(path: str | Path) -> Iterator[bytes]:
-    """The file's lines (bytes, newline kept), gunzipped when it ends in .gz."""
+def iter_lines(path: str | Path, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The file's lines (bytes, without the newline), gunzipped when it ends in .gz.
+
+    Reads big chunks and splits them in C: GzipFile's own line iterator costs ~2 µs a line."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        yield from fh
+        rest = b""
+        while chunk := fh.read(chunk_bytes):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
 
 
 _PAIR = re.compile(rb'\["(-?[0-9.]+)","(-?[0-9.]+)"\]')
@@ -293,7 +301,7 @@ class BinanceParser:
 
 def is_book_ticker_line(line: bytes) -> bool:
     """Cheap test on a recorded line's stream name, to skip tickers without decoding their JSON."""
-    return b'@bookTicker"' in line[:80]
+    return line.find(b'@bookTicker"', 0, 80) >= 0
 
 
 # --------------------------------------------------------------------------------------------------

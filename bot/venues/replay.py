@@ -43,6 +43,7 @@ from bot.domain import (
     InstrumentKind,
     OpenOrder,
     RequestSnapshot,
+    Timer,
 )
 from bot.venues.base import EventSink
 from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instrument, iter_lines
@@ -173,10 +174,14 @@ def run_replay(
     source: Iterable[tuple[int, Event | BookTicker]],
     executions: Mapping[str, PaperExecution],
     on_event: Callable[[Event, int], Iterable[Command]],
+    timer_ns: int | None = None,
 ) -> int:
     """Deterministic replay: every event (public, then ours) goes to `on_event(event, now_ns)`, whose
-    commands go to the simulated venues at that time. Returns the number of events delivered."""
+    commands go to the simulated venues at that time. With `timer_ns`, a `Timer` is delivered each
+    time the replay clock crosses a multiple of it (as the runner's timer does on the wall clock).
+    Returns the number of events delivered."""
     delivered = 0
+    next_timer_ns: int | None = None
 
     def deliver(event: Event, now_ns: int) -> None:
         nonlocal delivered
@@ -187,6 +192,14 @@ def run_replay(
     for now_ns, market in source:
         if isinstance(market, BookTicker):
             continue
+        if timer_ns is not None:
+            if next_timer_ns is None:
+                next_timer_ns = (now_ns // timer_ns + 1) * timer_ns
+            while next_timer_ns <= now_ns:
+                for event in _due(executions, next_timer_ns):
+                    deliver(event, event.ts_recv_ns)
+                deliver(Timer(next_timer_ns, next_timer_ns), next_timer_ns)
+                next_timer_ns += timer_ns
         for event in _due(executions, now_ns - 1):  # answers due before this market event
             deliver(event, event.ts_recv_ns)
         execution = executions.get(getattr(market, "symbol", ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from bot.domain import (
     OrderFilled,
     PlaceOrder,
     Side,
+    Timer,
     TradePrint,
 )
 from bot.venues.binance import BookTicker
@@ -158,6 +160,26 @@ def test_run_replay_is_deterministic_and_positions_are_the_sum_of_fills() -> Non
     assert len(accepted) == 2
     # acks come back order latency + report latency after the commands (20 ms + 10 ms by default)
     assert all(e.ts_recv_ns - e.ts_venue_ns == 10_000_000 for e in ours)
+
+
+def test_run_replay_delivers_timers_on_the_replay_clock(tmp_path: Path) -> None:
+    path = head(SPOT_FILE, tmp_path / "spot.gz", 1500)
+    source = ReplaySource([path], [SPOT])
+    times: list[int] = []
+    kinds: list[type] = []
+
+    def record(event: Event, now_ns: int) -> list[Command]:
+        times.append(now_ns)
+        kinds.append(type(event))
+        return []
+
+    run_replay(source, make_executions(source.instruments, NO_LATENCY), record, timer_ns=1_000_000_000)
+    assert times == sorted(times)
+    timer_times = [t for t, k in zip(times, kinds, strict=True) if k is Timer]
+    assert timer_times and all(t % 1_000_000_000 == 0 for t in timer_times)
+    assert all(b - a == 1_000_000_000 for a, b in itertools.pairwise(timer_times))
+    market_span_ns = times[-1] - times[0]
+    assert len(timer_times) == pytest.approx(market_span_ns / 1e9, abs=1.5)
 
 
 async def collect(venue: ReplayVenue, on_event=None) -> list[Event]:  # type: ignore[no-untyped-def]

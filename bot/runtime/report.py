@@ -61,9 +61,17 @@ class ReportError(Exception):
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open the ledger read-only (never creates it). A WAL database needs its `-shm` file to be
+    writable even by readers; on read-only media (a copy, a `:ro` volume) fall back to `immutable=1`,
+    which reads the file as it is (only correct when no writer is using it, the case there)."""
     if not path.is_file():
         raise ReportError(f"no ledger at {path}")
-    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(uri + "?mode=ro", uri=True)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        db = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
     db.row_factory = sqlite3.Row
     return db
 

@@ -195,3 +195,25 @@ def test_cmd_report_one_line_errors_for_bad_files(tmp_path: Path, capsys: pytest
     blocker.write_text("")
     assert cmd_report(argparse.Namespace(ledger=str(ledger_path), out=str(blocker / "sub"))) == 1
     assert capsys.readouterr().err.startswith("mmbot report: cannot write the report")
+
+
+def test_report_falls_back_to_immutable_on_read_only_media(
+    ledger_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only mount SQLite cannot create a WAL database's -shm file and refuses a plain
+    `mode=ro` open (seen in Docker with a `:ro` volume); tests run as root, so simulate that refusal."""
+    with Ledger(ledger_path) as led:
+        build_run(led, "run-ro", minutes=1)
+    real_connect = sqlite3.connect
+    uris: list[str] = []
+
+    def connect(database: str, **kwargs: object) -> sqlite3.Connection:
+        uris.append(database)
+        if "immutable=1" not in database:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(database, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("bot.runtime.report.sqlite3.connect", connect)
+    text = build_report(ledger_path, tmp_path / "r").read_text()
+    assert "report: run run-ro" in text
+    assert uris[-1].endswith("?mode=ro&immutable=1")

@@ -130,6 +130,16 @@ class ReplaySource:
             stats["parsed"] += parser.parsed
 
 
+def parse_speed(value: str | float) -> float | None:
+    """`--speed` / `replay.speed` -> `ReplayVenue(speed=...)`: "max" is None (as fast as possible)."""
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return None
+    speed = float(value)
+    if not speed > 0 or speed == float("inf"):
+        raise ValueError(f'replay speed must be a number > 0 or "max", got {value!r}')
+    return speed
+
+
 def make_executions(instruments: Mapping[str, Instrument], config: ReplayConfig) -> dict[str, PaperExecution]:
     """One simulated venue per symbol, with the config's latencies and fees (None: the instrument's)."""
     out = {}

@@ -31,7 +31,7 @@ from bot.domain import (
     TradePrint,
 )
 from bot.venues.binance import BookTicker
-from bot.venues.replay import ReplaySource, ReplayVenue, make_executions, run_replay
+from bot.venues.replay import ReplaySource, ReplayVenue, make_executions, parse_speed, run_replay
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 SPOT_FILE = DATA / "spot_btcusdt_20240808.gz"
@@ -243,3 +243,11 @@ async def test_replay_venue_paces_at_a_finite_speed(tmp_path: Path) -> None:
 def test_replay_venue_refuses_a_bad_speed() -> None:
     with pytest.raises(ValueError):
         ReplayVenue([SPOT_FILE], speed=0)
+
+
+def test_parse_speed() -> None:
+    assert parse_speed("max") is None and parse_speed(" MAX ") is None
+    assert parse_speed("10") == 10.0 and parse_speed(2.5) == 2.5
+    for bad in ("0", "-1", "fast", "inf"):
+        with pytest.raises(ValueError):
+            parse_speed(bad)

@@ -20,7 +20,7 @@ HANDLERS: dict[str, str] = {
     "simulate as2008": "bot.sim.as2008:cmd_simulate_as2008",
     "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
     "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
-    "replay": "bot.app:cmd_replay",
+    "replay": "bot.replay_cli:cmd_replay",
     "deal plan": "bot.deal_cli:cmd_deal_plan",
     "soak": "bot.sim.soak:cmd_soak",
     "status": "bot.runtime.status:cmd_status",

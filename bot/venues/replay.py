@@ -80,6 +80,16 @@ class ReplaySource:
             raise ValueError("two files of the same symbol: replay one recording per symbol")
         self.tickers = tickers
         self.stats: dict[str, Counter[str]] = {i.symbol: Counter() for i in instruments}
+        self.total_bytes = sum(p.stat().st_size for p in self.paths)  # on disk (compressed, for .gz)
+        self.bytes_read = 0  # of `total_bytes`, so far: for a progress bar
+
+    def _on_read(self, n: int) -> None:
+        self.bytes_read += n
+
+    @property
+    def lines_read(self) -> int:
+        """Recorded lines (messages) read so far, over every file."""
+        return sum(stats["lines"] for stats in self.stats.values())
 
     def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
         streams = [
@@ -102,7 +112,7 @@ class ReplaySource:
         lines = skipped = 0
         last_ns = 0
         try:
-            for line in iter_lines(path):
+            for line in iter_lines(path, on_read=self._on_read):
                 lines += 1
                 if skip_tickers and line.find(b'@bookTicker"', 0, 80) >= 0:  # is_book_ticker_line, inlined
                     skipped += 1
@@ -220,6 +230,67 @@ def run_replay(
     return delivered
 
 
+def finish_replay(
+    executions: Mapping[str, PaperExecution],
+    on_event: Callable[[Event, int], Iterable[Command]],
+    commands: Iterable[Command],
+    now_ns: int,
+    until_ns: int,
+) -> int:
+    """After the recording ends: send `commands` (e.g. the engine's shutdown cancels) at `now_ns`, then
+    let replay time run on, delivering every answer due by `until_ns` (commands `on_event` returns are
+    sent too). No market data moves any more, so no new passive fill can happen. Returns the number of
+    events delivered."""
+    for command in commands:
+        _route(executions, command, now_ns)
+    delivered = 0
+    while True:
+        pending = [t for t in (e.next_due_ns() for e in executions.values()) if t is not None]
+        due_ns = max(now_ns, min(pending)) if pending else None
+        if due_ns is None or due_ns > until_ns:
+            return delivered
+        for event in _due(executions, due_ns):
+            delivered += 1
+            for command in on_event(event, event.ts_recv_ns):
+                _route(executions, command, event.ts_recv_ns)
+
+
+def pace(
+    source: Iterable[tuple[int, Event | BookTicker]],
+    speed: float,
+    *,
+    clock_s: Callable[[], float] = time.monotonic,
+    sleep_s: Callable[[float], None] = time.sleep,
+) -> Iterator[tuple[int, Event | BookTicker]]:
+    """`source` released at `speed` times the recording's own pace: each item waits until
+    (its time - the first item's time) / speed has passed on the wall clock since the first.
+    The items are unchanged, so a paced replay gives exactly the results of an unpaced one."""
+    if not speed > 0:
+        raise ValueError("speed must be > 0")
+    first_ns: int | None = None
+    wall0 = 0.0
+    for now_ns, item in source:
+        if first_ns is None:
+            first_ns, wall0 = now_ns, clock_s()
+        wait_s = wall0 + (now_ns - first_ns) / 1e9 / speed - clock_s()
+        if wait_s > 0:
+            sleep_s(wait_s)
+        yield now_ns, item
+
+
+def replay_stats(source: ReplaySource | None, executions: Mapping[str, PaperExecution]) -> dict[str, Any]:
+    """Per symbol: the source's counters and the simulated venue's position, fills and fees."""
+    out: dict[str, Any] = {}
+    for symbol, execution in executions.items():
+        stats: dict[str, Any] = dict(source.stats[symbol]) if source is not None else {}
+        stats["position_lots"] = execution.position_lots
+        stats["filled_lots"] = execution.filled_lots
+        stats["fees_paid_quote"] = round(execution.fees_paid_quote, 6)
+        stats["open_orders"] = len(execution.orders)
+        out[symbol] = stats
+    return out
+
+
 class ReplayVenue:
     """`bot.venues.base.Venue` over recorded files: public events from `ReplaySource`, our orders on
     `PaperExecution`s. `speed`: replay-time multiple of wall time, None = as fast as possible.
@@ -320,14 +391,7 @@ class ReplayVenue:
 
     def summary(self) -> dict[str, Any]:
         """Per symbol: the source's counters and the simulated venue's position, fills and fees."""
-        out: dict[str, Any] = {}
-        for symbol, execution in self.executions.items():
-            stats: dict[str, Any] = dict(self._source.stats[symbol]) if self._source is not None else {}
-            stats["position_lots"] = execution.position_lots
-            stats["filled_lots"] = execution.filled_lots
-            stats["fees_paid_quote"] = round(execution.fees_paid_quote, 6)
-            out[symbol] = stats
-        return out
+        return replay_stats(self._source, self.executions)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""`mmbot replay FILE [FILE ...] [--speed N|max] [--json]`: recorded Binance streams through the full bot.
+
+The files' instruments are inferred from their data (one spot file to quote, optionally one USD-M perp
+file of the same pair to hedge in), the engine is the one `bot.app.build_engine` builds for a live run,
+and our orders are filled by the simulated execution (`PaperExecution`: queue position, latency, fees).
+The engine is driven by one deterministic loop (`bot.venues.replay.run_replay`) on the recording's
+clock: `--speed max` runs it as fast as it goes, `--speed N` only paces the same loop at N times the
+recorded pace, so both give the same fills and the same summary. The engine's notes are logged as the
+live bot logs them, and the run ends with `session.summary`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from bot.app import build_engine, secret_values
+from bot.config import MarketConfig, Settings, load_settings
+from bot.core.engine import Engine
+from bot.domain import Command, Event, Instrument, InstrumentKind
+from bot.logs import bind_context, configure_logging, get_logger
+from bot.venues.binance import BookTicker, infer_instrument
+from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
+
+NS_PER_MS = 1_000_000
+# summary fields that depend on the machine and its load, not on the replayed data
+WALL_CLOCK_FIELDS = ("wall_s", "msgs_per_s", "speedup_vs_realtime")
+
+
+class ReplayUsageError(Exception):
+    """Files that cannot be replayed (missing, unreadable, not Binance data, not a spot/perp pair)."""
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What to replay: the files, each file's instrument, the spot to quote and the perp to hedge in."""
+
+    paths: tuple[Path, ...]
+    file_instruments: tuple[Instrument, ...]
+    spot: Instrument
+    perp: Instrument | None
+
+
+def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
+    """Check the files and infer their instruments: exactly one spot file, at most one perp file, and
+    the perp (if any) of the same base and quote. Raises ReplayUsageError with a one-line reason."""
+    paths = tuple(Path(f) for f in files)
+    instruments = []
+    for path in paths:
+        try:
+            instruments.append(infer_instrument(path))
+        except OSError as exc:  # missing, unreadable, or not gzip although named .gz
+            raise ReplayUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except (ValueError, EOFError) as exc:  # not Binance data, or a truncated .gz
+            raise ReplayUsageError(f"cannot replay {path}: {exc}") from None
+    spots = [i for i in instruments if i.kind is InstrumentKind.SPOT]
+    perps = [i for i in instruments if i.kind is InstrumentKind.PERP]
+    if len(spots) != 1 or len(perps) > 1:
+        found = ", ".join(f"{p} ({i.symbol})" for p, i in zip(paths, instruments, strict=True))
+        raise ReplayUsageError(f"need one spot file and at most one perp file, got: {found}")
+    spot = spots[0]
+    perp = perps[0] if perps else None
+    if perp is not None and (perp.base, perp.quote) != (spot.base, spot.quote):
+        raise ReplayUsageError(f"the perp {perp.symbol} does not hedge the spot {spot.symbol}")
+    return ReplayPlan(paths, tuple(instruments), spot, perp)
+
+
+def for_instruments(settings: Settings, spot: Instrument, perp: Instrument | None) -> Settings:
+    """The settings with [market] set to the replayed symbols (the engine quotes `market.spot_symbol`).
+
+    Set on the loaded model rather than passed as overrides, because environment variables outrank
+    the file and overrides when settings load, and the recording's symbols must win here."""
+    market = MarketConfig(spot_symbol=spot.symbol, perp_symbol=perp.symbol if perp is not None else "")
+    return settings.model_copy(update={"market": market})
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal: `replay  42% |#####-------| 2.1/5.0 MB 3.2 s`.
+
+    Redrawn at most every `every_s` of wall time; `close()` ends the line."""
+
+    def __init__(self, total: int, stream: TextIO, every_s: float = 0.2, width: int = 30) -> None:
+        self.total = max(1, total)
+        self.stream = stream
+        self.every_s = every_s
+        self.width = width
+        self.started_s = time.monotonic()
+        self._drawn_s = -every_s
+
+    def update(self, done: int) -> None:
+        now_s = time.monotonic()
+        if now_s - self._drawn_s < self.every_s:
+            return
+        self._drawn_s = now_s
+        self.stream.write("\r" + self.render(done, now_s - self.started_s))
+        self.stream.flush()
+
+    def render(self, done: int, elapsed_s: float) -> str:
+        fraction = min(1.0, done / self.total)
+        filled = round(fraction * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        mb = 1 / 1_048_576
+        return f"replay {fraction:4.0%} |{bar}| {done * mb:.1f}/{self.total * mb:.1f} MB {elapsed_s:.1f} s"
+
+    def close(self, done: int) -> None:
+        self._drawn_s = -self.every_s
+        self.update(done)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _with_progress(
+    stream: Iterable[tuple[int, Event | BookTicker]], source: ReplaySource, bar: ProgressBar, every: int = 2048
+) -> Iterator[tuple[int, Event | BookTicker]]:
+    for n, item in enumerate(stream, 1):
+        if n % every == 0:
+            bar.update(source.bytes_read)
+        yield item
+
+
+class EngineDriver:
+    """The engine as `run_replay` calls it: apply each event, requote (each event is its own batch:
+    nothing to conflate when the replay is not waiting on I/O), and log the engine's notes."""
+
+    def __init__(self, engine: Engine, log: Any) -> None:
+        self.engine = engine
+        self.log = log
+        self.now_ns = engine.start_ns  # the replay clock: the time of the last event delivered
+        self.events = 0
+
+    def __call__(self, event: Event, now_ns: int) -> list[Command]:
+        self.now_ns = now_ns
+        self.events += 1
+        commands = self.engine.apply(event, now_ns) + self.engine.requote(now_ns)
+        self.log_notes()
+        return commands
+
+    def log_notes(self) -> None:
+        for name, fields in self.engine.drain_notes():
+            self.log.info(name, **fields)
+
+
+def run_session(
+    settings: Settings, plan: ReplayPlan, speed: float | None, progress: TextIO | None = None
+) -> dict[str, Any]:
+    """Replay `plan` through the bot; returns (and logs) the session summary."""
+    log = get_logger("mmbot.replay")
+    wall0 = time.perf_counter()
+    source = ReplaySource(plan.paths, plan.file_instruments)
+    executions = make_executions(source.instruments, settings.replay)
+    stream: Iterator[tuple[int, Event | BookTicker]] = iter(source)
+    first = next(stream, None)
+    if first is None:
+        raise ReplayUsageError("the files hold no market events to replay")
+    start_ns = first[0]
+    engine = build_engine(settings, plan.spot, plan.perp, start_ns, venue_name="replay")
+    driver = EngineDriver(engine, log)
+    stream = itertools.chain([first], stream)
+    if speed is not None:
+        stream = pace(stream, speed)
+    bar = ProgressBar(source.total_bytes, progress) if progress is not None else None
+    if bar is not None:
+        stream = _with_progress(stream, source, bar)
+    log.info(
+        "session.started",
+        venue="replay",
+        files=[str(p) for p in plan.paths],
+        spot=plan.spot.symbol,
+        perp=plan.perp.symbol if plan.perp is not None else None,
+        speed=speed if speed is not None else "max",
+    )
+    stop_reason = "replay_finished"
+    try:
+        run_replay(stream, executions, driver, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
+    except KeyboardInterrupt:  # Ctrl-C: stop where we are, cancel, and still summarise
+        stop_reason = "interrupted"
+    if bar is not None:
+        bar.close(source.bytes_read)
+    end_ns = driver.now_ns
+    log.info("session.stopping", reason=stop_reason)
+    shutdown = engine.shutdown(end_ns)
+    driver.log_notes()
+    cancel_timeout_ns = settings.runtime.cancel_timeout_ms * NS_PER_MS
+    finish_replay(executions, driver, shutdown, end_ns, end_ns + cancel_timeout_ns)
+    if engine.open_order_count() > 0:
+        log.warning("shutdown.stragglers", open_orders=engine.open_order_count())
+    wall_s = time.perf_counter() - wall0
+    summary = engine.summary(driver.now_ns)
+    duration_s = (end_ns - start_ns) / 1e9
+    messages = source.lines_read
+    summary.update(
+        duration_s=round(duration_s, 3),
+        wall_s=round(wall_s, 3),
+        messages=messages,
+        events=driver.events,
+        msgs_per_s=round(messages / wall_s) if wall_s > 0 else None,
+        speedup_vs_realtime=round(duration_s / wall_s, 1) if wall_s > 0 else None,
+        speed=speed if speed is not None else "max",
+        stop_reason=stop_reason,
+        positions_lots=dict(engine.position_lots),
+        replay=replay_stats(source, executions),
+    )
+    log.info("session.summary", **summary)
+    return summary
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)  # a bad config raises ConfigError: exit 2 by the CLI
+    try:
+        speed = parse_speed(args.speed)
+        plan = plan_replay(args.files)
+    except (ValueError, ReplayUsageError) as exc:  # ValueError: a bad --speed
+        print(f"mmbot replay: {exc}", file=sys.stderr)
+        return 2
+    settings = for_instruments(settings, plan.spot, plan.perp)
+    configure_logging(args.log_format, args.log_level, secrets=secret_values(settings))
+    bind_context(run_id=uuid.uuid4().hex[:12], venue="replay", symbol=plan.spot.symbol)
+    progress = sys.stderr if sys.stderr.isatty() else None
+    try:
+        summary = run_session(settings, plan, speed, progress)
+    except ReplayUsageError as exc:
+        print(f"mmbot replay: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    if summary["stop_reason"] == "interrupted":
+        return 130
+    return 0 if summary["open_orders_at_exit"] == 0 else 1

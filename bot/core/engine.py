@@ -20,11 +20,13 @@ from typing import Any
 
 from bot.core.book import BookStatus, OrderBook
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
-from bot.core.hedger import HedgeParams, Hedger
+from bot.core.hedger import HedgeParams, Hedger, latency_quantile_ns
+from bot.core.lp import ConstantProductLp
+from bot.core.options import CallOption, annualised_vol
 from bot.core.orders import OrderManager, OrderState
 from bot.core.portfolio import Portfolio
 from bot.core.quoting import DesiredQuote as DesiredOrder
-from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, build_ladder, theo_quote
+from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, TheoQuote, build_ladder, theo_quote
 from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
 from bot.domain import (
     BookDelta,
@@ -65,6 +67,13 @@ class EngineParams:
     warmup_ns: int = 5 * NS_PER_S
     risk: RiskParams = field(default_factory=RiskParams)
     hedge: HedgeParams = field(default_factory=HedgeParams)
+    hedge_resume_after_ns: int = 30 * NS_PER_S  # a halted hedger (too many failures) retries after this
+    client_id_tag: str = ""  # per run, so a restarted bot never reuses a client order id at the venue
+    # the token-loan deal (docs/hedging.md): calls we hold and our DEX pool, counted in net delta
+    options: tuple[CallOption, ...] = ()
+    lp: ConstantProductLp | None = None
+    option_vol_annual: float | None = None  # None: price the calls with the σ estimator
+    lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the spot's public trade volume
 
 
 @dataclass
@@ -84,6 +93,7 @@ class EngineStats:
     max_abs_inventory_base: float = 0.0
     hedges: int = 0
     hedge_fills: int = 0
+    hedger_halts: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,18 +111,25 @@ class Engine:
         self.books: dict[str, OrderBook] = {params.spot.symbol: OrderBook(params.spot.symbol)}
         if params.perp is not None:
             self.books[params.perp.symbol] = OrderBook(params.perp.symbol)
-        self.orders = OrderManager("q")
+        tag = f"-{params.client_id_tag}" if params.client_id_tag else ""
+        self.orders = OrderManager(f"q{tag}")
         self.sigma = sigma
         self.sigma_long = sigma_long
         self.arrivals = arrivals
         self.risk = RiskGuard(params.risk)
-        self.portfolio = Portfolio([i for i in (params.spot, params.perp) if i is not None])
-        self.hedger = Hedger(params.hedge, params.perp) if params.perp is not None and params.hedge.enabled else None
+        self.portfolio = Portfolio(
+            [i for i in (params.spot, params.perp) if i is not None], options=params.options, lp=params.lp
+        )
+        self.hedger = (
+            Hedger(params.hedge, params.perp, client_id_prefix=f"h{tag}-")
+            if params.perp is not None and params.hedge.enabled
+            else None
+        )
+        self._hedge_halted_ns: int | None = None
+        self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
         self._band_ticks = 0
         self._band_ticks_in = 0
         self.risk_decision = RiskDecision()
-        self.position_lots: dict[str, int] = dict.fromkeys(self.books, 0)
-        self.cash_quote = 0.0
         self.stats = EngineStats()
         self.notes: list[Note] = []
         self.start_ns = start_ns
@@ -168,8 +185,7 @@ class Engine:
             self.mark_ticks = event.mark_ticks
             return []
         if isinstance(event, FundingPaid):
-            if self.portfolio.on_funding(event):
-                self.cash_quote += event.amount_quote
+            self.portfolio.on_funding(event)
             return []
         if isinstance(event, FeedStatus):
             return self._on_feed_status(event, now_ns)
@@ -220,6 +236,9 @@ class Engine:
         tick = self.spot.tick_size
         self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
         self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
+        if self.p.lp_volume_ratio > 0.0:
+            notional = self.spot.notional(event.price_ticks, event.size_lots)
+            self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
         hedger = self.hedger
@@ -237,10 +256,7 @@ class Engine:
         self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=False)
         if instrument is self.spot:
             self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
-        signed = event.side.sign * event.size_lots
-        self.position_lots[event.symbol] = self.position_lots.get(event.symbol, 0) + signed
         notional = instrument.notional(event.price_ticks, event.size_lots)
-        self.cash_quote -= event.side.sign * notional + event.fee_quote
         self.stats.fills += 1
         self.stats.volume_base += instrument.size(event.size_lots)
         self.stats.volume_quote += notional
@@ -278,8 +294,6 @@ class Engine:
             self.stats.duplicate_fills += 1
             return []
         hedge_fill = hedger.on_fill(event, now_ns)
-        self.position_lots[event.symbol] = self.position_lots.get(event.symbol, 0) + event.side.sign * event.size_lots
-        self.cash_quote -= event.side.sign * perp.notional(event.price_ticks, event.size_lots) + event.fee_quote
         self.stats.hedge_fills += 1
         self.stats.fees_quote += event.fee_quote
         self._note(
@@ -343,7 +357,23 @@ class Engine:
                     band=decision.band_base,
                 )
         self._last_band_base = decision.band_base
+        if hedger.halted and self._hedge_halted_ns is None:
+            self._hedge_halted_ns = now_ns
+            self.stats.hedger_halts += 1
+            self._note("hedge.halted", net_delta=net, resume_in_s=self.p.hedge_resume_after_ns / NS_PER_S)
+            self._dirty = True
         return list(decision.commands)
+
+    def _maybe_resume_hedger(self, hedger: Hedger, now_ns: int) -> None:
+        """Too many failed hedges in a row halt the hedger (and with it quoting); after a cooldown
+        it tries again from scratch rather than leaving the delta unhedged until a restart."""
+        halted_ns = self._hedge_halted_ns
+        if halted_ns is None or now_ns - halted_ns < self.p.hedge_resume_after_ns:
+            return
+        hedger.resume()
+        self._hedge_halted_ns = None
+        self._note("hedge.resumed", halted_s=(now_ns - halted_ns) / NS_PER_S)
+        self._dirty = True
 
     def _mid_px(self, symbol: str) -> float:
         book = self.books.get(symbol)
@@ -354,13 +384,37 @@ class Engine:
         return mid * instrument.tick_size
 
     def _on_position(self, event: PositionSnapshot) -> None:
-        ours = self.position_lots.get(event.symbol)
-        if ours is None or ours == event.position_lots:
+        if event.symbol not in self.portfolio.positions:
+            return
+        ours = self.portfolio.position_lots(event.symbol)
+        if ours == event.position_lots:
             return
         # The venue is the source of truth for positions; a mismatch means we missed or doubled a fill.
         self.stats.position_mismatches += 1
         self._note("position.mismatch", symbol=event.symbol, ours_lots=ours, venue_lots=event.position_lots)
-        self.position_lots[event.symbol] = event.position_lots
+        self._seed(event.symbol, event.position_lots - ours)
+
+    def restore(self, positions_lots: dict[str, int], entry_px: dict[str, float] | None = None) -> None:
+        """Start from positions the venue already holds (restart recovery). A position is entered at
+        `entry_px` (the ledger's average cost) when given, else at the first mid seen."""
+        for symbol, lots in positions_lots.items():
+            if symbol not in self.portfolio.positions or lots == 0:
+                continue
+            px = (entry_px or {}).get(symbol, math.nan)
+            if px > 0.0:
+                self.portfolio.seed_position(symbol, lots, px)
+            else:
+                self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
+        self._dirty = True
+
+    def _seed(self, symbol: str, lots: int) -> None:
+        """Book `lots` of position that did not come from a fill we saw, at the current mid."""
+        mid = self._mid_px(symbol)
+        if mid == mid:
+            self.portfolio.seed_position(symbol, lots, mid)
+        else:
+            self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
+        self._dirty = True
 
     def _on_feed_status(self, event: FeedStatus, now_ns: int) -> list[Command]:
         if event.connected:
@@ -385,17 +439,32 @@ class Engine:
             self._note("feed.stale", symbol=symbol, silent_ms=(now_ns - self.last_book_ns[symbol]) // 1_000_000)
             out.extend(self.orders.cancel_all(symbol, tag="quote"))
         self._dirty = True
-        for symbol, book in self.books.items():
-            mid = self._mid_px(symbol)
-            if book.is_valid and mid == mid:
-                self.portfolio.mark(symbol, mid)
+        self._mark_portfolio(now_ns)
         if self.hedger is not None:
+            self._maybe_resume_hedger(self.hedger, now_ns)
             out.extend(self._hedge(self.hedger, now_ns))
             if now_ns - self.start_ns >= self.p.warmup_ns:
                 self._band_ticks += 1
                 if abs(self.portfolio.net_delta_base()) <= self._last_band_base + 1e-12:
                     self._band_ticks_in += 1
         return out
+
+    def _mark_portfolio(self, now_ns: int) -> None:
+        for symbol, book in self.books.items():
+            mid = self._mid_px(symbol)
+            if not (book.is_valid and mid == mid):
+                continue
+            pending = self._pending_seeds.pop(symbol, 0)
+            if pending:
+                self.portfolio.seed_position(symbol, pending, mid)
+            self.portfolio.mark(symbol, mid)
+            if symbol == self.spot.symbol and (self.p.options or self.p.lp is not None):
+                self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
+
+    def _option_vol_annual(self, spot_px: float) -> float:
+        if self.p.option_vol_annual is not None:
+            return self.p.option_vol_annual
+        return annualised_vol(self.sigma.sigma_px_per_sqrt_s, spot_px)
 
     # ================================================================== quoting
 
@@ -408,11 +477,16 @@ class Engine:
         desired: tuple[DesiredOrder, ...] = ()
         max_places = 0
         feed_ok = symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid
-        if not self.stopping and feed_ok:
-            decision = self._evaluate_risk(book, now_ns)
-            if not (decision.pause or decision.halt):
-                desired = self._desired_quotes(book, decision, now_ns)
+        mid_ticks = book.mid_ticks
+        if not self.stopping and feed_ok and mid_ticks is not None:
+            inputs, theo = self._theo(mid_ticks, now_ns)
+            decision = self._evaluate_risk(book, theo, now_ns)
+            if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
+                desired = self._desired_quotes(book, inputs, theo, decision)
                 max_places = decision.max_new_orders
+        elif not self.stopping and self.risk.compliance is not None:
+            # no quotes on a bad or silent feed: the obligations are not met for that time either
+            self.risk.compliance.update(now_ns, False, False, False)
         out = self.orders.diff(
             symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns, max_places=max_places
         )
@@ -421,7 +495,18 @@ class Engine:
             self.risk.consume_orders(placed, now_ns)
         return out
 
-    def _evaluate_risk(self, book: OrderBook, now_ns: int) -> RiskDecision:
+    def _theo(self, mid_ticks: float, now_ns: int) -> tuple[MarketInputs, TheoQuote]:
+        fit = self.arrivals.update(now_ns)
+        inputs = MarketInputs(
+            mid_px=mid_ticks * self.spot.tick_size,
+            inventory_base=self.inventory_base(),
+            sigma_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
+            a_per_s=fit.a_per_s,
+            k_per_px=fit.k_per_px,
+        )
+        return inputs, theo_quote(self.p.quote, inputs)
+
+    def _evaluate_risk(self, book: OrderBook, theo: TheoQuote, now_ns: int) -> RiskDecision:
         tick = self.spot.tick_size
         mid_ticks = book.mid_ticks
         live_bid = live_ask = math.nan
@@ -443,6 +528,8 @@ class Engine:
             live_ask_px=live_ask,
             live_bid_depth_quote=self._live_depth_quote(Side.BUY),
             live_ask_depth_quote=self._live_depth_quote(Side.SELL),
+            theo_bid_px=theo.bid_px,
+            theo_ask_px=theo.ask_px,
         )
         decision = self.risk.evaluate(inputs, now_ns)
         for transition in decision.transitions:
@@ -463,23 +550,13 @@ class Engine:
             if o.side is side and o.state is not OrderState.PENDING_NEW
         )
 
-    def _desired_quotes(self, book: OrderBook, decision: RiskDecision, now_ns: int) -> tuple[DesiredOrder, ...]:
-        mid_ticks = book.mid_ticks
-        if mid_ticks is None:
-            return ()
+    def _desired_quotes(
+        self, book: OrderBook, inputs: MarketInputs, theo: TheoQuote, decision: RiskDecision
+    ) -> tuple[DesiredOrder, ...]:
         tick = self.spot.tick_size
-        mid_px = mid_ticks * tick
-        inventory = self.inventory_base()
-        fit = self.arrivals.update(now_ns)
-        inputs = MarketInputs(
-            mid_px=mid_px,
-            inventory_base=inventory,
-            sigma_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
-            a_per_s=fit.a_per_s,
-            k_per_px=fit.k_per_px,
-        )
+        mid_px = inputs.mid_px
+        inventory = inputs.inventory_base
         adjust: QuoteAdjust = decision.to_quote_adjust(QuoteAdjust)
-        theo = theo_quote(self.p.quote, inputs)
         ladder = build_ladder(theo, self.p.quote, self.spot, book.best_bid_ticks, book.best_ask_ticks, adjust)
         desired = self._cap_exposure(ladder)
         if desired != self._last_desired:
@@ -497,8 +574,8 @@ class Engine:
                 spread=(ask - bid) * tick if bid is not None and ask is not None else None,
                 inventory=inventory,
                 sigma=inputs.sigma_px_per_sqrt_s,
-                a=fit.a_per_s,
-                k=fit.k_per_px,
+                a=inputs.a_per_s,
+                k=inputs.k_per_px,
                 risk_state=decision.state,
                 reasons=list(decision.reasons),
             )
@@ -507,7 +584,7 @@ class Engine:
     def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
         """Trim sizes so position + everything that could still fill stays within the hard limit."""
         hard_lots = self.spot.lots_floor(self.p.risk.inventory_hard_base)
-        position = self.position_lots.get(self.spot.symbol, 0)
+        position = self.portfolio.position_lots(self.spot.symbol)
         room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
         out: list[DesiredOrder] = []
         for quote in ladder:
@@ -537,26 +614,25 @@ class Engine:
         hedges = len(self.hedger.orders) if self.hedger is not None else 0
         return len(self.orders.live_orders()) + hedges
 
+    @property
+    def position_lots(self) -> dict[str, int]:
+        """Our position per symbol, lots (read-only view of the portfolio)."""
+        return {symbol: pos.lots for symbol, pos in self.portfolio.positions.items()}
+
     def inventory_base(self) -> float:
-        return self.spot.size(self.position_lots.get(self.spot.symbol, 0))
+        return self.portfolio.position_base(self.spot.symbol)
 
     def mid_px(self) -> float | None:
         mid = self.books[self.spot.symbol].mid_ticks
         return None if mid is None else mid * self.spot.tick_size
 
     def equity_quote(self) -> float:
-        """Cash plus positions marked at mid (spot at its mid, perp at its mid or mark)."""
-        equity = self.cash_quote
-        for symbol, lots in self.position_lots.items():
-            if lots == 0:
-                continue
-            instrument = self.spot if symbol == self.spot.symbol else self.p.perp
-            book = self.books[symbol]
-            mid = book.mid_ticks
-            if instrument is None or mid is None:
-                continue
-            equity += instrument.size(lots) * mid * instrument.tick_size
-        return equity
+        """Session PnL of the whole portfolio (spot, perp, calls, pool) at the latest marks."""
+        for symbol in self.books:
+            mid = self._mid_px(symbol)
+            if mid == mid:
+                self.portfolio.mark(symbol, mid)
+        return self.portfolio.pnl().total_quote
 
     def summary(self, now_ns: int) -> dict[str, Any]:
         return {
@@ -581,6 +657,33 @@ class Engine:
                 round(100.0 * self._band_ticks_in / self._band_ticks, 3) if self._band_ticks else None
             ),
             "pnl_attribution": {k: round(v, 6) for k, v in self.portfolio.pnl().components().items()},
+            "option_delta": round(self.portfolio.option_delta_base(), 10),
+            "lp_delta": round(self.portfolio.lp_delta_base(), 10),
+            **self._hedge_summary(),
+            "obligations": self._obligation_summary(now_ns),
+        }
+
+    def _hedge_summary(self) -> dict[str, Any]:
+        if self.hedger is None:
+            return {}
+        stats = self.hedger.stats
+        p50, p99 = (latency_quantile_ns(stats, q) for q in (0.5, 0.99))
+        return {
+            "hedge_latency_ms_p50": round(p50 / 1e6, 3) if p50 == p50 else None,
+            "hedge_latency_ms_p99": round(p99 / 1e6, 3) if p99 == p99 else None,
+            "hedge_slippage_quote": round(stats.slippage_quote, 6),
+            "hedger_halts": self.stats.hedger_halts,
+        }
+
+    def _obligation_summary(self, now_ns: int) -> dict[str, Any] | None:
+        """Share of the session each market-making obligation held (None: no obligation here)."""
+        tracker = self.risk.compliance
+        if tracker is None:
+            return None
+        shares = tracker.shares(now_ns)
+        return {
+            "observed_s": round(tracker.observed_s, 3),
+            **{f"{rule}_pct": (round(100.0 * v, 3) if v == v else None) for rule, v in shares.items()},
         }
 
     def _note(self, name: str, **fields: Any) -> None:

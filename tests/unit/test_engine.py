@@ -158,7 +158,10 @@ def test_fill_updates_inventory_once_and_duplicate_fill_is_dropped() -> None:
     engine.apply(fill, SEC)
     assert engine.inventory_base() == pytest.approx(0.40)
     assert engine.stats.fills == 1 and engine.stats.duplicate_fills == 1
-    assert engine.cash_quote == pytest.approx(-(bid.price_ticks * 0.01 * 0.40) - 0.05)
+    # equity = 0.40 bought at the bid, marked at the mid, less the fee: the fee is charged once too
+    mid_px = engine.mid_px()
+    assert mid_px is not None
+    assert engine.equity_quote() == pytest.approx(0.40 * (mid_px - bid.price_ticks * 0.01) - 0.05)
 
 
 def test_inventory_skews_quotes_down_after_buying() -> None:

@@ -70,8 +70,16 @@ def _iter_chunks(path: str | Path, size: int = 1 << 23) -> Iterator[bytes]:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        while lines := fh.readlines(size):
-            yield b"".join(lines)
+        rest = b""
+        while chunk := fh.read(size):
+            end = chunk.rfind(b"\n") + 1  # cut after the last whole line
+            if end == 0:
+                rest += chunk
+                continue
+            yield rest + chunk[:end]
+            rest = chunk[end:]
+        if rest:
+            yield rest
 
 
 def iter_lines(
@@ -99,7 +107,8 @@ def iter_lines(
             yield rest
 
 
-_PAIR = re.compile(rb'\["(-?[0-9.]+)","(-?[0-9.]+)"\]')
+_PAIR_PRICE = re.compile(rb'\["(-?[0-9.]+)","')  # the price of a ["price","qty"] book level
+_PAIR_QTY = re.compile(rb'","(-?[0-9.]+)"\]')  # its qty
 _PRICE_FIELD = re.compile(rb'"[pba]":"(-?[0-9.]+)"')
 _QTY_FIELD = re.compile(rb'"[qBA]":"(-?[0-9.]+)"')
 _SYMBOL = re.compile(rb'"s":"([A-Z0-9]+)"')
@@ -148,9 +157,8 @@ def infer_instrument(path: str | Path) -> Instrument:
         is_futures = is_futures or b'"pu":' in chunk
         prices.update(_PRICE_FIELD.findall(chunk))
         sizes.update(_QTY_FIELD.findall(chunk))
-        for price, size in _PAIR.findall(chunk):
-            prices.add(price)
-            sizes.add(size)
+        prices.update(_PAIR_PRICE.findall(chunk))  # two passes in C beat one findall unpacked in Python
+        sizes.update(_PAIR_QTY.findall(chunk))
     if len(symbols) != 1:
         raise ValueError(f"{path}: expected one symbol, found {sorted(s.decode() for s in symbols)}")
     venue_symbol = symbols.pop().decode()

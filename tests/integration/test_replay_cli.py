@@ -1,0 +1,217 @@
+"""`mmbot replay` end to end: the shipped BTCUSDT pair through the full bot (default config), inference
+on another pair, pacing, the progress bar, and the refusals (exit 2)."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+from collections.abc import Iterable
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bot.cli import main
+from bot.replay_cli import WALL_CLOCK_FIELDS, ProgressBar
+from bot.venues.replay import pace
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
+SPOT_FILE = DATA / "spot_btcusdt_20240808.gz"
+PERP_FILE = DATA / "usdm_btcusdt_20240808.gz"
+SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
+
+
+class Run:
+    """One `mmbot replay ... --json --log-format json`: exit code, every stdout line parsed, stderr."""
+
+    def __init__(self, argv: Iterable[str | Path], stderr: io.StringIO | None = None) -> None:
+        out, self.err_stream = io.StringIO(), stderr or io.StringIO()
+        with redirect_stdout(out), redirect_stderr(self.err_stream):
+            self.code = main(["replay", *map(str, argv), "--json", "--log-format", "json"])
+        self.stdout = out.getvalue()
+        self.stderr = self.err_stream.getvalue()
+        lines = self.stdout.splitlines()
+        self.records: list[dict[str, Any]] = [orjson.loads(line) for line in lines]  # every line is JSON
+        self.summary = self.records[-1] if self.records else {}
+        self.logs = self.records[:-1]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.logs if r.get("event") == name]
+
+    def steady(self) -> dict[str, Any]:
+        """The summary without the fields that measure the machine rather than the replay."""
+        return {k: v for k, v in self.summary.items() if k not in WALL_CLOCK_FIELDS}
+
+
+def signed_lots(fills: list[dict[str, Any]], lot_size: float) -> int:
+    return sum(round(f["size"] / lot_size) * (1 if f["side"] == "buy" else -1) for f in fills)
+
+
+@functools.cache
+def recorded_lines(src: Path) -> list[bytes]:
+    with gzip.open(src, "rb") as fh:
+        return fh.readlines()
+
+
+def cut(src: Path, dst: Path, seconds: float, rename: tuple[bytes, bytes] | None = None) -> Path:
+    """The first `seconds` of a recording (by receive time), optionally with the symbol renamed;
+    gzipped when `dst` ends in .gz, plain text otherwise."""
+    lines = recorded_lines(src)
+    t0 = int(lines[0].split(b" ", 1)[0])
+    keep = [line for line in lines if int(line.split(b" ", 1)[0]) < t0 + seconds * 1e9]
+    if rename is not None:
+        old, new = rename
+        keep = [line.replace(old.upper(), new.upper()).replace(old.lower(), new.lower()) for line in keep]
+    with gzip.open(dst, "wb") if dst.suffix == ".gz" else dst.open("wb") as out:
+        out.writelines(keep)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Run, Run]:
+    """The shipped pair replayed twice with the default config (the test asserts they agree)."""
+    return Run([SPOT_FILE, PERP_FILE]), Run([SPOT_FILE, PERP_FILE])
+
+
+def test_the_shipped_pair_quotes_fills_and_hedges(shipped: tuple[Run, Run]) -> None:
+    run = shipped[0]
+    assert run.code == 0 and run.stderr == ""  # no progress bar off a terminal
+    summary = run.summary
+    assert summary["fills"] > 0 and summary["hedges"] > 0 and summary["hedge_fills"] > 0
+    assert summary["stop_reason"] == "replay_finished"
+    assert summary["messages"] == 41_249 + 93_954  # every recorded line was read
+    assert summary["duration_s"] == pytest.approx(346, abs=2)  # the recording's span, not the wall time
+    assert set(summary["replay"]) == {SPOT, PERP}
+    # the last log line is session.summary with the same fields; the engine's notes were logged
+    assert run.logs[-1]["event"] == "session.summary"
+    assert {k: v for k, v in run.logs[-1].items() if k in summary} == summary
+    assert len(run.events("order.filled")) == summary["fills"]
+    assert len(run.events("hedge.sent")) == summary["hedges"]
+    assert run.events("quote.updated")
+
+
+def test_engine_positions_are_the_sum_of_the_simulated_fills(shipped: tuple[Run, Run]) -> None:
+    run = shipped[0]
+    summary = run.summary
+    positions = summary["positions_lots"]
+    for symbol in (SPOT, PERP):
+        assert positions[symbol] == summary["replay"][symbol]["position_lots"]  # engine == simulated venue
+    spot_fills = run.events("order.filled")
+    hedge_fills = run.events("hedge.filled")
+    assert all(f["symbol"] == SPOT for f in spot_fills) and all(f["symbol"] == PERP for f in hedge_fills)
+    assert signed_lots(spot_fills, 0.000001) == positions[SPOT] != 0
+    assert signed_lots(hedge_fills, 0.001) == positions[PERP]
+    assert summary["position_mismatches"] == 0 and summary["duplicate_fills_dropped"] == 0
+
+
+def test_no_order_is_left_open_at_exit(shipped: tuple[Run, Run]) -> None:
+    summary = shipped[0].summary
+    assert summary["open_orders_at_exit"] == 0
+    assert all(stats["open_orders"] == 0 for stats in summary["replay"].values())
+    assert not shipped[0].events("shutdown.stragglers")
+
+
+def test_two_replays_of_the_same_files_are_identical(shipped: tuple[Run, Run]) -> None:
+    first, second = shipped
+    assert first.steady() == second.steady()
+
+    def stream(run: Run) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in ("ts", "run_id", *WALL_CLOCK_FIELDS)} for r in run.logs]
+
+    assert stream(first) == stream(second)
+
+
+def test_any_pair_is_inferred_and_pacing_changes_nothing_but_the_wall_time(tmp_path: Path) -> None:
+    """ETHUSDC made from the first 60 s of the shipped files, spot as plain text, perp gzipped."""
+    spot = cut(SPOT_FILE, tmp_path / "spot_ethusdc.txt", 60, (b"btcusdt", b"ethusdc"))
+    perp = cut(PERP_FILE, tmp_path / "perp_ethusdc.gz", 60, (b"btcusdt", b"ethusdc"))
+    fast = Run([spot, perp])
+    assert fast.code == 0, fast.stderr
+    started = fast.events("session.started")[0]
+    assert (started["spot"], started["perp"]) == ("ETH/USDC", "ETH/USDC:USDC")
+    summary = fast.summary
+    assert set(summary["replay"]) == set(summary["positions_lots"]) == {"ETH/USDC", "ETH/USDC:USDC"}
+    assert summary["fills"] > 0 and summary["open_orders_at_exit"] == 0
+    for symbol, lots in summary["positions_lots"].items():
+        assert lots == summary["replay"][symbol]["position_lots"]
+    assert {r["symbol"] for r in fast.logs if "symbol" in r} == {"ETH/USDC", "ETH/USDC:USDC"}
+    paced = Run([spot, perp, "--speed", "2000"])  # 60 s of recording in ~30 ms of pacing
+    assert paced.code == 0 and paced.summary["speed"] == 2000.0
+    assert {**paced.steady(), "speed": "max"} == fast.steady()
+
+
+def test_a_spot_file_alone_is_quoted_without_hedging(tmp_path: Path) -> None:
+    run = Run([cut(SPOT_FILE, tmp_path / "spot.gz", 30)])
+    assert run.code == 0, run.stderr
+    assert set(run.summary["positions_lots"]) == {SPOT}
+    assert run.summary["hedges"] == 0 and run.summary["quotes"] > 0
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    run = Run([cut(SPOT_FILE, tmp_path / "spot.gz", 20)], stderr=Terminal())
+    assert run.code == 0
+    assert run.stderr.startswith("\r") and run.stderr.endswith("\n")
+    assert "100%" in run.stderr.rsplit("\r", 1)[-1]  # the last redraw shows every byte read
+    # and the bar went to stderr only: stdout is still pure JSON
+    assert run.summary["fills"] >= 0
+
+
+def test_progress_bar_redraws_at_most_every_interval() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(total=1000, stream=stream, every_s=3600.0)
+    for done in range(0, 1000, 10):
+        bar.update(done)
+    assert stream.getvalue().count("\r") == 1  # the first call draws, the rest are within the interval
+    bar.close(1000)
+    assert stream.getvalue().count("\r") == 2 and stream.getvalue().endswith("\n")
+
+
+def test_pace_waits_for_recorded_time_scaled_by_speed() -> None:
+    wall = [100.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        wall[0] += seconds
+
+    items = [(10_000_000_000, "a"), (11_000_000_000, "b"), (11_000_000_000, "c"), (13_000_000_000, "d")]
+    out = list(pace(items, 2.0, clock_s=lambda: wall[0], sleep_s=sleep))  # type: ignore[arg-type]
+    assert out == items
+    assert sleeps == pytest.approx([0.5, 1.0])  # b at +0.5 s, c already due, d at +1.5 s
+    with pytest.raises(ValueError):
+        list(pace(items, 0.0))  # type: ignore[arg-type]
+
+
+def write(path: Path, lines: Iterable[bytes]) -> Path:
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "not_binance", "not_gzip", "two_spots", "perp_alone", "other_pair", "bad_speed", "bad_config"],
+)
+def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    spot = cut(SPOT_FILE, tmp_path / "spot.gz", 5)
+    perp = cut(PERP_FILE, tmp_path / "perp.gz", 5)
+    argv: list[str | Path] = {
+        "missing": [tmp_path / "nope.gz", perp],
+        "not_binance": [write(tmp_path / "x.txt", [b"hello world\n"])],
+        "not_gzip": [write(tmp_path / "x.gz", [b"123 {}\n"])],
+        "two_spots": [spot, cut(SPOT_FILE, tmp_path / "spot2.gz", 5, (b"btcusdt", b"ethusdt"))],
+        "perp_alone": [perp],
+        "other_pair": [spot, cut(PERP_FILE, tmp_path / "eth.gz", 5, (b"btcusdt", b"ethusdt"))],
+        "bad_speed": [spot, "--speed", "fast"],
+        "bad_config": [spot, "--config", tmp_path / "nope.toml"],
+    }[case]
+    run = Run(argv)
+    assert run.code == 2
+    assert run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.core.deal import DealTerms
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedger import HedgeParams
 from bot.core.quoting import QuoteParams
 from bot.domain import Instrument
 from bot.logs import bind_context, configure_logging, get_logger
-from bot.runtime.runner import Runner
+from bot.runtime.ledger import Ledger, LedgerObserver
+from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer
+from bot.runtime.recovery import reconcile
+from bot.runtime.runner import Observer, Runner
+from bot.runtime.status_feed import StatusFeed
 from bot.venues.base import Venue
 
 NS_PER_S = 1_000_000_000
@@ -48,11 +55,22 @@ def quote_params(settings: Settings) -> QuoteParams:
     )
 
 
+class VenueStartError(Exception):
+    """The venue could not be reached or refused us at start: one line for the operator, exit 1."""
+
+
 def build_engine(
-    settings: Settings, spot: Instrument, perp: Instrument | None, start_ns: int, venue_name: str | None = None
+    settings: Settings,
+    spot: Instrument,
+    perp: Instrument | None,
+    start_ns: int,
+    venue_name: str | None = None,
+    client_id_tag: str = "",
 ) -> Engine:
     q = settings.quoter
     est = settings.estimator
+    deal = settings.deal
+    terms = DealTerms.from_config(deal) if deal.apply_to_portfolio else None
     params = EngineParams(
         spot=spot,
         perp=perp,
@@ -63,6 +81,12 @@ def build_engine(
         warmup_ns=int(settings.runtime.warmup_s * NS_PER_S),
         hedge=HedgeParams.from_config(settings.hedger),
         risk=settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name),
+        hedge_resume_after_ns=int(settings.hedger.halt_resume_s * NS_PER_S),
+        client_id_tag=client_id_tag,
+        options=terms.call_options(start_ns) if terms is not None else (),
+        lp=terms.lp_position() if terms is not None and terms.dex_pool_size_quote > 0 else None,
+        option_vol_annual=None if deal.use_estimator_vol else deal.implied_vol_annual,
+        lp_volume_ratio=deal.dex_volume_ratio if terms is not None else 0.0,
     )
     sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)
     arrivals = ArrivalEstimator(est.a_per_s, est.k_per_px, est.ak_window_s, est.ak_min_trades, start_ns=start_ns)
@@ -85,7 +109,17 @@ def build_venue(settings: Settings) -> tuple[Venue, Any]:
         from bot.venues.mock.client import WsMockVenue
 
         return WsMockVenue(venue_spec), time.time_ns
-    raise ConfigError(f'runtime.venue: unknown venue {venue_spec!r} (use "mock" or "ws://HOST:PORT")')
+    if venue_spec == "ccxt":
+        from bot.venues.ccxt_venue import CcxtVenue
+
+        for key in ("spot_symbol", "perp_symbol"):
+            ours, theirs = getattr(settings.market, key), getattr(settings.ccxt, key)
+            if theirs and ours != theirs:
+                raise ConfigError(f"config error: market.{key}: {ours!r} must equal ccxt.{key} {theirs!r}")
+        return CcxtVenue(settings.ccxt), time.time_ns  # refuses mainnet orders, missing keys: ConfigError
+    raise ConfigError(
+        f'config error: runtime.venue: unknown venue {venue_spec!r} (use "mock", "ccxt" or "ws://HOST:PORT")'
+    )
 
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
@@ -97,28 +131,96 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides)
 
 
-async def _run(settings: Settings, duration_s: float | None) -> dict[str, Any]:
+async def _connect(venue: Venue) -> None:
+    try:
+        await venue.connect()
+    except ConfigError:
+        raise
+    except Exception as exc:  # whatever the transport raised: the operator needs one line, not a trace
+        raise VenueStartError(f"venue {venue.name}: cannot start: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
+    """Serve /metrics, /health and /status while the bot runs. A taken port costs the endpoint, not
+    the session: the bot trades on and says so (in a container the health check then fails)."""
+    cfg = settings.metrics
+    if not cfg.enabled:
+        yield
+        return
+    server = MetricsServer(metrics, cfg.host, cfg.port)
+    try:
+        await server.start()
+    except OSError as exc:
+        get_logger().error("metrics.unavailable", host=cfg.host, port=cfg.port, error=str(exc))
+        yield
+        return
+    get_logger().info("metrics.serving", url=server.url)
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
+def _open_ledger(settings: Settings) -> Ledger | None:
+    return Ledger(settings.ledger.path, settings.ledger) if settings.ledger.path else None
+
+
+async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dict[str, Any]:
+    log = get_logger()
     venue, clock_ns = build_venue(settings)
-    await venue.connect()
+    await _connect(venue)
     instruments = venue.instruments
-    spot = instruments[settings.market.spot_symbol]
+    spot = instruments.get(settings.market.spot_symbol)
+    if spot is None:
+        await venue.close()
+        raise ConfigError(
+            f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
+        )
     perp = instruments.get(settings.market.perp_symbol)
-    engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name)
-    runner = Runner(
-        engine,
-        venue,
-        clock_ns=clock_ns,
-        timer_ms=settings.runtime.timer_ms,
-        cancel_timeout_s=settings.runtime.cancel_timeout_ms / 1000,
-    )
-    return await runner.run(duration_s)
+    ledger = _open_ledger(settings)
+    try:
+        # the in-process mock is a new, empty exchange every run: earlier runs say nothing about it
+        persistent_venue = settings.runtime.venue != "mock"
+        state = ledger.recover(venue=venue.name) if ledger is not None and persistent_venue else None
+        engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6])
+        log.info("recovery.completed", **await reconcile(engine, venue, state))
+        metrics = Metrics()
+        observers: list[Observer] = [MetricsObserver(metrics)]
+        if ledger is not None:
+            ledger.start_run(run_id, clock_ns(), venue.name, (i for i in (spot, perp) if i), masked_dump(settings))
+            observers.append(LedgerObserver(ledger, run_id))
+        period_ns = settings.metrics.status_push_ms * 1_000_000
+        observers.append(StatusFeed(run_id, venue.name, period_ns, metrics=metrics, ledger=ledger))
+        runner = Runner(
+            engine,
+            venue,
+            clock_ns=clock_ns,
+            timer_ms=settings.runtime.timer_ms,
+            cancel_timeout_s=settings.runtime.cancel_timeout_ms / 1000,
+            observers=tuple(observers),
+        )
+        async with _metrics_server(settings, metrics):
+            summary = await runner.run(duration_s)
+        if ledger is not None:
+            ledger.end_run(run_id, clock_ns(), summary)
+        return summary
+    finally:
+        if ledger is not None:
+            ledger.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)  # a bad config stops here, before any venue: exit 2
     configure_logging(args.log_format, args.log_level, secrets=secret_values(settings))
-    bind_context(run_id=uuid.uuid4().hex[:12], venue=settings.runtime.venue, symbol=settings.market.spot_symbol)
-    summary = asyncio.run(_run(settings, args.duration))
+    run_id = uuid.uuid4().hex[:12]
+    bind_context(run_id=run_id, venue=settings.runtime.venue, symbol=settings.market.spot_symbol)
+    try:
+        summary = asyncio.run(_run(settings, args.duration, run_id))
+    except VenueStartError as exc:
+        get_logger().error("session.failed", reason=str(exc))
+        print(f"mmbot: {exc}", file=sys.stderr)
+        return 1
     if summary.get("open_orders_at_exit", 0) != 0:
         get_logger().error("session.unclean_exit", open_orders_at_exit=summary["open_orders_at_exit"])
         return 1

@@ -354,6 +354,9 @@ class HedgerConfig(Section):
     max_retries: Annotated[int, Field(ge=0, le=1000)] = Field(
         5, description="consecutive failed hedges (rejects, unfilled IOCs) before the hedger halts"
     )
+    halt_resume_s: PosFloat = Field(
+        30.0, description="a halted hedger (and quoting, which stops with it) retries after this many seconds"
+    )
 
 
 class CallTrancheConfig(Section):

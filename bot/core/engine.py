@@ -126,6 +126,8 @@ class Engine:
             else None
         )
         self._hedge_halted_ns: int | None = None
+        self.last_inputs: MarketInputs | None = None  # of the last requote, for /status
+        self.last_theo: TheoQuote | None = None
         self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
         self._band_ticks = 0
         self._band_ticks_in = 0
@@ -490,7 +492,19 @@ class Engine:
         out = self.orders.diff(
             symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns, max_places=max_places
         )
-        placed = sum(1 for c in out if isinstance(c, PlaceOrder))
+        placed = 0
+        for command in out:
+            if isinstance(command, PlaceOrder):
+                placed += 1
+                self._note(
+                    "order.placed",
+                    symbol=command.symbol,
+                    client_id=command.client_id,
+                    side=command.side.value,
+                    price=self.spot.price(command.price_ticks),
+                    size=self.spot.size(command.size_lots),
+                    post_only=command.post_only,
+                )
         if placed:
             self.risk.consume_orders(placed, now_ns)
         return out
@@ -504,7 +518,9 @@ class Engine:
             a_per_s=fit.a_per_s,
             k_per_px=fit.k_per_px,
         )
-        return inputs, theo_quote(self.p.quote, inputs)
+        self.last_inputs = inputs
+        self.last_theo = theo_quote(self.p.quote, inputs)
+        return inputs, self.last_theo
 
     def _evaluate_risk(self, book: OrderBook, theo: TheoQuote, now_ns: int) -> RiskDecision:
         tick = self.spot.tick_size
@@ -609,6 +625,24 @@ class Engine:
     def drain_notes(self) -> list[Note]:
         notes, self.notes = self.notes, []
         return notes
+
+    def not_quoting_reason(self) -> str:
+        """Why no quotes are live right now ("" when quoting), for /health."""
+        symbol = self.spot.symbol
+        if self.stopping:
+            return "stopping"
+        if symbol in self.awaiting_snapshot or not self.books[symbol].is_valid:
+            return "book not synced"
+        if symbol in self.stale:
+            return "stale feed"
+        if self._hedge_halted_ns is not None:
+            return "hedger halted"
+        decision = self.risk_decision
+        if decision.halt or decision.pause:
+            return f"risk {decision.state}"
+        if not self.orders.live_orders(symbol, tag="quote"):
+            return "no live quotes"
+        return ""
 
     def open_order_count(self) -> int:
         hedges = len(self.hedger.orders) if self.hedger is not None else 0

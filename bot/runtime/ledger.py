@@ -523,15 +523,19 @@ class Ledger:
 
     # ---- recovery ---------------------------------------------------------------------------------
 
-    def recover(self) -> RecoveredState:
-        """Rebuild positions, realised PnL, fees, seen fill ids and open orders from committed rows."""
+    def recover(self, venue: str | None = None) -> RecoveredState:
+        """Rebuild positions, realised PnL, fees, seen fill ids and open orders from committed rows;
+        with `venue`, only from the runs on that venue (one ledger may hold runs on several)."""
         self.flush(force=True)
-        return recover_state(self._db)
+        return recover_state(self._db, venue)
 
 
-def recover_state(db: sqlite3.Connection) -> RecoveredState:
+def recover_state(db: sqlite3.Connection, venue: str | None = None) -> RecoveredState:
     """`Ledger.recover` on any connection (also works on a read-only one)."""
-    run = db.execute("SELECT run_id, ended_ns FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
+    runs = "SELECT run_id FROM runs" + (" WHERE venue = ?" if venue is not None else "")
+    args: tuple[str, ...] = (venue,) if venue is not None else ()
+    run = db.execute(f"SELECT run_id, ended_ns FROM runs WHERE run_id IN ({runs}) ORDER BY rowid DESC LIMIT 1", args)
+    run = run.fetchone()
     positions: dict[str, int] = {}
     avg_px: dict[str, float] = {}
     realised: dict[str, float] = {}
@@ -541,7 +545,8 @@ def recover_state(db: sqlite3.Connection) -> RecoveredState:
     count = 0
     rows = db.execute(
         "SELECT symbol, fill_id, client_id, side, size_lots, price_px, size_base, fee_quote, leaves_lots"
-        " FROM fills ORDER BY id"
+        f" FROM fills WHERE run_id IN ({runs}) ORDER BY id",
+        args,
     )
     for symbol, fill_id, client_id, side, lots, px, size_base, fee, leaves in rows:
         count += 1
@@ -554,12 +559,15 @@ def recover_state(db: sqlite3.Connection) -> RecoveredState:
         pos, avg, pnl = _apply_fill(positions.get(symbol, 0), avg_px.get(symbol, 0.0), signed, px, lot_base)
         positions[symbol], avg_px[symbol] = pos, avg
         realised[symbol] = realised.get(symbol, 0.0) + pnl
-    funding = db.execute("SELECT COALESCE(SUM(amount_quote), 0.0) FROM funding").fetchone()[0]
+    funding = db.execute(f"SELECT COALESCE(SUM(amount_quote), 0.0) FROM funding WHERE run_id IN ({runs})", args)
+    funding = funding.fetchone()[0]
     placed: set[str] = set()
     done: set[str] = set()
     tags: dict[str, str] = {}
     for kind, client_id, tag in db.execute(
-        "SELECT kind, client_id, tag FROM order_events WHERE kind IN ('place', 'rejected', 'canceled') ORDER BY id"
+        "SELECT kind, client_id, tag FROM order_events WHERE kind IN ('place', 'rejected', 'canceled')"
+        f" AND run_id IN ({runs}) ORDER BY id",
+        args,
     ):
         if kind == "place":
             placed.add(client_id)

@@ -298,3 +298,15 @@ def test_ledger_observer_records_commands_and_events(tmp_path: Path) -> None:
     assert rows(path, "SELECT kind FROM order_events ORDER BY id") == [("place",), ("accepted",), ("canceled",)]
     assert rows(path, "SELECT fill_id, tag FROM fills") == [("late", "quote")]  # tag found after the cancel
     led.close()
+
+
+def test_recovery_can_be_scoped_to_one_venue(ledger: Ledger) -> None:
+    ledger.record_fill("run-1", fill("f1", Side.BUY, 10_000, 4))  # on "mock"
+    ledger.start_run("run-2", 2_000, venue="ccxt:bybit:testnet", instruments=[SPOT, PERP])
+    ledger.record_fill("run-2", fill("f2", Side.SELL, 10_100, 1, client_id="c2"))
+    assert ledger.recover().positions_lots == {SPOT.symbol: 3}  # every run
+    mock = ledger.recover(venue="mock")
+    assert mock.positions_lots == {SPOT.symbol: 4} and mock.last_run_id == "run-1"
+    bybit = ledger.recover(venue="ccxt:bybit:testnet")
+    assert bybit.positions_lots == {SPOT.symbol: -1} and bybit.seen_fill_ids == {(SPOT.symbol, "f2")}
+    assert ledger.recover(venue="elsewhere").fill_count == 0

@@ -25,9 +25,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -43,9 +43,11 @@ SPOT_FEES = (0.001, 0.001)  # maker, taker
 USDM_FEES = (0.0002, 0.0005)
 
 
-@dataclass(frozen=True, slots=True)
-class BookTicker:
-    """Binance best bid/ask at update id `update_id` (ticks and lots of the file's instrument)."""
+class BookTicker(NamedTuple):
+    """Binance best bid/ask at update id `update_id` (ticks and lots of the file's instrument).
+
+    A NamedTuple, not a frozen dataclass: recordings hold more tickers than anything else, and a
+    NamedTuple is built ~3x faster."""
 
     symbol: str
     update_id: int
@@ -224,15 +226,28 @@ class BinanceParser:
             self.dropped["bad_timestamp"] += 1
             return None
         try:
-            message = orjson.loads(line[space + 1 :])
+            message = orjson.loads(memoryview(line)[space + 1 :])  # a view: no copy of the JSON
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             self.dropped["not_json"] += 1
             return None
         return self.parse_message(message, recv_ns)
 
     def parse_message(self, message: object, recv_ns: int) -> Parsed | None:
+        out: Parsed | None = None
         try:
-            out = self._dispatch(message, recv_ns)
+            if type(message) is dict:  # the dispatch is inlined: this runs for every recorded line
+                data = message.get("data")
+                if data is None:
+                    data = message  # a raw (not combined) stream message, or a REST snapshot
+                kind = data.get("e")
+                if kind == "depthUpdate":
+                    out = self.delta(data, recv_ns)
+                elif kind == "trade":
+                    out = self.trade(data, recv_ns)
+                elif kind == "bookTicker" or (kind is None and "u" in data and "B" in data):  # spot omits "e"
+                    out = self.ticker(data, recv_ns)
+                elif data is message and "lastUpdateId" in message:
+                    out = self.snapshot(message, recv_ns)
         except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError):
             self.dropped["malformed"] += 1
             return None
@@ -242,23 +257,6 @@ class BinanceParser:
             self.parsed += 1
         return out
 
-    def _dispatch(self, message: object, recv_ns: int) -> Parsed | None:
-        if not isinstance(message, dict):
-            return None
-        data = message.get("data")
-        if data is None:
-            if "lastUpdateId" in message:
-                return self.snapshot(message, recv_ns)
-            data = message  # a raw (not combined) stream message
-        kind = data.get("e")
-        if kind == "depthUpdate":
-            return self.delta(data, recv_ns)
-        if kind == "trade":
-            return self.trade(data, recv_ns)
-        if kind == "bookTicker" or (kind is None and "u" in data and "B" in data):  # spot omits "e"
-            return self.ticker(data, recv_ns)
-        return None
-
     def _levels(self, pairs: list[list[str]]) -> tuple[Level, ...]:
         ticks = self._ticks
         lots = self._lots
@@ -266,15 +264,16 @@ class BinanceParser:
 
     def delta(self, data: dict[str, object], recv_ns: int) -> BookDelta:
         prev = data.get("pu")
+        # positional arguments: a frozen dataclass is built ~30% faster so than with keywords
         return BookDelta(
-            symbol=self.symbol,
-            first_seq=int(data["U"]),  # type: ignore[call-overload]
-            last_seq=int(data["u"]),  # type: ignore[call-overload]
-            bids=self._levels(data["b"]),  # type: ignore[arg-type]
-            asks=self._levels(data["a"]),  # type: ignore[arg-type]
-            ts_venue_ns=int(data["E"]) * _MS_NS,  # type: ignore[call-overload]
-            ts_recv_ns=recv_ns,
-            prev_seq=None if prev is None else int(prev),  # type: ignore[call-overload]
+            self.symbol,
+            int(data["U"]),  # type: ignore[call-overload]  # first_seq
+            int(data["u"]),  # type: ignore[call-overload]  # last_seq
+            self._levels(data["b"]),  # type: ignore[arg-type]  # bids
+            self._levels(data["a"]),  # type: ignore[arg-type]  # asks
+            int(data["E"]) * _MS_NS,  # type: ignore[call-overload]  # ts_venue_ns
+            recv_ns,  # ts_recv_ns
+            None if prev is None else int(prev),  # type: ignore[call-overload]  # prev_seq
         )
 
     def snapshot(self, data: dict[str, object], recv_ns: int) -> BookSnapshot:
@@ -291,29 +290,29 @@ class BinanceParser:
         )
 
     def trade(self, data: dict[str, object], recv_ns: int) -> TradePrint:
-        return TradePrint(
-            symbol=self.symbol,
-            price_ticks=self._ticks[data["p"]],  # type: ignore[index]
-            size_lots=self._lots[data["q"]],  # type: ignore[index]
-            aggressor=Side.SELL if data["m"] else Side.BUY,
-            trade_id=str(data["t"]),
-            ts_venue_ns=int(data["T"]) * _MS_NS,  # type: ignore[call-overload]
-            ts_recv_ns=recv_ns,
+        return TradePrint(  # positional, as in `delta`
+            self.symbol,
+            self._ticks[data["p"]],  # type: ignore[index]  # price_ticks
+            self._lots[data["q"]],  # type: ignore[index]  # size_lots
+            Side.SELL if data["m"] else Side.BUY,  # aggressor
+            str(data["t"]),  # trade_id
+            int(data["T"]) * _MS_NS,  # type: ignore[call-overload]  # ts_venue_ns
+            recv_ns,  # ts_recv_ns
         )
 
     def ticker(self, data: dict[str, object], recv_ns: int) -> BookTicker:
         venue_ms = data.get("T") or data.get("E")  # futures only
         ticks = self._ticks
         lots = self._lots
-        return BookTicker(
-            symbol=self.symbol,
-            update_id=int(data["u"]),  # type: ignore[call-overload]
-            bid_ticks=ticks[data["b"]],  # type: ignore[index]
-            bid_lots=lots[data["B"]],  # type: ignore[index]
-            ask_ticks=ticks[data["a"]],  # type: ignore[index]
-            ask_lots=lots[data["A"]],  # type: ignore[index]
-            ts_venue_ns=int(venue_ms) * _MS_NS if venue_ms else recv_ns,  # type: ignore[call-overload]
-            ts_recv_ns=recv_ns,
+        return BookTicker(  # positional, as in `delta`
+            self.symbol,
+            int(data["u"]),  # type: ignore[call-overload]  # update_id
+            ticks[data["b"]],  # type: ignore[index]  # bid_ticks
+            lots[data["B"]],  # type: ignore[index]  # bid_lots
+            ticks[data["a"]],  # type: ignore[index]  # ask_ticks
+            lots[data["A"]],  # type: ignore[index]  # ask_lots
+            int(venue_ms) * _MS_NS if venue_ms else recv_ns,  # type: ignore[call-overload]  # ts_venue_ns
+            recv_ns,  # ts_recv_ns
         )
 
 

@@ -120,7 +120,9 @@ class ReplaySource:
                 item = parser.parse_line(line)
                 if item is None:
                     continue
-                now_ns = max(last_ns, item.ts_recv_ns)  # a clock that never goes backwards
+                now_ns = item.ts_recv_ns
+                if now_ns < last_ns:  # a clock that never goes backwards
+                    now_ns = last_ns
                 last_ns = now_ns
                 kind = type(item)
                 if kind is BookDelta:

@@ -10,13 +10,15 @@ import argparse
 import json
 from typing import Any
 
-from bot.config import load_settings
+from bot.config import DealConfig, load_settings
 from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, plan_deal
 
 
 def cmd_deal_plan(args: argparse.Namespace) -> int:
-    settings = load_settings(getattr(args, "config", None))  # a ConfigError goes to the CLI: exit 2
-    terms = DealTerms.from_config(settings.deal)
+    path = getattr(args, "config", None)
+    # no --config: the article's example (DealConfig's defaults), not the dry run's scaled-down deal
+    deal = load_settings(path).deal if path else DealConfig()  # a ConfigError goes to the CLI: exit 2
+    terms = DealTerms.from_config(deal)
     plan = plan_deal(terms)
     print(render_text(terms, plan))
     if getattr(args, "json", False):

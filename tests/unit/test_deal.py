@@ -20,7 +20,7 @@ OPTION_DELTA = 60_905.5 + 53_765.8 + 42_342.2  # 157,013.5
 
 
 def default_plan():  # type: ignore[no-untyped-def]
-    return plan_deal(DealTerms.from_config(load_settings().deal))
+    return plan_deal(DealTerms.from_config(DealConfig()))
 
 
 def test_article_numbers() -> None:
@@ -66,7 +66,7 @@ def test_small_loan_cannot_fund_the_usdt() -> None:
 
 
 def test_terms_for_the_portfolio() -> None:
-    terms = DealTerms.from_config(load_settings().deal)
+    terms = DealTerms.from_config(DealConfig())
     calls = terms.call_options(start_ns=10)
     assert [c.strike_px for c in calls] == [1.25, 1.5, 2.0]
     assert calls[0].expiry_ns == 10 + 365 * NS_PER_DAY

@@ -135,9 +135,16 @@ async def _connect(venue: Venue) -> None:
     try:
         await venue.connect()
     except ConfigError:
+        await _close_quietly(venue)
         raise
     except Exception as exc:  # whatever the transport raised: the operator needs one line, not a trace
+        await _close_quietly(venue)
         raise VenueStartError(f"venue {venue.name}: cannot start: {type(exc).__name__}: {exc}") from exc
+
+
+async def _close_quietly(venue: Venue) -> None:
+    with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+        await venue.close()
 
 
 @contextlib.asynccontextmanager
@@ -173,7 +180,7 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
     instruments = venue.instruments
     spot = instruments.get(settings.market.spot_symbol)
     if spot is None:
-        await venue.close()
+        await _close_quietly(venue)
         raise ConfigError(
             f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
         )
@@ -184,7 +191,7 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
         persistent_venue = settings.runtime.venue != "mock"
         state = ledger.recover(venue=venue.name) if ledger is not None and persistent_venue else None
         engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6])
-        log.info("recovery.completed", **await reconcile(engine, venue, state))
+        log.info("recovery.completed", **await reconcile(engine, venue, state, ledger if state is not None else None))
         metrics = Metrics()
         observers: list[Observer] = [MetricsObserver(metrics)]
         if ledger is not None:

@@ -44,6 +44,11 @@ def test_dry_run_records_every_fill_in_the_ledger_and_ends_the_run(tmp_path: Pat
     (ended,) = db.execute("SELECT ended_ns FROM runs WHERE run_id = 't1'").fetchone()
     assert ended is not None
     assert db.execute("SELECT COUNT(*) FROM quotes").fetchone()[0] > 0  # status feed samples
+    # and the report renders from that ledger
+    out = tmp_path / "report"
+    assert main(["report", "--ledger", str(tmp_path / "ledger.sqlite"), "--out", str(out)]) == 0
+    assert {"pnl.png", "inventory.png", "index.html"} <= {p.name for p in out.iterdir()}
+    assert all((out / name).stat().st_size > 1000 for name in ("pnl.png", "inventory.png"))
 
 
 class FakeVenue:

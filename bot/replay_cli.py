@@ -74,13 +74,25 @@ def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
     return ReplayPlan(paths, tuple(instruments), spot, perp)
 
 
+def deal_is_for_another_market(settings: Settings, spot: Instrument) -> bool:
+    """The [deal] (token calls, DEX pool) is priced for the market the config names; replaying another
+    market's recording with it would hedge and book a deal on an asset it is not about (the default
+    config's deal is scaled to the mock exchange's TOKEN at ~100 USDT, not to BTC at ~60,000)."""
+    return settings.deal.apply_to_portfolio and settings.market.spot_symbol != spot.symbol
+
+
 def for_instruments(settings: Settings, spot: Instrument, perp: Instrument | None) -> Settings:
-    """The settings with [market] set to the replayed symbols (the engine quotes `market.spot_symbol`).
+    """The settings with [market] set to the replayed symbols (the engine quotes `market.spot_symbol`),
+    and the deal left out when the config's deal is for another market (`deal_is_for_another_market`).
 
     Set on the loaded model rather than passed as overrides, because environment variables outrank
     the file and overrides when settings load, and the recording's symbols must win here."""
-    market = MarketConfig(spot_symbol=spot.symbol, perp_symbol=perp.symbol if perp is not None else "")
-    return settings.model_copy(update={"market": market})
+    update: dict[str, Any] = {
+        "market": MarketConfig(spot_symbol=spot.symbol, perp_symbol=perp.symbol if perp is not None else "")
+    }
+    if deal_is_for_another_market(settings, spot):
+        update["deal"] = settings.deal.model_copy(update={"apply_to_portfolio": False})
+    return settings.model_copy(update=update)
 
 
 class ProgressBar:
@@ -119,7 +131,7 @@ class ProgressBar:
 
 
 def _with_progress(
-    stream: Iterable[tuple[int, Event | BookTicker]], source: ReplaySource, bar: ProgressBar, every: int = 2048
+    stream: Iterable[tuple[int, Event | BookTicker]], source: ReplaySource, bar: ProgressBar, every: int = 64
 ) -> Iterator[tuple[int, Event | BookTicker]]:
     for n, item in enumerate(stream, 1):
         if n % every == 0:
@@ -216,14 +228,20 @@ def run_session(
 def cmd_replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)  # a bad config raises ConfigError: exit 2 by the CLI
     try:
-        speed = parse_speed(args.speed)
+        # --speed wins; without it (None), the config's replay.speed
+        speed = parse_speed(args.speed if args.speed is not None else settings.replay.speed)
         plan = plan_replay(args.files)
     except (ValueError, ReplayUsageError) as exc:  # ValueError: a bad --speed
         print(f"mmbot replay: {exc}", file=sys.stderr)
         return 2
+    skip_deal = deal_is_for_another_market(settings, plan.spot)
+    config_market = settings.market.spot_symbol
     settings = for_instruments(settings, plan.spot, plan.perp)
     configure_logging(args.log_format, args.log_level, secrets=secret_values(settings))
     bind_context(run_id=uuid.uuid4().hex[:12], venue="replay", symbol=plan.spot.symbol)
+    if skip_deal:
+        log = get_logger("mmbot.replay")
+        log.warning("replay.deal_skipped", config_market=config_market, replayed=plan.spot.symbol)
     progress = sys.stderr if sys.stderr.isatty() else None
     try:
         summary = run_session(settings, plan, speed, progress)

@@ -15,7 +15,9 @@ import orjson
 import pytest
 
 from bot.cli import main
-from bot.replay_cli import WALL_CLOCK_FIELDS, ProgressBar
+from bot.config import load_settings
+from bot.domain import Instrument, InstrumentKind
+from bot.replay_cli import WALL_CLOCK_FIELDS, ProgressBar, for_instruments
 from bot.venues.replay import pace
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
@@ -215,3 +217,18 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> Non
     assert run.code == 2
     assert run.stdout == ""
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_deal_configured_for_another_market_is_not_carried_into_the_replay(shipped: tuple[Run, Run]) -> None:
+    spot = Instrument("BTC/USDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.000001)
+    perp = Instrument("BTC/USDT:USDT", InstrumentKind.PERP, "BTC", "USDT", 0.1, 0.001)
+    with_deal = {"deal": {"apply_to_portfolio": True}}
+    for_token = load_settings(None, {**with_deal, "market": {"spot_symbol": "TOKEN/USDT"}})
+    settings = for_instruments(for_token, spot, perp)
+    assert (settings.market.spot_symbol, settings.market.perp_symbol) == ("BTC/USDT", "BTC/USDT:USDT")
+    assert not settings.deal.apply_to_portfolio
+    for_btc = load_settings(None, {**with_deal, "market": {"spot_symbol": "BTC/USDT"}})
+    assert for_instruments(for_btc, spot, perp).deal.apply_to_portfolio  # written for this market: kept
+    # the default config's deal is the mock TOKEN's: the shipped BTC replay says it left it out
+    if load_settings(None).deal.apply_to_portfolio:
+        assert shipped[0].events("replay.deal_skipped")

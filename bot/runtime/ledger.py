@@ -529,6 +529,18 @@ class Ledger:
         self.flush(force=True)
         return recover_state(self._db, venue)
 
+    def last_fill_venue_ns(self, venue: str | None = None) -> int | None:
+        """`ts_venue_ns` of the newest fill recorded (on `venue`'s runs), else the start of the last run
+        (the bot's clock), else None: where a restart asks the venue's fill history to resume."""
+        self.flush(force=True)
+        runs = "SELECT run_id FROM runs" + (" WHERE venue = ?" if venue is not None else "")
+        args: tuple[str, ...] = (venue,) if venue is not None else ()
+        row = self._db.execute(f"SELECT MAX(ts_venue_ns) FROM fills WHERE run_id IN ({runs})", args).fetchone()
+        if row[0] is not None:
+            return int(row[0])
+        row = self._db.execute(f"SELECT MAX(started_ns) FROM runs WHERE run_id IN ({runs})", args).fetchone()
+        return int(row[0]) if row[0] is not None else None
+
 
 def recover_state(db: sqlite3.Connection, venue: str | None = None) -> RecoveredState:
     """`Ledger.recover` on any connection (also works on a read-only one)."""

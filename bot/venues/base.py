@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.domain import Command, Event, Instrument, OpenOrder
+from bot.domain import Command, Event, Instrument, OpenOrder, OrderFilled
 
 EventSink = Callable[[Event], None]
 """Where an adapter delivers events (the runner's queue `put_nowait`). Must not block."""
@@ -47,6 +47,32 @@ class Venue(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FillHistory(Protocol):
+    """The optional fill-history capability of a venue (ccxt `fetch_my_trades`).
+
+    `fills_since(since_ns)` returns our fills with `ts_venue_ns >= since_ns` (venue clock), oldest
+    first, each once, as `OrderFilled` with the same `fill_id` the live stream gives that execution
+    (so a restart can dedupe by `(symbol, fill_id)`); `ts_recv_ns` is when the answer came. It is how
+    a restarted bot finds the fills it never saw: those made while it was dead, or in flight when it
+    died. A venue may keep only a bounded history; `leaves_lots` is 0 where the venue does not say.
+    A venue that cannot answer either lacks the method or raises `NotImplementedError`: use
+    `fetch_fills_since`, which maps both to None.
+    """
+
+    async def fills_since(self, since_ns: int) -> list[OrderFilled]: ...
+
+
+async def fetch_fills_since(venue: object, since_ns: int) -> list[OrderFilled] | None:
+    """The venue's fills since `since_ns`, or None if it has no fill history."""
+    if not isinstance(venue, FillHistory):
+        return None
+    try:
+        return await venue.fills_since(since_ns)
+    except NotImplementedError:
+        return None
 
 
 def backoff_delays_s(base_s: float = 0.2, cap_s: float = 10.0, rng: random.Random | None = None):  # type: ignore[no-untyped-def]

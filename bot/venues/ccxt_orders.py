@@ -84,6 +84,15 @@ def _ns(ms: Any, fallback_ns: int) -> int:
     return int(ms) * 1_000_000 if isinstance(ms, int | float) and ms > 0 else fallback_ns
 
 
+def trade_fill_id(trade: Mapping[str, Any]) -> str:
+    """Our fill id of a ccxt trade: the venue's trade id (the same live and in the history)."""
+    return str(trade.get("id") or f"{trade.get('order') or ''}:{trade.get('timestamp')}:{trade.get('amount')}")
+
+
+# where venues put the client order id in a trade's raw payload (bybit executions, okx fills, binance)
+_TRADE_CLIENT_ID_KEYS = ("orderLinkId", "clOrdId", "clientOrderId")
+
+
 @dataclass(slots=True)
 class TrackedOrder:
     command: PlaceOrder
@@ -208,7 +217,7 @@ class OrderTracker:
             return []
         order = self._orders[cid]
         spec = self._specs[order.command.symbol]
-        fill_id = str(trade.get("id") or f"{venue_oid}:{trade.get('timestamp')}:{trade.get('amount')}")
+        fill_id = trade_fill_id(trade)
         if fill_id in order.fill_ids:
             return []
         order.fill_ids.add(fill_id)
@@ -218,7 +227,7 @@ class OrderTracker:
         leaves = max(order.command.size_lots - order.filled_lots, 0)
         if leaves == 0:
             order.done = True
-        liquidity = self._liquidity(trade, order)
+        liquidity = self._liquidity(trade, order.command.post_only)
         fill = OrderFilled(
             symbol=order.command.symbol,
             client_id=cid,
@@ -234,12 +243,51 @@ class OrderTracker:
         )
         return [fill]
 
+    def history_fill(self, trade: Mapping[str, Any], symbol: str, ts_recv_ns: int) -> OrderFilled:
+        """A trade from the venue's history (`fetch_my_trades`) as a fill; no order state changes.
+
+        The fill id is the one the live feed gives the same trade. The client id is ours when this
+        process placed the order, else the venue's client order id from the raw payload, else
+        `venue:<order id>` (an order of an earlier process). `leaves_lots` is 0: a trade does not say
+        what remained of its order."""
+        spec = self._specs[symbol]
+        venue_oid = str(trade.get("order") or "")
+        cid = self._by_venue_oid.get(venue_oid) or self._client_id_in(trade) or f"venue:{venue_oid}"
+        order = self._orders.get(cid)
+        price = float(trade["price"])
+        size_lots = spec.lots(float(trade["amount"]))
+        side = order.command.side if order is not None else side_of(trade["side"])
+        liquidity = self._liquidity(trade, order.command.post_only if order is not None else None)
+        return OrderFilled(
+            symbol=symbol,
+            client_id=cid,
+            fill_id=trade_fill_id(trade),
+            side=side,
+            price_ticks=spec.instrument.ticks(price),
+            size_lots=size_lots,
+            fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
+            liquidity=liquidity,
+            leaves_lots=0,
+            ts_venue_ns=_ns(trade.get("timestamp"), ts_recv_ns),
+            ts_recv_ns=ts_recv_ns,
+        )
+
+    def _client_id_in(self, trade: Mapping[str, Any]) -> str:
+        info = trade.get("info")
+        for key in _TRADE_CLIENT_ID_KEYS:
+            venue_cid = str((info.get(key) if isinstance(info, Mapping) else None) or trade.get(key) or "")
+            if venue_cid:
+                return self._by_venue_cid.get(venue_cid, venue_cid)
+        return ""
+
     @staticmethod
-    def _liquidity(trade: Mapping[str, Any], order: TrackedOrder) -> Liquidity:
+    def _liquidity(trade: Mapping[str, Any], post_only: bool | None) -> Liquidity:
+        """The trade's own maker/taker flag; else a post-only order made it; else (order unknown) taker,
+        the dearer assumption for the fee."""
         taker_or_maker = trade.get("takerOrMaker")
         if taker_or_maker in ("maker", "taker"):
             return Liquidity(taker_or_maker)
-        return Liquidity.MAKER if order.command.post_only else Liquidity.TAKER
+        return Liquidity.MAKER if post_only else Liquidity.TAKER
 
     @staticmethod
     def _fee_quote(trade: Mapping[str, Any], spec: MarketSpec, price: float, lots: int, liq: Liquidity) -> float:

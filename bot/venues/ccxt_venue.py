@@ -42,6 +42,7 @@ from bot.domain import (
     Instrument,
     InstrumentKind,
     OpenOrder,
+    OrderFilled,
     OrderRejected,
     PlaceOrder,
     PositionSnapshot,
@@ -85,6 +86,9 @@ class StaleFeedError(Exception):
 
 _STALE_RULE = ErrorRule(Action.RESYNC, "stale")
 _MARKET_EVENTS = (BookSnapshot, BookDelta, TradePrint)
+HISTORY_PAGE = 100  # trades per fetch_my_trades call (bybit's maximum; binance and okx allow more)
+HISTORY_MAX_PAGES = 50  # per symbol: a restart reads at most this much history
+PAPER_FILL_HISTORY = 100_000  # simulated fills kept for fills_since in paper mode
 
 
 class CcxtVenue:
@@ -116,6 +120,10 @@ class CcxtVenue:
         self._orders_paused_until_ns = 0
         self._spot_base_at_start: dict[str, float] = {}
         self._fatal: asyncio.Future[None] | None = None
+        self._paper_fills: deque[OrderFilled] = deque(maxlen=PAPER_FILL_HISTORY)  # paper mode's fill history
+        # venue order id of each open order `open_orders` listed that this process did not place
+        # (orphans of a run that died), so reconciliation can cancel them
+        self._listed_orphans: dict[str, tuple[str, str]] = {}  # client id -> (symbol, venue order id)
 
     @property
     def exchange(self) -> Any:
@@ -182,6 +190,8 @@ class CcxtVenue:
 
     def _emit(self, events: list[Event] | None) -> None:
         for event in events or ():
+            if self._paper_mode and isinstance(event, OrderFilled):
+                self._paper_fills.append(event)
             if self._sink is None:
                 self._undelivered.append(event)
             else:
@@ -417,6 +427,9 @@ class CcxtVenue:
 
     async def _cancel(self, symbol: str, client_id: str) -> None:
         order = self._orders.get(client_id)
+        if order is None and client_id in self._listed_orphans:
+            await self._cancel_orphan(client_id)
+            return
         if order is None or order.done:
             now = self._clock_ns()
             self._emit([CancelRejected(symbol, client_id, "unknown_order", now, now)])
@@ -454,6 +467,17 @@ class CcxtVenue:
             if isinstance(result, BaseException):
                 raise result
 
+    async def _cancel_orphan(self, client_id: str) -> None:
+        """Cancel an order of an earlier process by its venue order id. Its fate is not reported as
+        events (no engine tracks it); reconciliation asks `open_orders` again to see it gone."""
+        symbol, venue_oid = self._listed_orphans.pop(client_id)
+        try:
+            await self._call_with_retries(self._exchange.cancel_order, venue_oid, symbol, {})
+        except Exception as exc:
+            rule = _classify_or_raise(exc, "cancel_order")
+            now = self._clock_ns()
+            self._emit([CancelRejected(symbol, client_id, rule.reason, now, now)])
+
     async def _cancel_quietly(self, symbol: str, venue_cid: str) -> None:
         with suppress(Exception):
             await self._exchange.cancel_order(None, symbol, cancel_params(self._cfg.exchange, venue_cid))
@@ -468,6 +492,9 @@ class CcxtVenue:
             reports = await self._call_with_retries(self._exchange.fetch_open_orders, symbol)
             for report in reports:
                 out.append(self._open_order(spec, report))
+        self._listed_orphans = {
+            o.client_id: (o.symbol, o.venue_order_id) for o in out if o.extra.get("foreign") and o.venue_order_id
+        }
         return out
 
     def _open_order(self, spec: MarketSpec, report: Mapping[str, Any]) -> OpenOrder:
@@ -489,6 +516,37 @@ class CcxtVenue:
             venue_order_id=str(report.get("id") or ""),
             extra={} if ours else {"foreign": "true"},
         )
+
+    async def fills_since(self, since_ns: int) -> list[OrderFilled]:
+        """Our fills with `ts_venue_ns >= since_ns`, oldest first (see `bot.venues.base.FillHistory`).
+
+        testnet / demo: `fetch_my_trades` per symbol, page by page (each page starts at the last
+        trade's time; the overlap is deduplicated by trade id), at most HISTORY_MAX_PAGES pages.
+        paper: the simulated fills of this process (a restarted paper venue starts empty)."""
+        if self._paper_mode:
+            return [f for f in self._paper_fills if f.ts_venue_ns >= since_ns]
+        if not self._exchange.has.get("fetchMyTrades"):
+            raise NotImplementedError(f"{self._cfg.exchange} has no fetchMyTrades")
+        fills: list[OrderFilled] = []
+        for symbol in self._specs:
+            fills.extend(await self._history(symbol, since_ns))
+        return sorted(fills, key=lambda f: f.ts_venue_ns)
+
+    async def _history(self, symbol: str, since_ns: int) -> list[OrderFilled]:
+        since_ms = since_ns // 1_000_000
+        seen: set[str] = set()
+        fills: list[OrderFilled] = []
+        for _ in range(HISTORY_MAX_PAGES):
+            trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, since_ms, HISTORY_PAGE)
+            now = self._clock_ns()
+            page = [self._orders.history_fill(t, symbol, now) for t in trades]
+            new = [f for f in page if f.fill_id not in seen and f.ts_venue_ns >= since_ns]
+            seen.update(f.fill_id for f in page)
+            fills.extend(new)
+            if len(trades) < HISTORY_PAGE or not new:
+                break
+            since_ms = max(f.ts_venue_ns for f in page) // 1_000_000
+        return fills
 
     async def positions(self) -> dict[str, int]:
         """Perp: the venue's signed position. Spot: base balance change since `connect`."""

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
-from bot.domain import Command, Instrument, OpenOrder
+from bot.domain import Command, Instrument, OpenOrder, OrderFilled
 from bot.venues.base import EventSink
 from bot.venues.mock.exchange import MockExchange
 
@@ -68,6 +69,11 @@ class InProcessMockVenue:
 
     async def positions(self) -> dict[str, int]:
         return self.exchange.positions()
+
+    async def fills_since(self, since_ns: int) -> list[OrderFilled]:
+        """Our fills with `ts_venue_ns >= since_ns` from the exchange's fill log, received now."""
+        now = self.clock_ns()
+        return [replace(fill, ts_recv_ns=now) for fill in self.exchange.fills_since(since_ns)]
 
     async def close(self) -> None:
         return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -61,6 +62,7 @@ from bot.venues.mock.latency import NS_PER_MS, Latency
 from bot.venues.mock.market import Basis, FairValuePath
 
 NS_PER_S = 1_000_000_000
+FILL_HISTORY_SIZE = 100_000  # fills kept for `fills_since`, like a venue's bounded trade history
 
 # scheduler item kinds (ints: cheap to compare in the heap)
 _STEP, _EMIT, _TAKER, _CMD, _MARK, _FUNDING, _POSITION, _EPISODE_END = range(8)
@@ -105,7 +107,13 @@ class _Market:
 class MockExchange:
     """See the module docstring. One account; all times in ns (simulation clock)."""
 
-    def __init__(self, config: MockExchangeConfig, seed: int | None = None, start_ns: int = 0) -> None:
+    def __init__(
+        self,
+        config: MockExchangeConfig,
+        seed: int | None = None,
+        start_ns: int = 0,
+        fill_history_size: int = FILL_HISTORY_SIZE,
+    ) -> None:
         self.config = config
         seed = config.seed if seed is None else seed
         self.seed = seed
@@ -151,6 +159,9 @@ class MockExchange:
         self._orders: dict[tuple[str, str], Order] = {}
         self._order_n = 0
         self._fill_n = 0
+        # the account's fill history, oldest first (ts_venue_ns never decreases): what a venue's
+        # "my trades" endpoint answers; bounded, so the oldest fills fall out on a long run
+        self._fill_history: deque[OrderFilled] = deque(maxlen=fill_history_size)
 
         self._now_ns = start_ns
         self._heap: list[tuple[int, int, int, object]] = []
@@ -234,6 +245,20 @@ class MockExchange:
 
     def balances(self) -> dict[str, float]:
         return dict(self.accounts.balances)
+
+    def fills_since(self, since_ns: int, limit: int | None = None) -> list[OrderFilled]:
+        """Our fills with `ts_venue_ns >= since_ns`, oldest first, at most `limit` (the oldest ones).
+
+        Each fill is listed once (a `duplicate_fill` fault duplicates the message, not the fill), and
+        as the exchange made it: `ts_recv_ns` is the fill time too; the caller stamps its own receipt.
+        Fills older than the last `fill_history_size` are gone."""
+        newer: list[OrderFilled] = []
+        for fill in reversed(self._fill_history):  # recent history is what a restart asks for: scan from the end
+            if fill.ts_venue_ns < since_ns:
+                break
+            newer.append(fill)
+        newer.reverse()
+        return newer if limit is None else newer[:limit]
 
     def fair_value_px(self, symbol: str) -> float:
         """Ground truth, for markouts in experiments only: a trading strategy must not read it."""
@@ -529,6 +554,10 @@ class MockExchange:
         fill_id = f"F{self._fill_n}"
         now = self._now_ns
         leaves = order.remaining_lots
+        side = order.side
+        self._fill_history.append(
+            OrderFilled(inst.symbol, order.client_id, fill_id, side, price, lots, fee, liquidity, leaves, now, now)
+        )
         self._push_private(
             lambda recv: OrderFilled(
                 inst.symbol, order.client_id, fill_id, order.side, price, lots, fee, liquidity, leaves, now, recv

@@ -367,3 +367,41 @@ def decode_command(message: dict[str, Any], instruments: dict[str, Instrument]) 
         inst.symbol, str(_field(message, "client_id")), _side(message.get("side")), price, size, order_type,
         bool(message.get("post_only", True)), bool(message.get("reduce_only", False)),
     )  # fmt: skip
+
+
+# ---- fill history: the `fills` request ---------------------------------------------------------
+
+FILLS_PAGE_MAX = 500
+"""Most fills in one `fills` reply (about 250 bytes each): a page stays far below the websocket's
+1 MiB message limit; the client asks again from the last fill's time while `more` is true."""
+
+
+def fills_reply(fills: list[OrderFilled], instruments: dict[str, Instrument], more: bool) -> dict[str, Any]:
+    """The server's answer to `{"op": "fills", "since_ns": N, "limit": L}`: one page, oldest first."""
+    return {"type": "fills", "fills": [encode_event(f, instruments) for f in fills], "more": more}
+
+
+def decode_fills_request(message: dict[str, Any]) -> tuple[int, int]:
+    """`(since_ns, limit)` of a `fills` request; `limit` defaults to, and is capped at, FILLS_PAGE_MAX."""
+    since_ns = _int(message, "since_ns")
+    limit = message.get("limit", FILLS_PAGE_MAX)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        raise ProtocolError("bad_limit", repr(limit))
+    return since_ns, min(limit, FILLS_PAGE_MAX)
+
+
+def decode_fills_reply(
+    message: dict[str, Any], instruments: dict[str, Instrument], recv_ns: int
+) -> tuple[list[OrderFilled], bool]:
+    """The fills of one `fills` reply and its `more` flag (the client side). Raises ProtocolError."""
+    raw = _field(message, "fills")
+    if not isinstance(raw, list):
+        raise ProtocolError("bad_fills")
+    fills: list[OrderFilled] = []
+    for item in raw:
+        if not isinstance(item, dict) or item.get("type") != "order_filled":
+            raise ProtocolError("bad_fill", repr(item)[:100])
+        event = decode_event(item, instruments, recv_ns)
+        assert isinstance(event, OrderFilled)
+        fills.append(event)
+    return fills, bool(message.get("more", False))

@@ -44,9 +44,11 @@ from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock.protocol import (
     ProtocolError,
     decode_command,
+    decode_fills_request,
     dumps,
     encode_event,
     encode_instrument,
+    fills_reply,
     fmt_price,
     fmt_size,
     loads,
@@ -211,6 +213,10 @@ class MockExchangeServer:
         if op == "positions":
             positions = {s: fmt_size(ex.instruments[s], lots) for s, lots in ex.positions().items()}
             return {"type": "positions", "positions": positions}
+        if op == "fills":  # our fill history, one page (see docs/mock-protocol.md)
+            since_ns, limit = decode_fills_request(message)
+            fills = ex.fills_since(since_ns, limit + 1)
+            return fills_reply(fills[:limit], ex.instruments, more=len(fills) > limit)
         if op == "fault":
             return self._fault(message)
         command = decode_command(message, ex.instruments)

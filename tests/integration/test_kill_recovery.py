@@ -1,0 +1,191 @@
+"""kill -9 mid-session, restart with the same ledger: no fill lost, none counted twice (issue #8).
+
+The websocket mock exchange runs in this process (so its own state is the ground truth); the bot is
+a real `python -m bot.cli run` subprocess with a SQLite ledger and JSON logs. The scenario:
+
+1. the bot trades until it has filled and has quotes resting at the exchange;
+2. SIGKILL: no shutdown, no cancel, no ledger flush; its resting quotes stay at the exchange;
+3. while it is dead an outside taker fills one of those orphan quotes (a fill the bot never sees);
+4. restart with the same ledger: `recovery.completed` must report that fill recovered from the
+   venue's fill history and no ledger/venue mismatch; the bot trades again, then SIGTERM.
+
+Then: exit 0 with no open order, the exchange holds no order of ours, the positions rebuilt from the
+ledger equal the exchange's, and the ledger's fill ids are exactly the exchange's (unique, none lost).
+Waits are on log lines or exchange state with timeouts, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bot.config import load_settings
+from bot.domain import Side
+from bot.runtime.ledger import recover_state
+from bot.venues.mock.server import MockExchangeServer
+
+SPOT = "TOKEN/USDT"
+Record = dict[str, Any]
+
+# A busier market than the default (10 uninformed takers per second per side), so a few seconds
+# at real-time pace bring fills; metrics off (nothing here reads them).
+CONFIG_TOML = """\
+[metrics]
+enabled = false
+[mock]
+seed = 5
+[mock.spot]
+symbol = "TOKEN/USDT"
+taker_a_per_s = 10.0
+[mock.perp]
+symbol = "TOKEN/USDT:USDT"
+taker_a_per_s = 10.0
+"""
+
+
+class BotProcess:
+    """`python -m bot.cli run` as a subprocess; its JSON log lines are collected as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.records: list[Record] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, url: str, config: Path, ledger: Path) -> BotProcess:
+        argv = ["-m", "bot.cli", "run", "--config", str(config), "--venue", url, "--ledger", str(ledger)]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *argv, "--log-format", "json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            if line.startswith(b"{"):
+                self.records.append(orjson.loads(line))
+
+    async def wait_for(self, name: str, timeout_s: float = 15.0, after: int = 0, **fields: Any) -> int:
+        """Index of the first `name` event (with `fields`) at or after `after`."""
+
+        def found() -> int | None:
+            for i in range(after, len(self.records)):
+                r = self.records[i]
+                if r.get("event") == name and all(r.get(k) == v for k, v in fields.items()):
+                    return i
+            return None
+
+        await until(lambda: found() is not None or self.proc.returncode is not None, timeout_s, what=name)
+        index = found()
+        if index is None:
+            events = sorted({str(r.get("event")) for r in self.records})
+            pytest.fail(f"bot exited ({self.proc.returncode}) before {name}; events seen: {events}")
+        return index
+
+    async def exit_code(self, timeout_s: float = 15.0) -> int:
+        async with asyncio.timeout(timeout_s):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float, what: str = "") -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
+def fill_an_orphan_bid(server: MockExchangeServer) -> str:
+    """An outside taker sells through one of our resting spot bids (and everything ahead of it)."""
+    exchange = server.exchange
+    bid = max((o for o in exchange.open_orders() if o.symbol == SPOT and o.side is Side.BUY), key=lambda o: o.price_ticks)
+    depth = exchange.snapshot(SPOT, exchange.now_ns).bids
+    lots = sum(size for price, size in depth if price >= bid.price_ticks)
+    exchange.simulate_taker(SPOT, Side.SELL, lots, limit_ticks=bid.price_ticks)
+    return bid.client_id
+
+
+def ledger_fills(path: Path) -> list[tuple[str, str, str]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT symbol, fill_id, tag FROM fills ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_session_then_restart_loses_no_fill_and_counts_none_twice(tmp_path: Path) -> None:
+    config = tmp_path / "active.toml"
+    config.write_text(CONFIG_TOML)
+    ledger = tmp_path / "ledger.sqlite"
+    async with MockExchangeServer(load_settings(config).mock, port=0) as server:
+        exchange = server.exchange
+        first = await BotProcess.start(server.url, config, ledger)
+        try:
+            await first.wait_for("recovery.completed")
+            await first.wait_for("order.filled", symbol=SPOT)
+            await until(
+                lambda: any(o.symbol == SPOT and o.side is Side.BUY for o in exchange.open_orders()),
+                10.0,
+                "a resting bid",
+            )
+            first.kill()  # SIGKILL: no cancel, no flush, no end of run
+            assert await first.exit_code() == -signal.SIGKILL
+        finally:
+            first.kill()
+        fills_before = len(exchange.fills_since(0))
+        orphan = fill_an_orphan_bid(server)  # the bot is dead: it never sees this fill
+        dead_fills = exchange.fills_since(0)[fills_before:]
+        assert any(f.client_id == orphan for f in dead_fills)
+
+        second = await BotProcess.start(server.url, config, ledger)
+        try:
+            i = await second.wait_for("recovery.completed")
+            recovery = second.records[i]
+            assert recovery["ledger_consulted"] and recovery["last_run_ended_cleanly"] is False
+            assert recovery["fill_history"] == "ok"
+            assert recovery["fills_recovered"] >= len(dead_fills)
+            assert {f"{f.symbol}:{f.fill_id}" for f in dead_fills} <= set(recovery["recovered_fill_ids"])
+            assert recovery["mismatches"] == {}  # the ledger, repaired, agrees with the venue
+            assert orphan not in [o.client_id for o in exchange.open_orders()]
+            await second.wait_for("order.filled", after=i, symbol=SPOT)  # trades again
+            second.proc.send_signal(signal.SIGTERM)
+            assert await second.exit_code() == 0
+        finally:
+            second.kill()
+
+        (summary,) = [r for r in second.records if r.get("event") == "session.summary"]
+        assert summary["open_orders_at_exit"] == 0
+        assert exchange.open_orders() == []  # the account is the bot's alone: nothing of it rests
+
+        rows = ledger_fills(ledger)
+        ids = [(symbol, fill_id) for symbol, fill_id, _tag in rows]
+        assert len(ids) == len(set(ids))  # none twice
+        assert set(ids) == {(f.symbol, f.fill_id) for f in exchange.fills_since(0)}  # none lost, none extra
+        assert {(s, f) for s, f, tag in rows if tag == "recovered"} >= {(f.symbol, f.fill_id) for f in dead_fills}
+
+        db = sqlite3.connect(ledger)
+        try:
+            rebuilt = recover_state(db, venue="mock-ws").positions_lots
+        finally:
+            db.close()
+        venue_positions = exchange.positions()
+        assert {s: rebuilt.get(s, 0) for s in venue_positions} == venue_positions

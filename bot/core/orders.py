@@ -43,6 +43,10 @@ class OrderState(Enum):
 
 
 TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED})
+CANCEL_RETRY_NS = 250_000_000
+"""After a venue refuses a cancel for a transient reason (e.g. "venue_disconnected"), the diff waits this
+long before cancelling that order again: an unreachable venue refuses at once, and re-sending on every
+refusal was a busy loop of cancels for the whole outage (found by the soak, seed 1, disconnect fault)."""
 
 
 @dataclass(slots=True)
@@ -59,6 +63,7 @@ class Order:
     filled_lots: int = 0
     cancel_pending: bool = False
     acked_ns: int = 0
+    cancel_retry_ns: int = 0  # a refused cancel is not re-sent before this time (see on_cancel_rejected)
 
     @property
     def open_lots(self) -> int:
@@ -155,7 +160,7 @@ class OrderManager:
                 del self._slots[(sym, side, level)]
                 continue
             want = wanted.get((side, level))
-            if order.cancel_pending or order.state is OrderState.PENDING_NEW:
+            if order.cancel_pending or order.state is OrderState.PENDING_NEW or now_ns < order.cancel_retry_ns:
                 wanted.pop((side, level), None)  # one in-flight action per slot
                 continue
             too_old = max_age_ns > 0 and now_ns - order.placed_ns >= max_age_ns
@@ -232,6 +237,8 @@ class OrderManager:
             # The venue has no such live order: it filled (fills will tell) or never existed.
             order.state = OrderState.CANCELED if order.filled_lots < order.size_lots else OrderState.FILLED
             self._forget(order)
+        else:  # still live there: try again, but not in the same instant
+            order.cancel_retry_ns = event.ts_recv_ns + CANCEL_RETRY_NS
         return order
 
     def on_fill(self, event: OrderFilled) -> FillResult:

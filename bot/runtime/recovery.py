@@ -39,7 +39,7 @@ NS_PER_S = 1_000_000_000
 FILL_OVERLAP_NS = 60 * NS_PER_S
 """How far before the ledger's newest fill the history is asked from: covers clock skew between
 our clock and the venue's and fills that reached us out of order; the overlap is deduplicated."""
-ORPHAN_WAIT_S = 5.0  # longest wait for the venue to confirm the orphans are gone
+ORPHAN_WAIT_S = 3.0  # longest wait for the venue to confirm the orphans are gone
 _POLL_S = 0.05
 _LIST_MAX = 20  # ids listed in the log event; the counts are complete
 

@@ -23,6 +23,7 @@ import asyncio
 import heapq
 import itertools
 import json
+import operator
 import platform
 import time
 from collections import Counter
@@ -50,6 +51,7 @@ from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instru
 from bot.venues.paper import PaperExecution
 
 _NS_PER_MS = 1_000_000
+_TIME_AND_EVENT = operator.itemgetter(0, 3)  # (now ns, file index, line number, event) -> (now ns, event)
 
 
 class ReplaySource:
@@ -97,8 +99,7 @@ class ReplaySource:
             for i, (path, inst) in enumerate(zip(self.paths, self._file_instruments, strict=True))
         ]
         merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        for now_ns, _, _, event in merged:
-            yield now_ns, event
+        return map(_TIME_AND_EVENT, merged)  # in C: one generator layer less per event
 
     def _file(
         self, index: int, path: Path, instrument: Instrument

@@ -316,8 +316,11 @@ class MockExchange:
         return recv
 
     def _push_private(self, make: Callable[[int], Event], duplicate: bool = False) -> None:
-        """Deliver a private message; while the venue is unreachable it is held until it is back."""
-        if self._now_ns < self._outage_until:
+        """Deliver a private message; while the venue is unreachable it is held until it is back.
+
+        Held messages go first: at the outage's last instant a message can be made before the
+        outage-end item (same time) releases the held ones, and must not overtake them."""
+        if self._now_ns < self._outage_until or self._held_private:
             self._held_private.append(make(0))
             return
         event = make(self._private_recv_ns())

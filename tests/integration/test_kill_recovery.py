@@ -116,7 +116,9 @@ async def until(predicate: Callable[[], bool], timeout_s: float, what: str = "")
 def fill_an_orphan_bid(server: MockExchangeServer) -> str:
     """An outside taker sells through one of our resting spot bids (and everything ahead of it)."""
     exchange = server.exchange
-    bid = max((o for o in exchange.open_orders() if o.symbol == SPOT and o.side is Side.BUY), key=lambda o: o.price_ticks)
+    bid = max(
+        (o for o in exchange.open_orders() if o.symbol == SPOT and o.side is Side.BUY), key=lambda o: o.price_ticks
+    )
     depth = exchange.snapshot(SPOT, exchange.now_ns).bids
     lots = sum(size for price, size in depth if price >= bid.price_ticks)
     exchange.simulate_taker(SPOT, Side.SELL, lots, limit_ticks=bid.price_ticks)

@@ -117,15 +117,20 @@ def _fields(fill: OrderFilled) -> dict[str, Any]:
     return {name: getattr(fill, name) for name in OrderFilled.__slots__}
 
 
-def test_fills_request_limit_defaults_to_and_is_capped_at_a_page() -> None:
-    assert decode_fills_request({"op": "fills", "since_ns": 5}) == (5, FILLS_PAGE_MAX)
-    assert decode_fills_request({"op": "fills", "since_ns": 5, "limit": 3}) == (5, 3)
-    assert decode_fills_request({"op": "fills", "since_ns": 5, "limit": 10**9}) == (5, FILLS_PAGE_MAX)
+def test_fills_request_defaults_offset_0_and_a_page_and_caps_the_limit() -> None:
+    assert decode_fills_request({"op": "fills", "since_ns": 5}) == (5, 0, FILLS_PAGE_MAX)
+    assert decode_fills_request({"op": "fills", "since_ns": 5, "offset": 7, "limit": 3}) == (5, 7, 3)
+    assert decode_fills_request({"op": "fills", "since_ns": 5, "limit": 10**9}) == (5, 0, FILLS_PAGE_MAX)
 
 
 @pytest.mark.parametrize(
     "message",
-    [{"op": "fills"}, {"op": "fills", "since_ns": "5"}, {"op": "fills", "since_ns": 5, "limit": 0}],
+    [
+        {"op": "fills"},
+        {"op": "fills", "since_ns": "5"},
+        {"op": "fills", "since_ns": 5, "limit": 0},
+        {"op": "fills", "since_ns": 5, "offset": -1},
+    ],
 )
 def test_a_malformed_fills_request_is_refused(message: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError):

@@ -373,21 +373,26 @@ def decode_command(message: dict[str, Any], instruments: dict[str, Instrument]) 
 
 FILLS_PAGE_MAX = 500
 """Most fills in one `fills` reply (about 250 bytes each): a page stays far below the websocket's
-1 MiB message limit; the client asks again from the last fill's time while `more` is true."""
+1 MiB message limit; the client asks for the next page (a larger `offset`) while `more` is true."""
 
 
 def fills_reply(fills: list[OrderFilled], instruments: dict[str, Instrument], more: bool) -> dict[str, Any]:
-    """The server's answer to `{"op": "fills", "since_ns": N, "limit": L}`: one page, oldest first."""
+    """The server's answer to `{"op": "fills", "since_ns": N, "offset": K, "limit": L}`: one page."""
     return {"type": "fills", "fills": [encode_event(f, instruments) for f in fills], "more": more}
 
 
-def decode_fills_request(message: dict[str, Any]) -> tuple[int, int]:
-    """`(since_ns, limit)` of a `fills` request; `limit` defaults to, and is capped at, FILLS_PAGE_MAX."""
+def decode_fills_request(message: dict[str, Any]) -> tuple[int, int, int]:
+    """`(since_ns, offset, limit)` of a `fills` request: the page is fills `offset .. offset+limit-1`
+    of those with `ts_venue_ns >= since_ns`, oldest first. `offset` defaults to 0; `limit` defaults
+    to, and is capped at, FILLS_PAGE_MAX."""
     since_ns = _int(message, "since_ns")
+    offset = message.get("offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ProtocolError("bad_offset", repr(offset))
     limit = message.get("limit", FILLS_PAGE_MAX)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
         raise ProtocolError("bad_limit", repr(limit))
-    return since_ns, min(limit, FILLS_PAGE_MAX)
+    return since_ns, offset, min(limit, FILLS_PAGE_MAX)
 
 
 def decode_fills_reply(

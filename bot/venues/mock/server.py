@@ -214,9 +214,9 @@ class MockExchangeServer:
             positions = {s: fmt_size(ex.instruments[s], lots) for s, lots in ex.positions().items()}
             return {"type": "positions", "positions": positions}
         if op == "fills":  # our fill history, one page (see docs/mock-protocol.md)
-            since_ns, limit = decode_fills_request(message)
-            fills = ex.fills_since(since_ns, limit + 1)
-            return fills_reply(fills[:limit], ex.instruments, more=len(fills) > limit)
+            since_ns, offset, limit = decode_fills_request(message)
+            fills = ex.fills_since(since_ns)
+            return fills_reply(fills[offset : offset + limit], ex.instruments, more=len(fills) > offset + limit)
         if op == "fault":
             return self._fault(message)
         command = decode_command(message, ex.instruments)

@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "decoded_msgs_per_cpu_s": round(messages / all_cpu_s),
         "infer_s": round(infer_s, 3),
         "target_msgs_per_s": TARGET_MSGS_PER_S,
-        "meets_target": messages / sync_s >= TARGET_MSGS_PER_S,
+        "meets_target": messages / sync_s >= TARGET_MSGS_PER_S,  # wall clock: needs an idle machine
+        "meets_target_cpu": messages / sync_cpu_s >= TARGET_MSGS_PER_S,  # per CPU second of this process
     }
     print(json.dumps({"figure": "parse+sync", **out}))
 

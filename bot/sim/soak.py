@@ -102,6 +102,7 @@ class SoakRun:
                     "pnl",
                 )
             },
+            "worst_s": {name: ns / NS_PER_S for name, ns in self.checker.worst_ns.items()},
             "limits_s": {
                 "stale_feed": self.checker.limits.stale_feed_ns / NS_PER_S,
                 "cancel_bound": self.checker.limits.cancel_bound_ns / NS_PER_S,

@@ -169,6 +169,9 @@ class SoakChecker:
         self.violations: list[Violation] = []
         self.counts: Counter[str] = Counter()
         self.checks: Counter[str] = Counter()
+        self.worst_ns: dict[str, int] = {"stale_quote": 0, "open_after_pause": 0, "hedge_band": 0}
+        """The measured margin of each time-bounded invariant: the longest a quote stayed open past the
+        stale limit or after a pause (venue reachable), the longest a hedge took to get back in band."""
 
     # ------------------------------------------------------------------ reporting
 
@@ -298,6 +301,10 @@ class SoakChecker:
     def _open_spot_quotes(self) -> list[OpenOrder]:
         return [o for o in self.exchange.open_orders() if o.symbol == self.spot_symbol]
 
+    def _worst(self, name: str, value_ns: int) -> None:
+        if value_ns > self.worst_ns[name]:
+            self.worst_ns[name] = value_ns
+
     def _check_pause(self, now_ns: int) -> None:
         decision = self.engine.risk_decision
         st = self.state
@@ -307,20 +314,17 @@ class SoakChecker:
         if st.pause is None:
             st.pause = _Episode(now_ns)
             self.checks["open_after_pause"] += 1
+        open_quotes = self._open_spot_quotes()
+        if not open_quotes:
             return
         waited = min(now_ns - st.pause.since_ns, self._reachable_for(now_ns))
-        if st.pause.reported or waited <= self.limits.cancel_bound_ns:
-            return
-        open_quotes = self._open_spot_quotes()
-        if open_quotes:
+        self._worst("open_after_pause", waited)
+        if waited > self.limits.cancel_bound_ns and not st.pause.reported:
             st.pause.reported = True
             self.violate(
-                now_ns,
-                "open_after_pause",
-                halt=decision.halt,
-                paused_for_s=(now_ns - st.pause.since_ns) / NS_PER_S,
+                now_ns, "open_after_pause", halt=decision.halt, paused_for_s=(now_ns - st.pause.since_ns) / NS_PER_S,
                 open_orders=[o.client_id for o in open_quotes][:10],
-            )
+            )  # fmt: skip
 
     def _check_stale(self, now_ns: int) -> None:
         st = self.state
@@ -329,24 +333,21 @@ class SoakChecker:
         if silent <= lim.stale_feed_ns:
             st.stale = None
             return
-        waited = min(silent - lim.stale_feed_ns, self._reachable_for(now_ns))
-        if waited <= lim.cancel_bound_ns:
-            return
         if st.stale is None or st.stale.since_ns != st.last_spot_book_ns:
             st.stale = _Episode(st.last_spot_book_ns)
             self.checks["stale_quote"] += 1
-        if st.stale.reported:
-            return
         open_quotes = self._open_spot_quotes()
-        if open_quotes:
+        if not open_quotes:
+            return
+        overrun = min(silent - lim.stale_feed_ns, self._reachable_for(now_ns))
+        self._worst("stale_quote", overrun)
+        if overrun > lim.cancel_bound_ns and not st.stale.reported:
             st.stale.reported = True
             self.violate(
-                now_ns,
-                "stale_quote",
-                silent_s=silent / NS_PER_S,
+                now_ns, "stale_quote", silent_s=silent / NS_PER_S,
                 limit_s=(lim.stale_feed_ns + lim.cancel_bound_ns) / NS_PER_S,
                 open_orders=[o.client_id for o in open_quotes][:10],
-            )
+            )  # fmt: skip
 
     def _check_inventory(self, now_ns: int) -> None:
         self.checks["inventory_limit"] += 1
@@ -377,6 +378,7 @@ class SoakChecker:
         lim = self.limits
         gap = self.true_net_delta_base() - lim.hedge_target_base
         if abs(gap) <= lim.hedge_band_base + 1e-9:
+            self._worst("hedge_band", now_ns - pending.since_ns)
             self.state.hedge_pending = None
             return
         if not pending.reported and now_ns - pending.since_ns > lim.hedge_bound_ns:

@@ -1,0 +1,110 @@
+"""The CI soak: 15 simulated minutes of the bot against the mock exchange with every fault firing.
+
+It must end with zero violations, every fault type must have fired, and every invariant must have
+had something to check. The tamper tests prove the checker catches a bot that loses or doubles a
+fill (a checker that cannot fail is a defect).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from bot.cli import main
+from bot.config import load_settings
+from bot.core.engine import Engine
+from bot.core.portfolio import Portfolio
+from bot.domain import OrderFilled
+from bot.sim.soak import run_soak
+from bot.venues.mock.faults import FAULT_NAMES
+
+SEED = 1
+
+
+@pytest.fixture(scope="module")
+def short_soak() -> dict[str, Any]:
+    return run_soak(load_settings(), hours=0.25, faults=FAULT_NAMES, seed=SEED).report()
+
+
+def test_short_soak_has_no_violations(short_soak: dict[str, Any]) -> None:
+    assert short_soak["violations"] == []
+    assert short_soak["violation_counts"] == {}
+
+
+def test_every_fault_fired(short_soak: dict[str, Any]) -> None:
+    assert set(short_soak["faults"]) == set(FAULT_NAMES)
+    assert all(count >= 1 for count in short_soak["faults"].values()), short_soak["faults"]
+
+
+def test_every_invariant_was_exercised(short_soak: dict[str, Any]) -> None:
+    checks = short_soak["checks"]
+    for name in ("fill_accounting", "position_reconcile", "fill_lost", "inventory_limit", "hedge_band",
+                 "stale_quote", "open_after_pause", "open_after_shutdown", "memory_growth"):  # fmt: skip
+        assert checks.get(name, 0) >= 1, name
+    assert short_soak["bot"]["fills"] > 100
+    assert short_soak["bot"]["duplicate_fills_dropped"] >= 1  # the duplicate_fill fault reached the engine
+    assert short_soak["worst_s"]["stale_quote"] <= short_soak["limits_s"]["cancel_bound"]
+
+
+def test_a_bot_that_books_a_fill_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Portfolio.on_fill
+    calls = {"n": 0}
+
+    def doubled(self: Portfolio, fill: OrderFilled, mid_px: float, *, hedge: bool) -> bool:
+        booked = original(self, fill, mid_px, hedge=hedge)
+        calls["n"] += 1
+        if booked and calls["n"] == 20:  # book the 20th fill's position a second time
+            self.positions[fill.symbol].apply(fill.side, fill.size_lots, fill.price_ticks * 0.01)
+        return booked
+
+    monkeypatch.setattr(Portfolio, "on_fill", doubled)
+    report = run_soak(load_settings(), hours=0.03, faults=(), seed=SEED).report()
+    assert report["violation_counts"].get("fill_accounting", 0) >= 1
+    assert report["violation_counts"].get("position_reconcile", 0) >= 1  # and the next reconciliation sees it
+
+
+def test_a_bot_that_loses_a_fill_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Engine.apply
+    fills = {"n": 0}
+
+    def lossy(self: Engine, event: Any, now_ns: int) -> Any:
+        if isinstance(event, OrderFilled):
+            fills["n"] += 1
+            if fills["n"] == 10:
+                return []  # the 10th fill never reaches the books
+        return original(self, event, now_ns)
+
+    monkeypatch.setattr(Engine, "apply", lossy)
+    report = run_soak(load_settings(), hours=0.03, faults=(), seed=SEED).report()
+    assert report["violation_counts"].get("fill_accounting", 0) >= 1
+    first = report["violations"][0]
+    assert first["invariant"] == "fill_accounting" and first["details"] == {"delivered_new": 1, "booked": 0}
+
+
+def test_cli_json_last_line_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["soak", "--hours", "0.01", "--faults", "drop,restart", "--seed", "3", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("hours_simulated", "events", "faults", "violations", "rss_growth_mb"):
+        assert key in report
+    assert report["faults_on"] == ["drop", "restart"]
+    assert report["faults"]["gap"] == 0  # faults not asked for stay off
+
+
+def test_cli_exit_1_on_a_violation(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    original = Engine.apply
+
+    def lossy(self: Engine, event: Any, now_ns: int) -> Any:
+        return [] if isinstance(event, OrderFilled) else original(self, event, now_ns)
+
+    monkeypatch.setattr(Engine, "apply", lossy)
+    assert main(["soak", "--hours", "0.01", "--faults", "none"]) == 1
+    assert "violations:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--faults", "drop,bogus"], ["--hours", "nan"], ["--hours", "-1"]])
+def test_cli_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["soak", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

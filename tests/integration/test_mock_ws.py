@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 
 import orjson
@@ -193,37 +189,5 @@ async def test_unreachable_exchange_raises_and_commands_are_refused_locally() ->
     assert [(type(e).__name__, e.reason) for e in events] == [("OrderRejected", "venue_disconnected")]  # type: ignore[union-attr]
 
 
-def test_cli_serves_on_port_zero_and_exits_cleanly_on_sigterm() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "exchange", "serve", "--port", "0", "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        port = None
-        for _ in range(50):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            record = orjson.loads(line)
-            if record.get("event") == "exchange.serving":
-                port = record["port"]
-                break
-        assert port and port > 0
-
-        async def probe() -> set[str]:
-            venue = WsMockVenue(f"ws://127.0.0.1:{port}")
-            await venue.connect()
-            symbols = set(venue.instruments)
-            await venue.close()
-            return symbols
-
-        assert asyncio.run(probe()) == {SPOT, PERP}
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+# `mmbot exchange serve` as a standalone process (port 0, SIGTERM exits 0) with the bot trading against it:
+# tests/integration/test_bot_over_ws.py::test_mmbot_run_trades_with_a_standalone_exchange_and_exits_clean

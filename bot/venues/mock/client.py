@@ -101,7 +101,12 @@ class WsMockVenue:
     # ---- connection --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the socket and subscribe; raises VenueUnavailable if the exchange cannot be reached."""
+        """Open the socket and subscribe; raises VenueUnavailable if the exchange cannot be reached.
+
+        Idempotent while connected: the composition root connects to read the instruments and the
+        runner connects again on start; a second socket would be a second subscriber nobody reads."""
+        if self._ws is not None:
+            return
         try:
             ws = await connect(self.url, compression=None, ping_interval=None, open_timeout=self._timeout_s)
         except (OSError, InvalidHandshake, TimeoutError) as exc:

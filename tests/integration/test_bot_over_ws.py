@@ -1,0 +1,269 @@
+"""The real bot against the websocket mock exchange over loopback, end to end.
+
+- `mmbot exchange serve` as a subprocess (standalone) and `mmbot run --venue ws://...` in process:
+  the bot quotes, fills, hedges, keeps inventory within the hard limit, exits 0 with no open order
+  left on the exchange, and the server stops cleanly on SIGTERM.
+- The in-process server (accelerated clock) with `bot.app._run`, and each outage-type fault injected
+  over the wire while the bot trades: disconnect, sequence gap, exchange restart. The bot must
+  recover (resync, quote and fill again) and end clean.
+
+Everything is checked from the structured log events (the bot's interface) and from the exchange's
+own state; waits are on conditions with timeouts, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+from websockets.asyncio.client import connect
+
+from bot import cli
+from bot.app import _run
+from bot.config import load_settings
+from bot.logs import configure_logging
+from bot.venues.mock.client import WsMockVenue
+from bot.venues.mock.server import MockExchangeServer
+
+SPOT = "TOKEN/USDT"
+PERP = "TOKEN/USDT:USDT"
+SPEED = 10.0  # the in-process exchange's clock runs 10x wall time: one test second is ten market seconds
+SAFETY_DURATION_S = 20.0  # the bot stops by itself after this if a scenario never finishes
+Record = dict[str, Any]
+
+
+class LogSink:
+    """A text stream for `configure_logging` that keeps each JSON log line as a dict."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                self.records.append(orjson.loads(line))
+        return len(text)
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def log_sink() -> Iterator[LogSink]:
+    sink = LogSink()
+    configure_logging("json", "INFO", stream=sink)
+    yield sink
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def events(records: list[Record], name: str, **fields: Any) -> list[Record]:
+    return [r for r in records if r.get("event") == name and all(r.get(k) == v for k, v in fields.items())]
+
+
+async def wait_for(
+    sink: LogSink, pred: Callable[[Record], bool], *, after: int = 0, timeout_s: float = 8.0, what: str = ""
+) -> int:
+    """Index of the first record at or after `after` that matches `pred`; fails after `timeout_s`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for i in range(after, len(sink.records)):
+                    if pred(sink.records[i]):
+                        return i
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        seen = sorted({str(r.get("event")) for r in sink.records[after:]})
+        pytest.fail(f"timed out waiting for {what or pred}; events seen since: {seen}")
+
+
+def named(name: str, **fields: Any) -> Callable[[Record], bool]:
+    return lambda r: r.get("event") == name and all(r.get(k) == v for k, v in fields.items())
+
+
+def assert_clean_session(records: list[Record], summary: Record, hard_limit_base: float) -> None:
+    """Quoted, filled, hedged, within the hard limit, nothing left open."""
+    assert events(records, "quote.updated"), "never quoted"
+    assert summary["fills"] > 0 and events(records, "order.filled", symbol=SPOT)
+    assert summary["hedges"] > 0 and summary["hedge_fills"] > 0 and events(records, "hedge.filled", symbol=PERP)
+    assert summary["max_abs_inventory"] <= hard_limit_base
+    assert all(abs(r["inventory"]) <= hard_limit_base for r in events(records, "order.filled"))
+    assert summary["open_orders_at_exit"] == 0
+
+
+# ---- standalone server (subprocess) + `mmbot run` ----------------------------------------------
+
+ACTIVE_MARKET_TOML = """\
+# A busier market than the default (10 uninformed takers per second per side), so a few wall-clock
+# seconds at real-time pace are enough for fills.
+[mock]
+seed = 3
+[mock.spot]
+symbol = "TOKEN/USDT"
+taker_a_per_s = 10.0
+[mock.perp]
+symbol = "TOKEN/USDT:USDT"
+maker_fee = 0.0002
+taker_a_per_s = 10.0
+"""
+
+
+def _wait_for_serving(proc: subprocess.Popen[bytes]) -> int:
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the server logs one JSON line per event; the port is in exchange.serving
+        record = orjson.loads(line)
+        if record.get("event") == "exchange.serving":
+            return int(record["port"])
+    raise AssertionError(f"server exited before serving: {proc.wait()} {proc.stderr and proc.stderr.read()!r}")
+
+
+async def _venue_state(url: str) -> tuple[list[str], dict[str, int]]:
+    venue = WsMockVenue(url)
+    await venue.connect()
+    try:
+        return [o.client_id for o in await venue.open_orders()], await venue.positions()
+    finally:
+        await venue.close()
+
+
+def test_mmbot_run_trades_with_a_standalone_exchange_and_exits_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "active.toml"
+    config.write_text(ACTIVE_MARKET_TOML)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "exchange", "serve", "--port", "0", "--config", str(config),
+         "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        port = _wait_for_serving(server)
+        assert port > 0
+        url = f"ws://127.0.0.1:{port}"
+        argv = ["run", "--venue", url, "--duration", "3s", "--log-format", "json", "--ledger", str(tmp_path / "l.db")]
+        exit_code = cli.main(argv)
+        records = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+
+        assert exit_code == 0
+        (summary,) = events(records, "session.summary")
+        assert_clean_session(records, summary, load_settings().risk.inventory_hard_base)
+        open_ids, positions = asyncio.run(_venue_state(url))
+        assert open_ids == []  # the exchange agrees: nothing of ours is left resting
+        assert positions[SPOT] / 100 == pytest.approx(summary["inventory"])  # lot 0.01: no fill lost on the wire
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+# ---- in-process server + `_run`, faults injected over the wire at run time ----------------------
+
+
+async def inject_fault(url: str, name: str, duration_ms: int | None = None) -> None:
+    """Send the `fault` op on a control connection of its own, as an operator would."""
+    async with connect(url) as ws:
+        await ws.send(orjson.dumps({"op": "fault", "name": name, "duration_ms": duration_ms, "req_id": "f"}).decode())
+        reply = orjson.loads(await ws.recv())
+        assert reply["type"] == "fault_ack" and reply["ok"], reply
+
+
+async def run_bot(
+    server: MockExchangeServer, sink: LogSink, tmp_path: Path, scenario: Callable[[], Any]
+) -> dict[str, Any]:
+    """Run the bot against `server` while `scenario()` runs; stop it with SIGINT when the scenario ends."""
+    overrides = {
+        "runtime": {"venue": server.url},
+        "metrics": {"enabled": False},
+        "ledger": {"path": str(tmp_path / "ledger.db")},
+    }
+    settings = load_settings(overrides=overrides)
+    bot = asyncio.create_task(_run(settings, SAFETY_DURATION_S, run_id="h11test0000"))
+    try:
+        await wait_for(sink, named("session.started"), what="session.started")
+        await scenario()
+        assert not events(sink.records, "session.stopping"), "the bot stopped before the scenario ended"
+        signal.raise_signal(signal.SIGINT)  # the runner's handler: cancel everything, summary, return
+        async with asyncio.timeout(10):
+            return await bot
+    finally:
+        if not bot.done():
+            bot.cancel()
+
+
+async def trading(sink: LogSink, after: int = 0) -> int:
+    """Wait until the bot has quoted and then been filled on the spot market."""
+    i = await wait_for(sink, named("quote.updated"), after=after, what="quote.updated")
+    return await wait_for(sink, named("order.filled", symbol=SPOT), after=i, what="a spot fill")
+
+
+async def recovered(sink: LogSink, after: int) -> int:
+    """A fresh spot snapshot reached the engine, then it quoted and was filled again."""
+    i = await wait_for(sink, named("feed.resynced", symbol=SPOT), after=after, what="spot resync")
+    return await trading(sink, after=i)
+
+
+def fault_disconnect(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
+    async def scenario() -> None:
+        mark = await trading(sink)
+        await inject_fault(server.url, "disconnect", duration_ms=3000)  # 300 ms of wall time
+        down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
+        up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
+        await recovered(sink, after=up)
+
+    return scenario
+
+
+def fault_gap(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
+    async def scenario() -> None:
+        mark = await trading(sink)
+        await inject_fault(server.url, "gap")
+        gap = await wait_for(sink, lambda r: r.get("event") == "feed.gap" and "got" in r, after=mark, what="gap")
+        await recovered(sink, after=gap)
+
+    return scenario
+
+
+def fault_restart(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
+    async def scenario() -> None:
+        mark = await trading(sink)
+        await inject_fault(server.url, "restart", duration_ms=3000)
+        down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
+        up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
+        # the restart dropped our resting quotes; the venue's cancels arrive after the reconnect
+        await wait_for(sink, named("order.canceled", reason="venue_restart"), after=down, what="restart cancels")
+        await recovered(sink, after=up)
+
+    return scenario
+
+
+@pytest.mark.parametrize("make_scenario", [fault_disconnect, fault_gap, fault_restart], ids=lambda f: f.__name__)
+async def test_bot_recovers_from_a_fault_injected_over_the_wire(
+    make_scenario: Callable[[LogSink, MockExchangeServer], Callable[[], Any]], log_sink: LogSink, tmp_path: Path
+) -> None:
+    config = load_settings().mock
+    async with MockExchangeServer(config, port=0, speed=SPEED) as server:
+        summary = await run_bot(server, log_sink, tmp_path, make_scenario(log_sink, server))
+        assert summary["stop_reason"] == "sigint"
+        assert_clean_session(log_sink.records, summary, load_settings().risk.inventory_hard_base)
+        assert server.exchange.open_orders() == []
+        # every fill crossed the wire once: the bot's inventory is the venue's position
+        assert server.exchange.positions()[SPOT] / 100 == pytest.approx(summary["inventory"])
+        assert summary["position_mismatches"] == 0

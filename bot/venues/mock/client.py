@@ -35,6 +35,7 @@ from bot.domain import (
     FeedStatus,
     Instrument,
     OpenOrder,
+    OrderFilled,
     OrderRejected,
     PlaceOrder,
     RequestSnapshot,
@@ -46,6 +47,7 @@ from bot.venues.mock.protocol import (
     EVENT_TYPES,
     ProtocolError,
     decode_event,
+    decode_fills_reply,
     decode_instrument,
     dumps,
     encode_command,
@@ -54,7 +56,7 @@ from bot.venues.mock.protocol import (
 
 log = get_logger("mmbot.mock.client")
 
-_REPLY_TYPES = frozenset({"open_orders", "positions", "fault_ack", "pong", "error"})
+_REPLY_TYPES = frozenset({"open_orders", "positions", "fills", "fault_ack", "pong", "error"})
 
 
 class VenueUnavailable(ConnectionError):
@@ -299,6 +301,20 @@ class WsMockVenue:
     async def positions(self) -> dict[str, int]:
         reply = await self._request({"op": "positions"})
         return {s: self._instruments[s].lots(float(size)) for s, size in reply["positions"].items()}
+
+    async def fills_since(self, since_ns: int) -> list[OrderFilled]:
+        """Our fills with `ts_venue_ns >= since_ns`, oldest first: the `fills` request, page by page
+        (`offset` counts the fills already received; the server appends new fills at the end)."""
+        fills: list[OrderFilled] = []
+        while True:
+            reply = await self._request({"op": "fills", "since_ns": since_ns, "offset": len(fills)})
+            try:
+                page, more = decode_fills_reply(reply, self._instruments, self._clock_ns())
+            except ProtocolError as exc:
+                raise VenueUnavailable(f"{self.url}: bad fills reply: {exc}") from exc
+            fills.extend(page)
+            if not more or not page:
+                return fills
 
     async def inject_fault(self, name: str | None = None, duration_ms: int | None = None, **params: float) -> None:
         """Trigger a fault episode and/or change fault parameters on the exchange at run time."""

@@ -188,7 +188,7 @@ def _due(executions: Mapping[str, PaperExecution], now_ns: int) -> list[Event]:
     out: list[Event] = []
     for execution in executions.values():
         out.extend(execution.advance(now_ns))
-    if len(executions) > 1:
+    if len(out) > 1:  # from several venues: in delivery order (stable within one venue)
         out.sort(key=lambda e: e.ts_recv_ns)
     return out
 

@@ -8,7 +8,9 @@ processor masks anything that looks secret, by key name and by registered secret
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Literal, TextIO
@@ -54,6 +56,36 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _silence_stdout() -> None:
+    """The reader of our stdout went away (`mmbot run | head`). Lost log lines must not stop the bot
+    from cancelling its orders and shutting down cleanly: point stdout at /dev/null and carry on."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _CurrentStdout:
+    """Writes to whatever `sys.stdout` is at write time, not at configure time: a test harness or a
+    daemon that swaps stdout (and closes the old one) must not leave the loggers on a closed file."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except (BrokenPipeError, ValueError):
+            _silence_stdout()
+            return 0
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            _silence_stdout()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
 def configure_logging(
     fmt: LogFormat = "auto",
     level: str = "INFO",
@@ -61,7 +93,7 @@ def configure_logging(
     stream: TextIO | None = None,
 ) -> None:
     """Configure structlog and the stdlib root logger to write one pipeline to `stream`."""
-    out = stream if stream is not None else sys.stdout
+    out: Any = stream if stream is not None else _CurrentStdout()
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -4,21 +4,20 @@ status feed wired in, restart reconciliation, and the one-line failure on an unr
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import _run, build_engine, build_venue
+from bot.app import _run, build_venue
 from bot.cli import main
 from bot.config import ConfigError, load_settings
-from bot.domain import Command, Instrument, InstrumentKind, OpenOrder, Side
-from bot.runtime.ledger import Ledger
-from bot.runtime.recovery import reconcile
 
-SPOT = Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.01)
-PERP = Instrument("TOKEN/USDT:USDT", InstrumentKind.PERP, "TOKEN", "USDT", tick_size=0.01, lot_size=0.01)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fast_settings(tmp_path: Path, **sections: dict[str, Any]) -> Any:
@@ -51,42 +50,19 @@ def test_dry_run_records_every_fill_in_the_ledger_and_ends_the_run(tmp_path: Pat
     assert all((out / name).stat().st_size > 1000 for name in ("pnl.png", "inventory.png"))
 
 
-class FakeVenue:
-    """Just enough of a venue for reconciliation: positions and open orders, records commands."""
-
-    name = "fake"
-
-    def __init__(self, positions: dict[str, int], orders: list[OpenOrder]) -> None:
-        self._positions = positions
-        self._orders = orders
-        self.sent: list[Command] = []
-
-    async def positions(self) -> dict[str, int]:
-        return dict(self._positions)
-
-    async def open_orders(self) -> list[OpenOrder]:
-        return list(self._orders)
-
-    async def execute(self, command: Command) -> None:
-        self.sent.append(command)
-
-
-def test_reconcile_cancels_orphans_adopts_venue_positions_and_reports_ledger_mismatch(tmp_path: Path) -> None:
-    settings = load_settings(None, {"ledger": {"path": str(tmp_path / "l.sqlite")}})
-    engine = build_engine(settings, SPOT, PERP, start_ns=0)
-    orphan = OpenOrder(SPOT.symbol, "q-old-7", Side.BUY, 9_990, 100, venue_order_id="v7")
-    venue = FakeVenue({SPOT.symbol: 300, PERP.symbol: -250}, [orphan])
-    with Ledger(tmp_path / "l.sqlite") as ledger:
-        state = ledger.recover(venue="fake")  # an empty ledger: it knows no position
-    fields = asyncio.run(reconcile(engine, venue, state))  # type: ignore[arg-type]
-    assert [c.client_id for c in venue.sent] == ["q-old-7"]  # type: ignore[attr-defined]
-    assert fields["orphans_canceled"] == 1
-    assert fields["mismatches"] == {
-        SPOT.symbol: {"ledger_lots": 0, "venue_lots": 300},
-        PERP.symbol: {"ledger_lots": 0, "venue_lots": -250},
-    }
-    # positions wait for a mid to be entered at; the venue's numbers are what the engine will hold
-    assert fields["positions_lots"] == {SPOT.symbol: 300, PERP.symbol: -250}
+def test_a_closed_log_pipe_does_not_stop_a_clean_shutdown(tmp_path: Path) -> None:
+    """`mmbot run | head -1`: the reader leaves, the bot must still cancel everything and exit 0."""
+    cmd = [sys.executable, "-m", "bot.cli", "run", "--duration", "3s", "--ledger", "", "--log-format", "json"]
+    env = {**os.environ, "MMBOT__RUNTIME__SPEED": "20", "MMBOT__METRICS__ENABLED": "false"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:  # read until the session is trading, then the reader goes away
+        if b'"order.placed"' in line:
+            break
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err  # exit 1 would mean orders were left open
+    assert "Traceback" not in err
 
 
 def test_unreachable_venue_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

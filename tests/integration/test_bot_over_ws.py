@@ -177,20 +177,23 @@ def test_mmbot_run_trades_with_a_standalone_exchange_and_exits_clean(
 # ---- in-process server + `_run`, faults injected over the wire at run time ----------------------
 
 
-async def inject_fault(url: str, name: str, duration_ms: int | None = None) -> None:
+async def inject_fault(url: str, name: str | None, duration_ms: int | None = None, **params: float) -> None:
     """Send the `fault` op on a control connection of its own, as an operator would."""
+    message: dict[str, Any] = {"op": "fault", "name": name, "duration_ms": duration_ms, "req_id": "f"}
+    if params:
+        message["set"] = params
     async with connect(url) as ws:
-        await ws.send(orjson.dumps({"op": "fault", "name": name, "duration_ms": duration_ms, "req_id": "f"}).decode())
+        await ws.send(orjson.dumps(message).decode())
         reply = orjson.loads(await ws.recv())
         assert reply["type"] == "fault_ack" and reply["ok"], reply
 
 
 async def run_bot(
-    server: MockExchangeServer, sink: LogSink, tmp_path: Path, scenario: Callable[[], Any]
+    server: MockExchangeServer, sink: LogSink, tmp_path: Path, scenario: Callable[[], Any], **runtime: Any
 ) -> dict[str, Any]:
     """Run the bot against `server` while `scenario()` runs; stop it with SIGINT when the scenario ends."""
     overrides = {
-        "runtime": {"venue": server.url},
+        "runtime": {"venue": server.url, **runtime},
         "metrics": {"enabled": False},
         "ledger": {"path": str(tmp_path / "ledger.db")},
     }
@@ -209,61 +212,101 @@ async def run_bot(
 
 
 async def trading(sink: LogSink, after: int = 0) -> int:
-    """Wait until the bot has quoted and then been filled on the spot market."""
+    """Wait until the bot has quoted, been filled on the spot market, and hedged on the perp."""
     i = await wait_for(sink, named("quote.updated"), after=after, what="quote.updated")
-    return await wait_for(sink, named("order.filled", symbol=SPOT), after=i, what="a spot fill")
+    i = await wait_for(sink, named("order.filled", symbol=SPOT), after=i, what="a spot fill")
+    return await wait_for(sink, named("hedge.filled", symbol=PERP), after=i, what="a hedge fill")
 
 
-async def recovered(sink: LogSink, after: int) -> int:
-    """A fresh spot snapshot reached the engine, then it quoted and was filled again."""
-    i = await wait_for(sink, named("feed.resynced", symbol=SPOT), after=after, what="spot resync")
+async def recovered(sink: LogSink, after: int, via: str = "feed.resynced") -> int:
+    """The spot feed came back (a fresh snapshot, by default), then the bot quoted and was filled again."""
+    i = await wait_for(sink, named(via, symbol=SPOT), after=after, what=f"spot {via}")
     return await trading(sink, after=i)
 
 
-def fault_disconnect(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
-    async def scenario() -> None:
-        mark = await trading(sink)
-        await inject_fault(server.url, "disconnect", duration_ms=3000)  # 300 ms of wall time
-        down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
-        up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
-        await recovered(sink, after=up)
-
-    return scenario
+Scenario = Callable[[LogSink, MockExchangeServer], Any]
 
 
-def fault_gap(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
-    async def scenario() -> None:
-        mark = await trading(sink)
-        await inject_fault(server.url, "gap")
-        gap = await wait_for(sink, lambda r: r.get("event") == "feed.gap" and "got" in r, after=mark, what="gap")
-        await recovered(sink, after=gap)
-
-    return scenario
+async def fault_disconnect(sink: LogSink, server: MockExchangeServer) -> None:
+    mark = await trading(sink)
+    await inject_fault(server.url, "disconnect", duration_ms=3000)  # 300 ms of wall time
+    down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
+    up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
+    await recovered(sink, after=up)
 
 
-def fault_restart(sink: LogSink, server: MockExchangeServer) -> Callable[[], Any]:
-    async def scenario() -> None:
-        mark = await trading(sink)
-        await inject_fault(server.url, "restart", duration_ms=3000)
-        down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
-        up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
-        # the restart dropped our resting quotes; the venue's cancels arrive after the reconnect
-        await wait_for(sink, named("order.canceled", reason="venue_restart"), after=down, what="restart cancels")
-        await recovered(sink, after=up)
-
-    return scenario
+async def fault_restart(sink: LogSink, server: MockExchangeServer) -> None:
+    mark = await trading(sink)
+    await inject_fault(server.url, "restart", duration_ms=3000)
+    down = await wait_for(sink, named("feed.disconnected", symbol="*"), after=mark, what="engine sees the drop")
+    up = await wait_for(sink, named("feed.connected", reason="reconnected"), after=down, what="reconnect")
+    # the restart dropped our resting quotes; the venue's cancels arrive after the reconnect
+    await wait_for(sink, named("order.canceled", reason="venue_restart"), after=down, what="restart cancels")
+    await recovered(sink, after=up)
 
 
-@pytest.mark.parametrize("make_scenario", [fault_disconnect, fault_gap, fault_restart], ids=lambda f: f.__name__)
+async def fault_gap(sink: LogSink, server: MockExchangeServer) -> None:
+    mark = await trading(sink)
+    await inject_fault(server.url, "gap")
+    # the client sees the skipped ids (its feed.gap carries expected/got) and asks for a snapshot
+    gap = await wait_for(sink, lambda r: r.get("event") == "feed.gap" and "got" in r, after=mark, what="gap")
+    await recovered(sink, after=gap)
+
+
+async def fault_crossed(sink: LogSink, server: MockExchangeServer) -> None:
+    mark = await trading(sink)
+    await inject_fault(server.url, "crossed", duration_ms=2000)
+    # the engine's book refuses the crossing level, pulls quotes and asks for a snapshot
+    bad = await wait_for(sink, named("feed.gap", symbol=SPOT, status="crossed"), after=mark, what="crossed book")
+    await recovered(sink, after=bad)
+
+
+async def fault_stale(sink: LogSink, server: MockExchangeServer) -> None:
+    mark = await trading(sink)
+    await inject_fault(server.url, "stale", duration_ms=10_000)  # 1 s of wall time, > stale_feed_ms below
+    stale = await wait_for(sink, named("feed.stale", symbol=SPOT), after=mark, what="feed.stale")
+    await recovered(sink, after=stale, via="feed.fresh")
+
+
+async def message_faults(sink: LogSink, server: MockExchangeServer) -> None:
+    """Per-message faults all at once: lost and doubled market data, rejects, late acks, doubled fills."""
+    await trading(sink)
+    probs = {"drop": 0.02, "duplicate": 0.05, "reject": 0.1, "delayed_ack": 0.2, "duplicate_fill": 0.3}
+    await inject_fault(server.url, None, **{f"{name}_prob": p for name, p in probs.items()})
+    counts = server.exchange.faults.counts
+    async with asyncio.timeout(10):
+        while not all(counts[name] > 0 for name in probs):
+            await asyncio.sleep(0.01)
+    mark = len(sink.records)
+    await inject_fault(server.url, None, **{f"{name}_prob": 0.0 for name in probs})
+    await trading(sink, after=mark)
+
+
+# (scenario, [runtime] overrides for the bot, summary counters that must be >= the given value)
+FAULT_SCENARIOS: list[tuple[Scenario, dict[str, Any], dict[str, int]]] = [
+    (fault_disconnect, {}, {}),
+    (fault_restart, {}, {}),
+    (fault_gap, {}, {}),
+    (fault_crossed, {}, {"resyncs": 1}),
+    (fault_stale, {"stale_feed_ms": 500}, {"stale_episodes": 1}),
+    (message_faults, {}, {"rejects": 1, "duplicate_fills_dropped": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "runtime", "at_least"), FAULT_SCENARIOS, ids=[s[0].__name__ for s in FAULT_SCENARIOS]
+)
 async def test_bot_recovers_from_a_fault_injected_over_the_wire(
-    make_scenario: Callable[[LogSink, MockExchangeServer], Callable[[], Any]], log_sink: LogSink, tmp_path: Path
+    scenario: Scenario, runtime: dict[str, Any], at_least: dict[str, int], log_sink: LogSink, tmp_path: Path
 ) -> None:
     config = load_settings().mock
     async with MockExchangeServer(config, port=0, speed=SPEED) as server:
-        summary = await run_bot(server, log_sink, tmp_path, make_scenario(log_sink, server))
+        summary = await run_bot(server, log_sink, tmp_path, lambda: scenario(log_sink, server), **runtime)
         assert summary["stop_reason"] == "sigint"
         assert_clean_session(log_sink.records, summary, load_settings().risk.inventory_hard_base)
         assert server.exchange.open_orders() == []
-        # every fill crossed the wire once: the bot's inventory is the venue's position
+        # every fill counted once, none lost: the bot's inventory is the venue's position
         assert server.exchange.positions()[SPOT] / 100 == pytest.approx(summary["inventory"])
         assert summary["position_mismatches"] == 0
+        counters = {k: summary[k] for k in at_least}
+        assert all(counters[k] >= n for k, n in at_least.items()), counters

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="replay recorded Binance streams through the full bot")
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--speed", default="max", help='replay speed multiple, or "max"')
+    p.add_argument("--speed", default=None, help='replay speed multiple, or "max" (default: replay.speed)')
     p.add_argument("--json", action="store_true", help="last line of stdout: the session summary")
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)

@@ -421,18 +421,18 @@ class RiskToxicityConfig(Section):
     markout_horizons_s: tuple[PosFloat, ...] = Field(
         (1.0, 5.0, 30.0), min_length=1, description="markout horizons of our fills, seconds"
     )
-    signal_horizon_s: PosFloat = Field(5.0, description="the horizon whose markouts drive the toxicity signal")
-    markout_window_s: PosFloat = Field(60.0, description="rolling window of resolved markouts per side, seconds")
+    signal_horizon_s: PosFloat = Field(1.0, description="the horizon whose markouts drive the toxicity signal")
+    markout_window_s: PosFloat = Field(30.0, description="rolling window of resolved markouts per side, seconds")
     markout_min_fills: Annotated[int, Field(ge=1)] = Field(3, description="fills in the window before it counts")
-    markout_enter_bps: NonNegFloat = Field(5.0, description="mean markout below −this (bps) turns a side toxic")
-    markout_exit_bps: NonNegFloat = Field(2.0, description="... and it stays toxic while below −this (bps)")
-    ofi_window_s: PosFloat = Field(30.0, description="rolling window of public trades for the imbalance, seconds")
-    ofi_min_trades: Annotated[int, Field(ge=1)] = Field(10, description="trades in the window before it counts")
+    markout_enter_bps: NonNegFloat = Field(3.0, description="mean markout below −this (bps) turns a side toxic")
+    markout_exit_bps: NonNegFloat = Field(1.0, description="... and it stays toxic while below −this (bps)")
+    ofi_window_s: PosFloat = Field(5.0, description="rolling window of public trades for the imbalance, seconds")
+    ofi_min_trades: Annotated[int, Field(ge=1)] = Field(5, description="trades in the window before it counts")
     ofi_enter: Fraction = Field(0.6, description="|imbalance| against a side above this turns it toxic")
     ofi_exit: Fraction = Field(0.3, description="... and it stays toxic while above this")
     widen_bps: NonNegFloat = Field(5.0, description="extra distance of a toxic side at full intensity, bps of mid")
     skew_bps: NonNegFloat = Field(2.0, description="shift of both quotes away from a toxic side, bps of mid")
-    decay_halflife_s: PosFloat = Field(10.0, description="half-life of the response once a side clears, seconds")
+    decay_halflife_s: PosFloat = Field(2.0, description="half-life of the response once a side clears, seconds")
 
     @field_validator("signal_horizon_s")
     @classmethod

@@ -16,8 +16,17 @@ Two signals say a side of our quote is being picked off by informed takers:
 Per side, a small state machine with hysteresis (`clear → toxic → decaying → clear`): the side turns
 toxic when its markout average falls below `−markout_enter_bps` (with at least `markout_min_fills`
 fills) or the OFI passes `ofi_enter` against it (with at least `ofi_min_trades` trades); it stays toxic
-while the weaker exit thresholds still hold; then its intensity decays from 1 with half-life
-`decay_halflife_s` and the side is clear again once the intensity is below `CLEAR_BELOW`.
+while the weaker exit thresholds still hold; then its intensity decays with half-life
+`decay_halflife_s` and the side is clear again once the intensity is below `CLEAR_BELOW`. The
+intensity is graded: 1 on entering; while toxic it follows the side's *pressure* (the stronger signal's
+position between its exit and enter thresholds, in [0, 1]) up at once and down no faster than the
+half-life, so a fading signal eases the response instead of holding it at full strength.
+
+Time scales (defaults): informed flow is worth seconds, so the signals must be too. The OFI window is
+5 s and the markout signal uses the 1 s horizon over a 30 s window (a 5 s markout only arrives once
+the informed move is over); the response decays with a 2 s half-life once the signal clears. The slower
+first defaults (30 s OFI, 5 s markouts over 60 s, 10 s half-life, a binary intensity) fired too rarely
+or too late; `mmbot simulate toxicity` and docs/risk.md give the measured comparison.
 
 The response per side, with intensity i in [0, 1]: widen that side by `i · widen_bps` of mid, and
 shift both quotes away from the toxic side by `i · skew_bps` of mid (a toxic bid means the price is
@@ -59,18 +68,18 @@ class ToxicityParams:
     """Units in the names; `ofi_*` thresholds are dimensionless imbalances in [0, 1]."""
 
     markout_horizons_s: tuple[float, ...] = (1.0, 5.0, 30.0)
-    signal_horizon_s: float = 5.0  # which horizon's markouts drive the toxicity signal
-    markout_window_s: float = 60.0
+    signal_horizon_s: float = 1.0  # which horizon's markouts drive the toxicity signal
+    markout_window_s: float = 30.0
     markout_min_fills: int = 3
-    markout_enter_bps: float = 5.0  # average markout below −this turns the side toxic
-    markout_exit_bps: float = 2.0  # ... and it stays toxic while below −this
-    ofi_window_s: float = 30.0
-    ofi_min_trades: int = 10
+    markout_enter_bps: float = 3.0  # average markout below −this turns the side toxic
+    markout_exit_bps: float = 1.0  # ... and it stays toxic while below −this
+    ofi_window_s: float = 5.0
+    ofi_min_trades: int = 5
     ofi_enter: float = 0.6
     ofi_exit: float = 0.3
     widen_bps: float = 5.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
     skew_bps: float = 2.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
-    decay_halflife_s: float = 10.0
+    decay_halflife_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -205,34 +214,49 @@ def average_markout_bps(window: RollingWindow) -> float:
     return 1e4 * window.sum_a / window.sum_b if window.sum_b > 0.0 else math.nan
 
 
-class SideToxicity:
-    """`clear → toxic → decaying → clear` for one side, with its response intensity in [0, 1]."""
+def ramp(x: float, lo: float, hi: float) -> float:
+    """0 at or below `lo`, 1 at or above `hi`, linear between (a step at `hi` when lo == hi). NaN gives 0."""
+    if not x > lo:  # also NaN
+        return 0.0
+    if x >= hi:
+        return 1.0
+    return (x - lo) / (hi - lo)
 
-    __slots__ = ("_decay_from", "_decay_start_ns", "_halflife_ns", "intensity", "state")
+
+class SideToxicity:
+    """`clear → toxic → decaying → clear` for one side, with its response intensity in [0, 1].
+
+    The state has hysteresis (enter on the strict thresholds, stay while the loose ones hold). The
+    intensity is graded: while toxic it follows the side's `pressure` (how far the signals are
+    between the exit and the enter thresholds) upwards at once and decays towards it with the
+    half-life, so a fading signal eases the response instead of holding it at full strength.
+    """
+
+    __slots__ = ("_halflife_ns", "_last_ns", "intensity", "state")
 
     def __init__(self, halflife_s: float) -> None:
         self._halflife_ns = halflife_s * NS_PER_S
         self.state = CLEAR
         self.intensity = 0.0
-        self._decay_from = 0.0
-        self._decay_start_ns = 0
+        self._last_ns = 0
 
-    def update(self, entering: bool, staying: bool, now_ns: int) -> None:
-        """`entering`: the strict (enter) thresholds hold; `staying`: the looser (exit) thresholds hold."""
+    def update(self, entering: bool, staying: bool, now_ns: int, pressure: float = 1.0) -> None:
+        """`entering`: the strict (enter) thresholds hold; `staying`: the looser (exit) thresholds hold;
+        `pressure` in [0, 1]: the signal's strength between them (1 when entering)."""
+        elapsed = max(0, now_ns - self._last_ns)
+        self._last_ns = now_ns
         state = self.state
-        if state is TOXIC:
-            if staying:
-                return
-            self.state = DECAYING
-            self._decay_from = self.intensity
-            self._decay_start_ns = now_ns
-        elif entering:
+        if entering:
             self.state = TOXIC
             self.intensity = 1.0
-            return
-        if self.state is DECAYING:
-            elapsed = now_ns - self._decay_start_ns
-            self.intensity = self._decay_from * 0.5 ** (elapsed / self._halflife_ns)
+        elif state is TOXIC:
+            if staying:
+                decayed = self.intensity * 0.5 ** (elapsed / self._halflife_ns)
+                self.intensity = max(min(pressure, 1.0), decayed)
+            else:
+                self.state = DECAYING  # the decay runs from now, from the intensity reached
+        elif state is DECAYING:
+            self.intensity *= 0.5 ** (elapsed / self._halflife_ns)
             if self.intensity < CLEAR_BELOW:
                 self.state = CLEAR
                 self.intensity = 0.0
@@ -281,11 +305,20 @@ class ToxicityMonitor:
             bid_bps < -p.markout_enter_bps or ofi < -p.ofi_enter,
             bid_bps < -p.markout_exit_bps or ofi < -p.ofi_exit,
             now_ns,
+            self._pressure(-bid_bps, -ofi),
         )
         self.ask.update(
             ask_bps < -p.markout_enter_bps or ofi > p.ofi_enter,
             ask_bps < -p.markout_exit_bps or ofi > p.ofi_exit,
             now_ns,
+            self._pressure(-ask_bps, ofi),
+        )
+
+    def _pressure(self, adverse_bps: float, ofi_against: float) -> float:
+        """A side's signal strength in [0, 1]: the stronger of its two ramps between exit and enter."""
+        p = self.params
+        return max(
+            ramp(adverse_bps, p.markout_exit_bps, p.markout_enter_bps), ramp(ofi_against, p.ofi_exit, p.ofi_enter)
         )
 
     def bid_extra_px(self, mid_px: float) -> float:

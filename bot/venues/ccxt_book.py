@@ -19,22 +19,64 @@ Gaps are ccxt's to detect (binance InvalidNonce, okx ChecksumError); after one t
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.domain import BookDelta, BookSnapshot, Level
+from bot.domain import BookDelta, BookSnapshot, Level, Side, TradePrint
 from bot.venues.ccxt_markets import MarketSpec
 
 
-def _levels(side: Sequence[Sequence[Any]], spec: MarketSpec, depth: int) -> list[Level]:
+class MalformedMessage(ValueError):
+    """A book or trade that cannot be trusted (not [price, size] lists, NaN, price <= 0, size < 0, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def finite_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise MalformedMessage("not_a_number")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise MalformedMessage("not_a_number") from None
+    if not math.isfinite(number):
+        raise MalformedMessage("not_finite")
+    return number
+
+
+def _levels(side: Any, spec: MarketSpec, depth: int) -> list[Level]:
+    if not isinstance(side, Sequence) or isinstance(side, str | bytes):
+        raise MalformedMessage("levels_not_a_list")
     out: list[Level] = []
     for entry in side:
         if len(out) >= depth:
             break
-        size_lots = spec.lots(float(entry[1]))
+        if not isinstance(entry, Sequence) or isinstance(entry, str | bytes) or len(entry) < 2:
+            raise MalformedMessage("bad_level")
+        price, size = finite_number(entry[0]), finite_number(entry[1])
+        if price <= 0 or size < 0:
+            raise MalformedMessage("non_positive_price" if price <= 0 else "negative_size")
+        try:
+            size_lots = spec.lots(size)
+            price_ticks = spec.instrument.ticks(price)
+        except OverflowError:  # beyond any grid
+            raise MalformedMessage("absurd_level") from None
         if size_lots > 0:  # dust below one lot cannot be quoted against
-            out.append((spec.instrument.ticks(float(entry[0])), size_lots))
+            out.append((price_ticks, size_lots))
     return out
+
+
+def _venue_ts_ns(timestamp_ms: Any, ts_recv_ns: int) -> int:
+    """The venue's time in ns, or the receive time when it is missing or not a sane number."""
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float):
+        return ts_recv_ns
+    if not 0 < timestamp_ms < 1e14:  # ms (1e14 is year 5138); NaN and inf fail too
+        return ts_recv_ns
+    return int(timestamp_ms) * 1_000_000
 
 
 def _diff(old: Mapping[int, int], new: Mapping[int, int]) -> tuple[Level, ...]:
@@ -52,6 +94,8 @@ class BookTracker:
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
         self._last_seq: int | None = None
+        self.dropped: Counter[str] = Counter()
+        """Book updates refused as malformed, by reason (the feed goes on with the next one)."""
 
     @property
     def last_seq(self) -> int | None:
@@ -61,12 +105,20 @@ class BookTracker:
         """Forget the book: the next update is sent as a snapshot (after a gap or reconnect)."""
         self._bids, self._asks, self._last_seq = {}, {}, None
 
-    def update(self, book: Mapping[str, Any], ts_recv_ns: int) -> BookSnapshot | BookDelta:
-        """Convert ccxt's current book (bids/asks best first, nonce, timestamp in ms)."""
-        bids = _levels(book.get("bids") or (), self._spec, self._depth)
-        asks = _levels(book.get("asks") or (), self._spec, self._depth)
-        timestamp_ms = book.get("timestamp")
-        ts_venue_ns = int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else ts_recv_ns
+    def update(self, book: Mapping[str, Any], ts_recv_ns: int) -> BookSnapshot | BookDelta | None:
+        """Convert ccxt's current book (bids/asks best first, nonce, timestamp in ms).
+
+        None for a malformed book, counted in `dropped`: nothing of it is sent, and the next good
+        book is diffed against the last good one, so the engine's book stays exact."""
+        try:
+            if not isinstance(book, Mapping):
+                raise MalformedMessage("not_a_book")
+            bids = _levels(book.get("bids") or (), self._spec, self._depth)
+            asks = _levels(book.get("asks") or (), self._spec, self._depth)
+        except MalformedMessage as exc:
+            self.dropped[exc.reason] += 1
+            return None
+        ts_venue_ns = _venue_ts_ns(book.get("timestamp"), ts_recv_ns)
         nonce = book.get("nonce")
         venue_seq = nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else None
         symbol = self._spec.instrument.symbol
@@ -88,3 +140,28 @@ class BookTracker:
         )
         self._bids, self._asks, self._last_seq = new_bids, new_asks, last
         return delta
+
+
+def trade_print(spec: MarketSpec, trade: Any, now_ns: int) -> TradePrint:
+    """A ccxt public trade as a `TradePrint`; raises MalformedMessage when it cannot be trusted."""
+    if not isinstance(trade, Mapping):
+        raise MalformedMessage("not_a_trade")
+    price, size = finite_number(trade.get("price")), finite_number(trade.get("amount"))
+    if price <= 0 or size <= 0:
+        raise MalformedMessage("non_positive_price" if price <= 0 else "non_positive_size")
+    side = trade.get("side")
+    if side not in ("buy", "sell"):
+        raise MalformedMessage("bad_side")
+    try:
+        price_ticks, size_lots = spec.instrument.ticks(price), spec.lots(size)
+    except OverflowError:
+        raise MalformedMessage("absurd_trade") from None
+    return TradePrint(
+        symbol=spec.instrument.symbol,
+        price_ticks=price_ticks,
+        size_lots=size_lots,
+        aggressor=Side(side),
+        trade_id=str(trade.get("id")),
+        ts_venue_ns=_venue_ts_ns(trade.get("timestamp"), now_ns),
+        ts_recv_ns=now_ns,
+    )

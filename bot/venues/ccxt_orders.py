@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from bot.domain import (
     PlaceOrder,
     Side,
 )
+from bot.venues.ccxt_book import MalformedMessage, finite_number
 from bot.venues.ccxt_markets import MarketSpec
 
 # How each venue names the client order id, as ccxt expects it in `params`, and what it accepts.
@@ -81,7 +82,16 @@ def cancel_params(exchange: str, venue_cid: str) -> dict[str, Any]:
 
 
 def _ns(ms: Any, fallback_ns: int) -> int:
-    return int(ms) * 1_000_000 if isinstance(ms, int | float) and ms > 0 else fallback_ns
+    ok = isinstance(ms, int | float) and not isinstance(ms, bool) and 0 < ms < 1e14  # ms; NaN and inf fail
+    return int(ms) * 1_000_000 if ok else fallback_ns
+
+
+def _price_amount(trade: Mapping[str, Any]) -> tuple[float, float]:
+    """The trade's price and amount, both finite and > 0; raises MalformedMessage otherwise."""
+    price, amount = finite_number(trade.get("price")), finite_number(trade.get("amount"))
+    if price <= 0 or amount <= 0:
+        raise MalformedMessage("non_positive_price" if price <= 0 else "non_positive_size")
+    return price, amount
 
 
 def trade_fill_id(trade: Mapping[str, Any]) -> str:
@@ -117,6 +127,8 @@ class OrderTracker:
         # trades whose order id we do not know yet (a push can beat the REST response)
         self._pending_trades: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
         self._max_pending = max_pending_trades
+        self.dropped: Counter[str] = Counter()
+        """Order reports and trades refused as malformed, by reason."""
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -164,6 +176,9 @@ class OrderTracker:
 
     def on_order(self, report: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
         """A ccxt order structure (REST response or push). Unknown orders are not ours: ignored."""
+        if not isinstance(report, Mapping):
+            self.dropped["not_an_order"] += 1
+            return []
         order = self._find(report)
         if order is None:
             return []
@@ -206,7 +221,13 @@ class OrderTracker:
         return "venue"
 
     def on_trade(self, trade: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
-        """One of our executions (ccxt trade structure from watch_my_trades / fetch_my_trades)."""
+        """One of our executions (ccxt trade structure from watch_my_trades / fetch_my_trades).
+
+        A malformed trade (price or amount missing, NaN, <= 0) is dropped and counted in `dropped`
+        before its id is remembered, so a corrected copy of it still counts."""
+        if not isinstance(trade, Mapping):
+            self.dropped["not_a_trade"] += 1
+            return []
         venue_oid = str(trade.get("order") or "")
         cid = self._by_venue_oid.get(venue_oid)
         if cid is None:
@@ -220,9 +241,16 @@ class OrderTracker:
         fill_id = trade_fill_id(trade)
         if fill_id in order.fill_ids:
             return []
+        try:
+            price, amount = _price_amount(trade)
+            size_lots, price_ticks = spec.lots(amount), spec.instrument.ticks(price)
+        except MalformedMessage as exc:
+            self.dropped[exc.reason] += 1
+            return []
+        except OverflowError:  # beyond any grid
+            self.dropped["absurd_trade"] += 1
+            return []
         order.fill_ids.add(fill_id)
-        size_lots = spec.lots(float(trade["amount"]))
-        price = float(trade["price"])
         order.filled_lots += size_lots
         leaves = max(order.command.size_lots - order.filled_lots, 0)
         if leaves == 0:
@@ -233,7 +261,7 @@ class OrderTracker:
             client_id=cid,
             fill_id=fill_id,
             side=order.command.side,
-            price_ticks=spec.instrument.ticks(price),
+            price_ticks=price_ticks,
             size_lots=size_lots,
             fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
             liquidity=liquidity,
@@ -254,8 +282,8 @@ class OrderTracker:
         venue_oid = str(trade.get("order") or "")
         cid = self._by_venue_oid.get(venue_oid) or self._client_id_in(trade) or f"venue:{venue_oid}"
         order = self._orders.get(cid)
-        price = float(trade["price"])
-        size_lots = spec.lots(float(trade["amount"]))
+        price, amount = _price_amount(trade)  # MalformedMessage (a ValueError) on a bad trade
+        size_lots = spec.lots(amount)
         side = order.command.side if order is not None else side_of(trade["side"])
         liquidity = self._liquidity(trade, order.command.post_only if order is not None else None)
         return OrderFilled(
@@ -294,12 +322,17 @@ class OrderTracker:
         """Fee in the quote currency. A fee in the base converts at the fill price; a fee in a third
         currency (BNB, OKB...) cannot be converted here, so the market's fee rate is used instead."""
         inst = spec.instrument
-        fee = trade.get("fee") or {}
+        fee = trade.get("fee")
+        fee = fee if isinstance(fee, Mapping) else {}
         cost, currency = fee.get("cost"), fee.get("currency")
+        try:
+            cost = finite_number(cost) if cost is not None else None
+        except MalformedMessage:
+            cost = None  # unreadable: charge the market's rate rather than book a NaN
         if cost is not None and currency == inst.quote:
-            return float(cost)
+            return cost
         if cost is not None and currency == inst.base:
-            return float(cost) * price
+            return cost * price
         rate = inst.maker_fee if liq is Liquidity.MAKER else inst.taker_fee
         return price * inst.size(lots) * rate
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Protocol
@@ -49,8 +49,9 @@ from bot.domain import (
     RequestSnapshot,
     TradePrint,
 )
+from bot.logs import get_logger
 from bot.venues.base import EventSink, backoff_delays_s
-from bot.venues.ccxt_book import BookTracker
+from bot.venues.ccxt_book import BookTracker, MalformedMessage, trade_print
 from bot.venues.ccxt_errors import Action, ErrorRule, VenueFatalError, classify
 from bot.venues.ccxt_markets import MarketSpec, market_spec
 from bot.venues.ccxt_orders import OrderTracker, build_order_request, cancel_params, side_of, venue_client_id
@@ -85,6 +86,7 @@ class StaleFeedError(Exception):
 
 
 _STALE_RULE = ErrorRule(Action.RESYNC, "stale")
+log = get_logger("mmbot.ccxt")
 _MARKET_EVENTS = (BookSnapshot, BookDelta, TradePrint)
 HISTORY_PAGE = 100  # trades per fetch_my_trades call (bybit's maximum; binance and okx allow more)
 HISTORY_MAX_PAGES = 50  # per symbol: a restart reads at most this much history
@@ -114,6 +116,7 @@ class CcxtVenue:
         self._symbols = [s for s in (config.spot_symbol, config.perp_symbol) if s]
         self._specs: dict[str, MarketSpec] = {}
         self._books: dict[str, BookTracker] = {}
+        self.dropped_trades: Counter[str] = Counter()  # public trades refused as malformed, by reason
         self._orders = OrderTracker(config.exchange, self._specs)
         self._sink: EventSink | None = None
         self._undelivered: list[Event] = []
@@ -264,7 +267,11 @@ class CcxtVenue:
                 if first:
                     healthy()
                     first = False
-                self._emit_market(tracker.update(book, self._clock_ns()))
+                event = tracker.update(book, self._clock_ns())
+                if event is None:  # malformed: dropped and counted by the tracker
+                    log.warning("feed.message_dropped", symbol=symbol, feed="book", dropped=dict(tracker.dropped))
+                else:
+                    self._emit_market(event)
         except (StaleFeedError, ccxt.InvalidNonce):
             await self._unwatch_book(symbol)  # make ccxt drop its book so the next watch resyncs
             raise
@@ -287,14 +294,22 @@ class CcxtVenue:
                 first = False
             now = self._clock_ns()
             for trade in trades:
-                trade_id = str(trade.get("id"))
-                if trade_id in seen_set or trade.get("side") is None:
+                if isinstance(trade, Mapping) and trade.get("side") is None:
+                    continue  # some venues do not say who the aggressor was: of no use to the estimators
+                try:
+                    event = trade_print(spec, trade, now)
+                except MalformedMessage as exc:
+                    self.dropped_trades[exc.reason] += 1
+                    log.warning("feed.message_dropped", symbol=symbol, feed="trades", reason=exc.reason)
+                    continue
+                trade_id = event.trade_id
+                if trade_id in seen_set:
                     continue
                 if len(seen) == seen.maxlen:
                     seen_set.discard(seen[0])
                 seen.append(trade_id)
                 seen_set.add(trade_id)
-                self._emit_market(_trade_print(spec, trade, now))
+                self._emit_market(event)
 
     # ---- private feeds (testnet / demo) ---------------------------------------------------------
 
@@ -614,19 +629,6 @@ def _classify_or_raise(exc: Exception, what: str) -> ErrorRule:
 def _total(balance: Mapping[str, Any], currency: str) -> float:
     value = (balance.get("total") or {}).get(currency)
     return float(value) if value is not None else 0.0
-
-
-def _trade_print(spec: MarketSpec, trade: Mapping[str, Any], now_ns: int) -> TradePrint:
-    timestamp_ms = trade.get("timestamp")
-    return TradePrint(
-        symbol=spec.instrument.symbol,
-        price_ticks=spec.instrument.ticks(float(trade["price"])),
-        size_lots=spec.lots(float(trade["amount"])),
-        aggressor=side_of(trade["side"]),
-        trade_id=str(trade["id"]),
-        ts_venue_ns=int(timestamp_ms) * 1_000_000 if timestamp_ms is not None else now_ns,
-        ts_recv_ns=now_ns,
-    )
 
 
 @asynccontextmanager

@@ -108,7 +108,7 @@ def decode_instrument(data: dict[str, Any]) -> Instrument:
             maker_fee=float(data["maker_fee"]),
             taker_fee=float(data["taker_fee"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError("bad_instrument", str(exc)) from None
 
 
@@ -173,6 +173,8 @@ def _num(message: dict[str, Any], key: str) -> float:
         raise ProtocolError("missing_field", key) from None
     except (TypeError, ValueError):
         raise ProtocolError("not_a_number", key) from None
+    except OverflowError:  # an integer too large for a float
+        raise ProtocolError("not_finite", key) from None
     if not math.isfinite(value):
         raise ProtocolError("not_finite", key)
     return value
@@ -196,13 +198,19 @@ def _price_ticks(inst: Instrument, message: dict[str, Any], key: str) -> int:
     px = _num(message, key)
     if px <= 0:
         raise ProtocolError("non_positive_price", key)
-    return inst.ticks(px)
+    try:
+        return inst.ticks(px)
+    except OverflowError:  # beyond any grid (px / tick is inf)
+        raise ProtocolError("absurd_price", key) from None
 
 
 def _size_lots(inst: Instrument, value: float, key: str, allow_zero: bool) -> int:
     if value < 0 or (value == 0 and not allow_zero):
         raise ProtocolError("bad_size", key)
-    return inst.lots(value)
+    try:
+        return inst.lots(value)
+    except OverflowError:
+        raise ProtocolError("absurd_size", key) from None
 
 
 def _decode_levels(inst: Instrument, message: dict[str, Any], key: str, allow_zero: bool) -> tuple[Level, ...]:
@@ -296,7 +304,11 @@ def _d_filled(m: dict[str, Any], inst: Instrument, ts: int, recv: int) -> Event:
 
 
 def _d_position(m: dict[str, Any], inst: Instrument, ts: int, recv: int) -> Event:
-    return PositionSnapshot(inst.symbol, inst.lots(_num(m, "position")), ts, recv)
+    position = _num(m, "position")  # signed: short positions are negative
+    try:
+        return PositionSnapshot(inst.symbol, inst.lots(position), ts, recv)
+    except OverflowError:
+        raise ProtocolError("absurd_size", "position") from None
 
 
 _DECODERS: dict[str, _Decoder] = {

@@ -21,7 +21,13 @@ import structlog
 LogFormat = Literal["json", "console", "auto"]
 
 REDACTED = "**********"
-_SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "token", "signature", "passphrase")
+_SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "signature", "passphrase")
+
+
+def _is_secret_key(key: str) -> bool:
+    """`api_secret`, `auth_token`, `Signature`...; not `tokens` (a rate-limit bucket's level)."""
+    lowered = key.lower()
+    return lowered.endswith("token") or any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
 class Redactor:
@@ -29,11 +35,16 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(s for s in secrets if s)
+        self._secret_keys: dict[str, bool] = {}  # log keys are few and repeat: decide each once
 
     def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        secret_keys = self._secret_keys
         for key in list(event_dict):
             value = event_dict[key]
-            if any(part in key.lower() for part in _SECRET_KEY_PARTS) and value not in (None, ""):
+            is_secret = secret_keys.get(key)
+            if is_secret is None:
+                is_secret = secret_keys[key] = _is_secret_key(key)
+            if is_secret and value not in (None, ""):
                 event_dict[key] = REDACTED
             elif self._secrets:
                 event_dict[key] = self._scrub(value)

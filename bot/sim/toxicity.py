@@ -128,7 +128,8 @@ class RunReport:
     pnl: float
     fills: int
     spread_captured: float
-    volume_base: float
+    volume_quote: float
+    adverse_selection_bps: float  # the loss per unit traded: 1e4 · loss / volume_quote
     markouts: dict[str, dict[str, float]]
     risk_events: dict[str, int] = field(default_factory=dict)
 
@@ -196,12 +197,15 @@ def run_once(base: Settings, seed: int, guard_on: bool, duration_s: float, log: 
     )
     end_ns = START_NS + duration_ns
     stats = {h: horizon_stats(recorder.fills, recorder.tape, h, end_ns) for h in HORIZONS_S}
+    volume_quote = sum(f.price_px * f.size_base for f in recorder.fills)
+    loss = stats[HEADLINE_HORIZON_S].loss_quote
     return RunReport(
-        adverse_selection_loss=round(stats[HEADLINE_HORIZON_S].loss_quote, 6),
+        adverse_selection_loss=round(loss, 6),
         pnl=round(float(result.summary["pnl"]), 6),
         fills=len(recorder.fills),
         spread_captured=round(stats[0.0].total_quote, 6),
-        volume_base=round(sum(f.size_base for f in recorder.fills), 6),
+        volume_quote=round(volume_quote, 6),
+        adverse_selection_bps=round(1e4 * loss / volume_quote, 6) if volume_quote > 0 else 0.0,
         markouts={
             f"{h:g}s": {"fills": s.fills, "total": round(s.total_quote, 6), "loss": round(s.loss_quote, 6)}
             for h, s in stats.items()
@@ -258,7 +262,8 @@ def format_report(payload: dict[str, Any]) -> str:
         ("spread captured", "spread_captured", ".2f"),
         ("pnl", "pnl", ".2f"),
         ("fills", "fills", "d"),
-        ("volume (base)", "volume_base", ".2f"),
+        ("volume (quote)", "volume_quote", ".0f"),
+        ("adverse sel. bps of vol.", "adverse_selection_bps", ".3f"),
     ]
     for label, key, fmt in rows:
         lines.append(f"{label:<26}{off[key]:>12{fmt}}{on[key]:>12{fmt}}")

@@ -19,6 +19,7 @@ from bot.core.toxicity import (
     ToxicityParams,
     markout_quote,
     order_flow_imbalance,
+    ramp,
 )
 
 S = 1_000_000_000
@@ -133,6 +134,35 @@ def test_side_reenters_while_decaying() -> None:
     assert side.intensity == pytest.approx(0.5)
     side.update(True, True, 12 * S)
     assert (side.state, side.intensity) == (TOXIC, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"), [(0.2, 0.0), (0.3, 0.0), (0.45, 0.5), (0.6, 1.0), (0.9, 1.0), (math.nan, 0.0)]
+)
+def test_ramp_between_exit_and_enter(x: float, expected: float) -> None:
+    assert ramp(x, 0.3, 0.6) == pytest.approx(expected)
+
+
+def test_ramp_is_a_step_when_thresholds_coincide() -> None:
+    assert (ramp(0.5, 0.5, 0.5), ramp(0.51, 0.5, 0.5)) == (0.0, 1.0)
+
+
+def test_intensity_follows_pressure_down_no_faster_than_the_halflife() -> None:
+    side = SideToxicity(halflife_s=2.0)
+    side.update(True, True, 0)
+    assert (side.state, side.intensity) == (TOXIC, 1.0)
+    side.update(False, True, 2 * S, pressure=0.2)  # one half-life: max(0.2, 0.5)
+    assert (side.state, side.intensity) == (TOXIC, pytest.approx(0.5))
+    side.update(False, True, 4 * S, pressure=0.2)  # max(0.2, 0.25)
+    assert side.intensity == pytest.approx(0.25)
+    side.update(False, True, 6 * S, pressure=0.2)  # the decay has reached the pressure: max(0.2, 0.125)
+    assert side.intensity == pytest.approx(0.2)
+    side.update(False, True, 7 * S, pressure=0.7)  # a stronger signal raises it at once
+    assert side.intensity == pytest.approx(0.7)
+    side.update(False, False, 8 * S, pressure=0.0)  # below exit: decaying from 0.7, starting now
+    assert (side.state, side.intensity) == (DECAYING, pytest.approx(0.7))
+    side.update(False, False, 10 * S)
+    assert side.intensity == pytest.approx(0.35)
 
 
 PARAMS = ToxicityParams(
@@ -270,3 +300,20 @@ def test_intensities_stay_in_unit_interval_and_decay_without_signals(
             assert current[0] <= previous[0] and current[1] <= previous[1]
         previous = current
     assert monitor.bid.state == CLEAR and monitor.ask.state == CLEAR
+
+
+def test_ofi_pressure_grades_the_response_while_toxic() -> None:
+    monitor = ToxicityMonitor(PARAMS)  # ofi enter 0.6, exit 0.3, widen 10 bps, skew 4 bps, half-life 10 s
+    for i in range(4):
+        monitor.on_trade(+1, 1.0, i)
+    monitor.update(4, 100.0)  # OFI +1: the ask turns toxic at full intensity
+    assert (monitor.ask.state, monitor.ask.intensity) == (TOXIC, 1.0)
+    for i in range(6):  # by 9 s: buys 4 + 3 = 7, sells 3 → OFI 0.4: pressure (0.4 − 0.3)/0.3 = 1/3
+        monitor.on_trade(+1 if i % 2 else -1, 1.0, 3 * S + i)
+    monitor.update(9 * S, 100.0)  # 9 s since the last update: decayed 0.5^0.9 = 0.536 > 1/3
+    assert monitor.ofi == pytest.approx(0.4)
+    assert monitor.ask.state == TOXIC
+    assert monitor.ask.intensity == pytest.approx(0.5**0.9)
+    assert monitor.ask_extra_px(100.0) == pytest.approx(0.5**0.9 * 0.1)
+    monitor.update(40 * S, 100.0)  # the 10 s window is empty: OFI 0, below exit, decay starts
+    assert monitor.ask.state == DECAYING

@@ -141,6 +141,7 @@ class Engine:
         self.mark_ticks: int | None = None
         self.stopping = False
         self._dirty = True
+        self._last_top: tuple[int | None, int | None] = (None, None)  # spot best bid/ask last requoted on
         self._last_desired: tuple[DesiredOrder, ...] = ()
         self._last_band_base = params.hedge.band_base
 
@@ -210,12 +211,16 @@ class Engine:
                 self.stale.discard(event.symbol)
                 self._note("feed.fresh", symbol=event.symbol)
             if event.symbol == self.spot.symbol:
-                mid = book.mid_ticks
-                if mid is not None:
-                    self.sigma.update(now_ns, mid * self.spot.tick_size)
-                    if self.sigma_long is not None:
-                        self.sigma_long.update(now_ns, mid * self.spot.tick_size)
-                self._dirty = True
+                # the quotes depend on the book only through its top: deeper changes need no requote
+                top = (book.best_bid_ticks, book.best_ask_ticks)
+                if top != self._last_top or status is BookStatus.SNAPSHOT:
+                    self._last_top = top
+                    mid = book.mid_ticks
+                    if mid is not None:
+                        self.sigma.update(now_ns, mid * self.spot.tick_size)
+                        if self.sigma_long is not None:
+                            self.sigma_long.update(now_ns, mid * self.spot.tick_size)
+                    self._dirty = True
             return []
         if status not in _BREAKS_BOOK:
             return []  # stale duplicate, not yet synced, or already waiting for a snapshot

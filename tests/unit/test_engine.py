@@ -218,3 +218,15 @@ def test_shutdown_cancels_everything_and_stops_quoting() -> None:
     engine.apply(delta(101, 101, bids=((9_991, 10),)), 3 * SEC)
     assert engine.requote(3 * SEC) == []
     assert engine.summary(3 * SEC)["open_orders_at_exit"] == 0
+
+
+def test_a_change_below_the_top_of_book_does_not_requote_but_a_new_best_does() -> None:
+    engine = make_engine()
+    quoted(engine)
+    before = engine.last_inputs
+    engine.apply(delta(101, 101, bids=((9_900, 7),)), 2 * SEC)  # deep level: the quotes cannot change
+    assert engine.requote(2 * SEC) == [] and engine.last_inputs is before
+    engine.apply(delta(102, 102, bids=((9_995, 7),)), 3 * SEC)  # a new best bid: requote
+    engine.requote(3 * SEC)
+    assert engine.last_inputs is not before and engine.last_inputs is not None
+    assert engine.last_inputs.mid_px == pytest.approx((9_995 + 10_010) / 2 * 0.01)

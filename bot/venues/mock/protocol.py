@@ -357,7 +357,7 @@ def decode_command(message: dict[str, Any], instruments: dict[str, Instrument]) 
     op = message.get("op")
     symbol = message.get("symbol")
     if op == "cancel_all":
-        if symbol is not None and symbol not in instruments:
+        if symbol is not None and (not isinstance(symbol, str) or symbol not in instruments):
             raise ProtocolError("unknown_symbol", repr(symbol))
         return CancelAll(symbol)
     inst = instruments.get(symbol) if isinstance(symbol, str) else None

@@ -156,10 +156,11 @@ class Portfolio:
     def on_fill(self, fill: OrderFilled, mid_px: float, *, hedge: bool) -> bool:
         """Book one of our fills. `mid_px` is the instrument's mid when the fill was seen; `hedge`
         says whose fill it is (the hedger's perp orders vs the quoter's). Returns False for a
-        duplicate `(symbol, fill_id)` or an unknown symbol, which change nothing."""
+        duplicate `(symbol, fill_id)`, an unknown symbol or a size <= 0 (a broken adapter: it used
+        to divide by zero in the average price), which change nothing."""
         key = (fill.symbol, fill.fill_id)
         pos = self.positions.get(fill.symbol)
-        if pos is None or key in self._seen_fills:
+        if pos is None or key in self._seen_fills or fill.size_lots <= 0:
             return False
         self._seen_fills.add(key)
         price_px = pos.instrument.price(fill.price_ticks)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compose smoke test: build, start exchange + bot, wait (bounded) until the bot has quoted AND filled,
-# stop it with SIGTERM, check it shut down cleanly (exit code 0, `session.summary` with
+# Compose smoke test: build, start exchange + bot, wait (bounded) until the bot has quoted AND filled
+# and docker reports it healthy (its HEALTHCHECK calls /health), stop it with SIGTERM, check it shut down cleanly (exit code 0, `session.summary` with
 # open_orders_at_exit == 0), and always clean up (down -v). Exit 0 only if all of that held.
 #
 #   scripts/compose-smoke.sh                 # SMOKE_TIMEOUT_S=240 by default
@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TIMEOUT_S=${SMOKE_TIMEOUT_S:-240}
 STOP_TIMEOUT_S=${SMOKE_STOP_TIMEOUT_S:-30}
+HEALTH_TIMEOUT_S=${SMOKE_HEALTH_TIMEOUT_S:-90}
 PROJECT=${SMOKE_PROJECT:-mmbotsmoke$$}
 
 if docker compose version >/dev/null 2>&1; then
@@ -71,7 +72,16 @@ while :; do
   (( SECONDS < deadline )) || fail "no quote.updated + order.filled within ${TIMEOUT_S}s"
   sleep 2
 done
-health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$BOT_CID")
+# /health answers 200 once the book is synced and the bot quotes: docker's HEALTHCHECK must agree
+log "waiting up to ${HEALTH_TIMEOUT_S}s for the container's HEALTHCHECK (GET /health) to report healthy"
+deadline=$((SECONDS + HEALTH_TIMEOUT_S))
+while :; do
+  health=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$BOT_CID")
+  [[ "$health" == "healthy" ]] && break
+  [[ "$health" != "unhealthy" && "$health" != "none" ]] || fail "docker health of the bot: $health"
+  (( SECONDS < deadline )) || fail "the bot is still '$health' after ${HEALTH_TIMEOUT_S}s"
+  sleep 2
+done
 log "docker health of the bot: $health"
 
 log "stopping the bot with SIGTERM (SIGKILL after ${STOP_TIMEOUT_S}s)"

@@ -212,7 +212,6 @@ def test_okx_demo_without_passphrase_exits_2(monkeypatch: pytest.MonkeyPatch) ->
     [
         ["check-config", "{bad}"],
         ["run", "--config", "{bad}", "--duration", "1s"],
-        ["run", "--config", str(ROOT / "config" / "bybit-testnet.toml"), "--duration", "1s"],
     ],
 )
 def test_no_traceback_reaches_the_terminal(tmp_path: Path, argv: list[str]) -> None:

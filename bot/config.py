@@ -31,6 +31,8 @@ class Section(BaseModel):
 
 
 class RuntimeConfig(Section):
+    """Which venue the bot trades on and the runner's clocks (bot/app.py, bot/runtime/runner.py)."""
+
     venue: str = Field(
         "mock",
         description='"mock" (in-process mock exchange), "ws://HOST:PORT" (websocket mock exchange) '
@@ -48,8 +50,12 @@ class RuntimeConfig(Section):
 
 
 class MarketConfig(Section):
-    spot_symbol: str = "TOKEN/USDT"
-    perp_symbol: str = "TOKEN/USDT:USDT"
+    """The engine's instruments: the spot it quotes and the linear perp it hedges in."""
+
+    spot_symbol: str = Field("TOKEN/USDT", description="ccxt-unified symbol of the quoted spot market")
+    perp_symbol: str = Field(
+        "TOKEN/USDT:USDT", description='ccxt-unified symbol of the hedge perp ("" or unknown: no hedging)'
+    )
 
 
 class QuoterConfig(Section):

@@ -75,8 +75,8 @@ class ToxicityParams:
     markout_exit_bps: float = 1.0  # ... and it stays toxic while below −this
     ofi_window_s: float = 5.0
     ofi_min_trades: int = 5
-    ofi_enter: float = 0.6
-    ofi_exit: float = 0.3
+    ofi_enter: float = 0.5
+    ofi_exit: float = 0.2
     widen_bps: float = 5.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
     skew_bps: float = 2.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
     decay_halflife_s: float = 2.0

@@ -4,15 +4,26 @@ engine: the pure engine alone, fed the mock exchange's event stream on simulated
 timed around `apply` + `requote`). runner: the same through the async runner with the paced
 in-process mock (each batch timed from dequeue to commands handed to the venue).
 Last line of stdout: {"engine": {"p50_us", "p99_us", "p999_us", "events_per_s"}, "runner": {...}}.
-Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10]
+
+The engine section also has, to tell a slow code path from a busy machine:
+- `cpu_p50_us`, `cpu_p99_us`, `cpu_p999_us`: the same book-event samples in thread CPU time, which
+  leaves out the time the OS gave other processes (on a loaded VM the wall-clock p99.9 is mostly
+  that); a tail that shows in CPU time too is the code's own;
+- `by_event`: wall-clock percentiles of apply + requote per event type (fills and cancels do more
+  work than book deltas: hedging, the order diff);
+- `gc`: "on" (default) or "freeze" (`gc.freeze()` after set-up, so the collector no longer walks
+  the start-up objects), and the collections seen during the run.
+Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10] [--gc on|freeze]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import time
+from collections import defaultdict
 
 import numpy as np
 
@@ -24,43 +35,75 @@ from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock_inprocess import InProcessMockVenue
 
 
-def _stats(samples_ns: list[int], wall_s: float, events: int) -> dict[str, float]:
+def _percentiles_us(samples_ns: list[int]) -> dict[str, float]:
     arr = np.asarray(samples_ns, dtype=np.float64) / 1000.0
-    return {
-        "p50_us": round(float(np.percentile(arr, 50)), 2),
-        "p99_us": round(float(np.percentile(arr, 99)), 2),
-        "p999_us": round(float(np.percentile(arr, 99.9)), 2),
-        "events_per_s": round(events / wall_s, 1),
-        "samples": len(samples_ns),
-    }
+    p50, p99, p999 = np.percentile(arr, [50, 99, 99.9])
+    return {"p50_us": round(float(p50), 2), "p99_us": round(float(p99), 2), "p999_us": round(float(p999), 2)}
 
 
-def bench_engine(seconds: float) -> dict[str, float]:
+def _stats(samples_ns: list[int], wall_s: float, events: int) -> dict[str, float]:
+    return {**_percentiles_us(samples_ns), "events_per_s": round(events / wall_s, 1), "samples": len(samples_ns)}
+
+
+class _GcCounter:
+    """Counts collections per generation while installed in gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            self.collections[info["generation"]] += 1
+
+
+def bench_engine(seconds: float, gc_mode: str = "on") -> dict[str, object]:
     settings = load_settings()
     exchange = MockExchange(settings.mock, seed=7, start_ns=0)
     spot = exchange.instruments[settings.market.spot_symbol]
     engine = build_engine(settings, spot, exchange.instruments.get(settings.market.perp_symbol), 0)
+    if gc_mode == "freeze":
+        gc.collect()
+        gc.freeze()
+    counter = _GcCounter()
+    gc.callbacks.append(counter)
     end = int(seconds * 1e9)
     now = 0
     samples: list[int] = []
+    cpu_samples: list[int] = []
+    by_event: defaultdict[str, list[int]] = defaultdict(list)
     events = 0
     engine_ns = 0
-    while now < end:
-        pending = exchange.next_event_ns()
-        now = end if pending is None else max(pending, now)
-        for event in exchange.advance(now):
-            t0 = time.perf_counter_ns()
-            commands = engine.apply(event, now)
-            commands += engine.requote(now)
-            dt = time.perf_counter_ns() - t0
-            engine_ns += dt
-            events += 1
-            if isinstance(event, BookDelta | BookSnapshot):
-                samples.append(dt)
-            for command in commands:
-                exchange.submit(command, now)
-        engine.drain_notes()
-    return _stats(samples, engine_ns / 1e9, events)
+    wall_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
+    try:
+        while now < end:
+            pending = exchange.next_event_ns()
+            now = end if pending is None else max(pending, now)
+            for event in exchange.advance(now):
+                c0 = cpu_ns()
+                t0 = wall_ns()
+                commands = engine.apply(event, now)
+                commands += engine.requote(now)
+                dt = wall_ns() - t0
+                cpu = cpu_ns() - c0
+                engine_ns += dt
+                events += 1
+                by_event[type(event).__name__].append(dt)
+                if isinstance(event, BookDelta | BookSnapshot):
+                    samples.append(dt)
+                    cpu_samples.append(cpu)
+                for command in commands:
+                    exchange.submit(command, now)
+            engine.drain_notes()
+    finally:
+        gc.callbacks.remove(counter)
+        if gc_mode == "freeze":
+            gc.unfreeze()
+    cpu = {f"cpu_{k}": v for k, v in _percentiles_us(cpu_samples).items()}
+    breakdown = {
+        name: {"n": len(v), **_percentiles_us(v)} for name, v in sorted(by_event.items(), key=lambda kv: -len(kv[1]))
+    }
+    gc_info = {"mode": gc_mode, "collections": counter.collections}
+    return {**_stats(samples, engine_ns / 1e9, events), **cpu, "by_event": breakdown, "gc": gc_info}
 
 
 def bench_runner(seconds: float) -> dict[str, float]:
@@ -74,6 +117,7 @@ def bench_runner(seconds: float) -> dict[str, float]:
         def on_command(self, command: object, now_ns: int) -> None: ...
         def on_batch(self, engine: object, now_ns: int, tick_to_quote_us: float) -> None:
             self.samples.append(int(tick_to_quote_us * 1000))
+
         def close(self) -> None: ...
 
     async def go() -> tuple[list[int], int, float]:
@@ -98,8 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=600.0, help="simulated seconds for the engine bench")
     parser.add_argument("--runner-seconds", type=float, default=10.0, help="wall seconds for the runner bench")
+    parser.add_argument("--gc", choices=["on", "freeze"], default="on", help="engine bench: gc.freeze() after set-up")
     args = parser.parse_args()
-    result = {"engine": bench_engine(args.seconds), "runner": bench_runner(args.runner_seconds)}
+    result = {"engine": bench_engine(args.seconds, args.gc), "runner": bench_runner(args.runner_seconds)}
     print(json.dumps(result))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.orders import OrderManager, OrderState
+from bot.core.orders import Order, OrderManager, OrderState
 from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.domain import (
     CancelOrder,
@@ -154,3 +154,59 @@ def test_diff_converges_and_is_idempotent(
         assert om.diff(SYM, desired, 0, 0, 0) == []
         live = {(o.side, o.level): (o.price_ticks, o.open_lots) for o in om.live_orders(SYM)}
         assert live == {(d.side, d.level): (d.price_ticks, d.size_lots) for d in desired}
+
+
+def _new(om: OrderManager, cid: str) -> str:
+    om.place(PlaceOrder(SYM, cid, Side.BUY, 100, 10), level=-1, now_ns=0)
+    return cid
+
+
+def _finish(om: OrderManager, cid: str, how: str) -> None:
+    if how == "fill":
+        om.on_fill(fill(cid, "f-" + cid, 10, 0))
+    elif how == "cancel":
+        om.on_canceled(OrderCanceled(SYM, cid, "requested", 0, 0))
+    else:
+        om.on_rejected(OrderRejected(SYM, cid, "post_only_would_cross", 0, 0))
+
+
+def test_prune_keeps_the_most_recently_finished_orders_and_every_live_one() -> None:
+    om = OrderManager()
+    live = _new(om, "live")
+    for i in range(5):
+        _new(om, f"o{i}")
+    assert om.prune(keep_terminal=2) == 0  # nothing finished yet
+    # finished out of placement order: prune goes by the order in which they finished
+    for cid, how in [("o3", "fill"), ("o0", "cancel"), ("o4", "reject"), ("o1", "fill"), ("o2", "cancel")]:
+        _finish(om, cid, how)
+    _finish(om, "o3", "cancel")  # a late cancel of a filled order does not count it twice
+    assert om.prune(keep_terminal=2) == 3
+    assert set(om.orders) == {live, "o1", "o2"}
+    assert om.prune(keep_terminal=2) == 0  # idempotent
+    assert [o.client_id for o in om.live_orders()] == [live]
+
+
+def test_prune_drops_adopted_terminal_orders_too() -> None:
+    om = OrderManager()
+    _new(om, "a")
+    om.adopt(Order(SYM, "old", Side.SELL, 101, 5, -1, "quote", 0, state=OrderState.CANCELED))
+    _finish(om, "a", "fill")
+    assert om.prune(keep_terminal=1) == 1
+    assert set(om.orders) == {"a"}
+
+
+@given(st.lists(st.sampled_from(["new", "fill", "cancel", "reject"]), max_size=60), st.integers(0, 5))
+def test_prune_never_drops_a_live_order_and_keeps_exactly_the_newest_finished(ops: list[str], keep: int) -> None:
+    om = OrderManager()
+    finished: list[str] = []
+    live: list[str] = []
+    for i, op in enumerate(ops):
+        if op == "new" or not live:
+            live.append(_new(om, f"o{i}"))
+            continue
+        cid = live.pop(0)
+        _finish(om, cid, op)
+        finished.append(cid)
+    om.prune(keep_terminal=keep)
+    assert {o.client_id for o in om.live_orders()} == set(live)
+    assert set(om.orders) == set(live) | set(finished[max(0, len(finished) - keep) :] if keep else [])

@@ -9,11 +9,13 @@ The engine section also has, to tell a slow code path from a busy machine:
 - `cpu_p50_us`, `cpu_p99_us`, `cpu_p999_us`: the same book-event samples in thread CPU time, which
   leaves out the time the OS gave other processes (on a loaded VM the wall-clock p99.9 is mostly
   that); a tail that shows in CPU time too is the code's own;
-- `by_event`: wall-clock percentiles of apply + requote per event type (fills and cancels do more
-  work than book deltas: hedging, the order diff);
+- `by_event`: percentiles of apply + requote per event type, wall clock plus the CPU-time p99
+  (fills, cancels and timers do more work than book deltas: hedging, a full requote);
 - `gc`: "on" (default) or "freeze" (`gc.freeze()` after set-up, so the collector no longer walks
-  the start-up objects), and the collections seen during the run.
-Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10] [--gc on|freeze]
+  the start-up objects), and the collections seen during the run;
+- `timer_ms`: the engine also gets a `Timer` event this often, as from the runner (stale checks,
+  order pruning, hedging on time); `--timer-ms 0` drives it with market events only, as before.
+Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10] [--gc on|freeze] [--timer-ms N]
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import gc
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 
 from bot.app import build_engine
 from bot.config import load_settings
-from bot.domain import BookDelta, BookSnapshot
+from bot.domain import BookDelta, BookSnapshot, Event, Timer
 from bot.runtime.runner import Runner
 from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock_inprocess import InProcessMockVenue
@@ -56,8 +59,25 @@ class _GcCounter:
             self.collections[info["generation"]] += 1
 
 
-def bench_engine(seconds: float, gc_mode: str = "on") -> dict[str, object]:
+def _feed(exchange: MockExchange, end_ns: int, timer_ns: int) -> Iterator[tuple[int, list[Event]]]:
+    """(now, events due by now) on simulated time, with a `Timer` every `timer_ns` as the runner
+    sends (0: none, the bench of earlier sessions)."""
+    now = 0
+    next_timer = timer_ns if timer_ns > 0 else end_ns + 1
+    while now < end_ns:
+        pending = exchange.next_event_ns()
+        target = min(end_ns, next_timer, pending if pending is not None else end_ns)
+        now = max(target, now)
+        events: list[Event] = list(exchange.advance(now))
+        if now >= next_timer:
+            events.append(Timer(now, now))
+            next_timer += timer_ns
+        yield now, events
+
+
+def bench_engine(seconds: float, gc_mode: str = "on", timer_ms: int | None = None) -> dict[str, object]:
     settings = load_settings()
+    timer_ns = (settings.runtime.timer_ms if timer_ms is None else timer_ms) * 1_000_000
     exchange = MockExchange(settings.mock, seed=7, start_ns=0)
     spot = exchange.instruments[settings.market.spot_symbol]
     engine = build_engine(settings, spot, exchange.instruments.get(settings.market.perp_symbol), 0)
@@ -66,19 +86,16 @@ def bench_engine(seconds: float, gc_mode: str = "on") -> dict[str, object]:
         gc.freeze()
     counter = _GcCounter()
     gc.callbacks.append(counter)
-    end = int(seconds * 1e9)
-    now = 0
     samples: list[int] = []
     cpu_samples: list[int] = []
     by_event: defaultdict[str, list[int]] = defaultdict(list)
+    by_event_cpu: defaultdict[str, list[int]] = defaultdict(list)
     events = 0
     engine_ns = 0
     wall_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
     try:
-        while now < end:
-            pending = exchange.next_event_ns()
-            now = end if pending is None else max(pending, now)
-            for event in exchange.advance(now):
+        for now, due in _feed(exchange, int(seconds * 1e9), timer_ns):
+            for event in due:
                 c0 = cpu_ns()
                 t0 = wall_ns()
                 commands = engine.apply(event, now)
@@ -88,6 +105,7 @@ def bench_engine(seconds: float, gc_mode: str = "on") -> dict[str, object]:
                 engine_ns += dt
                 events += 1
                 by_event[type(event).__name__].append(dt)
+                by_event_cpu[type(event).__name__].append(cpu)
                 if isinstance(event, BookDelta | BookSnapshot):
                     samples.append(dt)
                     cpu_samples.append(cpu)
@@ -100,10 +118,12 @@ def bench_engine(seconds: float, gc_mode: str = "on") -> dict[str, object]:
             gc.unfreeze()
     cpu = {f"cpu_{k}": v for k, v in _percentiles_us(cpu_samples).items()}
     breakdown = {
-        name: {"n": len(v), **_percentiles_us(v)} for name, v in sorted(by_event.items(), key=lambda kv: -len(kv[1]))
+        name: {"n": len(v), **_percentiles_us(v), "cpu_p99_us": _percentiles_us(by_event_cpu[name])["p99_us"]}
+        for name, v in sorted(by_event.items(), key=lambda kv: -len(kv[1]))
     }
     gc_info = {"mode": gc_mode, "collections": counter.collections}
-    return {**_stats(samples, engine_ns / 1e9, events), **cpu, "by_event": breakdown, "gc": gc_info}
+    stats = _stats(samples, engine_ns / 1e9, events)
+    return {**stats, **cpu, "timer_ms": timer_ns // 1_000_000, "by_event": breakdown, "gc": gc_info}
 
 
 def bench_runner(seconds: float) -> dict[str, float]:
@@ -143,8 +163,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0, help="simulated seconds for the engine bench")
     parser.add_argument("--runner-seconds", type=float, default=10.0, help="wall seconds for the runner bench")
     parser.add_argument("--gc", choices=["on", "freeze"], default="on", help="engine bench: gc.freeze() after set-up")
+    parser.add_argument(
+        "--timer-ms", type=int, default=None, help="engine bench: Timer period (default runtime.timer_ms; 0 = none)"
+    )
     args = parser.parse_args()
-    result = {"engine": bench_engine(args.seconds, args.gc), "runner": bench_runner(args.runner_seconds)}
+    engine = bench_engine(args.seconds, args.gc, args.timer_ms)
+    result = {"engine": engine, "runner": bench_runner(args.runner_seconds)}
     print(json.dumps(result))
 
 

@@ -398,3 +398,35 @@ def test_invariants(operations: list[tuple]) -> None:  # type: ignore[type-arg]
         for order in ex.orders.values():
             assert 0 <= order.queue_ahead_lots <= max(order.level_lots, 0)
             assert 0 < order.leaves_lots <= order.size_lots
+
+
+@settings(max_examples=200)
+@given(ops)
+def test_a_book_applied_by_the_caller_gives_the_same_events_as_on_market(operations: list[tuple]) -> None:  # type: ignore[type-arg]
+    """The replay applies each update to the book it shares with the venue: `advance`, apply, then
+    `on_book_applied` must be `on_market` exactly, latency included (arrivals meet the book as it was)."""
+    own, shared = venue(order_latency_ns=2, report_latency_ns=1), venue(order_latency_ns=2, report_latency_ns=1)
+    now = 0
+    for op in operations:
+        now += 1
+        if op[0] == "place":
+            _, side, price, size, kind = op
+            cmd = PlaceOrder(SYM, f"o{now}", side, price, size, kind, post_only=kind is OrderType.LIMIT)
+            own.submit(cmd, now)
+            shared.submit(cmd, now)
+            continue
+        if op[0] == "cancel":
+            own.submit(CancelOrder(SYM, f"o{op[1]}"), now)
+            shared.submit(CancelOrder(SYM, f"o{op[1]}"), now)
+            continue
+        if op[0] == "trade":
+            event: TradePrint | BookDelta = trade(op[1], op[2], op[3])
+            assert own.on_market(event, now) == shared.on_market(event, now)
+            continue
+        price = 99 - op[2] if op[1] is Side.BUY else 101 + op[2]
+        event = level(own, op[1], price, op[3])
+        expected = own.on_market(event, now)
+        got = shared.advance(now)
+        shared.on_book_applied(event, shared.book.apply(event).changed)
+        assert got == expected
+        assert shared.orders == own.orders  # queue positions included

@@ -161,8 +161,13 @@ class EngineDriver:
     def __call__(self, event: Event, now_ns: int) -> list[Command]:
         self.now_ns = now_ns
         self.events += 1
-        commands = self.engine.apply(event, now_ns) + self.engine.requote(now_ns)
-        self.log_notes()
+        engine = self.engine
+        commands = engine.apply(event, now_ns)
+        requoted = engine.requote(now_ns)  # mostly nothing: the top of book did not move
+        if requoted:
+            commands = commands + requoted
+        if engine.notes:  # most events leave no note: skip draining an empty list
+            self.log_notes()
         return commands
 
     def log_notes(self) -> None:
@@ -179,7 +184,8 @@ def run_session(
 ) -> dict[str, Any]:
     """Replay `plan` through the bot; returns (and logs) the session summary. `book_depth`: the book
     levels per side the engine is handed (`bot.venues.replay.TopOfBook`; None: every update whole)."""
-    log = get_logger("mmbot.replay")
+    # bound once: the lazy proxy `get_logger` returns rebuilds its logger on every call (~7k lines here)
+    log = get_logger("mmbot.replay").bind()
     wall0 = time.perf_counter()
     source = ReplaySource(plan.paths, plan.file_instruments)
     executions = make_executions(source.instruments, settings.replay)

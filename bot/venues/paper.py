@@ -34,6 +34,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass
+from typing import Final
 
 from bot.core.book import OrderBook
 from bot.domain import (
@@ -58,6 +59,9 @@ from bot.domain import (
     Side,
     TradePrint,
 )
+
+IDLE_NS: Final = 1 << 62
+"""`PaperExecution.wake_ns` when nothing is pending."""
 
 
 @dataclass(slots=True)
@@ -102,6 +106,9 @@ class PaperExecution:
         self.filled_lots = 0  # total of all our fills, both sides
         self._inbox: list[tuple[int, int, Command]] = []  # (arrival ns, seq, command)
         self._outbox: list[tuple[int, int, Event]] = []  # (delivery ns, seq, event)
+        self.wake_ns = IDLE_NS
+        """When the next command arrives or the next answer is due (`IDLE_NS`: nothing pending). Read it to
+        skip `advance` when nothing can happen: a replay asks on every public event, and mostly nothing is."""
         self._seq = itertools.count()
         self._order_ids = itertools.count(1)
         self._fill_ids = itertools.count(1)
@@ -115,17 +122,21 @@ class PaperExecution:
         symbol = getattr(command, "symbol", None)
         if symbol is not None and symbol != self.symbol:
             raise ValueError(f"{self.symbol}: command for another symbol: {command!r}")
-        heapq.heappush(self._inbox, (now_ns + self.order_latency_ns, next(self._seq), command))
+        arrival_ns = now_ns + self.order_latency_ns
+        heapq.heappush(self._inbox, (arrival_ns, next(self._seq), command))
+        if arrival_ns < self.wake_ns:
+            self.wake_ns = arrival_ns
 
     def on_market(self, event: Event, now_ns: int) -> list[Event]:
         """Feed a public event at `now_ns`; returns our events due by then (acks, fills, ...)."""
-        self._process_arrivals(now_ns)
+        if now_ns >= self.wake_ns:
+            self._process_arrivals(now_ns)
         if type(event) is TradePrint:
             if event.symbol == self.symbol and self.orders:
                 self._on_trade(event, now_ns)
         elif isinstance(event, BookDelta | BookSnapshot):
             self.on_book_applied(event, self.book.apply(event).changed)
-        return self._due(now_ns)
+        return self._due(now_ns) if now_ns >= self.wake_ns else []
 
     def on_book_applied(self, event: BookDelta | BookSnapshot, changed: bool) -> None:
         """For a caller that applies the public book updates to `self.book` itself (the replay applies each
@@ -138,13 +149,14 @@ class PaperExecution:
 
     def advance(self, now_ns: int) -> list[Event]:
         """Let time pass: commands that arrive by `now_ns` are executed; returns events due by then."""
+        if now_ns < self.wake_ns:
+            return []
         self._process_arrivals(now_ns)
         return self._due(now_ns)
 
     def next_due_ns(self) -> int | None:
         """When the next command arrives or the next answer is due (None when nothing is pending)."""
-        times = [queue[0][0] for queue in (self._inbox, self._outbox) if queue]
-        return min(times) if times else None
+        return None if self.wake_ns == IDLE_NS else self.wake_ns
 
     def open_orders(self) -> list[OpenOrder]:
         return [
@@ -158,6 +170,8 @@ class PaperExecution:
 
     def _process_arrivals(self, now_ns: int) -> None:
         inbox = self._inbox
+        if not inbox or inbox[0][0] > now_ns:
+            return
         while inbox and inbox[0][0] <= now_ns:
             at_ns, _, command = heapq.heappop(inbox)
             if type(command) is PlaceOrder:
@@ -169,6 +183,7 @@ class PaperExecution:
                     self._cancel(client_id, at_ns)
             else:
                 assert isinstance(command, RequestSnapshot)  # market data: not the execution's business
+        self._rewake()
 
     def _place(self, cmd: PlaceOrder, at_ns: int) -> None:
         reason = self._refusal(cmd)
@@ -339,7 +354,10 @@ class PaperExecution:
         return at_ns + self.report_latency_ns
 
     def _emit(self, event: Event, at_ns: int) -> None:
-        heapq.heappush(self._outbox, (self._deliver(at_ns), next(self._seq), event))
+        delivery_ns = self._deliver(at_ns)
+        heapq.heappush(self._outbox, (delivery_ns, next(self._seq), event))
+        if delivery_ns < self.wake_ns:
+            self.wake_ns = delivery_ns
 
     def _due(self, now_ns: int) -> list[Event]:
         outbox = self._outbox
@@ -348,7 +366,12 @@ class PaperExecution:
         out = []
         while outbox and outbox[0][0] <= now_ns:
             out.append(heapq.heappop(outbox)[2])
+        self._rewake()
         return out
+
+    def _rewake(self) -> None:
+        inbox, outbox = self._inbox, self._outbox
+        self.wake_ns = min(inbox[0][0] if inbox else IDLE_NS, outbox[0][0] if outbox else IDLE_NS)
 
 
 def update_queue(order: PaperOrder, level_lots: int) -> None:

@@ -90,6 +90,20 @@ async def test_round_trip_orders_fills_and_reconciliation() -> None:
             assert server.exchange.positions()[SPOT] == 10
 
 
+async def test_connect_twice_keeps_one_subscription() -> None:
+    """The composition root connects to read the instruments, the runner connects again on start: a
+    second socket would be a second subscriber that nobody reads (and a second snapshot per symbol)."""
+    async with MockExchangeServer(quiet_config(), port=0) as server:
+        venue = WsMockVenue(server.url)
+        await venue.connect()
+        await venue.connect()
+        async with streaming(venue) as events:
+            await wait_for(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == PERP)
+            await venue.positions()  # a round trip: anything queued before it has been delivered
+            assert sum(isinstance(e, BookSnapshot) for e in events) == 2
+            assert len(server._subscribers) == 1
+
+
 async def test_feed_is_contiguous_and_disconnect_fault_reconnects_and_resyncs() -> None:
     async with MockExchangeServer(MockExchangeConfig(), port=0, speed=5.0) as server:
         venue = WsMockVenue(server.url, backoff_base_s=0.05, backoff_cap_s=0.2)

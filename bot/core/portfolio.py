@@ -29,6 +29,7 @@ not a definition.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -128,6 +129,10 @@ class _Attribution:
     lp_fees: float = 0.0
 
 
+MAX_REMEMBERED_FILLS = 100_000
+"""Fill ids the portfolio remembers to drop a duplicate (see `Portfolio.on_fill`)."""
+
+
 class Portfolio:
     """Positions and PnL of one session. Feed it every fill and funding event (duplicates are
     dropped) and fresh marks; read `net_delta_base()` and `pnl()`.
@@ -146,7 +151,11 @@ class Portfolio:
         self.positions: dict[str, Position] = {i.symbol: Position(i) for i in instruments}
         self.options = tuple(options)
         self.lp = lp
+        # fill ids already booked, the last MAX_REMEMBERED_FILLS of them: duplicates arrive soon after
+        # the original (a venue's replay after a reconnect is at most a few thousand), and an unbounded
+        # set grew by ~150 bytes a fill forever (the 24-hour soak's memory check)
         self._seen_fills: set[tuple[str, str]] = set()
+        self._seen_order: deque[tuple[str, str]] = deque()
         self._seen_funding: set[tuple[str, int]] = set()
         self._under = _Underlying()
         self._attr = _Attribution()
@@ -163,6 +172,9 @@ class Portfolio:
         if pos is None or key in self._seen_fills or fill.size_lots <= 0:
             return False
         self._seen_fills.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > MAX_REMEMBERED_FILLS:
+            self._seen_fills.discard(self._seen_order.popleft())
         price_px = pos.instrument.price(fill.price_ticks)
         size_base = pos.instrument.size(fill.size_lots)
         pos.apply(fill.side, fill.size_lots, price_px)

@@ -48,7 +48,7 @@ from bot.domain import (
 
 NS_PER_S = 1_000_000_000
 MAX_RECORDS = 200  # violation records kept in the report (all are counted)
-RECENT_FILLS = 100_000  # delivered fill ids remembered to recognise a duplicate delivery
+RECENT_FILLS = 10_000  # delivered fill ids remembered to recognise a duplicate (the mock repeats at once)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,16 +29,7 @@ from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
 from bot.logs import bind_context, configure_logging, get_logger
 from bot.venues.binance import BookTicker, infer_instrument
-from bot.venues.replay import (
-    ENGINE_BOOK_DEPTH,
-    ReplaySource,
-    finish_replay,
-    make_executions,
-    pace,
-    parse_speed,
-    replay_stats,
-    run_replay,
-)
+from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
 NS_PER_MS = 1_000_000
 # summary fields that depend on the machine and its load, not on the replayed data
@@ -180,14 +171,14 @@ def run_session(
     plan: ReplayPlan,
     speed: float | None,
     progress: TextIO | None = None,
-    book_depth: int | None = ENGINE_BOOK_DEPTH,
+    decode_tickers: bool = False,
 ) -> dict[str, Any]:
-    """Replay `plan` through the bot; returns (and logs) the session summary. `book_depth`: the book
-    levels per side the engine is handed (`bot.venues.replay.TopOfBook`; None: every update whole)."""
+    """Replay `plan` through the bot; returns (and logs) the session summary. `decode_tickers`: decode
+    the bookTicker lines too, which the bot does not use (for the benchmark's every-line figure)."""
     # bound once: the lazy proxy `get_logger` returns rebuilds its logger on every call (~7k lines here)
     log = get_logger("mmbot.replay").bind()
     wall0 = time.perf_counter()
-    source = ReplaySource(plan.paths, plan.file_instruments)
+    source = ReplaySource(plan.paths, plan.file_instruments, tickers=decode_tickers)
     executions = make_executions(source.instruments, settings.replay)
     stream: Iterator[tuple[int, Event | BookTicker]] = iter(source)
     first = next(stream, None)
@@ -212,7 +203,7 @@ def run_session(
     )
     stop_reason = "replay_finished"
     try:
-        run_replay(stream, executions, driver, timer_ns=settings.runtime.timer_ms * NS_PER_MS, book_depth=book_depth)
+        run_replay(stream, executions, driver, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
     except KeyboardInterrupt:  # Ctrl-C: stop where we are, cancel, and still summarise
         stop_reason = "interrupted"
     if bar is not None:

@@ -135,17 +135,10 @@ class PaperExecution:
             if event.symbol == self.symbol and self.orders:
                 self._on_trade(event, now_ns)
         elif isinstance(event, BookDelta | BookSnapshot):
-            self.on_book_applied(event, self.book.apply(event).changed)
+            changed = self.book.apply(event).changed
+            if changed and self.orders:
+                self._on_book_change(event)
         return self._due(now_ns) if now_ns >= self.wake_ns else []
-
-    def on_book_applied(self, event: BookDelta | BookSnapshot, changed: bool) -> None:
-        """For a caller that applies the public book updates to `self.book` itself (the replay applies each
-        update once, to the one full book it shares with this venue): `event` has just been applied and
-        `changed` says whether it changed the book; the queues at our prices follow it. Call
-        `advance(now_ns)` *before* applying the update, so that orders arriving by then meet the book as
-        it was, exactly as `on_market` does."""
-        if changed and self.orders:
-            self._on_book_change(event)
 
     def advance(self, now_ns: int) -> list[Event]:
         """Let time pass: commands that arrive by `now_ns` are executed; returns events due by then."""

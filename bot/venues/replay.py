@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ReplayConfig
-from bot.core.book import BookStatus, OrderBook
+from bot.core.book import OrderBook
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -42,7 +42,6 @@ from bot.domain import (
     FeedStatus,
     Instrument,
     InstrumentKind,
-    Level,
     OpenOrder,
     RequestSnapshot,
     Timer,
@@ -53,10 +52,6 @@ from bot.venues.paper import PaperExecution
 
 _NS_PER_MS = 1_000_000
 _TIME_AND_EVENT = operator.itemgetter(0, 3)  # (now ns, file index, line number, event) -> (now ns, event)
-ENGINE_BOOK_DEPTH = 1
-"""Book levels per side the engine is handed in a replay (`TopOfBook`): it reads only the best bid and
-ask (bot/core/engine.py: mid, σ, the quote ladder's post-only snap, the hedger's prices). None in
-`run_replay(book_depth=...)` hands it every update whole, as before."""
 
 
 class ReplaySource:
@@ -175,98 +170,6 @@ def make_executions(instruments: Mapping[str, Instrument], config: ReplayConfig)
     return out
 
 
-class TopOfBook:
-    """One symbol's full book, applied once per update, and the top `depth` levels of each side that the
-    engine is handed instead of the whole update.
-
-    `apply(event)` applies a synced snapshot or delta to `book` (in a replay: the simulated venue's book,
-    shared with it, which needs every level for the queues at our prices and for taker walks) and returns
-    `(changed, engine_event)`. `engine_event` keeps the update's sequence numbers and times; its levels
-    are the changes of the top `depth` levels (a snapshot: the top `depth` levels). So the engine's book
-    is, after every update, exactly the top `depth` levels of the full book, at the same `seq` and with
-    the same status (applied, gap, crossed, stale, ...): a delta that does not touch the top reaches the
-    engine with no levels, and it still sees the feed alive and the same sequence checks. Only an update
-    the full book rejects as invalid input is handed on whole, so it invalidates the engine's book the
-    same way (both then wait for a snapshot, which resets the view).
-    """
-
-    __slots__ = ("_asks", "_bids", "book", "depth")
-
-    def __init__(self, book: OrderBook, depth: int = ENGINE_BOOK_DEPTH) -> None:
-        if depth < 1:
-            raise ValueError("depth must be >= 1")
-        self.book = book
-        self.depth = depth
-        self._bids: list[Level] = []  # the top levels last handed on: the engine's book holds exactly these
-        self._asks: list[Level] = []
-
-    def apply(self, event: BookSnapshot | BookDelta) -> tuple[bool, BookSnapshot | BookDelta]:
-        book = self.book
-        status = book.apply(event).status
-        if status is BookStatus.APPLIED or status is BookStatus.SNAPSHOT or status is BookStatus.CROSSED:
-            # the update's levels are in the full book (crossed: applied, then found crossed)
-            bids = book.top_bids(self.depth)
-            asks = book.top_asks(self.depth)
-            out: BookSnapshot | BookDelta
-            if isinstance(event, BookDelta):
-                out = BookDelta(
-                    event.symbol,
-                    event.first_seq,
-                    event.last_seq,
-                    () if bids == self._bids else _changes(self._bids, bids),
-                    () if asks == self._asks else _changes(self._asks, asks),
-                    event.ts_venue_ns,
-                    event.ts_recv_ns,
-                    event.prev_seq,
-                )
-            else:
-                out = BookSnapshot(
-                    event.symbol, event.seq, tuple(bids), tuple(asks), event.ts_venue_ns, event.ts_recv_ns
-                )
-            self._bids = bids
-            self._asks = asks
-            return status is not BookStatus.CROSSED, out
-        if status is BookStatus.INVALID_INPUT or status is BookStatus.WRONG_SYMBOL or not isinstance(event, BookDelta):
-            return False, event  # whole: it breaks (or misses) the engine's book exactly as the full one
-        # gap, stale, unsynced, or the book already invalid: nothing applied, the sequence numbers tell
-        empty = BookDelta(
-            event.symbol, event.first_seq, event.last_seq, (), (), event.ts_venue_ns, event.ts_recv_ns, event.prev_seq
-        )
-        return False, empty
-
-
-def _changes(old: list[Level], new: list[Level]) -> tuple[Level, ...]:
-    """The levels that turn the top `old` into the top `new`: set or changed, and deleted (size 0)."""
-    before = dict(old)
-    after = dict(new)
-    out = [(price, size) for price, size in new if before.get(price) != size]
-    out.extend((price, 0) for price, _ in old if price not in after)
-    return tuple(out)
-
-
-class _Fanout:
-    """Hands each public event to its symbol's simulated venue and returns what the engine gets: the event
-    itself, or for a book update the `TopOfBook` view of it (`depth` None: the whole update)."""
-
-    def __init__(self, executions: Mapping[str, PaperExecution], depth: int | None) -> None:
-        self.executions = executions
-        self.views = {} if depth is None else {s: TopOfBook(e.book, depth) for s, e in executions.items()}
-
-    def __call__(self, market: Event, now_ns: int) -> tuple[Event, list[Event]]:
-        """(the engine's event, our events due by `now_ns`)."""
-        symbol = getattr(market, "symbol", "")
-        execution = self.executions.get(symbol)
-        if execution is None:
-            return market, []
-        view = self.views.get(symbol)
-        if view is None or not (type(market) is BookDelta or type(market) is BookSnapshot):
-            return market, execution.on_market(market, now_ns)
-        ours = execution.advance(now_ns)  # orders arriving by now meet the book before this update
-        changed, engine_event = view.apply(market)
-        execution.on_book_applied(market, changed)
-        return engine_event, ours
-
-
 def _route(executions: Mapping[str, PaperExecution], command: Command, now_ns: int) -> None:
     """Send a command to the simulated venue(s) it concerns; snapshot requests are not theirs."""
     if isinstance(command, RequestSnapshot):
@@ -296,16 +199,13 @@ def run_replay(
     executions: Mapping[str, PaperExecution],
     on_event: Callable[[Event, int], Iterable[Command]],
     timer_ns: int | None = None,
-    book_depth: int | None = ENGINE_BOOK_DEPTH,
 ) -> int:
     """Deterministic replay: every event (public, then ours) goes to `on_event(event, now_ns)`, whose
     commands go to the simulated venues at that time. With `timer_ns`, a `Timer` is delivered each
     time the replay clock crosses a multiple of it (as the runner's timer does on the wall clock).
-    Each book update is applied once, to the simulated venue's full book, and `on_event` gets its top
-    `book_depth` levels (`TopOfBook`; None: the whole update). Returns the number of events delivered."""
+    Returns the number of events delivered."""
     delivered = 0
     next_timer_ns: int | None = None
-    fanout = _Fanout(executions, book_depth)
 
     def deliver(event: Event, now_ns: int) -> None:
         nonlocal delivered
@@ -326,8 +226,9 @@ def run_replay(
                 next_timer_ns += timer_ns
         for event in _due(executions, now_ns - 1):  # answers due before this market event
             deliver(event, event.ts_recv_ns)
-        public, ours = fanout(market, now_ns)
-        deliver(public, now_ns)
+        execution = executions.get(getattr(market, "symbol", ""))
+        ours = execution.on_market(market, now_ns) if execution is not None else []
+        deliver(market, now_ns)
         for event in ours:
             deliver(event, now_ns)
     return delivered
@@ -413,7 +314,6 @@ class ReplayVenue:
         speed: float | None = None,
         instruments: Sequence[Instrument] | None = None,
         wake_s: float = 0.01,
-        book_depth: int | None = ENGINE_BOOK_DEPTH,
     ) -> None:
         if speed is not None and not speed > 0:
             raise ValueError("speed must be > 0 (or None for as fast as possible)")
@@ -421,7 +321,6 @@ class ReplayVenue:
         self.config = config or ReplayConfig()
         self.speed = speed
         self.wake_s = wake_s  # at a finite speed: longest wall sleep before delivering due answers
-        self.book_depth = book_depth  # book levels per side streamed (`TopOfBook`); None: every update whole
         self._given_instruments = instruments
         self._source: ReplaySource | None = None
         self.executions: dict[str, PaperExecution] = {}
@@ -446,7 +345,6 @@ class ReplayVenue:
         loop = asyncio.get_running_loop()
         wall0 = loop.time()
         first_ns: int | None = None
-        fanout = _Fanout(self.executions, self.book_depth)
         for now_ns, market in self._source:
             if isinstance(market, BookTicker):
                 continue
@@ -457,8 +355,9 @@ class ReplayVenue:
             for event in _due(self.executions, now_ns - 1):
                 sink(event)
             self._now_ns = now_ns
-            public, ours = fanout(market, now_ns)
-            sink(public)
+            execution = self.executions.get(getattr(market, "symbol", ""))
+            ours = execution.on_market(market, now_ns) if execution is not None else []
+            sink(market)
             for event in ours:
                 sink(event)
             if self.speed is None:

@@ -182,6 +182,28 @@ def test_run_replay_delivers_timers_on_the_replay_clock(tmp_path: Path) -> None:
     assert len(timer_times) == pytest.approx(market_span_ns / 1e9, abs=1.5)
 
 
+def test_an_order_arriving_with_a_book_update_meets_the_book_before_it() -> None:
+    """Our bid reaches the venue at t=5, when a delta adds 20 lots behind the 10 at its price: it joins
+    behind 10 (the book before the update), so a print of 10 then 1 fills it; joining behind 30 (the
+    book after the update) would not fill it."""
+    inst = Instrument("X/USDT", InstrumentKind.SPOT, "X", "USDT", 1.0, 1.0)
+    executions = make_executions({inst.symbol: inst}, ReplayConfig(order_latency_ms=5e-6, report_latency_ms=0))
+    stream: list[tuple[int, Event]] = [
+        (0, BookSnapshot(inst.symbol, 1, ((99, 10),), ((101, 10),), 0, 0)),
+        (5, BookDelta(inst.symbol, 2, 2, ((99, 30),), (), 5, 5)),
+        (6, TradePrint(inst.symbol, 99, 10, Side.SELL, "t1", 6, 6)),
+        (7, TradePrint(inst.symbol, 99, 1, Side.SELL, "t2", 7, 7)),
+    ]
+    seen: list[Event] = []
+
+    def strategy(event: Event, now_ns: int) -> list[Command]:
+        seen.append(event)
+        return [PlaceOrder(inst.symbol, "b", Side.BUY, 99, 1)] if isinstance(event, BookSnapshot) else []
+
+    run_replay(stream, executions, strategy)
+    assert [e.size_lots for e in seen if isinstance(e, OrderFilled)] == [1]
+
+
 async def collect(venue: ReplayVenue, on_event=None) -> list[Event]:  # type: ignore[no-untyped-def]
     """Run `stream` as the runner would; `on_event` may return commands, executed at once."""
     queue: asyncio.Queue[Event] = asyncio.Queue()

@@ -142,6 +142,11 @@ class Engine:
         self.stopping = False
         self._dirty = True
         self._last_top: tuple[int | None, int | None] = (None, None)  # spot best bid/ask last requoted on
+        # equity is read on every requote but changes only with the portfolio or a mid: cache it on both
+        self._pnl_version = 0
+        self._underlying_mark = (math.nan, 0)  # (spot mid, time) the calls and pool were last valued at
+        self._equity_key: tuple[int, float | None, float | None] | None = None
+        self._equity_quote = 0.0
         self._last_desired: tuple[DesiredOrder, ...] = ()
         self._last_band_base = params.hedge.band_base
 
@@ -189,6 +194,7 @@ class Engine:
             return []
         if isinstance(event, FundingPaid):
             self.portfolio.on_funding(event)
+            self._pnl_version += 1
             return []
         if isinstance(event, FeedStatus):
             return self._on_feed_status(event, now_ns)
@@ -246,6 +252,7 @@ class Engine:
         if self.p.lp_volume_ratio > 0.0:
             notional = self.spot.notional(event.price_ticks, event.size_lots)
             self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
+            self._pnl_version += 1
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
         hedger = self.hedger
@@ -261,6 +268,7 @@ class Engine:
         if result.order is None:
             self.stats.unknown_fills += 1
         self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=False)
+        self._pnl_version += 1
         if instrument is self.spot:
             self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
         notional = instrument.notional(event.price_ticks, event.size_lots)
@@ -300,6 +308,7 @@ class Engine:
         if not self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=True):
             self.stats.duplicate_fills += 1
             return []
+        self._pnl_version += 1
         hedge_fill = hedger.on_fill(event, now_ns)
         self.stats.hedge_fills += 1
         self.stats.fees_quote += event.fee_quote
@@ -410,6 +419,7 @@ class Engine:
             px = (entry_px or {}).get(symbol, math.nan)
             if px > 0.0:
                 self.portfolio.seed_position(symbol, lots, px)
+                self._pnl_version += 1
             else:
                 self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
         self._dirty = True
@@ -419,6 +429,7 @@ class Engine:
         mid = self._mid_px(symbol)
         if mid == mid:
             self.portfolio.seed_position(symbol, lots, mid)
+            self._pnl_version += 1
         else:
             self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
         self._dirty = True
@@ -464,9 +475,15 @@ class Engine:
             pending = self._pending_seeds.pop(symbol, 0)
             if pending:
                 self.portfolio.seed_position(symbol, pending, mid)
+                self._pnl_version += 1
             self.portfolio.mark(symbol, mid)
             if symbol == self.spot.symbol and (self.p.options or self.p.lp is not None):
-                self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
+                # the calls move with the mid and, slowly, with time: revalue on a new mid or each second
+                last_px, last_ns = self._underlying_mark
+                if mid != last_px or now_ns - last_ns >= NS_PER_S:
+                    self._underlying_mark = (mid, now_ns)
+                    self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
+                    self._pnl_version += 1
 
     def _option_vol_annual(self, spot_px: float) -> float:
         if self.p.option_vol_annual is not None:
@@ -530,15 +547,10 @@ class Engine:
     def _evaluate_risk(self, book: OrderBook, theo: TheoQuote, now_ns: int) -> RiskDecision:
         tick = self.spot.tick_size
         mid_ticks = book.mid_ticks
-        live_bid = live_ask = math.nan
-        for order in self.orders.live_orders(self.spot.symbol, tag="quote"):
-            px = order.price_ticks * tick
-            if order.side is Side.BUY:
-                live_bid = px if not live_bid >= px else live_bid
-            else:
-                live_ask = px if not live_ask <= px else live_ask
+        mid_px = mid_ticks * tick if mid_ticks is not None else math.nan
+        live_bid, live_ask, bid_depth, ask_depth = self._live_quotes(mid_px)
         inputs = RiskInputs(
-            mid_px=mid_ticks * tick if mid_ticks is not None else math.nan,
+            mid_px=mid_px,
             inventory_base=self.inventory_base() - self.p.quote.inventory_target_base,
             equity_quote=self.equity_quote(),
             sigma_short_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
@@ -547,8 +559,8 @@ class Engine:
             reference_px=self._reference_px(),
             live_bid_px=live_bid,
             live_ask_px=live_ask,
-            live_bid_depth_quote=self._live_depth_quote(Side.BUY),
-            live_ask_depth_quote=self._live_depth_quote(Side.SELL),
+            live_bid_depth_quote=bid_depth,
+            live_ask_depth_quote=ask_depth,
             theo_bid_px=theo.bid_px,
             theo_ask_px=theo.ask_px,
         )
@@ -564,12 +576,26 @@ class Engine:
             return math.nan
         return self.mark_ticks * self.p.perp.tick_size
 
-    def _live_depth_quote(self, side: Side) -> float:
-        return sum(
-            self.spot.notional(o.price_ticks, o.open_lots)
-            for o in self.orders.live_orders(self.spot.symbol, tag="quote")
-            if o.side is side and o.state is not OrderState.PENDING_NEW
-        )
+    def _live_quotes(self, mid_px: float) -> tuple[float, float, float, float]:
+        """Our best resting bid and ask (NaN: none) and our acked depth per side within the
+        obligation's band around mid (all of it when there is no obligation), in one pass."""
+        obligation = self.p.risk.obligation
+        low, high = obligation.band_px(mid_px) if obligation is not None and mid_px == mid_px else (0.0, math.inf)
+        tick = self.spot.tick_size
+        best_bid = best_ask = math.nan
+        bid_depth = ask_depth = 0.0
+        for order in self.orders.live_orders(self.spot.symbol, tag="quote"):
+            px = order.price_ticks * tick
+            counted = order.state is not OrderState.PENDING_NEW and low <= px <= high
+            if order.side is Side.BUY:
+                best_bid = px if not best_bid >= px else best_bid
+                if counted:
+                    bid_depth += self.spot.notional(order.price_ticks, order.open_lots)
+            else:
+                best_ask = px if not best_ask <= px else best_ask
+                if counted:
+                    ask_depth += self.spot.notional(order.price_ticks, order.open_lots)
+        return best_bid, best_ask, bid_depth, ask_depth
 
     def _desired_quotes(
         self, book: OrderBook, inputs: MarketInputs, theo: TheoQuote, decision: RiskDecision
@@ -667,11 +693,20 @@ class Engine:
 
     def equity_quote(self) -> float:
         """Session PnL of the whole portfolio (spot, perp, calls, pool) at the latest marks."""
-        for symbol in self.books:
-            mid = self._mid_px(symbol)
-            if mid == mid:
-                self.portfolio.mark(symbol, mid)
-        return self.portfolio.pnl().total_quote
+        perp = self.p.perp
+        key = (
+            self._pnl_version,
+            self.books[self.spot.symbol].mid_ticks,
+            self.books[perp.symbol].mid_ticks if perp is not None else None,
+        )
+        if key != self._equity_key:
+            for symbol in self.books:
+                mid = self._mid_px(symbol)
+                if mid == mid:
+                    self.portfolio.mark(symbol, mid)
+            self._equity_key = key
+            self._equity_quote = self.portfolio.pnl().total_quote
+        return self._equity_quote
 
     def summary(self, now_ns: int) -> dict[str, Any]:
         return {

@@ -9,13 +9,11 @@ may be shared: the CPU figure is the steadier one):
 3. the full bot exactly as `mmbot replay --speed max` runs it (`run_session`: parse + sync, the
    simulated venues, the engine, its JSON log lines rendered to /dev/null), as the bot reads, and
    (4) with every line decoded;
-5. with `--whole-book`: the full bot with the engine handed every book update whole, as before the
-   top-of-book hand-off (`run_session(book_depth=None)`), for comparison;
-6. with `--stages`: where the full bot's CPU time goes, by adding one stage at a time: the source
+5. with `--stages`: where the full bot's CPU time goes, by adding one stage at a time: the source
    (read, gunzip, decode, convert, sync, merge), + the replay loop and simulated venues (with a strategy
    that sends nothing), + the engine (its notes dropped), + logging the notes.
 
-    .venv/bin/python bench/replay_throughput.py [FILES...] [--repeat N] [--no-engine] [--whole-book] [--stages]
+    .venv/bin/python bench/replay_throughput.py [FILES...] [--repeat N] [--no-engine] [--stages]
 
 Default files: the bundled BTCUSDT spot + USD-M pair (tests/data/binance/). The instruments are inferred
 once, before timing (`infer_s`), as `mmbot replay` does before it starts. Prints JSON lines; the last one
@@ -134,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
     parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs of each figure")
     parser.add_argument("--no-engine", action="store_true", help="skip the full-bot figures")
-    parser.add_argument("--whole-book", action="store_true", help="also: the engine handed every update whole")
     parser.add_argument("--stages", action="store_true", help="also: the full bot's CPU time stage by stage")
     args = parser.parse_args(argv)
     load_1m = os.getloadavg()[0]
@@ -175,14 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 meets_target=messages / bot_s >= TARGET_MSGS_PER_S,  # wall clock: needs an idle core
                 meets_target_cpu=messages / bot_cpu_s >= TARGET_MSGS_PER_S,  # per CPU second of this process
             )
-            if args.whole_book:
-                whole_s, whole_cpu_s, whole = timed(
-                    lambda: run_session(settings, plan, None, book_depth=None), args.repeat
-                )
-                out.update(rates("engine_whole_book_", messages, whole_s, whole_cpu_s))
-                out["whole_book_same_summary"] = all(
-                    whole[k] == summary[k] for k in ("fills", "hedges", "pnl", "quotes", "events")
-                )
             if args.stages:
                 cumulative = {name: timed(run, args.repeat)[1] for name, run in stage_runs(plan, settings).items()}
                 previous = 0.0

@@ -71,7 +71,10 @@ class RecordingMockExchange(MockExchange):
 
     def __init__(self, config: MockExchangeConfig, seed: int | None = None, start_ns: int = 0) -> None:
         self._fill_log: list[ExchangeFill] = []
-        super().__init__(config, seed=seed, start_ns=start_ns)
+        # The exchange's own fill history only answers the websocket `fills` request, which the soak
+        # never makes; at its default size (100k fills) it is a day of exchange-side memory that would
+        # be counted against the bot's memory check.
+        super().__init__(config, seed=seed, start_ns=start_ns, fill_history_size=1)
 
     def _fill(self, market: Any, order: Order, price: int, lots: int, liquidity: Any) -> None:
         super()._fill(market, order, price, lots, liquidity)

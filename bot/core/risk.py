@@ -404,6 +404,10 @@ class RiskGuard:
         self.toxicity = ToxicityMonitor(params.toxicity)
         self.loss = LossGuard(params.max_drawdown_quote, params.pause_cooldown_s, params.halt_window_s)
         self.bucket = TokenBucket(params.order_rate_per_s, params.order_burst)
+        # the rule reports "limited" from an empty bucket until it is half full again: a bucket that
+        # hovers around one token would otherwise log a limited/ok pair per order (hysteresis)
+        self._rate_limited = False
+        self._rate_ok_tokens = max(1.0, params.order_burst / 2)
         self.compliance: ComplianceTracker | None = ComplianceTracker() if params.obligation else None
         self._stale_ns = params.stale_feed_ms * 1_000_000
         self._states: list[str] = [OFF] * len(RULES)
@@ -466,8 +470,12 @@ class RiskGuard:
         if pause:
             bid_on = ask_on = False
         tokens = self.bucket.refill(now_ns)
-        max_new_orders = int(tokens)
+        max_new_orders = int(tokens)  # the budget itself has no hysteresis: one token, one order
         if max_new_orders < 1:
+            self._rate_limited = True
+        elif tokens >= self._rate_ok_tokens:
+            self._rate_limited = False
+        if self._rate_limited:
             mask |= B_ORDER_RATE
 
         # -- soft widening --

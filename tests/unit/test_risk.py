@@ -406,3 +406,22 @@ def test_calm_market_is_neutral() -> None:
     d = RiskGuard(RiskParams()).evaluate(inputs(), 0)
     assert d.to_quote_adjust(QuoteAdjust) == QuoteAdjust()
     assert d.reasons == () and d.state == "normal" and not d.pause
+
+
+def test_order_rate_state_does_not_flap_while_the_bucket_hovers_at_one_token() -> None:
+    guard = RiskGuard(RiskParams(order_rate_per_s=10.0, order_burst=4.0))
+    events: list[str] = []
+    ms = 1_000_000
+    for step in range(40):  # 2 s: spend every token as soon as it exists
+        now = step * 50 * ms
+        decision = guard.evaluate(inputs(last_book_ns=now), now)
+        events += [t.event for t in decision.transitions if t.rule == "order_rate"]
+        if decision.max_new_orders:
+            guard.consume_orders(decision.max_new_orders, now)
+    assert events == ["risk.rate_limited"]  # once, not a limited/ok pair per order
+    quiet = 2_000 * ms
+    for step in range(1, 5):  # stop sending: the bucket refills to half (2 tokens) after 0.2 s
+        now = quiet + step * 100 * ms
+        decision = guard.evaluate(inputs(last_book_ns=now), now)
+        events += [t.event for t in decision.transitions if t.rule == "order_rate"]
+    assert events == ["risk.rate_limited", "risk.rate_ok"]

@@ -129,6 +129,7 @@ class Engine:
         self.last_inputs: MarketInputs | None = None  # of the last requote, for /status
         self.last_theo: TheoQuote | None = None
         self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
+        self._suspect_diffs: dict[str, int] = {}  # venue − ours seen on the last position snapshot
         self._band_ticks = 0
         self._band_ticks_in = 0
         self.risk_decision = RiskDecision()
@@ -403,8 +404,16 @@ class Engine:
         if event.symbol not in self.portfolio.positions:
             return
         ours = self.portfolio.position_lots(event.symbol)
-        if ours == event.position_lots:
+        diff = event.position_lots - ours
+        if diff == 0:
+            self._suspect_diffs.pop(event.symbol, None)
             return
+        if self._suspect_diffs.get(event.symbol) != diff:
+            # First sight: a fill may still be on its way (a polled position can overtake the fill
+            # on the stream). Only the same difference on the next snapshot is a real mismatch.
+            self._suspect_diffs[event.symbol] = diff
+            return
+        del self._suspect_diffs[event.symbol]
         # The venue is the source of truth for positions; a mismatch means we missed or doubled a fill.
         self.stats.position_mismatches += 1
         self._note("position.mismatch", symbol=event.symbol, ours_lots=ours, venue_lots=event.position_lots)

@@ -85,7 +85,7 @@ class FillResult:
 class OrderManager:
     """All our orders on all symbols. Pure and synchronous; the engine owns one."""
 
-    def __init__(self, client_id_prefix: str = "q", max_remembered_fills: int = 1_000_000) -> None:
+    def __init__(self, client_id_prefix: str = "q", max_remembered_fills: int = 100_000) -> None:
         self._prefix = client_id_prefix
         self._seq = 0
         self.orders: dict[str, Order] = {}

@@ -244,6 +244,8 @@ class BinanceParser:
                     out = self.delta(data, recv_ns)
                 elif kind == "trade":
                     out = self.trade(data, recv_ns)
+                    if out is None:
+                        return None  # counted as bad_value
                 elif kind == "bookTicker" or (kind is None and "u" in data and "B" in data):  # spot omits "e"
                     out = self.ticker(data, recv_ns)
                 elif data is message and "lastUpdateId" in message:
@@ -289,11 +291,16 @@ class BinanceParser:
             ts_recv_ns=recv_ns,
         )
 
-    def trade(self, data: dict[str, object], recv_ns: int) -> TradePrint:
+    def trade(self, data: dict[str, object], recv_ns: int) -> TradePrint | None:
+        price_ticks = self._ticks[data["p"]]  # type: ignore[index]
+        size_lots = self._lots[data["q"]]  # type: ignore[index]
+        if price_ticks <= 0 or size_lots <= 0:  # no such trade: it would skew the flow imbalance
+            self.dropped["bad_value"] += 1
+            return None
         return TradePrint(  # positional, as in `delta`
             self.symbol,
-            self._ticks[data["p"]],  # type: ignore[index]  # price_ticks
-            self._lots[data["q"]],  # type: ignore[index]  # size_lots
+            price_ticks,
+            size_lots,
             Side.SELL if data["m"] else Side.BUY,  # aggressor
             str(data["t"]),  # trade_id
             int(data["T"]) * _MS_NS,  # type: ignore[call-overload]  # ts_venue_ns

@@ -117,6 +117,7 @@ class CcxtVenue:
         self._specs: dict[str, MarketSpec] = {}
         self._books: dict[str, BookTracker] = {}
         self.dropped_trades: Counter[str] = Counter()  # public trades refused as malformed, by reason
+        self.dropped_history = 0  # our own past trades (fill history) refused as malformed
         self._orders = OrderTracker(config.exchange, self._specs)
         self._sink: EventSink | None = None
         self._undelivered: list[Event] = []
@@ -554,7 +555,7 @@ class CcxtVenue:
         for _ in range(HISTORY_MAX_PAGES):
             trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, since_ms, HISTORY_PAGE)
             now = self._clock_ns()
-            page = [self._orders.history_fill(t, symbol, now) for t in trades]
+            page = self._history_page(trades, symbol, now)
             new = [f for f in page if f.fill_id not in seen and f.ts_venue_ns >= since_ns]
             seen.update(f.fill_id for f in page)
             fills.extend(new)
@@ -562,6 +563,17 @@ class CcxtVenue:
                 break
             since_ms = max(f.ts_venue_ns for f in page) // 1_000_000
         return fills
+
+    def _history_page(self, trades: list[Any], symbol: str, now_ns: int) -> list[OrderFilled]:
+        """Our trades as fills; a malformed one is skipped and counted, not allowed to end recovery."""
+        page: list[OrderFilled] = []
+        for trade in trades:
+            try:
+                page.append(self._orders.history_fill(trade, symbol, now_ns))
+            except MalformedMessage as exc:
+                self.dropped_history += 1
+                log.warning("feed.message_dropped", symbol=symbol, what="fill_history", reason=str(exc))
+        return page
 
     async def positions(self) -> dict[str, int]:
         """Perp: the venue's signed position. Spot: base balance change since `connect`."""

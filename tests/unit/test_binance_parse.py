@@ -142,6 +142,8 @@ def test_real_files_parse_without_drops() -> None:
             "malformed",
         ),
         (b'123 {"stream":"btcusdt@depth","data":{"e":"depthUpdate","U":1,"u":2,"b":5,"a":[],"E":1}}', "malformed"),
+        (b'123 {"stream":"btcusdt@trade","data":{"e":"trade","p":"0","q":"1","m":true,"t":1,"T":1}}', "bad_value"),
+        (b'123 {"stream":"btcusdt@trade","data":{"e":"trade","p":"5","q":"-1","m":true,"t":1,"T":1}}', "bad_value"),
         (b'123 {"stream":"btcusdt@kline","data":{"e":"kline"}}', "unknown_message"),
         (b"123 [1,2,3]", "unknown_message"),
         (b'123 "text"', "unknown_message"),

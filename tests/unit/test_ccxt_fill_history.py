@@ -142,3 +142,11 @@ async def test_an_orphan_listed_by_open_orders_is_canceled_by_its_venue_order_id
     assert events == []  # nothing tracks it: no event, reconciliation re-lists the open orders
     await venue.execute(CancelOrder("BTC/USDT", "never-listed"))
     assert [type(e).__name__ for e in events] == ["CancelRejected"]
+
+
+async def test_a_malformed_history_trade_is_skipped_and_counted_not_fatal() -> None:
+    venue, fake, _clock, _events = await connected(perp_symbol="")
+    with_history(fake, [trade("t1", T_MS), trade("t2", T_MS + 1, price=float("nan")), trade("t3", T_MS + 2)])
+    fills = await venue.fills_since(T_MS * MS)
+    assert [f.fill_id for f in fills] == ["t1", "t3"]
+    assert venue.dropped_history == 1

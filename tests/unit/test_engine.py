@@ -190,12 +190,27 @@ def test_reject_is_counted_and_the_slot_requoted() -> None:
     assert engine.stats.rejects == 1
 
 
-def test_position_snapshot_mismatch_adopts_the_venue_position() -> None:
+def test_position_snapshot_mismatch_adopts_the_venue_position_once_it_persists() -> None:
     engine = make_engine()
     quoted(engine)
     engine.apply(PositionSnapshot(SPOT.symbol, 250, SEC, SEC), SEC)
+    assert engine.inventory_base() == 0.0  # first sight: the fill may still be on its way
+    engine.apply(PositionSnapshot(SPOT.symbol, 250, 2 * SEC, 2 * SEC), 2 * SEC)
     assert engine.inventory_base() == pytest.approx(2.5)
     assert engine.stats.position_mismatches == 1
+
+
+def test_a_position_that_overtakes_its_fill_books_nothing_extra() -> None:
+    engine = make_engine()
+    bid = next(o for o in quoted(engine) if o.side is Side.BUY)
+    engine.apply(PositionSnapshot(SPOT.symbol, 40, SEC, SEC), SEC)  # the poll beats the fill
+    fill = OrderFilled(
+        SPOT.symbol, bid.client_id, "f1", Side.BUY, bid.price_ticks, 40, 0.0, Liquidity.MAKER, 60, SEC, SEC
+    )
+    engine.apply(fill, SEC)
+    engine.apply(PositionSnapshot(SPOT.symbol, 40, 2 * SEC, 2 * SEC), 2 * SEC)
+    assert engine.inventory_base() == pytest.approx(0.40)  # not 0.80: no phantom correction
+    assert engine.stats.position_mismatches == 0
 
 
 def test_unknown_order_fill_still_moves_the_position() -> None:

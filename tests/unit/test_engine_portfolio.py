@@ -91,7 +91,8 @@ def test_positions_live_in_the_portfolio_and_follow_fills_and_the_venue() -> Non
     books(engine, SEC)
     engine.apply(OrderFilled(SPOT.symbol, "x-1", "f1", Side.BUY, 9_990, 300, 0.1, Liquidity.MAKER, 0, SEC, SEC), SEC)
     assert engine.position_lots[SPOT.symbol] == 300 == engine.portfolio.position_lots(SPOT.symbol)
-    engine.apply(PositionSnapshot(SPOT.symbol, 250, SEC, SEC), SEC)  # the venue says we missed a sale
+    engine.apply(PositionSnapshot(SPOT.symbol, 250, SEC, SEC), SEC)  # the venue says we missed a sale...
+    engine.apply(PositionSnapshot(SPOT.symbol, 250, SEC, SEC), SEC)  # ...and says it again
     assert engine.portfolio.position_lots(SPOT.symbol) == 250
     assert engine.stats.position_mismatches == 1
     # the correction is entered at mid: it moves neither spread capture nor fees

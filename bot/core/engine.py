@@ -141,7 +141,8 @@ class Engine:
         self.awaiting_snapshot: set[str] = set()
         self.mark_ticks: int | None = None
         self.stopping = False
-        self._dirty = True
+        self._dirty = False
+        self._trigger = ""  # what first made the quotes worth recomputing since the last requote
         self._last_top: tuple[int | None, int | None] = (None, None)  # spot best bid/ask last requoted on
         # equity is read on every requote but changes only with the portfolio or a mid: cache it on both
         self._pnl_version = 0
@@ -175,17 +176,17 @@ class Engine:
             order = self.orders.on_canceled(event)
             if order is not None:
                 self._note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-            self._dirty = True
+            self._touch("order_canceled")
             return []
         if isinstance(event, OrderRejected):
             self.orders.on_rejected(event)
             self.stats.rejects += 1
             self._note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-            self._dirty = True
+            self._touch("order_rejected")
             return []
         if isinstance(event, CancelRejected):
             self.orders.on_cancel_rejected(event)
-            self._dirty = True
+            self._touch("cancel_rejected")
             return []
         if isinstance(event, PositionSnapshot):
             self._on_position(event)
@@ -227,7 +228,7 @@ class Engine:
                         self.sigma.update(now_ns, mid * self.spot.tick_size)
                         if self.sigma_long is not None:
                             self.sigma_long.update(now_ns, mid * self.spot.tick_size)
-                    self._dirty = True
+                    self._touch("book")
             return []
         if status not in _BREAKS_BOOK:
             return []  # stale duplicate, not yet synced, or already waiting for a snapshot
@@ -295,7 +296,7 @@ class Engine:
             inventory=inventory,
             tag=result.order.tag if result.order is not None else "unknown",
         )
-        self._dirty = True
+        self._touch("fill")
         if hedger is not None and instrument is self.spot:
             hedger.note_spot_fill(now_ns)
             return self._hedge(hedger, now_ns)
@@ -378,7 +379,7 @@ class Engine:
             self._hedge_halted_ns = now_ns
             self.stats.hedger_halts += 1
             self._note("hedge.halted", net_delta=net, resume_in_s=self.p.hedge_resume_after_ns / NS_PER_S)
-            self._dirty = True
+            self._touch("hedger_halted")
         return list(decision.commands)
 
     def _maybe_resume_hedger(self, hedger: Hedger, now_ns: int) -> None:
@@ -390,7 +391,7 @@ class Engine:
         hedger.resume()
         self._hedge_halted_ns = None
         self._note("hedge.resumed", halted_s=(now_ns - halted_ns) / NS_PER_S)
-        self._dirty = True
+        self._touch("hedger_resumed")
 
     def _mid_px(self, symbol: str) -> float:
         book = self.books.get(symbol)
@@ -431,7 +432,7 @@ class Engine:
                 self._pnl_version += 1
             else:
                 self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
-        self._dirty = True
+        self._touch("restore")
 
     def _seed(self, symbol: str, lots: int) -> None:
         """Book `lots` of position that did not come from a fill we saw, at the current mid."""
@@ -441,7 +442,7 @@ class Engine:
             self._pnl_version += 1
         else:
             self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
-        self._dirty = True
+        self._touch("position")
 
     def _on_feed_status(self, event: FeedStatus, now_ns: int) -> list[Command]:
         if event.connected:
@@ -465,7 +466,7 @@ class Engine:
             self.stats.stale_episodes += 1
             self._note("feed.stale", symbol=symbol, silent_ms=(now_ns - self.last_book_ns[symbol]) // 1_000_000)
             out.extend(self.orders.cancel_all(symbol, tag="quote"))
-        self._dirty = True
+        self._touch("timer")
         self._mark_portfolio(now_ns)
         if self.hedger is not None:
             self._maybe_resume_hedger(self.hedger, now_ns)
@@ -634,6 +635,7 @@ class Engine:
                 k=inputs.k_per_px,
                 risk_state=decision.state,
                 reasons=list(decision.reasons),
+                trigger=self._trigger,
             )
         return desired
 
@@ -768,6 +770,12 @@ class Engine:
             "observed_s": round(tracker.observed_s, 3),
             **{f"{rule}_pct": (round(100.0 * v, 3) if v == v else None) for rule, v in shares.items()},
         }
+
+    def _touch(self, trigger: str) -> None:
+        """Something the quotes depend on changed: recompute them at the next requote."""
+        if not self._dirty:
+            self._dirty = True
+            self._trigger = trigger
 
     def _note(self, name: str, **fields: Any) -> None:
         self.notes.append((name, fields))

@@ -177,6 +177,7 @@ def test_inventory_skews_quotes_down_after_buying() -> None:
     engine.requote(SEC)
     notes = [f for n, f in engine.drain_notes() if n == "quote.updated"]
     assert notes[-1]["reservation_price"] < notes[0]["reservation_price"]  # long inventory: r below mid
+    assert [n["trigger"] for n in (notes[0], notes[-1])] == ["book", "fill"]  # why each quote changed
 
 
 def test_reject_is_counted_and_the_slot_requoted() -> None:

@@ -640,15 +640,18 @@ class Engine:
         return desired
 
     def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
-        """Trim sizes so position + everything that could still fill stays within the hard limit."""
+        """Trim sizes so position + everything that could still fill stays within the hard limit;
+        drop what the trim leaves below the venue's minimum notional."""
         hard_lots = self.spot.lots_floor(self.p.risk.inventory_hard_base)
         position = self.portfolio.position_lots(self.spot.symbol)
         room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
         out: list[DesiredOrder] = []
+        spot = self.spot
         for quote in ladder:
             lots = min(quote.size_lots, max(0, room[quote.side]))
             room[quote.side] -= lots
-            if lots > 0:
+            # a remnant below the venue's minimum order value would only be rejected: leave it out
+            if lots > 0 and spot.notional(quote.price_ticks, lots) >= spot.min_notional:
                 out.append(quote if lots == quote.size_lots else quote._replace(size_lots=lots))
         return tuple(out)
 

@@ -182,3 +182,20 @@ def test_summary_reports_obligation_compliance_and_counts_a_silent_feed_against_
     # held while quoting (about 13 s incl. the 3 s before the feed counts as stale), not after
     assert 30.0 < ob["all_pct"] < 50.0
     assert not math.isnan(ob["spread_pct"])
+
+
+def test_a_remnant_below_the_minimum_notional_is_not_sent() -> None:
+    spot = Instrument(
+        "TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.01, min_notional=5.0
+    )
+    params = EngineParams(
+        spot=spot,
+        perp=None,
+        quote=QuoteParams(order_size_base=1.0, min_spread_bps=10.0),
+        risk=RiskParams(inventory_soft_base=2.0, inventory_hard_base=3.0),
+    )
+    engine = Engine(params, SigmaEstimator(0.02, 60.0, 1000), ArrivalEstimator(1.0, 20.0, 300.0, 50), start_ns=0)
+    engine.restore({spot.symbol: 298}, {spot.symbol: 100.0})  # 2.98 of 3.0: room to buy 0.02 (~2 USDT)
+    engine.apply(BookSnapshot(spot.symbol, 1, ((9_990, 50_000),), ((10_010, 50_000),), SEC, SEC), SEC)
+    places = [c for c in engine.requote(SEC) if isinstance(c, PlaceOrder)]
+    assert [c.side for c in places] == [Side.SELL]  # the 0.02 bid would be refused by the venue

@@ -126,20 +126,23 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, dict[str, Any]] = {}
     if getattr(args, "venue", None):
         overrides.setdefault("runtime", {})["venue"] = args.venue
-    if getattr(args, "ledger", None):
+    if getattr(args, "ledger", None) is not None:  # --ledger "" means: no ledger
         overrides.setdefault("ledger", {})["path"] = args.ledger
     return load_settings(args.config, overrides)
 
 
-async def _connect(venue: Venue) -> None:
+@contextlib.asynccontextmanager
+async def _starting(venue: Venue, what: str) -> AsyncIterator[None]:
+    """A venue failing while the bot starts (connect, reconciliation) is one line for the operator and
+    exit 1, not a traceback; a ConfigError stays a ConfigError (exit 2). Either way the venue is closed."""
     try:
-        await venue.connect()
+        yield
     except ConfigError:
         await _close_quietly(venue)
         raise
-    except Exception as exc:  # whatever the transport raised: the operator needs one line, not a trace
+    except Exception as exc:  # whatever the transport raised
         await _close_quietly(venue)
-        raise VenueStartError(f"venue {venue.name}: cannot start: {type(exc).__name__}: {exc}") from exc
+        raise VenueStartError(f"venue {venue.name}: {what}: {type(exc).__name__}: {exc}") from exc
 
 
 async def _close_quietly(venue: Venue) -> None:
@@ -176,7 +179,8 @@ def _open_ledger(settings: Settings) -> Ledger | None:
 async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dict[str, Any]:
     log = get_logger()
     venue, clock_ns = build_venue(settings)
-    await _connect(venue)
+    async with _starting(venue, "cannot start"):
+        await venue.connect()
     instruments = venue.instruments
     spot = instruments.get(settings.market.spot_symbol)
     if spot is None:
@@ -191,7 +195,9 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
         persistent_venue = settings.runtime.venue != "mock"
         state = ledger.recover(venue=venue.name) if ledger is not None and persistent_venue else None
         engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6])
-        log.info("recovery.completed", **await reconcile(engine, venue, state, ledger if state is not None else None))
+        async with _starting(venue, "reconciliation failed"):
+            recovered = await reconcile(engine, venue, state, ledger if state is not None else None)
+        log.info("recovery.completed", **recovered)
         metrics = Metrics()
         observers: list[Observer] = [MetricsObserver(metrics)]
         if ledger is not None:

@@ -16,6 +16,7 @@ import pytest
 from bot.app import _run, build_venue
 from bot.cli import main
 from bot.config import ConfigError, load_settings
+from bot.domain import Instrument, InstrumentKind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +92,41 @@ def test_ccxt_testnet_without_keys_is_a_config_error_before_any_network(
     rc = main(["run", "--config", "config/bybit-testnet.toml", "--duration", "1s"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "api_key" in err[0].lower()
+
+
+class _NoAnswerVenue:
+    """Connects, lists our markets, then fails when asked for our orders (a venue down mid-start)."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.instruments = {
+            "TOKEN/USDT": Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", 0.01, 0.01),
+        }
+
+    async def connect(self) -> None:
+        return None
+
+    async def open_orders(self) -> list[object]:
+        raise ConnectionResetError("peer went away")
+
+    async def positions(self) -> dict[str, int]:
+        raise ConnectionResetError("peer went away")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_a_venue_failing_during_reconciliation_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venue = _NoAnswerVenue()
+    monkeypatch.setattr("bot.app.build_venue", lambda settings: (venue, lambda: 0))
+    rc = main(["run", "--venue", "ws://127.0.0.1:9", "--duration", "1s", "--ledger", str(tmp_path / "l.sqlite")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("mmbot:")] == [
+        "mmbot: venue flaky: reconciliation failed: ConnectionResetError: peer went away"
+    ]
+    assert venue.closed

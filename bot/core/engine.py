@@ -522,7 +522,13 @@ class Engine:
             # no quotes on a bad or silent feed: the obligations are not met for that time either
             self.risk.compliance.update(now_ns, False, False, False)
         out = self.orders.diff(
-            symbol, desired, now_ns, self.p.price_tolerance_ticks, self.p.max_order_age_ns, max_places=max_places
+            symbol,
+            desired,
+            now_ns,
+            self.p.price_tolerance_ticks,
+            self.p.max_order_age_ns,
+            max_places=max_places,
+            min_open_lots=self._obligation_lots_per_order(book),
         )
         placed = 0
         for command in out:
@@ -585,6 +591,15 @@ class Engine:
         if self.mark_ticks is None or self.p.perp is None:
             return math.nan
         return self.mark_ticks * self.p.perp.tick_size
+
+    def _obligation_lots_per_order(self, book: OrderBook) -> int:
+        """Lots each quote must still show for the obligation's minimum depth per side (0: none)."""
+        obligation = self.p.risk.obligation
+        mid_ticks = book.mid_ticks
+        if obligation is None or mid_ticks is None or mid_ticks <= 0:
+            return 0
+        per_order_quote = obligation.min_depth_quote / max(1, self.p.quote.levels)
+        return math.ceil(per_order_quote / (mid_ticks * self.spot.tick_size * self.spot.lot_size))
 
     def _live_quotes(self, mid_px: float) -> tuple[float, float, float, float]:
         """Our best resting bid and ask (NaN: none) and our acked depth per side within the

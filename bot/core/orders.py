@@ -146,10 +146,13 @@ class OrderManager:
         tolerance_ticks: int,
         max_age_ns: int,
         max_places: int | None = None,
+        min_open_lots: int = 0,
     ) -> list[Command]:
         """Cancels and places that move live quote slots toward `desired`; idempotent when converged.
 
         `max_places` bounds new orders (the risk guard's order-rate budget); the rest wait for a later diff.
+        A partially filled order keeps its queue priority unless what is left of it falls below
+        `min_open_lots` (e.g. the depth a market-making obligation asks for): then it is replaced.
         """
         out: list[Command] = []
         wanted: dict[tuple[Side, int], DesiredOrder] = {(d.side, d.level): d for d in desired}
@@ -168,7 +171,8 @@ class OrderManager:
             if (
                 want is None
                 or abs(want.price_ticks - order.price_ticks) > tolerance_ticks
-                or want.size_lots != order.size_lots  # a partial fill alone keeps queue priority
+                or want.size_lots != order.size_lots  # a partial fill alone keeps queue priority...
+                or order.open_lots < min(min_open_lots, want.size_lots)  # ...unless too little is left
                 or too_old
             ):
                 cmd = self.cancel(client_id)

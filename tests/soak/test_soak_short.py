@@ -23,9 +23,15 @@ from bot.venues.mock.faults import FAULT_NAMES
 SEED = 1
 
 
+# A drawdown limit tight enough that the guard pauses in 15 minutes for sure (no halt: the window is
+# 0), so `open_after_pause` always has pauses to check instead of waiting for one by chance.
+PAUSING_RISK = {"max_drawdown_quote": 2.0, "pause_cooldown_s": 10.0, "halt_window_s": 0.0}
+
+
 @pytest.fixture(scope="module")
 def short_soak() -> dict[str, Any]:
-    return run_soak(load_settings(), hours=0.25, faults=FAULT_NAMES, seed=SEED).report()
+    settings = load_settings(None, {"risk": PAUSING_RISK})
+    return run_soak(settings, hours=0.25, faults=FAULT_NAMES, seed=SEED).report()
 
 
 def test_short_soak_has_no_violations(short_soak: dict[str, Any]) -> None:

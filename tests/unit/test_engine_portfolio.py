@@ -199,3 +199,29 @@ def test_a_remnant_below_the_minimum_notional_is_not_sent() -> None:
     engine.apply(BookSnapshot(spot.symbol, 1, ((9_990, 50_000),), ((10_010, 50_000),), SEC, SEC), SEC)
     places = [c for c in engine.requote(SEC) if isinstance(c, PlaceOrder)]
     assert [c.side for c in places] == [Side.SELL]  # the 0.02 bid would be refused by the venue
+
+
+def test_a_quote_filled_below_the_obligations_depth_is_replaced() -> None:
+    obligation = Obligation("mock", max_spread_bps=50.0, depth_band_pct=2.0, min_depth_quote=60.0)
+    engine = make_engine(risk=RiskParams(obligation=obligation))  # 1.0 base quotes at ~100: 100 quote each
+    books(engine, SEC)
+    bid = next(c for c in engine.requote(SEC) if isinstance(c, PlaceOrder) and c.side is Side.BUY)
+    engine.apply(OrderAccepted(SPOT.symbol, bid.client_id, "v1", SEC, SEC), SEC)
+    engine.apply(
+        OrderFilled(
+            SPOT.symbol, bid.client_id, "f1", Side.BUY, bid.price_ticks, 30, 0.0, Liquidity.MAKER, 70, SEC, SEC
+        ),
+        SEC,
+    )
+    # 0.70 left (~70 quote >= 60): it keeps its place in the queue
+    assert not [c for c in engine.requote(2 * SEC) if getattr(c, "client_id", "") == bid.client_id]
+    engine.apply(
+        OrderFilled(
+            SPOT.symbol, bid.client_id, "f2", Side.BUY, bid.price_ticks, 20, 0.0, Liquidity.MAKER, 50, SEC, SEC
+        ),
+        SEC,
+    )
+    # 0.50 left (~50 quote < 60): cancelled, to be replaced by a full-size quote
+    engine.apply(tick(3 * SEC), 3 * SEC)
+    cmds = engine.requote(3 * SEC)
+    assert any(getattr(c, "client_id", "") == bid.client_id for c in cmds)

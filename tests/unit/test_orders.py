@@ -210,3 +210,14 @@ def test_prune_never_drops_a_live_order_and_keeps_exactly_the_newest_finished(op
     om.prune(keep_terminal=keep)
     assert {o.client_id for o in om.live_orders()} == set(live)
     assert set(om.orders) == set(live) | set(finished[max(0, len(finished) - keep) :] if keep else [])
+
+
+def test_a_partial_fill_keeps_its_place_unless_too_little_is_left() -> None:
+    om = OrderManager()
+    cid = place_one(om, lots=10)
+    om.on_accepted(ack(cid))
+    om.on_fill(fill(cid, "f1", 3, leaves=7))
+    want = (DesiredOrder(Side.BUY, 0, 100, 10),)
+    assert om.diff(SYM, want, 0, 0, 0) == []  # queue priority beats topping up
+    assert om.diff(SYM, want, 0, 0, 0, min_open_lots=7) == []  # 7 left: still enough
+    assert om.diff(SYM, want, 0, 0, 0, min_open_lots=8) == [CancelOrder(SYM, cid)]  # 7 < 8: replace it

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core.book import BookStatus, OrderBook
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
@@ -54,6 +54,18 @@ from bot.domain import (
 Note = tuple[str, dict[str, Any]]
 _BREAKS_BOOK = frozenset({BookStatus.GAP, BookStatus.CROSSED, BookStatus.INVALID_INPUT})
 NS_PER_S = 1_000_000_000
+
+
+class EngineLike(Protocol):
+    """What a driver (the live runner, the simulation driver, replay) needs from an engine; tests
+    drive it with small fakes."""
+
+    def apply(self, event: Event, now_ns: int) -> list[Command]: ...
+    def requote(self, now_ns: int) -> list[Command]: ...
+    def shutdown(self, now_ns: int) -> list[Command]: ...
+    def drain_notes(self) -> list[Note]: ...
+    def open_order_count(self) -> int: ...
+    def summary(self, now_ns: int) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

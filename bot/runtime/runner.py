@@ -19,18 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core.engine import EngineLike
 from bot.domain import Command, Event, Timer
 from bot.logs import get_logger
 from bot.venues.base import Venue
-
-
-class EngineLike(Protocol):
-    def apply(self, event: Event, now_ns: int) -> list[Command]: ...
-    def requote(self, now_ns: int) -> list[Command]: ...
-    def shutdown(self, now_ns: int) -> list[Command]: ...
-    def drain_notes(self) -> list[tuple[str, dict[str, Any]]]: ...
-    def open_order_count(self) -> int: ...
-    def summary(self, now_ns: int) -> dict[str, Any]: ...
 
 
 class Observer(Protocol):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core.engine import EngineLike
 from bot.domain import Command, Event, Timer
 
 NS_PER_S = 1_000_000_000
@@ -21,15 +22,6 @@ class SimExchange(Protocol):
     def submit(self, command: Command, now_ns: int) -> None: ...
     def advance(self, now_ns: int) -> list[Event]: ...
     def next_event_ns(self) -> int | None: ...
-
-
-class SimEngine(Protocol):
-    def apply(self, event: Event, now_ns: int) -> list[Command]: ...
-    def requote(self, now_ns: int) -> list[Command]: ...
-    def shutdown(self, now_ns: int) -> list[Command]: ...
-    def drain_notes(self) -> list[tuple[str, dict[str, Any]]]: ...
-    def open_order_count(self) -> int: ...
-    def summary(self, now_ns: int) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -47,7 +39,7 @@ NoteHook = Callable[[str, dict[str, Any]], None]
 
 def run_simulation(
     exchange: SimExchange,
-    engine: SimEngine,
+    engine: EngineLike,
     *,
     start_ns: int,
     duration_ns: int,
@@ -94,13 +86,27 @@ def run_simulation(
         step(now, events, commands)
 
     step(now, [], engine.shutdown(now))
-    deadline = now + cancel_timeout_ns
-    while engine.open_order_count() > 0 and now < deadline:
+    now = deliver_until(exchange, engine, now, now + cancel_timeout_ns, lambda: engine.open_order_count() == 0, step)
+    return SimResult(engine.summary(now), events_seen, commands_sent, now, note_counts)
+
+
+def deliver_until(
+    exchange: SimExchange,
+    engine: EngineLike,
+    now_ns: int,
+    deadline_ns: int,
+    done: Callable[[], bool],
+    step: StepHook,
+) -> int:
+    """Deliver the venue's pending events to the engine, without timers (the wind-down after the
+    run), until `done()`, the deadline, or nothing is pending; returns the time reached. `step`
+    gets each batch with the engine's answers and must send them to the exchange."""
+    while not done() and now_ns < deadline_ns:
         pending = exchange.next_event_ns()
         if pending is None:
             break
-        now = min(max(pending, now), deadline)
-        events = exchange.advance(now)
-        commands = [cmd for event in events for cmd in engine.apply(event, now)]
-        step(now, events, commands)
-    return SimResult(engine.summary(now), events_seen, commands_sent, now, note_counts)
+        now_ns = min(max(pending, now_ns), deadline_ns)
+        events = exchange.advance(now_ns)
+        commands = [cmd for event in events for cmd in engine.apply(event, now_ns)]
+        step(now_ns, events, commands)
+    return now_ns

@@ -30,7 +30,7 @@ from bot.app import build_engine
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event
-from bot.sim.driver import run_simulation
+from bot.sim.driver import deliver_until, run_simulation
 from bot.sim.soak_checks import SoakChecker
 from bot.sim.soak_setup import FaultSpecError, RecordingMockExchange, fault_config, limits, parse_faults
 
@@ -183,22 +183,22 @@ def settle(exchange: RecordingMockExchange, engine: Engine, checker: SoakChecker
     """After shutdown, keep delivering until no executed fill is in flight (at most SETTLE_NS).
 
     The engine is stopping, so it places nothing; what it answers (e.g. a snapshot request) is sent."""
-    deadline = now_ns + SETTLE_NS
     events_seen = 0
-    while checker.fills_in_flight() > 0 and now_ns < deadline:
-        pending = exchange.next_event_ns()
-        if pending is None:
-            break
-        now_ns = min(max(pending, now_ns), deadline)
-        events = exchange.advance(now_ns)
-        commands = [cmd for event in events for cmd in engine.apply(event, now_ns)]
+
+    def step(now: int, events: list[Event], commands: list[Command]) -> None:
+        nonlocal events_seen
         for command in commands:
-            exchange.submit(command, now_ns)
+            exchange.submit(command, now)
         for name, fields in engine.drain_notes():
             checker.on_note(name, fields)
-        checker.on_step(now_ns, events, commands)
+        checker.on_step(now, events, commands)
         events_seen += len(events)
-    return now_ns, events_seen
+
+    def done() -> bool:
+        return checker.fills_in_flight() == 0
+
+    end_ns = deliver_until(exchange, engine, now_ns, now_ns + SETTLE_NS, done, step)
+    return end_ns, events_seen
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,16 @@
-"""Shared fixtures. Tests never touch the network and never sleep for a fixed time."""
+"""Shared fixtures and helpers (`from conftest import ...`). Tests never touch the network and never
+sleep for a fixed time."""
 
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
+from bot.domain import Event
 from bot.logs import configure_logging
 
 # Deterministic property tests: the same examples on every run and every machine.
@@ -15,3 +23,42 @@ def _logging_to_current_stdout() -> None:
     """Each test starts with the default log pipeline (JSON to whatever stdout is now): a test that
     pointed the loggers at its own stream, since closed, must not break the next one."""
     configure_logging("json", "INFO")
+
+
+Record = dict[str, Any]
+
+
+class LogSink:
+    """A text stream for `configure_logging` that keeps each JSON log line as a dict."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def write(self, text: str) -> int:
+        self.records.extend(orjson.loads(line) for line in text.splitlines() if line.strip())
+        return len(text)
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def log_sink() -> Iterator[LogSink]:
+    """The bot's JSON log lines, as dicts, for the duration of a test."""
+    sink = LogSink()
+    configure_logging("json", "INFO", stream=sink)
+    yield sink
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+async def wait_for_event(events: list[Event], pred: Callable[[Event], bool], timeout_s: float = 5.0) -> Event:
+    """Wait (on a condition, with a timeout) until an event matching `pred` has arrived."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            for e in events:
+                if pred(e):
+                    return e
+            await asyncio.sleep(0.005)

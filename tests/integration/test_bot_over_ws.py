@@ -18,19 +18,19 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import structlog
+from conftest import LogSink, Record
 from websockets.asyncio.client import connect
 
 from bot import cli
 from bot.app import _run
 from bot.config import load_settings
-from bot.logs import configure_logging
 from bot.venues.mock.client import WsMockVenue
 from bot.venues.mock.server import MockExchangeServer
 
@@ -38,34 +38,6 @@ SPOT = "TOKEN/USDT"
 PERP = "TOKEN/USDT:USDT"
 SPEED = 10.0  # the in-process exchange's clock runs 10x wall time: one test second is ten market seconds
 SAFETY_DURATION_S = 20.0  # the bot stops by itself after this if a scenario never finishes
-Record = dict[str, Any]
-
-
-class LogSink:
-    """A text stream for `configure_logging` that keeps each JSON log line as a dict."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line.strip():
-                self.records.append(orjson.loads(line))
-        return len(text)
-
-    def flush(self) -> None: ...
-
-    def isatty(self) -> bool:
-        return False
-
-
-@pytest.fixture
-def log_sink() -> Iterator[LogSink]:
-    sink = LogSink()
-    configure_logging("json", "INFO", stream=sink)
-    yield sink
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
 
 
 def events(records: list[Record], name: str, **fields: Any) -> list[Record]:

@@ -11,45 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import structlog
+from conftest import LogSink, Record
 
 from bot.app import _run
 from bot.config import load_settings
-from bot.logs import configure_logging
 from bot.venues.mock.server import MockExchangeServer
-
-Record = dict[str, Any]
-
-
-class LogSink:
-    """A text stream for `configure_logging` that keeps each JSON log line as a dict."""
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-
-    def write(self, text: str) -> int:
-        self.records.extend(orjson.loads(line) for line in text.splitlines() if line.strip())
-        return len(text)
-
-    def flush(self) -> None: ...
-
-    def isatty(self) -> bool:
-        return False
-
-
-@pytest.fixture
-def log_sink() -> Iterator[LogSink]:
-    sink = LogSink()
-    configure_logging("json", "INFO", stream=sink)
-    yield sink
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
 
 
 class HeldMarket:

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+
+from conftest import wait_for_event
 
 from bot.domain import BookSnapshot, Event, OrderAccepted, OrderFilled, OrderType, PlaceOrder, Side
 from bot.venues.mock import MockExchange
-from bot.venues.mock.inprocess import InProcessMockVenue
 from bot.venues.mock.presets import quiet_config
+from bot.venues.mock_inprocess import InProcessMockVenue
 
 SPOT = "TOKEN/USDT"
 MS = 1_000_000
-
-
-async def wait_for(events: list[Event], pred: Callable[[Event], bool], timeout_s: float = 5.0) -> Event:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            for e in events:
-                if pred(e):
-                    return e
-            await asyncio.sleep(0.005)
 
 
 async def test_in_process_venue_follows_the_injected_clock() -> None:
@@ -48,14 +40,14 @@ async def test_in_process_venue_follows_the_injected_clock() -> None:
         await loop_has_run()
         assert events == []  # simulated time has not moved: nothing is due yet
         fake_ns[0] = 50 * MS
-        snap = await wait_for(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == SPOT)
+        snap = await wait_for_event(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == SPOT)
         assert isinstance(snap, BookSnapshot)
         ask = snap.asks[0][0]
         await venue.execute(PlaceOrder(SPOT, "t", Side.BUY, ask, 10, OrderType.IOC, post_only=False))
         await loop_has_run()
         assert not [e for e in events if isinstance(e, OrderAccepted)]  # 15 ms of latency not yet elapsed
         fake_ns[0] = 100 * MS
-        fill = await wait_for(events, lambda e: isinstance(e, OrderFilled))
+        fill = await wait_for_event(events, lambda e: isinstance(e, OrderFilled))
         assert isinstance(fill, OrderFilled) and fill.size_lots == 10
         assert await venue.positions() == {SPOT: 10, "TOKEN/USDT:USDT": 0}
         assert await venue.open_orders() == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from conftest import wait_for_event
 from websockets.asyncio.server import ServerConnection, serve
 
 from bot.config import MockExchangeConfig
@@ -35,16 +36,6 @@ SPOT = "TOKEN/USDT"
 PERP = "TOKEN/USDT:USDT"
 
 
-async def wait_for(events: list[Event], pred: Callable[[Event], bool], timeout_s: float = 5.0) -> Event:
-    """Wait (on a condition, with a timeout) until an event matching `pred` has arrived."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            for e in events:
-                if pred(e):
-                    return e
-            await asyncio.sleep(0.005)
-
-
 @contextlib.asynccontextmanager
 async def streaming(venue: WsMockVenue) -> AsyncIterator[list[Event]]:
     events: list[Event] = []
@@ -66,26 +57,26 @@ async def test_round_trip_orders_fills_and_reconciliation() -> None:
         assert set(venue.instruments) == {SPOT, PERP}
         assert await venue.positions() == {SPOT: 0, PERP: 0}  # answered before streaming starts
         async with streaming(venue) as events:
-            snap = await wait_for(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == SPOT)
+            snap = await wait_for_event(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == SPOT)
             assert isinstance(snap, BookSnapshot)
             best_bid, best_ask = snap.bids[0][0], snap.asks[0][0]
 
             await venue.execute(PlaceOrder(SPOT, "rest", Side.BUY, best_bid - 3, 100))
-            await wait_for(events, lambda e: isinstance(e, OrderAccepted) and e.client_id == "rest")
+            await wait_for_event(events, lambda e: isinstance(e, OrderAccepted) and e.client_id == "rest")
             (order,) = await venue.open_orders()
             assert (order.client_id, order.price_ticks, order.size_lots) == ("rest", best_bid - 3, 100)
 
             await venue.execute(CancelOrder(SPOT, "rest"))
-            canceled = await wait_for(events, lambda e: isinstance(e, OrderCanceled))
+            canceled = await wait_for_event(events, lambda e: isinstance(e, OrderCanceled))
             assert canceled.client_id == "rest"  # type: ignore[union-attr]
 
             await venue.execute(PlaceOrder(SPOT, "take", Side.BUY, best_ask, 10, OrderType.IOC, post_only=False))
-            fill = await wait_for(events, lambda e: isinstance(e, OrderFilled))
+            fill = await wait_for_event(events, lambda e: isinstance(e, OrderFilled))
             assert isinstance(fill, OrderFilled)
             assert (fill.client_id, fill.price_ticks, fill.size_lots) == ("take", best_ask, 10)
             assert fill.fee_quote == pytest.approx(best_ask * 0.01 * 0.1 * 0.0005)
-            await wait_for(events, lambda e: isinstance(e, PositionSnapshot) and e.position_lots == 10)
-            await wait_for(events, lambda e: isinstance(e, TradePrint))
+            await wait_for_event(events, lambda e: isinstance(e, PositionSnapshot) and e.position_lots == 10)
+            await wait_for_event(events, lambda e: isinstance(e, TradePrint))
             assert (await venue.positions())[SPOT] == 10
             assert server.exchange.positions()[SPOT] == 10
 
@@ -98,7 +89,7 @@ async def test_connect_twice_keeps_one_subscription() -> None:
         await venue.connect()
         await venue.connect()
         async with streaming(venue) as events:
-            await wait_for(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == PERP)
+            await wait_for_event(events, lambda e: isinstance(e, BookSnapshot) and e.symbol == PERP)
             await venue.positions()  # a round trip: anything queued before it has been delivered
             assert sum(isinstance(e, BookSnapshot) for e in events) == 2
             assert len(server._subscribers) == 1
@@ -109,14 +100,14 @@ async def test_feed_is_contiguous_and_disconnect_fault_reconnects_and_resyncs() 
         venue = WsMockVenue(server.url, backoff_base_s=0.05, backoff_cap_s=0.2)
         await venue.connect()
         async with streaming(venue) as events:
-            await wait_for(events, lambda e: isinstance(e, BookDelta))
+            await wait_for_event(events, lambda e: isinstance(e, BookDelta))
             await venue.inject_fault("disconnect", duration_ms=1000)  # 200 ms of wall time at speed 5
-            down = await wait_for(events, lambda e: isinstance(e, FeedStatus) and not e.connected)
-            up = await wait_for(events, lambda e: isinstance(e, FeedStatus) and e.connected)
+            down = await wait_for_event(events, lambda e: isinstance(e, FeedStatus) and not e.connected)
+            up = await wait_for_event(events, lambda e: isinstance(e, FeedStatus) and e.connected)
             i_up = events.index(up)
-            await wait_for(events, lambda e: isinstance(e, BookSnapshot) and events.index(e) > i_up)
+            await wait_for_event(events, lambda e: isinstance(e, BookSnapshot) and events.index(e) > i_up)
             assert venue.reconnects >= 1 and events.index(down) < i_up
-            await wait_for(events, lambda e: isinstance(e, BookDelta) and events.index(e) > i_up + 2)
+            await wait_for_event(events, lambda e: isinstance(e, BookDelta) and events.index(e) > i_up + 2)
         # what reached the sink is always a snapshot followed by contiguous deltas
         last: dict[str, int] = {}
         for e in events:
@@ -132,7 +123,7 @@ async def test_gap_fault_triggers_a_resync_from_a_fresh_snapshot() -> None:
         venue = WsMockVenue(server.url)
         await venue.connect()
         async with streaming(venue) as events:
-            await wait_for(events, lambda e: isinstance(e, BookDelta))
+            await wait_for_event(events, lambda e: isinstance(e, BookDelta))
             n_snapshots = sum(isinstance(e, BookSnapshot) for e in events)
             await venue.inject_fault("gap")
             async with asyncio.timeout(5):
@@ -184,7 +175,7 @@ async def test_garbage_is_dropped_and_counted_at_the_edge() -> None:
         venue = WsMockVenue(f"ws://127.0.0.1:{port}")
         await venue.connect()
         async with streaming(venue) as events:
-            trade = await wait_for(events, lambda e: isinstance(e, TradePrint))
+            trade = await wait_for_event(events, lambda e: isinstance(e, TradePrint))
             assert isinstance(trade, TradePrint)
             assert (trade.price_ticks, trade.size_lots, trade.aggressor, trade.ts_venue_ns) == (
                 10001, 50, Side.SELL, 42

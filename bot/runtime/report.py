@@ -168,6 +168,15 @@ def _no_data(ax: Axes, what: str) -> None:
     ax.set_yticks([])
 
 
+def _label(ax: Axes, title: str, x_unit: str, y_label: str, ncols: int = 1) -> None:
+    """Title, axis labels, grid and legend: the same for every time-series plot."""
+    ax.set_title(title)
+    ax.set_xlabel(x_unit)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8, ncols=ncols)
+
+
 def plot_price(data: RunData) -> Figure:
     fig = Figure(figsize=(11, 5), layout="constrained")
     ax = fig.add_subplot()
@@ -199,11 +208,7 @@ def plot_price(data: RunData) -> Figure:
                 edgecolors=color,
                 label=label,
             )
-    ax.set_title("Mid, our quotes and fills")
-    ax.set_xlabel(unit)
-    ax.set_ylabel("price (quote per base)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8, ncols=2)
+    _label(ax, "Mid, our quotes and fills", unit, "price (quote per base)", ncols=2)
     return fig
 
 
@@ -226,11 +231,7 @@ def plot_inventory(data: RunData) -> Figure:
         q = data.quotes[data.quote_symbols[0]]
         ax.plot(q["t_s"] / div, q["net_delta_base"], color="black", lw=1.0, ls="--", label="net delta")
     ax.axhline(0, color="grey", lw=0.6)
-    ax.set_title("Inventory and net delta")
-    ax.set_xlabel(unit)
-    ax.set_ylabel("base units")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    _label(ax, "Inventory and net delta", unit, "base units")
     return fig
 
 
@@ -247,11 +248,7 @@ def plot_pnl(data: RunData) -> Figure:
             ax.plot(t, values, lw=1.0, label=name)
     ax.plot(t, data.pnl["total"], color="black", lw=2.0, label="total")
     ax.axhline(0, color="grey", lw=0.6)
-    ax.set_title("PnL by attribution component")
-    ax.set_xlabel(unit)
-    ax.set_ylabel("quote currency")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    _label(ax, "PnL by attribution component", unit, "quote currency")
     return fig
 
 
@@ -286,11 +283,7 @@ def plot_spread_risk(data: RunData) -> Figure:
         ts_ax.axvspan(start, end, color=colors[state], label=None if state in labelled else state, lw=0)
         labelled.add(state)
     ts_ax.plot(q["t_s"] / div, q["spread_bps"], color="black", lw=1.0, label="quoted spread")
-    ts_ax.set_title(f"Quoted spread and risk state ({data.quote_symbols[0]})")
-    ts_ax.set_xlabel(unit)
-    ts_ax.set_ylabel("bps of mid")
-    ts_ax.grid(alpha=0.3)
-    ts_ax.legend(loc="best", fontsize=8)
+    _label(ts_ax, f"Quoted spread and risk state ({data.quote_symbols[0]})", unit, "bps of mid")
     groups = [q["spread_bps"][q["risk_state"] == state] for state in states]
     groups = [g[~np.isnan(g)] for g in groups]
     box_ax.boxplot([g if len(g) else [np.nan] for g in groups], showfliers=False)

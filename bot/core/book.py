@@ -37,6 +37,11 @@ from enum import StrEnum
 
 from bot.domain import BookDelta, BookSnapshot, Level
 
+try:  # the per-level loop in C, when the optional extension was built (setup.py)
+    from bot._native import apply_side as _native_apply_side
+except ImportError:  # pragma: no cover - no C compiler at install: the Python reference below
+    _native_apply_side = None  # type: ignore[assignment]
+
 _NO_ASK = 1 << 62  # sentinel best ask of an empty ask side; bids use 0 (prices are > 0)
 _WALK_STEPS = 64  # grid steps tried before a full scan when the best level was deleted
 
@@ -174,47 +179,25 @@ class OrderBook:
 
     def _set_bids(self, levels: tuple[Level, ...]) -> bool:
         """Set/delete bid levels; False on invalid input (the book is then invalidated by the caller)."""
-        book = self._bids
-        best = self._bid
-        dirty = self._bid_dirty
-        ok = True
-        for price, size in levels:
-            if price <= 0:
-                ok = False
-            elif size > 0:
-                book[price] = size
-                if price >= best:  # a level at or above the bound is the best
-                    best = price
-                    dirty = False
-            elif size == 0:
-                if book.pop(price, None) is not None and price == best:
-                    dirty = True
-            else:
-                ok = False
-        self._bid = best
-        self._bid_dirty = dirty
+        out = (
+            None
+            if _native_apply_side is None
+            else _native_apply_side(self._bids, levels, self._bid, self._bid_dirty, True)
+        )
+        if out is None:
+            out = apply_side_py(self._bids, levels, self._bid, self._bid_dirty, True)
+        self._bid, self._bid_dirty, ok = out
         return ok
 
     def _set_asks(self, levels: tuple[Level, ...]) -> bool:
-        book = self._asks
-        best = self._ask
-        dirty = self._ask_dirty
-        ok = True
-        for price, size in levels:
-            if price <= 0:
-                ok = False
-            elif size > 0:
-                book[price] = size
-                if price <= best:
-                    best = price
-                    dirty = False
-            elif size == 0:
-                if book.pop(price, None) is not None and price == best:
-                    dirty = True
-            else:
-                ok = False
-        self._ask = best
-        self._ask_dirty = dirty
+        out = (
+            None
+            if _native_apply_side is None
+            else _native_apply_side(self._asks, levels, self._ask, self._ask_dirty, False)
+        )
+        if out is None:
+            out = apply_side_py(self._asks, levels, self._ask, self._ask_dirty, False)
+        self._ask, self._ask_dirty, ok = out
         return ok
 
     def _invalidate(self, status: BookStatus, reason: str) -> BookUpdate:
@@ -335,6 +318,32 @@ class OrderBook:
         bid_floor = -((-(bid + ask - 2 * within_ticks)) // 2)  # ceil((bid + ask - 2x) / 2)
         ask_cap = (bid + ask + 2 * within_ticks) // 2
         return _sum_range(self._bids, bid_floor, bid), _sum_range(self._asks, ask, ask_cap)
+
+
+def apply_side_py(
+    book: dict[int, int], levels: tuple[Level, ...], best: int, dirty: bool, is_bid: bool
+) -> tuple[int, bool, bool]:
+    """Set (size > 0) or delete (size 0) `levels` in one side of a book; returns the side's new best-price
+    bound, whether it is dirty (the best level was deleted), and False if a level had a price <= 0 or a
+    negative size (the caller then invalidates the book). The bound only moves towards better prices
+    here: a new level at or better than it is the best (no longer dirty); deleting the best marks it
+    dirty, for the next query to walk from. `bot._native.apply_side` is this loop in C.
+    """
+    ok = True
+    for price, size in levels:
+        if price <= 0:
+            ok = False
+        elif size > 0:
+            book[price] = size
+            if (price >= best) if is_bid else (price <= best):
+                best = price
+                dirty = False
+        elif size == 0:
+            if book.pop(price, None) is not None and price == best:
+                dirty = True
+        else:
+            ok = False
+    return best, dirty, ok
 
 
 def _levels_ok(levels: tuple[Level, ...]) -> bool:

@@ -33,6 +33,11 @@ import orjson
 
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Level, Side, TradePrint
 
+try:  # the per-level conversion in C, when the optional extension was built (setup.py)
+    from bot._native import grid_levels as _native_grid_levels
+except ImportError:  # pragma: no cover - no C compiler at install: the Python reference
+    _native_grid_levels = None  # type: ignore[assignment]
+
 _MS_NS = 1_000_000
 
 # Quote assets recognised when splitting a Binance symbol ("BTCUSDT" -> BTC/USDT); longest first.
@@ -210,6 +215,8 @@ class BinanceParser:
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
+        self._tick_size = instrument.tick_size
+        self._lot_size = instrument.lot_size
         self._ticks = _GridCache(instrument.tick_size)
         self._lots = _GridCache(instrument.lot_size)
         self.dropped: Counter[str] = Counter()
@@ -260,6 +267,15 @@ class BinanceParser:
         return out
 
     def _levels(self, pairs: list[list[str]]) -> tuple[Level, ...]:
+        if _native_grid_levels is not None:
+            levels = _native_grid_levels(pairs, self._tick_size, self._lot_size)
+            if levels is not None:
+                return levels
+        return self._levels_py(pairs)
+
+    def _levels_py(self, pairs: list[list[str]]) -> tuple[Level, ...]:
+        """[[price text, qty text], ...] -> ((ticks, lots), ...); `bot._native.grid_levels` is this in C
+        for plain decimal strings (it computes the same round(float(text) / step), without the cache)."""
         ticks = self._ticks
         lots = self._lots
         return tuple([(ticks[p], lots[q]) for p, q in pairs])

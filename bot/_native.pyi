@@ -1,0 +1,6 @@
+"""Types of the optional C extension built from bot/_native.c (see there)."""
+
+def grid_levels(pairs: object, tick_step: float, lot_step: float, /) -> tuple[tuple[int, int], ...] | None: ...
+def apply_side(
+    book: dict[int, int], levels: object, best: int, dirty: bool, is_bid: bool, /
+) -> tuple[int, bool, bool] | None: ...

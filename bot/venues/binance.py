@@ -19,7 +19,6 @@ Bad lines are dropped and counted by reason, never raised.
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 import re
@@ -30,6 +29,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import orjson
+
+try:  # ISA-L's gunzip: ~3x faster than zlib's on the recordings, same file format and errors
+    from isal import igzip as gzip
+except ImportError:  # pragma: no cover - a platform without isal wheels
+    import gzip  # type: ignore[no-redef]
 
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Level, Side, TradePrint
 
@@ -99,7 +103,7 @@ def iter_lines(
     so a caller can show progress against the file sizes."""
     path = Path(path)
     with open(path, "rb") as raw:
-        fh: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+        fh: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw  # type: ignore[no-untyped-call]
         rest = b""
         done = 0
         while chunk := fh.read(chunk_bytes):

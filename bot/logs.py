@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Literal, TextIO
 
@@ -31,24 +32,44 @@ def _is_secret_key(key: str) -> bool:
 
 
 class Redactor:
-    """Masks values under secret-looking keys and any registered secret string wherever it appears."""
+    """Masks values under secret-looking keys and any registered secret string wherever it appears.
+
+    Cheap on the common line: the keys' verdicts are cached (log keys are few and repeat), and the
+    values are only walked when the line, rendered, holds a registered secret at all."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(s for s in secrets if s)
-        self._secret_keys: dict[str, bool] = {}  # log keys are few and repeat: decide each once
+        # A secret shows in a rendered line as itself or JSON-escaped (a quote or backslash in it).
+        self._needles = tuple({form for s in self._secrets for form in (s.encode(), orjson.dumps(s)[1:-1])})
+        self._seen_keys: set[str] = set()
+        self._secret_keys: set[str] = set()
 
     def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        secret_keys = self._secret_keys
-        for key in list(event_dict):
-            value = event_dict[key]
-            is_secret = secret_keys.get(key)
-            if is_secret is None:
-                is_secret = secret_keys[key] = _is_secret_key(key)
-            if is_secret and value not in (None, ""):
-                event_dict[key] = REDACTED
-            elif self._secrets:
+        keys = event_dict.keys()
+        if not self._seen_keys.issuperset(keys):
+            self._learn(keys)
+        if not self._secret_keys.isdisjoint(keys):
+            for key in self._secret_keys.intersection(keys):
+                if event_dict[key] not in (None, ""):
+                    event_dict[key] = REDACTED
+        if self._needles and self._holds_secret(event_dict):
+            for key, value in event_dict.items():
                 event_dict[key] = self._scrub(value)
         return event_dict
+
+    def _learn(self, keys: Iterable[str]) -> None:
+        for key in list(keys):
+            if key not in self._seen_keys:
+                if _is_secret_key(key):
+                    self._secret_keys.add(key)
+                self._seen_keys.add(key)  # after: another thread must not skip a secret key half-learnt
+
+    def _holds_secret(self, event_dict: MutableMapping[str, Any]) -> bool:
+        try:
+            line = orjson.dumps(event_dict, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # cannot be rendered as JSON: look at every value
+            return True
+        return any(needle in line for needle in self._needles)
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -60,11 +81,49 @@ class Redactor:
             return {k: self._scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self._scrub(v) for v in value]
-        return value
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        # Rendered through `repr` (or `__structlog__`): mask the secret in that text.
+        text = _json_default(value)
+        return self._scrub(text) if isinstance(text, str) and any(s in text for s in self._secrets) else value
 
 
-def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str, option=orjson.OPT_NON_STR_KEYS).decode()
+def _json_default(obj: Any) -> Any:
+    """What the JSON renderer writes for a value orjson has no encoding for (structlog's rule)."""
+    to_log = getattr(obj, "__structlog__", None)
+    return to_log() if to_log is not None else repr(obj)
+
+
+def render_json(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """The line's JSON text. Keys that are not strings (rare) need orjson's slower option."""
+    try:
+        return orjson.dumps(event_dict, default=_json_default).decode()
+    except TypeError:
+        return orjson.dumps(event_dict, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class IsoTimestamper:
+    """Adds `ts`: now in ISO-8601 UTC with microseconds and `Z`. The date and time to the second are
+    formatted once per second; each line formats only its microseconds."""
+
+    def __init__(self) -> None:
+        self._second_prefix: tuple[int, str] = (-1, "")  # one attribute: threads see a matching pair
+
+    def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        cached_second, prefix = self._second_prefix
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self._second_prefix = (second, prefix)
+        event_dict["ts"] = f"{prefix}{micros:06d}Z"
+        return event_dict
+
+
+def _format_exc_info(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog's `format_exc_info`, skipped on the lines (nearly all) that carry no exception."""
+    if "exc_info" in event_dict:
+        return structlog.processors.format_exc_info(logger, name, event_dict)
+    return event_dict
 
 
 def _silence_stdout() -> None:
@@ -97,6 +156,20 @@ class _CurrentStdout:
         return sys.stdout.isatty()
 
 
+class LineLogger:
+    """What structlog's bound loggers write the rendered line to: one `write` of the whole line (so
+    threads' lines never interleave, without a lock) and one `flush` (a pipe's reader sees it now)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def msg(self, line: str) -> None:
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
 def configure_logging(
     fmt: LogFormat = "auto",
     level: str = "INFO",
@@ -109,18 +182,16 @@ def configure_logging(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        IsoTimestamper(),
         Redactor(secrets),
     ]
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
-        if use_console
-        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-    )
+    renderer: Any = structlog.dev.ConsoleRenderer(colors=out.isatty()) if use_console else render_json
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, _format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=lambda *_: LineLogger(out),
+        # Off: a logger bound before a reconfigure (a module's `log = get_logger(...)`, a test's sink)
+        # must follow it. The hot paths (replay, runner) bind their logger once instead.
         cache_logger_on_first_use=False,
     )
     # Stdlib loggers (ccxt, websockets, asyncio): same processors, same stream.

@@ -15,6 +15,7 @@ the core decides and explains, the runtime writes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from bot.core.options import CallOption, annualised_vol
 from bot.core.orders import OrderManager, OrderState
 from bot.core.portfolio import Portfolio
 from bot.core.quoting import DesiredQuote as DesiredOrder
-from bot.core.quoting import MarketInputs, QuoteAdjust, QuoteParams, TheoQuote, build_ladder, theo_quote
+from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote, build_ladder, theo_quote
 from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
 from bot.domain import (
     BookDelta,
@@ -162,59 +163,92 @@ class Engine:
         self._equity_key: tuple[int, float | None, float | None] | None = None
         self._equity_quote = 0.0
         self._last_desired: tuple[DesiredOrder, ...] = ()
+        self._theo_key: tuple[float, int, float, float, float] | None = None  # inputs of `last_theo`
+        self._hard_lots = params.spot.lots_floor(params.risk.inventory_hard_base)
+        # the last `_cap_exposure`: its ladder, the position it trimmed for, and the result
+        self._capped_ladder: tuple[DesiredOrder, ...] | None = None
+        self._capped_position = 0
+        self._capped: tuple[DesiredOrder, ...] = ()
         self._last_band_base = params.hedge.band_base
+        self._handlers: dict[type, Callable[[Any, int], list[Command]]] = {
+            BookDelta: self._on_book,
+            BookSnapshot: self._on_book,
+            TradePrint: self._on_trade,
+            OrderFilled: self._on_fill,
+            OrderAccepted: self._on_accepted,
+            OrderCanceled: self._on_canceled,
+            OrderRejected: self._on_rejected,
+            CancelRejected: self._on_cancel_rejected,
+            PositionSnapshot: self._on_position_event,
+            MarkPrice: self._on_mark,
+            FundingPaid: self._on_funding,
+            FeedStatus: self._on_feed_status,
+            Timer: self._on_timer_event,
+        }
 
     # ================================================================== events
 
     def apply(self, event: Event, now_ns: int) -> list[Command]:
-        if isinstance(event, BookDelta | BookSnapshot):
-            return self._on_book(event, now_ns)
-        if isinstance(event, TradePrint):
-            self._on_trade(event)
-            return []
-        if isinstance(event, OrderFilled):
-            return self._on_fill(event, now_ns)
-        hedger = self.hedger
-        if (
-            hedger is not None
-            and isinstance(event, OrderAccepted | OrderRejected | OrderCanceled)
-            and hedger.owns(event.client_id)
-        ):
-            return self._on_hedge_order_event(hedger, event, now_ns)
-        if isinstance(event, OrderAccepted):
-            self.orders.on_accepted(event)
-            return []
-        if isinstance(event, OrderCanceled):
-            order = self.orders.on_canceled(event)
-            if order is not None:
-                self._note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-            self._touch("order_canceled")
-            return []
-        if isinstance(event, OrderRejected):
-            self.orders.on_rejected(event)
-            self.stats.rejects += 1
-            self._note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-            self._touch("order_rejected")
-            return []
-        if isinstance(event, CancelRejected):
-            self.orders.on_cancel_rejected(event)
-            self._touch("cancel_rejected")
-            return []
-        if isinstance(event, PositionSnapshot):
-            self._on_position(event)
-            return []
-        if isinstance(event, MarkPrice):
-            self.mark_ticks = event.mark_ticks
-            return []
-        if isinstance(event, FundingPaid):
-            self.portfolio.on_funding(event)
-            self._pnl_version += 1
-            return []
-        if isinstance(event, FeedStatus):
-            return self._on_feed_status(event, now_ns)
-        if isinstance(event, Timer):
-            return self._on_timer(now_ns)
+        # one dict lookup on the event's type instead of a chain of isinstance checks: most events
+        # are trades and book deltas, which used to walk past several checks each
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            handler = self._handler_for(type(event))
+        return handler(event, now_ns)
+
+    def _handler_for(self, event_type: type) -> Callable[[Any, int], list[Command]]:
+        """The handler of a subclass of a domain event (tests may subclass), or a no-op; remembered."""
+        handler = next((h for t, h in self._handlers.items() if issubclass(event_type, t)), self._ignore)
+        self._handlers[event_type] = handler
+        return handler
+
+    def _ignore(self, event: Event, now_ns: int) -> list[Command]:
         return []
+
+    def _on_accepted(self, event: OrderAccepted, now_ns: int) -> list[Command]:
+        if self.hedger is not None and self.hedger.owns(event.client_id):
+            return self._on_hedge_order_event(self.hedger, event, now_ns)
+        self.orders.on_accepted(event)
+        return []
+
+    def _on_canceled(self, event: OrderCanceled, now_ns: int) -> list[Command]:
+        if self.hedger is not None and self.hedger.owns(event.client_id):
+            return self._on_hedge_order_event(self.hedger, event, now_ns)
+        order = self.orders.on_canceled(event)
+        if order is not None:
+            self._note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+        self._touch("order_canceled")
+        return []
+
+    def _on_rejected(self, event: OrderRejected, now_ns: int) -> list[Command]:
+        if self.hedger is not None and self.hedger.owns(event.client_id):
+            return self._on_hedge_order_event(self.hedger, event, now_ns)
+        self.orders.on_rejected(event)
+        self.stats.rejects += 1
+        self._note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+        self._touch("order_rejected")
+        return []
+
+    def _on_cancel_rejected(self, event: CancelRejected, now_ns: int) -> list[Command]:
+        self.orders.on_cancel_rejected(event)
+        self._touch("cancel_rejected")
+        return []
+
+    def _on_position_event(self, event: PositionSnapshot, now_ns: int) -> list[Command]:
+        self._on_position(event)
+        return []
+
+    def _on_mark(self, event: MarkPrice, now_ns: int) -> list[Command]:
+        self.mark_ticks = event.mark_ticks
+        return []
+
+    def _on_funding(self, event: FundingPaid, now_ns: int) -> list[Command]:
+        self.portfolio.on_funding(event)
+        self._pnl_version += 1
+        return []
+
+    def _on_timer_event(self, event: Timer, now_ns: int) -> list[Command]:
+        return self._on_timer(now_ns)
 
     def _on_book(self, event: BookDelta | BookSnapshot, now_ns: int) -> list[Command]:
         book = self.books.get(event.symbol)
@@ -253,13 +287,13 @@ class Engine:
             out.extend(self.orders.cancel_all(self.spot.symbol, tag="quote"))
         return out
 
-    def _on_trade(self, event: TradePrint) -> None:
+    def _on_trade(self, event: TradePrint, now_ns: int) -> list[Command]:
         book = self.books.get(event.symbol)
         if event.symbol != self.spot.symbol or book is None or not book.is_valid:
-            return
+            return []
         mid = book.mid_ticks
         if mid is None:
-            return
+            return []
         tick = self.spot.tick_size
         self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
         self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
@@ -267,6 +301,7 @@ class Engine:
             notional = self.spot.notional(event.price_ticks, event.size_lots)
             self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
             self._pnl_version += 1
+        return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
         hedger = self.hedger
@@ -523,10 +558,10 @@ class Engine:
         desired: tuple[DesiredOrder, ...] = ()
         max_places = 0
         feed_ok = symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid
-        mid_ticks = book.mid_ticks
+        mid_ticks = book.mid_ticks  # read once: each read walks the book's top
         if not self.stopping and feed_ok and mid_ticks is not None:
             inputs, theo = self._theo(mid_ticks, now_ns)
-            decision = self._evaluate_risk(book, theo, now_ns)
+            decision = self._evaluate_risk(mid_ticks, theo, now_ns)
             if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
                 desired = self._desired_quotes(book, inputs, theo, decision)
                 max_places = decision.max_new_orders
@@ -540,7 +575,7 @@ class Engine:
             self.p.price_tolerance_ticks,
             self.p.max_order_age_ns,
             max_places=max_places,
-            min_open_lots=self._obligation_lots_per_order(book),
+            min_open_lots=self._obligation_lots_per_order(mid_ticks),
         )
         placed = 0
         for command in out:
@@ -561,21 +596,25 @@ class Engine:
 
     def _theo(self, mid_ticks: float, now_ns: int) -> tuple[MarketInputs, TheoQuote]:
         fit = self.arrivals.update(now_ns)
-        inputs = MarketInputs(
-            mid_px=mid_ticks * self.spot.tick_size,
-            inventory_base=self.inventory_base(),
-            sigma_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
-            a_per_s=fit.a_per_s,
-            k_per_px=fit.k_per_px,
-        )
-        self.last_inputs = inputs
-        self.last_theo = theo_quote(self.p.quote, inputs)
-        return inputs, self.last_theo
+        sigma = self.sigma.sigma_px_per_sqrt_s
+        # Most requotes come from a timer or one of our order events with the market unchanged: the
+        # model's inputs (mid, position, σ, A, k) are then those of the last requote, and so is its quote.
+        key = (mid_ticks, self.portfolio.position_lots(self.spot.symbol), sigma, fit.a_per_s, fit.k_per_px)
+        if key != self._theo_key or self.last_inputs is None or self.last_theo is None:
+            inputs = MarketInputs(
+                mid_px=mid_ticks * self.spot.tick_size,
+                inventory_base=self.inventory_base(),
+                sigma_px_per_sqrt_s=sigma,
+                a_per_s=fit.a_per_s,
+                k_per_px=fit.k_per_px,
+            )
+            self.last_theo = theo_quote(self.p.quote, inputs)
+            self.last_inputs = inputs
+            self._theo_key = key
+        return self.last_inputs, self.last_theo
 
-    def _evaluate_risk(self, book: OrderBook, theo: TheoQuote, now_ns: int) -> RiskDecision:
-        tick = self.spot.tick_size
-        mid_ticks = book.mid_ticks
-        mid_px = mid_ticks * tick if mid_ticks is not None else math.nan
+    def _evaluate_risk(self, mid_ticks: float, theo: TheoQuote, now_ns: int) -> RiskDecision:
+        mid_px = mid_ticks * self.spot.tick_size
         live_bid, live_ask, bid_depth, ask_depth = self._live_quotes(mid_px)
         inputs = RiskInputs(
             mid_px=mid_px,
@@ -604,10 +643,9 @@ class Engine:
             return math.nan
         return self.mark_ticks * self.p.perp.tick_size
 
-    def _obligation_lots_per_order(self, book: OrderBook) -> int:
+    def _obligation_lots_per_order(self, mid_ticks: float | None) -> int:
         """Lots each quote must still show for the obligation's minimum depth per side (0: none)."""
         obligation = self.p.risk.obligation
-        mid_ticks = book.mid_ticks
         if obligation is None or mid_ticks is None or mid_ticks <= 0:
             return 0
         per_order_quote = obligation.min_depth_quote / max(1, self.p.quote.levels)
@@ -640,8 +678,8 @@ class Engine:
         tick = self.spot.tick_size
         mid_px = inputs.mid_px
         inventory = inputs.inventory_base
-        adjust: QuoteAdjust = decision.to_quote_adjust(QuoteAdjust)
-        ladder = build_ladder(theo, self.p.quote, self.spot, book.best_bid_ticks, book.best_ask_ticks, adjust)
+        # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
+        ladder = build_ladder(theo, self.p.quote, self.spot, book.best_bid_ticks, book.best_ask_ticks, decision)
         desired = self._cap_exposure(ladder)
         if desired != self._last_desired:
             self._last_desired = desired
@@ -669,8 +707,11 @@ class Engine:
     def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
         """Trim sizes so position + everything that could still fill stays within the hard limit;
         drop what the trim leaves below the venue's minimum notional."""
-        hard_lots = self.spot.lots_floor(self.p.risk.inventory_hard_base)
         position = self.portfolio.position_lots(self.spot.symbol)
+        # the same ladder at the same position trims the same way (often: the ladder only moves by ticks)
+        if ladder == self._capped_ladder and position == self._capped_position:
+            return self._capped
+        hard_lots = self._hard_lots
         room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
         out: list[DesiredOrder] = []
         spot = self.spot
@@ -680,7 +721,8 @@ class Engine:
             # a remnant below the venue's minimum order value would only be rejected: leave it out
             if lots > 0 and spot.notional(quote.price_ticks, lots) >= spot.min_notional:
                 out.append(quote if lots == quote.size_lots else quote._replace(size_lots=lots))
-        return tuple(out)
+        self._capped_ladder, self._capped_position, self._capped = ladder, position, tuple(out)
+        return self._capped
 
     # ================================================================== lifecycle & queries
 

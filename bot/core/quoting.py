@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from bot.domain import Instrument, Side
 
@@ -110,6 +110,26 @@ class QuoteAdjust:
 
 
 NO_ADJUST = QuoteAdjust()
+
+
+class QuoteShape(Protocol):
+    """The seven adjustment fields `build_ladder` reads. `QuoteAdjust` has them, and so has the risk
+    guard's `RiskDecision`, which the engine passes as it is rather than copy it on every requote."""
+
+    @property
+    def spread_mult(self) -> float: ...
+    @property
+    def bid_extra_px(self) -> float: ...
+    @property
+    def ask_extra_px(self) -> float: ...
+    @property
+    def skew_px(self) -> float: ...
+    @property
+    def bid_enabled(self) -> bool: ...
+    @property
+    def ask_enabled(self) -> bool: ...
+    @property
+    def max_spread_px(self) -> float | None: ...
 
 
 class TheoQuote(NamedTuple):
@@ -217,7 +237,7 @@ def build_ladder(
     instrument: Instrument,
     best_bid_ticks: int | None,
     best_ask_ticks: int | None,
-    adjust: QuoteAdjust = NO_ADJUST,
+    adjust: QuoteShape = NO_ADJUST,
 ) -> tuple[DesiredQuote, ...]:
     """The orders to rest: `params.levels` per enabled side, snapped to the grid on the safe side.
 
@@ -246,7 +266,7 @@ def build_ladder(
     return tuple(out)
 
 
-def _inner_ticks(theo: TheoQuote, params: QuoteParams, instrument: Instrument, adjust: QuoteAdjust) -> tuple[int, int]:
+def _inner_ticks(theo: TheoQuote, params: QuoteParams, instrument: Instrument, adjust: QuoteShape) -> tuple[int, int]:
     """Level-0 bid and ask in ticks after the guard's adjustments and the obligation cap."""
     half_px = max(theo.half_spread_px * adjust.spread_mult, _min_half_spread_px(params, theo.mid_px))
     centre_px = theo.reservation_px + adjust.skew_px

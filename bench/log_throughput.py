@@ -30,9 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import structlog
-
-from bot.logs import bind_context, configure_logging, get_logger
+from bot.logs import bind_context, clear_context, configure_logging, get_logger
 
 _QUOTE = {
     "symbol": "BTC/USDT",
@@ -143,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, us in figures(args.lines, args.repeat):
         print(json.dumps({"figure": name, "cpu_us_per_line": us}), flush=True)
         out[name] = us
-    structlog.contextvars.clear_contextvars()
+    clear_context()
     out["lines_per_cpu_s"] = round(1e6 / out["bound_us"])
     out["load_avg_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out))

@@ -1,19 +1,26 @@
 """structlog configuration: one JSON object per line on stdout (console rendering on a TTY).
 
 Event names are stable `noun.verb` strings (`quote.updated`, `order.filled`); data goes in fields.
-`run_id`, `venue` and `symbol` are bound with `bind_context` (contextvars) and merged into every
-line. Stdlib loggers (ccxt, websockets, asyncio) go through the same processors, and a redaction
-processor masks anything that looks secret, by key name and by registered secret value.
+`run_id`, `venue` and `symbol` are bound with `bind_context` (a contextvar of ours, not structlog's:
+one lookup per line instead of a walk over every contextvar) and merged into every line. Stdlib
+loggers (ccxt, websockets, asyncio) go through the same processors, and a redaction processor masks
+anything that looks secret, by key name and by registered secret value.
+
+A line costs a few microseconds (`bench/log_throughput.py`): the timestamp's date and second are
+formatted once per second, secret values are looked for in the rendered line before any value is
+walked, orjson renders straight to the line's text, and each line is one write and one flush.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -22,6 +29,10 @@ import structlog
 LogFormat = Literal["json", "console", "auto"]
 
 REDACTED = "**********"
+_NOTHING_BOUND: Mapping[str, Any] = MappingProxyType({})
+# The fields `bind_context` bound in this context. Each bind sets a new dict: one never changes once set,
+# so a task's copy of the context keeps what was bound when it started.
+_BOUND_FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("mmbot_log_fields")
 _SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "signature", "passphrase")
 
 
@@ -180,7 +191,7 @@ def configure_logging(
     out: Any = stream if stream is not None else _CurrentStdout()
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        merge_context,
         structlog.processors.add_log_level,
         IsoTimestamper(),
         Redactor(secrets),
@@ -210,7 +221,19 @@ def configure_logging(
 
 def bind_context(**fields: Any) -> None:
     """Bind `run_id`, `venue`, `symbol`, ... for every log line of the current context."""
-    structlog.contextvars.bind_contextvars(**fields)
+    _BOUND_FIELDS.set({**_BOUND_FIELDS.get(_NOTHING_BOUND), **fields})
+
+
+def clear_context() -> None:
+    """Unbind everything `bind_context` bound in the current context."""
+    _BOUND_FIELDS.set(_NOTHING_BOUND)
+
+
+def merge_context(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Adds the fields bound with `bind_context`; a field given on the line itself wins."""
+    for key, value in _BOUND_FIELDS.get(_NOTHING_BOUND).items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def get_logger(name: str = "mmbot") -> Any:

@@ -11,7 +11,7 @@ import structlog
 from hypothesis import HealthCheck, settings
 
 from bot.domain import Event
-from bot.logs import configure_logging
+from bot.logs import clear_context, configure_logging
 
 # Deterministic property tests: the same examples on every run and every machine.
 settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -20,9 +20,11 @@ settings.load_profile("ci")
 
 @pytest.fixture(autouse=True)
 def _logging_to_current_stdout() -> None:
-    """Each test starts with the default log pipeline (JSON to whatever stdout is now): a test that
-    pointed the loggers at its own stream, since closed, must not break the next one."""
+    """Each test starts with the default log pipeline (JSON to whatever stdout is now) and nothing
+    bound: a test that pointed the loggers at its own stream, since closed, or ran a command that bound
+    its `run_id`, must not leak into the next one."""
     configure_logging("json", "INFO")
+    clear_context()
 
 
 Record = dict[str, Any]
@@ -51,7 +53,7 @@ def log_sink() -> Iterator[LogSink]:
     configure_logging("json", "INFO", stream=sink)
     yield sink
     structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    clear_context()
 
 
 async def wait_for_event(events: list[Event], pred: Callable[[Event], bool], timeout_s: float = 5.0) -> Event:

@@ -27,22 +27,17 @@ static const double POW10[] = {
 #define MAX_EXACT_MANTISSA (1ULL << 53)
 
 /*
- * round(float(text) / step), as Python computes it, for a plain decimal `-?digits[.digits]`.
- * Returns a new int, or NULL *without an exception set* when the text is not plain or too long for
- * the exact path below (the caller then falls back to Python).
+ * round(float(text) / step), as Python computes it, for a plain decimal `-?digits[.digits]` of `n`
+ * bytes. Returns 0 and sets *out; or -1 when the text is not plain or too long for the exact path
+ * below (the caller then falls back to Python).
  *
  * Why this equals Python: a mantissa below 2^53 and a power of ten up to 10^22 are both exact
  * doubles, so one IEEE division gives the correctly rounded value of the decimal, which is what
  * float(text) returns (Clinger's fast path). The division by `step` and the round-half-even below
  * are then the same double operations Python's `round(x)` performs.
  */
-static PyObject *grid_steps(PyObject *text, double step)
+static int decimal_steps(const unsigned char *s, Py_ssize_t n, double step, double *out)
 {
-    if (!PyUnicode_CheckExact(text) || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) {
-        return NULL;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t i = 0;
     int negative = 0;
     if (n > 0 && s[0] == '-') {
@@ -55,7 +50,7 @@ static PyObject *grid_steps(PyObject *text, double step)
     int point = 0;
     int any = 0;
     for (; i < n; i++) {
-        Py_UCS1 c = s[i];
+        unsigned char c = s[i];
         if (c >= '0' && c <= '9') {
             any = 1;
             if (point) {
@@ -65,7 +60,7 @@ static PyObject *grid_steps(PyObject *text, double step)
                 continue;
             }
             if (++digits > 16) {
-                return NULL; /* may not fit the exact path: let Python decide */
+                return -1; /* may not fit the exact path: let Python decide */
             }
             mantissa = mantissa * 10 + (unsigned long long)(c - '0');
         }
@@ -73,11 +68,11 @@ static PyObject *grid_steps(PyObject *text, double step)
             point = 1;
         }
         else {
-            return NULL;
+            return -1;
         }
     }
     if (!any || decimals > 22 || mantissa >= MAX_EXACT_MANTISSA) {
-        return NULL;
+        return -1;
     }
     double value = (double)mantissa / POW10[decimals];
     if (negative) {
@@ -85,12 +80,26 @@ static PyObject *grid_steps(PyObject *text, double step)
     }
     double x = value / step;
     if (!isfinite(x)) {
-        return NULL;
+        return -1;
     }
     /* float.__round__ with no ndigits: nearest, ties to even */
     double rounded = round(x);
     if (fabs(x - rounded) == 0.5) {
         rounded = 2.0 * round(x / 2.0);
+    }
+    *out = rounded;
+    return 0;
+}
+
+/* decimal_steps of a str; a new int, or NULL without an exception set when not plain. */
+static PyObject *grid_steps(PyObject *text, double step)
+{
+    if (!PyUnicode_CheckExact(text) || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) {
+        return NULL;
+    }
+    double rounded;
+    if (decimal_steps(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), step, &rounded) < 0) {
+        return NULL;
     }
     return PyLong_FromDouble(rounded);
 }
@@ -103,6 +112,7 @@ static PyObject *grid_steps(PyObject *text, double step)
  */
 static PyObject *grid_levels(PyObject *self, PyObject *args)
 {
+    (void)self;
     PyObject *pairs;
     double tick, lot;
     if (!PyArg_ParseTuple(args, "Odd:grid_levels", &pairs, &tick, &lot)) {
@@ -163,6 +173,7 @@ not_plain:
  */
 static PyObject *apply_side(PyObject *self, PyObject *args)
 {
+    (void)self;
     PyObject *book, *levels, *best_obj;
     int dirty, is_bid;
     if (!PyArg_ParseTuple(args, "O!OOpp:apply_side", &PyDict_Type, &book, &levels, &best_obj, &dirty, &is_bid)) {
@@ -234,16 +245,367 @@ static PyObject *apply_side(PyObject *self, PyObject *args)
     return Py_BuildValue("(LOO)", best, dirty ? Py_True : Py_False, ok ? Py_True : Py_False);
 }
 
+/* --------------------------------------------------------------------------------------------- */
+/* decode_line: a recorded Binance depth diff or trade line, without building its JSON objects     */
+/* --------------------------------------------------------------------------------------------- */
+
+/* A cursor over the line; every reader returns 0 on success, -1 when the input is not the plain
+ * shape it handles (then the whole line goes to the Python reference, which decides). */
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} Cursor;
+
+static int expect(Cursor *c, unsigned char ch)
+{
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 0;
+    }
+    return -1;
+}
+
+/* A string of printable ASCII without escapes (what orjson decodes to the same bytes); its body. */
+static int read_string(Cursor *c, const unsigned char **start, Py_ssize_t *len)
+{
+    if (expect(c, '"') < 0) {
+        return -1;
+    }
+    const unsigned char *s = c->p;
+    while (c->p < c->end && *c->p != '"') {
+        if (*c->p < 0x20 || *c->p > 0x7e || *c->p == '\\') {
+            return -1;
+        }
+        c->p++;
+    }
+    if (c->p >= c->end) {
+        return -1;
+    }
+    *start = s;
+    *len = c->p - s;
+    c->p++;
+    return 0;
+}
+
+/* A JSON integer (no fraction or exponent: those are floats) of at most 18 digits. */
+static int read_int(Cursor *c, long long *out)
+{
+    int negative = expect(c, '-') == 0;
+    const unsigned char *s = c->p;
+    long long value = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        value = value * 10 + (*c->p - '0');
+        c->p++;
+    }
+    Py_ssize_t n = c->p - s;
+    if (n == 0 || n > 18 || (n > 1 && *s == '0')) {
+        return -1;
+    }
+    if (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E')) {
+        return -1;
+    }
+    *out = negative ? -value : value;
+    return 0;
+}
+
+static int read_literal(Cursor *c, const char *word)
+{
+    for (; *word; word++) {
+        if (expect(c, (unsigned char)*word) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int read_bool(Cursor *c, int *out)
+{
+    if (c->p < c->end && *c->p == 't') {
+        *out = 1;
+        return read_literal(c, "true");
+    }
+    *out = 0;
+    return read_literal(c, "false");
+}
+
+/* Any scalar value we do not use: a plain string, an integer, true, false or null. */
+static int skip_scalar(Cursor *c)
+{
+    const unsigned char *start;
+    Py_ssize_t len;
+    long long ignored;
+    if (c->p >= c->end) {
+        return -1;
+    }
+    switch (*c->p) {
+    case '"':
+        return read_string(c, &start, &len);
+    case 't':
+        return read_literal(c, "true");
+    case 'f':
+        return read_literal(c, "false");
+    case 'n':
+        return read_literal(c, "null");
+    default:
+        return read_int(c, &ignored);
+    }
+}
+
+/* [["price","qty"], ...] -> a new tuple of (ticks, lots), or NULL (with an exception set only on
+ * out of memory). */
+static PyObject *read_levels(Cursor *c, double tick, double lot)
+{
+    if (expect(c, '[') < 0) {
+        return NULL;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    if (expect(c, ']') == 0) {
+        goto done;
+    }
+    for (;;) {
+        const unsigned char *price_text, *qty_text;
+        Py_ssize_t price_len, qty_len;
+        double price, qty;
+        if (expect(c, '[') < 0 || read_string(c, &price_text, &price_len) < 0 || expect(c, ',') < 0 ||
+            read_string(c, &qty_text, &qty_len) < 0 || expect(c, ']') < 0 ||
+            decimal_steps(price_text, price_len, tick, &price) < 0 ||
+            decimal_steps(qty_text, qty_len, lot, &qty) < 0) {
+            goto fail;
+        }
+        PyObject *level = Py_BuildValue("(NN)", PyLong_FromDouble(price), PyLong_FromDouble(qty));
+        if (level == NULL) {
+            goto fail;
+        }
+        int appended = PyList_Append(list, level);
+        Py_DECREF(level);
+        if (appended < 0) {
+            goto fail;
+        }
+        if (expect(c, ']') == 0) {
+            break;
+        }
+        if (expect(c, ',') < 0) {
+            goto fail;
+        }
+    }
+done: {
+    PyObject *out = PyList_AsTuple(list);
+    Py_DECREF(list);
+    return out;
+}
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+enum { KIND_NONE, KIND_DEPTH, KIND_TRADE };
+
+typedef struct {
+    int kind;
+    long long E, T, U, u, pu, t;
+    int has_E, has_T, has_U, has_u, has_pu, has_t, has_m, has_p, has_q;
+    int m;
+    double p, q;
+    PyObject *b, *a; /* owned; NULL until read */
+} Data;
+
+static int key_is(const unsigned char *key, Py_ssize_t len, const char *name)
+{
+    return (Py_ssize_t)strlen(name) == len && memcmp(key, name, len) == 0;
+}
+
+/* The inner "data" object of a combined-stream message. */
+static int read_data(Cursor *c, Data *d, double tick, double lot)
+{
+    if (expect(c, '{') < 0) {
+        return -1;
+    }
+    if (expect(c, '}') == 0) {
+        return 0;
+    }
+    for (;;) {
+        const unsigned char *key, *text;
+        Py_ssize_t len, text_len;
+        if (read_string(c, &key, &len) < 0 || expect(c, ':') < 0) {
+            return -1;
+        }
+        int r;
+        if (key_is(key, len, "e")) {
+            r = read_string(c, &text, &text_len);
+            if (r == 0) {
+                d->kind = key_is(text, text_len, "depthUpdate") ? KIND_DEPTH
+                          : key_is(text, text_len, "trade")    ? KIND_TRADE
+                                                                : KIND_NONE;
+            }
+        }
+        else if (key_is(key, len, "E")) {
+            r = read_int(c, &d->E), d->has_E = 1;
+        }
+        else if (key_is(key, len, "T")) {
+            r = read_int(c, &d->T), d->has_T = 1;
+        }
+        else if (key_is(key, len, "U")) {
+            r = read_int(c, &d->U), d->has_U = 1;
+        }
+        else if (key_is(key, len, "u")) {
+            r = read_int(c, &d->u), d->has_u = 1;
+        }
+        else if (key_is(key, len, "pu")) {
+            r = read_int(c, &d->pu), d->has_pu = 1;
+        }
+        else if (key_is(key, len, "t")) {
+            r = read_int(c, &d->t), d->has_t = 1;
+        }
+        else if (key_is(key, len, "m")) {
+            r = read_bool(c, &d->m), d->has_m = 1;
+        }
+        else if (key_is(key, len, "p")) {
+            r = read_string(c, &text, &text_len);
+            r = r < 0 ? r : decimal_steps(text, text_len, tick, &d->p);
+            d->has_p = 1;
+        }
+        else if (key_is(key, len, "q")) {
+            r = read_string(c, &text, &text_len);
+            r = r < 0 ? r : decimal_steps(text, text_len, lot, &d->q);
+            d->has_q = 1;
+        }
+        else if ((key_is(key, len, "b") || key_is(key, len, "a")) && c->p < c->end && *c->p == '[') {
+            PyObject **slot = *key == 'b' ? &d->b : &d->a;
+            Py_CLEAR(*slot); /* a repeated key: the last one wins, as in any JSON decoder */
+            *slot = read_levels(c, tick, lot);
+            r = *slot == NULL ? -1 : 0;
+        }
+        else {
+            if (key_is(key, len, "b") || key_is(key, len, "a")) { /* a trade's order ids, say */
+                PyObject **slot = *key == 'b' ? &d->b : &d->a;
+                Py_CLEAR(*slot);
+            }
+            r = skip_scalar(c);
+        }
+        if (r < 0) {
+            return -1;
+        }
+        if (expect(c, '}') == 0) {
+            return 0;
+        }
+        if (expect(c, ',') < 0) {
+            return -1;
+        }
+    }
+}
+
+/* The top level: {"stream": "...", "data": {...}} in either order, nothing else. */
+static int read_message(Cursor *c, Data *d, double tick, double lot)
+{
+    int has_data = 0;
+    if (expect(c, '{') < 0) {
+        return -1;
+    }
+    for (;;) {
+        const unsigned char *key, *text;
+        Py_ssize_t len, text_len;
+        if (read_string(c, &key, &len) < 0 || expect(c, ':') < 0) {
+            return -1;
+        }
+        if (key_is(key, len, "stream")) {
+            if (read_string(c, &text, &text_len) < 0) {
+                return -1;
+            }
+        }
+        else if (key_is(key, len, "data") && !has_data) {
+            if (read_data(c, d, tick, lot) < 0) {
+                return -1;
+            }
+            has_data = 1;
+        }
+        else {
+            return -1;
+        }
+        if (expect(c, '}') == 0) {
+            return has_data && c->p == c->end ? 0 : -1;
+        }
+        if (expect(c, ',') < 0) {
+            return -1;
+        }
+    }
+}
+
+/*
+ * decode_line(line, tick_step, lot_step) -> tuple | None
+ *
+ * A recorded line `<receive ns> {"stream": ..., "data": {...}}` holding a diff-depth or trade message
+ * in the plain shape Binance sends (no whitespace, no escapes, integer ids and times, decimal
+ * strings), decoded straight from its bytes:
+ *
+ *   (1, recv_ns, E, U, u, pu or None, bids, asks)      a depthUpdate, levels in ticks and lots
+ *   (2, recv_ns, T, t, price_ticks, size_lots, m)      a trade (t: the id as an int)
+ *
+ * None for every other line (snapshots, tickers, anything unusual or malformed), which the Python
+ * reference (orjson + BinanceParser.parse_message) then decodes or drops with its reason.
+ */
+static PyObject *decode_line(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer view;
+    double tick, lot;
+    if (!PyArg_ParseTuple(args, "y*dd:decode_line", &view, &tick, &lot)) {
+        return NULL;
+    }
+    PyObject *out = NULL;
+    Data d;
+    memset(&d, 0, sizeof d);
+    Cursor c = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len};
+    unsigned long long recv_ns = 0; /* 19 digits: check it fits a long long */
+    const unsigned char *digits = c.p;
+    while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
+        recv_ns = recv_ns * 10 + (unsigned long long)(*c.p - '0');
+        c.p++;
+    }
+    if (c.p == digits || c.p - digits > 19 || recv_ns > (unsigned long long)LLONG_MAX || expect(&c, ' ') < 0 ||
+        !(tick > 0) || !(lot > 0) ||
+        read_message(&c, &d, tick, lot) < 0) {
+        goto not_plain;
+    }
+    if (d.kind == KIND_DEPTH && d.has_E && d.has_U && d.has_u && d.b != NULL && d.a != NULL) {
+        PyObject *pu = d.has_pu ? PyLong_FromLongLong(d.pu) : Py_NewRef(Py_None);
+        out = Py_BuildValue("(iLLLLNOO)", KIND_DEPTH, (long long)recv_ns, d.E, d.U, d.u, pu, d.b, d.a);
+    }
+    else if (d.kind == KIND_TRADE && d.has_T && d.has_t && d.has_p && d.has_q && d.has_m) {
+        out = Py_BuildValue("(iLLLNNO)", KIND_TRADE, (long long)recv_ns, d.T, d.t, PyLong_FromDouble(d.p),
+                            PyLong_FromDouble(d.q), d.m ? Py_True : Py_False);
+    }
+    else {
+        goto not_plain;
+    }
+    goto done;
+
+not_plain:
+    if (!PyErr_Occurred()) {
+        out = Py_NewRef(Py_None);
+    }
+done:
+    Py_XDECREF(d.b);
+    Py_XDECREF(d.a);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"grid_levels", grid_levels, METH_VARARGS,
      "grid_levels(pairs, tick_step, lot_step) -> levels in ticks and lots, or None if not plain"},
     {"apply_side", apply_side, METH_VARARGS,
      "apply_side(book, levels, best, dirty, is_bid) -> (best, dirty, ok), or None if not plain"},
+    {"decode_line", decode_line, METH_VARARGS,
+     "decode_line(line, tick_step, lot_step) -> a depth diff or trade as a tuple, or None if not plain"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "bot._native", "C versions of the replay's per-level loops.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__native(void)

@@ -1,0 +1,339 @@
+"""The C kernels of bot/_native.c against their Python references: same results on the recorded data,
+on generated plain input, and on odd input (which the kernels must hand back to Python, not guess at).
+
+A kernel answers None for input outside its plain shape; the callers then run the reference, so each
+test compares what the *caller* produces with the reference alone, errors and drop counters included.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.core.book import OrderBook, apply_side_py
+from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind
+from bot.venues.binance import BinanceParser, infer_instrument, iter_lines
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
+RECORDINGS = [DATA / "spot_btcusdt_20240808.gz", DATA / "usdm_btcusdt_20240808.gz"]
+SPOT = Instrument("BTC/USDT", InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.00001)
+PERP = Instrument("BTC/USDT:USDT", InstrumentKind.PERP, "BTC", "USDT", 0.1, 0.001)
+
+
+def test_the_extension_is_built_where_a_compiler_is() -> None:
+    """setup.py marks the extension optional; this catches a build that silently failed."""
+    if shutil.which(sysconfig.get_config_var("CC").split()[0] or "cc") is None:
+        pytest.skip("no C compiler here: the Python references run alone")
+    import bot._native  # noqa: F401
+
+
+native = pytest.importorskip("bot._native")
+
+
+# --------------------------------------------------------------------------------------------------
+# decimal text -> integer steps
+# --------------------------------------------------------------------------------------------------
+
+plain_decimals = st.builds(
+    lambda sign, whole, frac, dot: f"{sign}{whole}{'.' if dot else ''}{frac if dot else ''}",
+    st.sampled_from(["", "-"]),
+    st.integers(0, 10**9).map(str),
+    st.text("0123456789", max_size=12),
+    st.booleans(),
+) | st.sampled_from(["9007199254740991", "9007199254740992", "900719925474099.1", "90071992547409.92"])
+odd_texts = st.one_of(
+    st.sampled_from(
+        ["", "-", ".", "1e5", "1E-3", "+1.5", " 1.5", "1.5 ", "1_000", "inf", "nan", "0x10", "1..2", "--1"]
+    ),
+    st.text(max_size=12),
+    st.builds(lambda digits: digits + ".5", st.text("0123456789", min_size=17, max_size=30)),
+)
+steps = st.sampled_from([0.01, 0.1, 0.5, 1.0, 0.001, 1e-5, 1e-6, 1e-8, 25.0, 0.3])
+
+
+def reference_levels(pairs: object, tick: float, lot: float) -> object:
+    """What `BinanceParser._levels_py` gives (or raises) for `pairs`, through a fresh parser."""
+    parser = BinanceParser(Instrument("X/Y", InstrumentKind.SPOT, "X", "Y", tick, lot))
+    try:
+        return parser._levels_py(pairs)  # type: ignore[arg-type]
+    except Exception as exc:
+        return type(exc)
+
+
+def parser_levels(pairs: object, tick: float, lot: float) -> object:
+    parser = BinanceParser(Instrument("X/Y", InstrumentKind.SPOT, "X", "Y", tick, lot))
+    try:
+        return parser._levels(pairs)  # type: ignore[arg-type]
+    except Exception as exc:
+        return type(exc)
+
+
+@given(st.lists(st.tuples(plain_decimals, plain_decimals), max_size=8), steps, steps)
+def test_grid_levels_equals_the_reference_on_plain_decimals(
+    pairs: list[tuple[str, str]], tick: float, lot: float
+) -> None:
+    as_json = [[price, qty] for price, qty in pairs]
+    expected = reference_levels(as_json, tick, lot)
+    fast = native.grid_levels(as_json, tick, lot)
+    if all(mantissa(text) < 2**53 for pair in pairs for text in pair):  # Binance's are far below
+        assert fast == expected
+    else:  # past 2^53 the exact fast path does not apply: the reference decides
+        assert fast is None or fast == expected
+    assert parser_levels(as_json, tick, lot) == expected
+
+
+def mantissa(text: str) -> int:
+    """The decimal's digits as an integer ("-0.0120" -> 120)."""
+    return int(text.lstrip("-").replace(".", "") or "0")
+
+
+@given(st.lists(st.tuples(st.one_of(plain_decimals, odd_texts), st.one_of(plain_decimals, odd_texts)), max_size=4))
+def test_odd_decimals_go_back_to_the_reference(pairs: list[tuple[str, str]]) -> None:
+    as_json = [[price, qty] for price, qty in pairs]
+    fast = native.grid_levels(as_json, 0.01, 0.001)
+    expected = reference_levels(as_json, 0.01, 0.001)
+    assert fast is None or fast == expected
+    assert parser_levels(as_json, 0.01, 0.001) == expected
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("1.5", "2"),),  # a tuple, not the list JSON decodes to
+        [("1.5", "2")],
+        [["1.5"]],
+        [["1.5", "2", "3"]],
+        [[1.5, "2"]],
+        [[b"1.5", "2"]],
+        [["1.5", None]],
+        [["１.5", "2"]],  # a full-width digit: float() takes it, the kernel must not
+        "not a list",
+    ],
+)
+def test_shapes_other_than_json_pairs_go_back_to_the_reference(pairs: object) -> None:
+    assert native.grid_levels(pairs, 0.01, 0.001) is None
+    assert parser_levels(pairs, 0.01, 0.001) == reference_levels(pairs, 0.01, 0.001)
+
+
+def test_exact_on_every_recorded_level() -> None:
+    """Every price and size in the recordings converts to the grid value the reference gives."""
+    for path in RECORDINGS:
+        inst = infer_instrument(path)
+        fast, reference = BinanceParser(inst), BinanceParser(inst)
+        for line in iter_lines(path):
+            if b"depthUpdate" in line[:80] or b"lastUpdateId" in line[:40]:
+                assert fast.parse_line(line) == reference._parse_line_py(line)
+
+
+# --------------------------------------------------------------------------------------------------
+# whole lines
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_every_recorded_line_decodes_as_the_reference_does(path: Path) -> None:
+    inst = infer_instrument(path)
+    fast, reference = BinanceParser(inst), BinanceParser(inst)
+    decoded_in_c = 0
+    for line in iter_lines(path):
+        assert fast.parse_line(line) == reference._parse_line_py(line)
+        decoded_in_c += native.decode_line(line, inst.tick_size, inst.lot_size) is not None
+    assert fast.dropped == reference.dropped and fast.parsed == reference.parsed
+    assert decoded_in_c > 0.25 * fast.parsed  # the depth diffs and trades, not the tickers or snapshots
+
+
+PERP_DEPTH = (
+    b'1723161255030314667 {"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161256299,'
+    b'"T":1723161256298,"s":"BTCUSDT","U":5123107832006,"u":5123107837557,"pu":5123107831937,'
+    b'"b":[["58710.20","0.014"],["61510.90","0.000"]],"a":[["61800.30","1.5"]]}}'
+)
+PERP_TRADE = (
+    b'1723161255088176367 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256322,'
+    b'"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}'
+)
+SPOT_TRADE = (
+    b'1723161254087896568 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
+    b'"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}'
+)
+
+
+def both(line: bytes, inst: Instrument = PERP) -> tuple[object, object]:
+    """(parse_line with the kernel, the reference alone), each with its drop counters."""
+    fast, reference = BinanceParser(inst), BinanceParser(inst)
+    return (fast.parse_line(line), dict(fast.dropped), fast.parsed), (
+        reference._parse_line_py(line),
+        dict(reference.dropped),
+        reference.parsed,
+    )
+
+
+def test_decoded_fields_by_hand() -> None:
+    tag, recv_ns, venue_ms, first, last, prev, bids, asks = native.decode_line(PERP_DEPTH, 0.1, 0.001)
+    assert (tag, recv_ns, venue_ms, first, last, prev) == (
+        1,
+        1723161255030314667,
+        1723161256299,
+        5123107832006,
+        5123107837557,
+        5123107831937,
+    )
+    assert bids == ((587102, 14), (615109, 0)) and asks == ((618003, 1500),)
+    assert native.decode_line(SPOT_TRADE, 0.01, 0.00001) == (
+        2,
+        1723161254087896568,
+        1723161255342,
+        3735683259,
+        6183763,
+        2000,
+        True,
+    )
+
+
+# each a variation the kernel must hand back (or decode exactly as the reference does)
+VARIANTS = [
+    PERP_DEPTH.replace(b'"pu":5123107831937,', b""),  # spot-style diff without pu
+    PERP_DEPTH.replace(b'"b":[["58710.20","0.014"],["61510.90","0.000"]]', b'"b":[]'),
+    PERP_DEPTH.replace(b'"U":5123107832006,', b""),  # missing U: malformed
+    PERP_DEPTH.replace(b'"U":5123107832006', b'"U":"5123107832006"'),  # a string id: the reference takes it
+    PERP_DEPTH.replace(b'"U":5123107832006', b'"U":5123107832006.0'),  # a float id
+    PERP_DEPTH.replace(b'"E":1723161256299', b'"E":1.723161256299e12'),
+    PERP_DEPTH.replace(b'"58710.20"', b'"5.871020e4"'),  # an exponent
+    PERP_DEPTH.replace(b'"58710.20"', b'"-58710.20"'),  # negative price: parsed, the book refuses it
+    PERP_DEPTH.replace(b'"58710.20"', b"58710.20"),  # a number, not a string
+    PERP_DEPTH.replace(b'"b":[[', b'"b": [['),  # whitespace
+    PERP_DEPTH.replace(b'"s":"BTCUSDT"', b'"s":"BTC\\u0055SDT"'),  # an escape
+    PERP_DEPTH.replace(b'"s":"BTCUSDT"', b'"s":"BTC\xffUSDT"'),  # invalid UTF-8: not JSON
+    PERP_DEPTH.replace(b'"s":"BTCUSDT"', b'"s":"BTC\xc3\xa9USDT"'),  # valid UTF-8
+    PERP_DEPTH.replace(b'"e":"depthUpdate"', b'"e":"depthUpdate","e":"trade"'),  # repeated key: last wins
+    PERP_DEPTH.replace(b'"a":[["61800.30","1.5"]]', b'"a":[["61800.30","1.5"]],"a":[]'),
+    PERP_DEPTH.replace(b'"a":[["61800.30","1.5"]]', b'"a":7'),
+    PERP_DEPTH.replace(b'"data":{', b'"extra":1,"data":{'),
+    PERP_DEPTH + b"\r",
+    PERP_DEPTH + b" ",
+    PERP_DEPTH + b"}",
+    PERP_DEPTH[:-1],
+    PERP_DEPTH[:200],
+    b"1723161255030314667x" + PERP_DEPTH[19:],
+    b"99999999999999999999" + PERP_DEPTH[19:],  # does not fit 64 bits
+    b"+1" + PERP_DEPTH[19:],
+    PERP_DEPTH[20:],  # no timestamp
+    PERP_TRADE.replace(b'"m":false', b'"m":0'),
+    PERP_TRADE.replace(b'"m":false', b'"m":null'),
+    PERP_TRADE.replace(b',"m":false', b""),
+    PERP_TRADE.replace(b'"p":"61800.30"', b'"p":"0"'),  # price 0: dropped as bad_value
+    PERP_TRADE.replace(b'"q":"0.006"', b'"q":"-0.006"'),
+    PERP_TRADE.replace(b'"t":5266583935', b'"t":-5'),
+    PERP_TRADE.replace(b'"t":5266583935', b'"t":05266583935'),  # a leading zero is not JSON
+    PERP_TRADE.replace(b'"t":5266583935', b'"t":"abc"'),
+    PERP_TRADE.replace(b'"X":"MARKET"', b'"X":{"nested":1}'),
+    PERP_TRADE.replace(b'"X":"MARKET"', b'"b":123,"a":456'),  # order ids, as older spot trades carry
+    PERP_TRADE.replace(b'"e":"trade"', b'"e":"aggTrade"'),
+    PERP_TRADE.replace(b'"e":"trade",', b""),
+]
+
+
+@pytest.mark.parametrize("line", VARIANTS, ids=range(len(VARIANTS)))
+def test_variants_decode_as_the_reference_does(line: bytes) -> None:
+    with_kernel, reference = both(line)
+    assert with_kernel == reference
+
+
+@given(st.data())
+def test_mutated_lines_decode_as_the_reference_does(data: st.DataObject) -> None:
+    line = bytearray(data.draw(st.sampled_from([PERP_DEPTH, PERP_TRADE, SPOT_TRADE])))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(line) - 1))
+        action = data.draw(st.sampled_from(["replace", "delete", "insert"]))
+        byte = data.draw(st.sampled_from(b'0123456789.-"[]{},: eEtfnul\\\xff'))
+        if action == "replace":
+            line[at] = byte
+        elif action == "delete":
+            del line[at]
+        else:
+            line.insert(at, byte)
+    with_kernel, reference = both(bytes(line))
+    assert with_kernel == reference
+
+
+# --------------------------------------------------------------------------------------------------
+# book side apply
+# --------------------------------------------------------------------------------------------------
+
+prices = st.integers(-3, 60)
+sizes = st.integers(-2, 5)
+
+
+@given(
+    st.dictionaries(st.integers(1, 60), st.integers(1, 5), max_size=20),
+    st.lists(st.tuples(prices, sizes), max_size=15),
+    st.integers(0, 70),
+    st.booleans(),
+    st.booleans(),
+)
+def test_apply_side_equals_the_reference(
+    book: dict[int, int], levels: list[tuple[int, int]], best: int, dirty: bool, is_bid: bool
+) -> None:
+    fast_book, reference_book = dict(book), dict(book)
+    fast = native.apply_side(fast_book, tuple(levels), best, dirty, is_bid)
+    assert fast == apply_side_py(reference_book, tuple(levels), best, dirty, is_bid)
+    assert fast_book == reference_book
+
+
+@pytest.mark.parametrize(
+    ("levels", "best"),
+    [
+        (((1.5, 2),), 0),  # a float price
+        (((True, 2),), 0),  # a bool is an int to Python, not to the kernel
+        (((1 << 70, 2),), 0),
+        (((5, 1 << 70),), 0),
+        (((5, 2), (6,)), 0),  # checked before anything is applied
+        ([(5, 2)], 0),  # a list, not a tuple
+        (((5, 2),), 1 << 70),
+    ],
+)
+def test_apply_side_hands_odd_levels_back_untouched(levels: object, best: int) -> None:
+    book = {3: 1}
+    assert native.apply_side(book, levels, best, False, True) is None
+    assert book == {3: 1}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.integers(1, 40), st.integers(0, 4)), max_size=6),
+            st.lists(st.tuples(st.integers(41, 80), st.integers(0, 4)), max_size=6),
+        ),
+        max_size=25,
+    )
+)
+def test_books_built_through_the_kernel_match_a_plain_rebuild(updates: list[tuple[list, list]]) -> None:
+    """End to end through OrderBook: best prices and contents equal a dict rebuilt by hand."""
+    book = OrderBook("X")
+    book.apply(BookSnapshot("X", 1, ((40, 1),), ((41, 1),), 0, 0))
+    bids, asks = {40: 1}, {41: 1}
+    for seq, (bid_levels, ask_levels) in enumerate(updates, start=2):
+        book.apply(BookDelta("X", seq, seq, tuple(bid_levels), tuple(ask_levels), 0, 0))
+        for side, levels in ((bids, bid_levels), (asks, ask_levels)):
+            for price, size in levels:
+                if size:
+                    side[price] = size
+                else:
+                    side.pop(price, None)
+        assert book.best_bid_ticks == (max(bids) if bids else None)
+        assert book.best_ask_ticks == (min(asks) if asks else None)
+        assert book.top_bids(100) == sorted(bids.items(), reverse=True)
+        assert book.top_asks(100) == sorted(asks.items())
+
+
+def test_rounding_matches_python_at_ties_and_near_them() -> None:
+    """round(float(text) / step): ties go to even, as Python's round does on the same double."""
+    for text in ["0.5", "1.5", "2.5", "-0.5", "-1.5", "0.05", "0.15", "0.25", "0.35", "1.005", "0"]:
+        for step in (1.0, 0.1, 0.01, 0.5):
+            assert native.grid_levels([[text, text]], step, step) == ((round(float(text) / step),) * 2,)
+    assert math.copysign(1, native.grid_levels([["-0.0", "0"]], 1.0, 1.0)[0][0]) == 1  # an int 0, no sign

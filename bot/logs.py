@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, Literal, TextIO
 
@@ -33,6 +34,13 @@ _NOTHING_BOUND: Mapping[str, Any] = MappingProxyType({})
 # The fields `bind_context` bound in this context. Each bind sets a new dict: one never changes once set,
 # so a task's copy of the context keeps what was bound when it started.
 _BOUND_FIELDS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("mmbot_log_fields")
+_LEVEL_METHODS = (
+    (logging.DEBUG, "debug"),
+    (logging.INFO, "info"),
+    (logging.WARNING, "warning"),
+    (logging.ERROR, "error"),
+    (logging.CRITICAL, "critical"),
+)
 _SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "signature", "passphrase")
 
 
@@ -181,6 +189,38 @@ class LineLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
+def _shallow_method(name: str, structlog_method: Callable[..., Any]) -> Callable[..., Any]:
+    """`name` (info, warning...) without structlog's intermediate `_proxy_to_logger` call, which
+    repacks every field into a new dict once more: ~0.7 us of a ~5.5 us line. Same processing."""
+
+    def method(self: Any, event: Any = None, *args: Any, **fields: Any) -> Any:
+        if args:  # %-style arguments: structlog's own path interpolates them
+            return structlog_method(self, event, *args, **fields)
+        try:
+            line_args, line_kw = self._process_event(name, event, fields)
+        except structlog.DropEvent:
+            return None
+        return getattr(self._logger, name)(*line_args, **line_kw)
+
+    method.__name__ = name
+    return method
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}: one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return number
+
+
+@functools.cache
+def _bound_logger_class(min_level: int) -> type:
+    """structlog's filtering bound logger for `min_level`, its enabled level methods made shallower."""
+    base = structlog.make_filtering_bound_logger(min_level)
+    enabled = (name for level, name in _LEVEL_METHODS if level >= min_level)
+    return type(base.__name__, (base,), {name: _shallow_method(name, getattr(base, name)) for name in enabled})
+
+
 def configure_logging(
     fmt: LogFormat = "auto",
     level: str = "INFO",
@@ -199,7 +239,7 @@ def configure_logging(
     renderer: Any = structlog.dev.ConsoleRenderer(colors=out.isatty()) if use_console else render_json
     structlog.configure(
         processors=[*shared, _format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        wrapper_class=_bound_logger_class(_level_number(level)),
         logger_factory=lambda *_: LineLogger(out),
         # Off: a logger bound before a reconfigure (a module's `log = get_logger(...)`, a test's sink)
         # must follow it. The hot paths (replay, runner) bind their logger once instead.

@@ -91,6 +91,15 @@ static int decimal_steps(const unsigned char *s, Py_ssize_t n, double step, doub
     return 0;
 }
 
+/* A rounded double (from decimal_steps) as an int: the common case without PyLong_FromDouble. */
+static PyObject *steps_to_int(double rounded)
+{
+    if (rounded > -9.2e18 && rounded < 9.2e18) {
+        return PyLong_FromLongLong((long long)rounded);
+    }
+    return PyLong_FromDouble(rounded);
+}
+
 /* decimal_steps of a str; a new int, or NULL without an exception set when not plain. */
 static PyObject *grid_steps(PyObject *text, double step)
 {
@@ -101,7 +110,7 @@ static PyObject *grid_steps(PyObject *text, double step)
     if (decimal_steps(PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), step, &rounded) < 0) {
         return NULL;
     }
-    return PyLong_FromDouble(rounded);
+    return steps_to_int(rounded);
 }
 
 /*
@@ -154,7 +163,7 @@ static PyObject *grid_levels(PyObject *self, PyObject *args)
     return out;
 
 not_plain_or_error:
-    if (PyErr_Occurred()) { /* out of memory in PyLong_FromDouble */
+    if (PyErr_Occurred()) { /* out of memory */
         Py_DECREF(out);
         return NULL;
     }
@@ -351,19 +360,41 @@ static int skip_scalar(Cursor *c)
     }
 }
 
+/* (ticks, lots): a new 2-tuple, or NULL with an exception set. */
+static PyObject *level_tuple(double price, double qty)
+{
+    PyObject *level = PyTuple_New(2);
+    if (level == NULL) {
+        return NULL;
+    }
+    PyObject *p = steps_to_int(price);
+    PyObject *q = p == NULL ? NULL : steps_to_int(qty);
+    if (q == NULL) {
+        Py_XDECREF(p);
+        Py_DECREF(level);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(level, 0, p);
+    PyTuple_SET_ITEM(level, 1, q);
+    return level;
+}
+
+#define LEVELS_ON_STACK 256
+
 /* [["price","qty"], ...] -> a new tuple of (ticks, lots), or NULL (with an exception set only on
- * out of memory). */
+ * out of memory). Levels are collected on the stack (a diff rarely has more than a few hundred),
+ * then in a list past that. */
 static PyObject *read_levels(Cursor *c, double tick, double lot)
 {
+    PyObject *stack[LEVELS_ON_STACK];
+    Py_ssize_t n = 0;
+    PyObject *overflow = NULL; /* a list of every level once the stack is full */
+    PyObject *out = NULL;
     if (expect(c, '[') < 0) {
         return NULL;
     }
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return NULL;
-    }
     if (expect(c, ']') == 0) {
-        goto done;
+        return PyTuple_New(0);
     }
     for (;;) {
         const unsigned char *price_text, *qty_text;
@@ -373,32 +404,52 @@ static PyObject *read_levels(Cursor *c, double tick, double lot)
             read_string(c, &qty_text, &qty_len) < 0 || expect(c, ']') < 0 ||
             decimal_steps(price_text, price_len, tick, &price) < 0 ||
             decimal_steps(qty_text, qty_len, lot, &qty) < 0) {
-            goto fail;
+            goto done;
         }
-        PyObject *level = Py_BuildValue("(NN)", PyLong_FromDouble(price), PyLong_FromDouble(qty));
+        PyObject *level = level_tuple(price, qty);
         if (level == NULL) {
-            goto fail;
+            goto done;
         }
-        int appended = PyList_Append(list, level);
-        Py_DECREF(level);
-        if (appended < 0) {
-            goto fail;
+        if (n < LEVELS_ON_STACK) {
+            stack[n++] = level;
+        }
+        else {
+            if (overflow == NULL && (overflow = PyList_New(0)) == NULL) {
+                Py_DECREF(level);
+                goto done;
+            }
+            int appended = PyList_Append(overflow, level);
+            Py_DECREF(level);
+            if (appended < 0) {
+                goto done;
+            }
         }
         if (expect(c, ']') == 0) {
             break;
         }
         if (expect(c, ',') < 0) {
-            goto fail;
+            goto done;
         }
     }
-done: {
-    PyObject *out = PyList_AsTuple(list);
-    Py_DECREF(list);
+    Py_ssize_t extra = overflow == NULL ? 0 : PyList_GET_SIZE(overflow);
+    out = PyTuple_New(n + extra);
+    if (out != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(out, i, stack[i]); /* the tuple takes the references */
+        }
+        for (Py_ssize_t i = 0; i < extra; i++) {
+            PyObject *level = PyList_GET_ITEM(overflow, i);
+            Py_INCREF(level);
+            PyTuple_SET_ITEM(out, n + i, level);
+        }
+        n = 0;
+    }
+done:
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(stack[i]);
+    }
+    Py_XDECREF(overflow);
     return out;
-}
-fail:
-    Py_DECREF(list);
-    return NULL;
 }
 
 enum { KIND_NONE, KIND_DEPTH, KIND_TRADE };
@@ -574,8 +625,8 @@ static PyObject *decode_line(PyObject *self, PyObject *args)
         out = Py_BuildValue("(iLLLLNOO)", KIND_DEPTH, (long long)recv_ns, d.E, d.U, d.u, pu, d.b, d.a);
     }
     else if (d.kind == KIND_TRADE && d.has_T && d.has_t && d.has_p && d.has_q && d.has_m) {
-        out = Py_BuildValue("(iLLLNNO)", KIND_TRADE, (long long)recv_ns, d.T, d.t, PyLong_FromDouble(d.p),
-                            PyLong_FromDouble(d.q), d.m ? Py_True : Py_False);
+        out = Py_BuildValue("(iLLLNNO)", KIND_TRADE, (long long)recv_ns, d.T, d.t, steps_to_int(d.p),
+                            steps_to_int(d.q), d.m ? Py_True : Py_False);
     }
     else {
         goto not_plain;

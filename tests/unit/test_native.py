@@ -235,6 +235,14 @@ VARIANTS = [
     PERP_TRADE.replace(b'"X":"MARKET"', b'"b":123,"a":456'),  # order ids, as older spot trades carry
     PERP_TRADE.replace(b'"e":"trade"', b'"e":"aggTrade"'),
     PERP_TRADE.replace(b'"e":"trade",', b""),
+    # more levels than the kernel keeps on its stack (256), then one bad level at the very end
+    PERP_DEPTH.replace(
+        b'"a":[["61800.30","1.5"]]', b'"a":[' + b",".join(b'["%d.10","1.5"]' % (61801 + i) for i in range(600)) + b"]"
+    ),
+    PERP_DEPTH.replace(
+        b'"a":[["61800.30","1.5"]]',
+        b'"a":[' + b",".join(b'["%d.10","1.5"]' % (61801 + i) for i in range(600)) + b',["x","1"]]',
+    ),
 ]
 
 

@@ -169,6 +169,8 @@ class Engine:
         self._capped_ladder: tuple[DesiredOrder, ...] | None = None
         self._capped_position = 0
         self._capped: tuple[DesiredOrder, ...] = ()
+        self._ladder_key: tuple[Any, ...] | None = None  # what `_ladder` was built from
+        self._ladder: tuple[DesiredOrder, ...] = ()
         self._last_band_base = params.hedge.band_base
         self._handlers: dict[type, Callable[[Any, int], list[Command]]] = {
             BookDelta: self._on_book,
@@ -678,9 +680,14 @@ class Engine:
         tick = self.spot.tick_size
         mid_px = inputs.mid_px
         inventory = inputs.inventory_base
-        # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
-        ladder = build_ladder(theo, self.p.quote, self.spot, book.best_bid_ticks, book.best_ask_ticks, decision)
-        desired = self._cap_exposure(ladder)
+        # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
+        # top of the book: when none moved (a calm market between timer requotes), it is the last one.
+        key = (theo, decision[:7], book.best_bid_ticks, book.best_ask_ticks)
+        if key != self._ladder_key:
+            # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
+            self._ladder = build_ladder(theo, self.p.quote, self.spot, key[2], key[3], decision)
+            self._ladder_key = key
+        desired = self._cap_exposure(self._ladder)
         if desired != self._last_desired:
             self._last_desired = desired
             self.stats.quotes += 1

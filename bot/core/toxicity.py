@@ -162,10 +162,14 @@ class MarkoutTracker:
         self.recent_buys = RollingWindow(window_ns)
         self.recent_sells = RollingWindow(window_ns)
         self._mid_px = math.nan
+        # the earliest deadline waiting (inf: none): fills are rare and marks are checked on every
+        # requote, so most checks end on this one comparison instead of a look at every horizon
+        self._next_due_ns = math.inf
 
     def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
         for pending, horizon_ns in zip(self._pending, self._horizons_ns, strict=True):
             pending.append((now_ns + horizon_ns, side_sign, fill_px, size_base))
+        self._next_due_ns = min(self._next_due_ns, now_ns + min(self._horizons_ns))
 
     def observe(self, now_ns: int, mid_px: float) -> None:
         """Advance time to `now_ns`, with `mid_px` the mid from now on (NaN: no new mid).
@@ -183,6 +187,8 @@ class MarkoutTracker:
         self.recent_sells.expire(now_ns)
 
     def _resolve(self, until_ns: int, mid_px: float) -> None:
+        if until_ns < self._next_due_ns:
+            return
         for i, pending in enumerate(self._pending):
             while pending and pending[0][0] <= until_ns:
                 deadline_ns, sign, fill_px, size_base = pending.popleft()
@@ -194,6 +200,7 @@ class MarkoutTracker:
                 if i == self._signal_index:
                     recent = self.recent_buys if sign > 0 else self.recent_sells
                     recent.add(deadline_ns, markout, fill_px * size_base)
+        self._next_due_ns = min((pending[0][0] for pending in self._pending if pending), default=math.inf)
 
     def stats(self) -> tuple[MarkoutStats, ...]:
         return tuple(

@@ -67,7 +67,7 @@ class Runner:
         self.cancel_timeout_s = cancel_timeout_s
         self.observers = observers
         self.stats = RunnerStats()
-        self.log = get_logger("mmbot.runner")
+        self.log = get_logger("mmbot.runner").bind()  # bound once: the lazy proxy rebuilds its logger per call
         self._queue: asyncio.Queue[Event | _Stop] = asyncio.Queue()
 
     def request_stop(self, reason: str) -> None:

@@ -206,6 +206,8 @@ def run_replay(
     Returns the number of events delivered."""
     delivered = 0
     next_timer_ns: int | None = None
+    pending = list(executions.values())  # checked on every event: a list walk, not a call
+    by_symbol = dict(executions)
 
     def deliver(event: Event, now_ns: int) -> None:
         nonlocal delivered
@@ -224,11 +226,17 @@ def run_replay(
                     deliver(event, event.ts_recv_ns)
                 deliver(Timer(next_timer_ns, next_timer_ns), next_timer_ns)
                 next_timer_ns += timer_ns
-        for event in _due(executions, now_ns - 1):  # answers due before this market event
-            deliver(event, event.ts_recv_ns)
-        execution = executions.get(getattr(market, "symbol", ""))
-        ours = execution.on_market(market, now_ns) if execution is not None else []
-        deliver(market, now_ns)
+        for venue in pending:
+            if venue.wake_ns < now_ns:  # answers due before this market event
+                for event in _due(executions, now_ns - 1):
+                    deliver(event, event.ts_recv_ns)
+                break
+        execution = by_symbol.get(getattr(market, "symbol", ""))
+        ours = execution.on_market(market, now_ns) if execution is not None else ()
+        # deliver(market, now_ns), inlined: this is the loop's hot path
+        delivered += 1
+        for command in on_event(market, now_ns):
+            _route(executions, command, now_ns)
         for event in ours:
             deliver(event, now_ns)
     return delivered

@@ -84,6 +84,8 @@ class Redactor:
                 self._seen_keys.add(key)  # after: another thread must not skip a secret key half-learnt
 
     def _holds_secret(self, event_dict: MutableMapping[str, Any]) -> bool:
+        """False only if no string `_scrub` would change holds a secret: JSON escapes character by
+        character, so a string holding a secret renders holding the secret's rendering."""
         try:
             line = orjson.dumps(event_dict, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # cannot be rendered as JSON: look at every value
@@ -100,11 +102,7 @@ class Redactor:
             return {k: self._scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self._scrub(v) for v in value]
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        # Rendered through `repr` (or `__structlog__`): mask the secret in that text.
-        text = _json_default(value)
-        return self._scrub(text) if isinstance(text, str) and any(s in text for s in self._secrets) else value
+        return value
 
 
 def _json_default(obj: Any) -> Any:
@@ -125,11 +123,12 @@ class IsoTimestamper:
     """Adds `ts`: now in ISO-8601 UTC with microseconds and `Z`. The date and time to the second are
     formatted once per second; each line formats only its microseconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._clock_ns = clock_ns  # ns since the Unix epoch
         self._second_prefix: tuple[int, str] = (-1, "")  # one attribute: threads see a matching pair
 
     def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        second, micros = divmod(self._clock_ns() // 1000, 1_000_000)
         cached_second, prefix = self._second_prefix
         if second != cached_second:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))

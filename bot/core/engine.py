@@ -290,8 +290,10 @@ class Engine:
         return out
 
     def _on_trade(self, event: TradePrint, now_ns: int) -> list[Command]:
-        book = self.books.get(event.symbol)
-        if event.symbol != self.spot.symbol or book is None or not book.is_valid:
+        if event.symbol != self.spot.symbol:  # the perp's trades (most of them) inform no estimator
+            return []
+        book = self.books[event.symbol]
+        if not book.is_valid:
             return []
         mid = book.mid_ticks
         if mid is None:
@@ -617,7 +619,10 @@ class Engine:
 
     def _evaluate_risk(self, mid_ticks: float, theo: TheoQuote, now_ns: int) -> RiskDecision:
         mid_px = mid_ticks * self.spot.tick_size
-        live_bid, live_ask, bid_depth, ask_depth = self._live_quotes(mid_px)
+        if self.p.risk.obligation is not None:
+            live_bid, live_ask, bid_depth, ask_depth = self._live_quotes(mid_px)
+        else:  # the guard reads our resting quotes only to track an obligation: skip the walk
+            live_bid, live_ask, bid_depth, ask_depth = math.nan, math.nan, 0.0, 0.0
         inputs = RiskInputs(
             mid_px=mid_px,
             inventory_base=self.inventory_base() - self.p.quote.inventory_target_base,

@@ -255,7 +255,7 @@ static PyObject *apply_side(PyObject *self, PyObject *args)
 }
 
 /* --------------------------------------------------------------------------------------------- */
-/* decode_line: a recorded Binance depth diff or trade line, without building its JSON objects     */
+/* decode_line: a recorded Binance diff, trade or ticker line, without building its JSON objects   */
 /* --------------------------------------------------------------------------------------------- */
 
 /* A cursor over the line; every reader returns 0 on success, -1 when the input is not the plain
@@ -452,16 +452,36 @@ done:
     return out;
 }
 
-enum { KIND_NONE, KIND_DEPTH, KIND_TRADE };
+enum { KIND_NONE, KIND_DEPTH, KIND_TRADE, KIND_TICKER };
 
 typedef struct {
-    int kind;
+    int kind, has_e;
     long long E, T, U, u, pu, t;
     int has_E, has_T, has_U, has_u, has_pu, has_t, has_m, has_p, has_q;
     int m;
     double p, q;
-    PyObject *b, *a; /* owned; NULL until read */
+    PyObject *b, *a;         /* a diff's levels (owned; NULL unless the last "b" / "a" was a list) */
+    int has_bt, has_at;      /* a ticker's best bid / ask: the last "b" / "a" was a plain decimal string */
+    int has_bq, has_aq;      /* and its sizes "B" / "A" */
+    double bt, at, bq, aq;
 } Data;
+
+/* A ticker's "b" / "B" / "a" / "A": *has is 1 when the value is a plain decimal string (then *value
+ * is in steps), 0 for any other scalar, which only matters if the message turns out to be a ticker. */
+static int read_decimal_field(Cursor *c, double step, double *value, int *has)
+{
+    const unsigned char *text;
+    Py_ssize_t len;
+    *has = 0;
+    if (c->p < c->end && *c->p == '"') {
+        if (read_string(c, &text, &len) < 0) {
+            return -1;
+        }
+        *has = decimal_steps(text, len, step, value) == 0;
+        return 0;
+    }
+    return skip_scalar(c);
+}
 
 static int key_is(const unsigned char *key, Py_ssize_t len, const char *name)
 {
@@ -489,7 +509,9 @@ static int read_data(Cursor *c, Data *d, double tick, double lot)
             if (r == 0) {
                 d->kind = key_is(text, text_len, "depthUpdate") ? KIND_DEPTH
                           : key_is(text, text_len, "trade")    ? KIND_TRADE
+                          : key_is(text, text_len, "bookTicker") ? KIND_TICKER
                                                                 : KIND_NONE;
+                d->has_e = 1;
             }
         }
         else if (key_is(key, len, "E")) {
@@ -523,17 +545,26 @@ static int read_data(Cursor *c, Data *d, double tick, double lot)
             r = r < 0 ? r : decimal_steps(text, text_len, lot, &d->q);
             d->has_q = 1;
         }
-        else if ((key_is(key, len, "b") || key_is(key, len, "a")) && c->p < c->end && *c->p == '[') {
+        else if (key_is(key, len, "b") || key_is(key, len, "a")) {
             PyObject **slot = *key == 'b' ? &d->b : &d->a;
+            int *has_text = *key == 'b' ? &d->has_bt : &d->has_at;
             Py_CLEAR(*slot); /* a repeated key: the last one wins, as in any JSON decoder */
-            *slot = read_levels(c, tick, lot);
-            r = *slot == NULL ? -1 : 0;
+            *has_text = 0;
+            if (c->p < c->end && *c->p == '[') { /* a diff's levels */
+                *slot = read_levels(c, tick, lot);
+                r = *slot == NULL ? -1 : 0;
+            }
+            else { /* a ticker's best price, or a trade's order id */
+                r = read_decimal_field(c, tick, *key == 'b' ? &d->bt : &d->at, has_text);
+            }
+        }
+        else if (key_is(key, len, "B")) {
+            r = read_decimal_field(c, lot, &d->bq, &d->has_bq);
+        }
+        else if (key_is(key, len, "A")) {
+            r = read_decimal_field(c, lot, &d->aq, &d->has_aq);
         }
         else {
-            if (key_is(key, len, "b") || key_is(key, len, "a")) { /* a trade's order ids, say */
-                PyObject **slot = *key == 'b' ? &d->b : &d->a;
-                Py_CLEAR(*slot);
-            }
             r = skip_scalar(c);
         }
         if (r < 0) {
@@ -587,14 +618,15 @@ static int read_message(Cursor *c, Data *d, double tick, double lot)
 /*
  * decode_line(line, tick_step, lot_step) -> tuple | None
  *
- * A recorded line `<receive ns> {"stream": ..., "data": {...}}` holding a diff-depth or trade message
+ * A recorded line `<receive ns> {"stream": ..., "data": {...}}` holding a diff-depth, trade or ticker message
  * in the plain shape Binance sends (no whitespace, no escapes, integer ids and times, decimal
  * strings), decoded straight from its bytes:
  *
  *   (1, recv_ns, E, U, u, pu or None, bids, asks)      a depthUpdate, levels in ticks and lots
  *   (2, recv_ns, T, t, price_ticks, size_lots, m)      a trade (t: the id as an int)
+ *   (3, recv_ns, u, bid_ticks, bid_lots, ask_ticks, ask_lots, venue_ms or 0)   a bookTicker
  *
- * None for every other line (snapshots, tickers, anything unusual or malformed), which the Python
+ * None for every other line (snapshots, anything unusual or malformed), which the Python
  * reference (orjson + BinanceParser.parse_message) then decodes or drops with its reason.
  */
 static PyObject *decode_line(PyObject *self, PyObject *args)
@@ -627,6 +659,13 @@ static PyObject *decode_line(PyObject *self, PyObject *args)
     else if (d.kind == KIND_TRADE && d.has_T && d.has_t && d.has_p && d.has_q && d.has_m) {
         out = Py_BuildValue("(iLLLNNO)", KIND_TRADE, (long long)recv_ns, d.T, d.t, steps_to_int(d.p),
                             steps_to_int(d.q), d.m ? Py_True : Py_False);
+    }
+    else if ((d.kind == KIND_TICKER || (!d.has_e && d.has_u && d.has_bq)) && d.has_u && d.has_bt && d.has_at &&
+             d.has_bq && d.has_aq) { /* spot's tickers have no "e": the reference's rule */
+        /* venue time: "T" or else "E" (futures), each only when non-zero; else the receive time */
+        long long venue_ms = d.has_T && d.T ? d.T : (d.has_E && d.E ? d.E : 0);
+        out = Py_BuildValue("(iLLNNNNL)", KIND_TICKER, (long long)recv_ns, d.u, steps_to_int(d.bt), steps_to_int(d.bq),
+                            steps_to_int(d.at), steps_to_int(d.aq), venue_ms);
     }
     else {
         goto not_plain;

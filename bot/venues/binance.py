@@ -44,7 +44,8 @@ except ImportError:  # pragma: no cover - no C compiler at install: the Python r
     _native_decode_line = None  # type: ignore[assignment]
     _native_grid_levels = None  # type: ignore[assignment]
 
-_PLAIN_DEPTH = 1  # decode_line's tag of a depth diff (2: a trade)
+_PLAIN_DEPTH = 1  # decode_line's tags: a depth diff, a bookTicker (a trade is 2)
+_PLAIN_TICKER = 3
 
 _MS_NS = 1_000_000
 
@@ -238,12 +239,17 @@ class BinanceParser:
         return self._parse_line_py(line)
 
     def _from_plain(self, plain: tuple[int, ...]) -> Parsed | None:
-        """The event of a line `bot._native.decode_line` decoded (a depth diff or a trade), built as
-        `delta` / `trade` build it from the JSON."""
+        """The event of a line `bot._native.decode_line` decoded (a depth diff, a trade or a ticker),
+        built as `delta` / `trade` / `ticker` build it from the JSON."""
         if plain[0] == _PLAIN_DEPTH:
             _, recv_ns, venue_ms, first, last, prev, bids, asks = plain
             self.parsed += 1
             return BookDelta(self.symbol, first, last, bids, asks, venue_ms * _MS_NS, recv_ns, prev)  # type: ignore[arg-type]
+        if plain[0] == _PLAIN_TICKER:
+            _, recv_ns, update_id, bid_ticks, bid_lots, ask_ticks, ask_lots, venue_ms = plain
+            self.parsed += 1
+            venue_ns = venue_ms * _MS_NS if venue_ms else recv_ns
+            return BookTicker(self.symbol, update_id, bid_ticks, bid_lots, ask_ticks, ask_lots, venue_ns, recv_ns)
         _, recv_ns, venue_ms, trade_id, price_ticks, size_lots, buyer_is_maker = plain
         if price_ticks <= 0 or size_lots <= 0:
             self.dropped["bad_value"] += 1

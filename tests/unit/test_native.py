@@ -140,12 +140,14 @@ def test_exact_on_every_recorded_level() -> None:
 def test_every_recorded_line_decodes_as_the_reference_does(path: Path) -> None:
     inst = infer_instrument(path)
     fast, reference = BinanceParser(inst), BinanceParser(inst)
-    decoded_in_c = 0
+    decoded_in_c = snapshots = 0
     for line in iter_lines(path):
-        assert fast.parse_line(line) == reference._parse_line_py(line)
+        event = fast.parse_line(line)
+        assert event == reference._parse_line_py(line)
         decoded_in_c += native.decode_line(line, inst.tick_size, inst.lot_size) is not None
+        snapshots += isinstance(event, BookSnapshot)
     assert fast.dropped == reference.dropped and fast.parsed == reference.parsed
-    assert decoded_in_c > 0.25 * fast.parsed  # the depth diffs and trades, not the tickers or snapshots
+    assert snapshots >= 1 and decoded_in_c == fast.parsed - snapshots  # all but the REST snapshots
 
 
 PERP_DEPTH = (
@@ -156,6 +158,14 @@ PERP_DEPTH = (
 PERP_TRADE = (
     b'1723161255088176367 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256322,'
     b'"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}'
+)
+SPOT_TICKER = (
+    b'1723161254087891268 {"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT",'
+    b'"b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}'
+)
+PERP_TICKER = (
+    b'1723161255088169167 {"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,'
+    b'"s":"BTCUSDT","b":"61800.20","B":"2.507","a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256313}}'
 )
 SPOT_TRADE = (
     b'1723161254087896568 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT",'
@@ -184,6 +194,17 @@ def test_decoded_fields_by_hand() -> None:
         5123107831937,
     )
     assert bids == ((587102, 14), (615109, 0)) and asks == ((618003, 1500),)
+    assert native.decode_line(PERP_TICKER, 0.1, 0.001) == (
+        3,
+        1723161255088169167,
+        5123107839020,
+        618002,
+        2507,
+        618003,
+        2510,
+        1723161256313,
+    )
+    assert native.decode_line(SPOT_TICKER, 0.01, 0.00001)[-1] == 0  # no venue time: the receive time's
     assert native.decode_line(SPOT_TRADE, 0.01, 0.00001) == (
         2,
         1723161254087896568,
@@ -235,6 +256,19 @@ VARIANTS = [
     PERP_TRADE.replace(b'"X":"MARKET"', b'"b":123,"a":456'),  # order ids, as older spot trades carry
     PERP_TRADE.replace(b'"e":"trade"', b'"e":"aggTrade"'),
     PERP_TRADE.replace(b'"e":"trade",', b""),
+    PERP_TICKER.replace(b'"T":1723161256313', b'"T":0'),  # venue time from E
+    PERP_TICKER.replace(b'"T":1723161256313,"E":1723161256313', b'"T":0,"E":0'),  # from the receive time
+    PERP_TICKER.replace(b',"T":1723161256313,"E":1723161256313', b""),
+    PERP_TICKER.replace(b'"e":"bookTicker",', b""),  # spot's shape
+    PERP_TICKER.replace(b'"e":"bookTicker"', b'"e":null'),
+    PERP_TICKER.replace(b'"b":"61800.20"', b'"b":61800.20'),  # a number: the reference takes it
+    PERP_TICKER.replace(b'"b":"61800.20"', b'"b":[["61800.20","1"]]'),
+    PERP_TICKER.replace(b'"B":"2.507"', b'"B":"2.5e3"'),
+    PERP_TICKER.replace(b'"A":"2.510",', b""),
+    SPOT_TICKER.replace(b'"u":50093239212,', b""),  # no "u": not a ticker to the reference
+    SPOT_TICKER.replace(b'"B":"3.78826000",', b""),
+    SPOT_TICKER.replace(b'"b":"61837.63000000"', b'"b":"61837.63000000","b":"1"'),
+    PERP_TRADE.replace(b'"X":"MARKET"', b'"B":"x","A":"1.5"'),  # ticker-like fields in a trade: ignored
     # more levels than the kernel keeps on its stack (256), then one bad level at the very end
     PERP_DEPTH.replace(
         b'"a":[["61800.30","1.5"]]', b'"a":[' + b",".join(b'["%d.10","1.5"]' % (61801 + i) for i in range(600)) + b"]"
@@ -254,7 +288,7 @@ def test_variants_decode_as_the_reference_does(line: bytes) -> None:
 
 @given(st.data())
 def test_mutated_lines_decode_as_the_reference_does(data: st.DataObject) -> None:
-    line = bytearray(data.draw(st.sampled_from([PERP_DEPTH, PERP_TRADE, SPOT_TRADE])))
+    line = bytearray(data.draw(st.sampled_from([PERP_DEPTH, PERP_TRADE, SPOT_TRADE, PERP_TICKER, SPOT_TICKER])))
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(line) - 1))
         action = data.draw(st.sampled_from(["replace", "delete", "insert"]))

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 import select
 import subprocess
@@ -140,9 +141,11 @@ class _SelfLogging:
         return {"n": 1}
 
 
-@given(st.dictionaries(st.text(max_size=6), values, max_size=6))
-def test_render_json_writes_what_structlogs_json_renderer_wrote(event: dict[str, Any]) -> None:
-    event = {**event, "opaque": _Opaque(), "own": _SelfLogging(), "pair": (1, "a"), "int_keys": {1: "x"}}
+@given(st.dictionaries(st.text(max_size=6), values, max_size=6), st.booleans())
+def test_render_json_writes_what_structlogs_json_renderer_wrote(event: dict[str, Any], int_keys: bool) -> None:
+    event = {**event, "opaque": _Opaque(), "own": _SelfLogging(), "pair": (1, "a")}
+    if int_keys:  # the slower path
+        event["by_id"] = {1: "x"}
     before = structlog.processors.JSONRenderer(
         serializer=lambda obj, default: orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
     )
@@ -283,6 +286,7 @@ def test_a_line_reaches_a_pipe_at_once_and_a_closed_pipe_does_not_stop_the_bot()
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # stdout block-buffered, as usual
     )
     try:
         assert child.stdout is not None

@@ -59,7 +59,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = tuple(s for s in secrets if s)
         # A secret shows in a rendered line as itself or JSON-escaped (a quote or backslash in it).
-        self._needles = tuple({form for s in self._secrets for form in (s.encode(), orjson.dumps(s)[1:-1])})
+        self._needles = tuple({form for s in self._secrets for form in (s, orjson.dumps(s).decode()[1:-1])})
         self._seen_keys: set[str] = set()
         self._secret_keys: set[str] = set()
 
@@ -87,10 +87,13 @@ class Redactor:
         """False only if no string `_scrub` would change holds a secret: JSON escapes character by
         character, so a string holding a secret renders holding the secret's rendering."""
         try:
-            line = orjson.dumps(event_dict, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+            line = orjson.dumps(event_dict, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:  # cannot be rendered as JSON: look at every value
             return True
-        return any(needle in line for needle in self._needles)
+        for needle in self._needles:  # noqa: SIM110 (a loop: ~0.15 us less per line than any(...))
+            if needle in line:
+                return True
+        return False
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -29,6 +29,7 @@ from bot.core.portfolio import Portfolio
 from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote, build_ladder, theo_quote
 from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
+from bot.core.rounding import NoteRounding
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -171,6 +172,10 @@ class Engine:
         self._capped: tuple[DesiredOrder, ...] = ()
         self._ladder_key: tuple[Any, ...] | None = None  # what `_ladder` was built from
         self._ladder: tuple[DesiredOrder, ...] = ()
+        # prices and sizes in the notes are written on each instrument's grid (bot.core.rounding)
+        self._spot_rounding = NoteRounding.for_instrument(params.spot)
+        self._perp_rounding = NoteRounding.for_instrument(params.perp) if params.perp else self._spot_rounding
+        self._delta_decimals = max(self._spot_rounding.size_decimals, self._perp_rounding.size_decimals)
         self._last_band_base = params.hedge.band_base
         self._handlers: dict[type, Callable[[Any, int], list[Command]]] = {
             BookDelta: self._on_book,
@@ -332,6 +337,7 @@ class Engine:
         inventory = self.inventory_base()
         self.stats.max_abs_inventory_base = max(self.stats.max_abs_inventory_base, abs(inventory))
         latency_ms = None
+        rounding = self._spot_rounding if instrument is self.spot else self._perp_rounding
         if result.order is not None:
             latency_ms = round((event.ts_recv_ns - result.order.placed_ns) / 1e6, 3)
         self._note(
@@ -339,12 +345,12 @@ class Engine:
             symbol=event.symbol,
             client_id=event.client_id,
             side=event.side.value,
-            price=instrument.price(event.price_ticks),
-            size=instrument.size(event.size_lots),
+            price=rounding.price(instrument.price(event.price_ticks)),
+            size=rounding.size(instrument.size(event.size_lots)),
             fee=event.fee_quote,
             liquidity=event.liquidity.value,
             latency_ms=latency_ms,
-            inventory=inventory,
+            inventory=self._spot_rounding.size(inventory),
             tag=result.order.tag if result.order is not None else "unknown",
         )
         self._touch("fill")
@@ -370,12 +376,12 @@ class Engine:
             symbol=event.symbol,
             client_id=event.client_id,
             side=event.side.value,
-            price=perp.price(event.price_ticks),
-            size=perp.size(event.size_lots),
+            price=self._perp_rounding.price(perp.price(event.price_ticks)),
+            size=self._perp_rounding.size(perp.size(event.size_lots)),
             fee=event.fee_quote,
             slippage_bps=hedge_fill.slippage_bps if hedge_fill is not None else None,
-            delta_before=before,
-            delta_after=self.portfolio.net_delta_base(),
+            delta_before=self._delta(before),
+            delta_after=self._delta(self.portfolio.net_delta_base()),
         )
         return self._hedge(hedger, now_ns)
 
@@ -416,20 +422,20 @@ class Engine:
                     symbol=command.symbol,
                     client_id=command.client_id,
                     side=command.side.value,
-                    size=hedger.perp.size(command.size_lots),
-                    price=hedger.perp.price(command.price_ticks),
+                    size=self._perp_rounding.size(hedger.perp.size(command.size_lots)),
+                    price=self._perp_rounding.price(hedger.perp.price(command.price_ticks)),
                     order_type=command.order_type.value,
                     reduce_only=command.reduce_only,
                     reason=decision.reason,
-                    delta_before=net,
-                    delta_after_expected=net + decision.order_base,
+                    delta_before=self._delta(net),
+                    delta_after_expected=self._delta(net + decision.order_base),
                     band=decision.band_base,
                 )
         self._last_band_base = decision.band_base
         if hedger.halted and self._hedge_halted_ns is None:
             self._hedge_halted_ns = now_ns
             self.stats.hedger_halts += 1
-            self._note("hedge.halted", net_delta=net, resume_in_s=self.p.hedge_resume_after_ns / NS_PER_S)
+            self._note("hedge.halted", net_delta=self._delta(net), resume_in_s=self.p.hedge_resume_after_ns / NS_PER_S)
             self._touch("hedger_halted")
         return list(decision.commands)
 
@@ -590,8 +596,8 @@ class Engine:
                     symbol=command.symbol,
                     client_id=command.client_id,
                     side=command.side.value,
-                    price=self.spot.price(command.price_ticks),
-                    size=self.spot.size(command.size_lots),
+                    price=self._spot_rounding.price(self.spot.price(command.price_ticks)),
+                    size=self._spot_rounding.size(self.spot.size(command.size_lots)),
                     post_only=command.post_only,
                 )
         if placed:
@@ -640,9 +646,24 @@ class Engine:
         )
         decision = self.risk.evaluate(inputs, now_ns)
         for transition in decision.transitions:
-            self._note(transition.event, **transition.fields)
+            self._note(transition.event, **self._rounded_risk_fields(transition.fields))
         self.risk_decision = decision
         return decision
+
+    def _rounded_risk_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A risk transition's fields for the log: its prices and inventory on the spot's grid (the
+        decision keeps the exact values)."""
+        out = dict(fields)
+        for key in ("mid_px", "reference_px", "theo_bid_px", "theo_ask_px"):
+            if key in out:
+                out[key] = self._spot_rounding.model_price(out[key])
+        if "inventory_base" in out:
+            out["inventory_base"] = self._spot_rounding.size(out["inventory_base"])
+        return out
+
+    def _delta(self, delta_base: float) -> float:
+        """A net delta for the log, to the finer of the spot's and the perp's lot decimals."""
+        return round(delta_base, self._delta_decimals)
 
     def _reference_px(self) -> float:
         """The perp mark (a second venue's price for the same asset), for the quote band."""
@@ -698,15 +719,16 @@ class Engine:
             self.stats.quotes += 1
             bid = next((d.price_ticks for d in desired if d.side is Side.BUY and d.level == 0), None)
             ask = next((d.price_ticks for d in desired if d.side is Side.SELL and d.level == 0), None)
+            rounding = self._spot_rounding
             self._note(
                 "quote.updated",
                 symbol=self.spot.symbol,
-                mid=mid_px,
-                reservation_price=theo.reservation_px,
-                bid=bid * tick if bid is not None else None,
-                ask=ask * tick if ask is not None else None,
-                spread=(ask - bid) * tick if bid is not None and ask is not None else None,
-                inventory=inventory,
+                mid=rounding.model_price(mid_px),
+                reservation_price=rounding.model_price(theo.reservation_px),
+                bid=rounding.price(bid * tick) if bid is not None else None,
+                ask=rounding.price(ask * tick) if ask is not None else None,
+                spread=rounding.price((ask - bid) * tick) if bid is not None and ask is not None else None,
+                inventory=rounding.size(inventory),
                 sigma=inputs.sigma_px_per_sqrt_s,
                 a=inputs.a_per_s,
                 k=inputs.k_per_px,

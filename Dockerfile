@@ -8,6 +8,14 @@
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the optional extension bot/_native.c (the replay's per-line and per-level loops);
+# only this stage has it: the runtime stage gets the built module, not the compiler.
+# The official image ships Python.h; an image whose python is Debian's (e.g. a locally built stand-in,
+# tools/docker-offline.sh) needs python3-dev for it.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && (python -c "import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" \
+        || apt-get install -y --no-install-recommends python3-dev) \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
@@ -16,11 +24,11 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
-COPY README.md ./
+COPY README.md setup.py ./
 COPY bot ./bot
 COPY config ./config
 # Editable: the package finds its embedded config at /app/config; /app is copied as is below.
-RUN pip install --no-deps -e . && python -m compileall -q bot
+RUN pip install --no-deps -e . && python -m compileall -q bot && python -c "import bot._native"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mmbot \

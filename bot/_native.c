@@ -172,6 +172,22 @@ not_plain:
     Py_RETURN_NONE;
 }
 
+/* book.pop(price, None) in one hash lookup: 1 if the level was there, 0 if not, -1 on error. */
+static int pop_level(PyObject *book, PyObject *price)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyDict_Pop(book, price, NULL);
+#else
+    PyObject *old = _PyDict_Pop(book, price, Py_None);
+    if (old == NULL) {
+        return -1;
+    }
+    int had = old != Py_None; /* sizes are ints, never None */
+    Py_DECREF(old);
+    return had;
+#endif
+}
+
 /*
  * apply_side(book, levels, best, dirty, is_bid) -> (best, dirty, ok) | None
  *
@@ -234,17 +250,12 @@ static PyObject *apply_side(PyObject *self, PyObject *args)
             }
         }
         else if (size == 0) {
-            int had = PyDict_Contains(book, price_obj);
+            int had = pop_level(book, price_obj);
             if (had < 0) {
                 return NULL;
             }
-            if (had) {
-                if (PyDict_DelItem(book, price_obj) < 0) {
-                    return NULL;
-                }
-                if (price == best) {
-                    dirty = 1;
-                }
+            if (had && price == best) {
+                dirty = 1;
             }
         }
         else {

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
-import itertools
 import json
 import operator
 import platform
@@ -51,7 +50,7 @@ from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instru
 from bot.venues.paper import PaperExecution
 
 _NS_PER_MS = 1_000_000
-_TIME_AND_EVENT = operator.itemgetter(0, 3)  # (now ns, file index, line number, event) -> (now ns, event)
+_TIME = operator.itemgetter(0)
 
 
 class ReplaySource:
@@ -95,21 +94,20 @@ class ReplaySource:
 
     def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
         streams = [
-            self._file(i, path, inst)
-            for i, (path, inst) in enumerate(zip(self.paths, self._file_instruments, strict=True))
+            self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)
         ]
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        return map(_TIME_AND_EVENT, merged)  # in C: one generator layer less per event
+        if len(streams) == 1:
+            return streams[0]
+        if len(streams) == 2:
+            return _merge_two(*streams)
+        return heapq.merge(*streams, key=_TIME)  # stable: equal times come out in file order
 
-    def _file(
-        self, index: int, path: Path, instrument: Instrument
-    ) -> Iterator[tuple[int, int, int, Event | BookTicker]]:
-        """(now ns, file index, line number, event): the first three keep the merge total and stable."""
+    def _file(self, path: Path, instrument: Instrument) -> Iterator[tuple[int, Event | BookTicker]]:
+        """(now ns, event) of one file, in file order (its clock never goes backwards)."""
         parser = BinanceParser(instrument)
         sync = BookSync(instrument.symbol)
         stats = self.stats[instrument.symbol]
         skip_tickers = not self.tickers
-        n = itertools.count()
         lines = skipped = 0
         last_ns = 0
         try:
@@ -131,16 +129,38 @@ class ReplaySource:
                 elif kind is BookSnapshot:
                     released = sync.on_snapshot(item)  # type: ignore[arg-type]
                 else:
-                    yield now_ns, index, next(n), item
+                    yield now_ns, item
                     continue
                 for event in released:
-                    yield now_ns, index, next(n), event
+                    yield now_ns, event
         finally:
             stats["lines"] += lines
             stats["tickers_skipped"] += skipped
             stats.update({f"dropped_{k}": v for k, v in parser.dropped.items()})
             stats.update({f"sync_{k}": v for k, v in sync.stats.items()})
             stats["parsed"] += parser.parsed
+
+
+def _merge_two(
+    first: Iterator[tuple[int, Event | BookTicker]], second: Iterator[tuple[int, Event | BookTicker]]
+) -> Iterator[tuple[int, Event | BookTicker]]:
+    """Two time-ordered streams merged by time; on equal times `first`'s items come first (what
+    `heapq.merge` gives, with one comparison per item instead of its heap update)."""
+    a = next(first, None)
+    b = next(second, None)
+    while a is not None and b is not None:
+        if b[0] < a[0]:
+            yield b
+            b = next(second, None)
+        else:
+            yield a
+            a = next(first, None)
+    if a is not None:
+        yield a
+        yield from first
+    if b is not None:
+        yield b
+        yield from second
 
 
 def parse_speed(value: str | float) -> float | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import heapq
 import itertools
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import ReplayConfig
 from bot.core.book import OrderBook
@@ -31,7 +34,7 @@ from bot.domain import (
     TradePrint,
 )
 from bot.venues.binance import BookTicker
-from bot.venues.replay import ReplaySource, ReplayVenue, make_executions, parse_speed, run_replay
+from bot.venues.replay import ReplaySource, ReplayVenue, _merge_two, make_executions, parse_speed, run_replay
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 SPOT_FILE = DATA / "spot_btcusdt_20240808.gz"
@@ -97,6 +100,20 @@ def test_merge_by_receive_time_with_books_synced_first() -> None:
     assert source.stats["BTC/USDT:USDT"]["sync_dropped_before_snapshot"] == 4
     assert counts["BTC/USDT"] == sum(1 for _ in ReplaySource([SPOT_FILE], [SPOT]))  # merging loses nothing
     assert source.stats["BTC/USDT"]["sync_gap"] == source.stats["BTC/USDT:USDT"]["sync_gap"] == 0
+
+
+@given(
+    st.lists(st.integers(0, 6), max_size=12).map(sorted),
+    st.lists(st.integers(0, 6), max_size=12).map(sorted),
+)
+def test_two_files_merge_stably_by_time(first_times: list[int], second_times: list[int]) -> None:
+    """By time; on equal times the first file's items first, each file in its own order: the order
+    of `heapq.merge` on (time, file index, position) keys, which the two-way merge replaces."""
+    first = [(t, ("first", i)) for i, t in enumerate(first_times)]
+    second = [(t, ("second", i)) for i, t in enumerate(second_times)]
+    keyed = ([(t, k, i, x) for i, (t, x) in enumerate(items)] for k, items in enumerate((first, second)))
+    expected = [(t, x) for t, _, _, x in heapq.merge(*keyed)]
+    assert list(_merge_two(iter(first), iter(second))) == expected  # type: ignore[arg-type]
 
 
 def test_bad_lines_are_counted_and_the_replay_goes_on(tmp_path: Path) -> None:

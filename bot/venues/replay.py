@@ -93,9 +93,7 @@ class ReplaySource:
         return sum(stats["lines"] for stats in self.stats.values())
 
     def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
-        streams = [
-            self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)
-        ]
+        streams = [self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)]
         if len(streams) == 1:
             return streams[0]
         if len(streams) == 2:

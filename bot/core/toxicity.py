@@ -177,14 +177,19 @@ class MarkoutTracker:
         Deadlines before `now_ns` are marked with the mid that prevailed until now; a deadline at
         exactly `now_ns` with the new mid.
         """
+        # called on every requote, fills are rare: the due check and the emptiness checks are made
+        # here, which spares the calls that would find nothing to do
         if mid_px > 0.0:  # False for NaN
-            if self._mid_px > 0.0:
+            if self._mid_px > 0.0 and now_ns - 1 >= self._next_due_ns:
                 self._resolve(now_ns - 1, self._mid_px)
             self._mid_px = mid_px
-        if self._mid_px > 0.0:
+        if self._mid_px > 0.0 and now_ns >= self._next_due_ns:
             self._resolve(now_ns, self._mid_px)
-        self.recent_buys.expire(now_ns)
-        self.recent_sells.expire(now_ns)
+        # an empty window's sums are already exactly 0 (the expiry that emptied it reset them)
+        if self.recent_buys.count:
+            self.recent_buys.expire(now_ns)
+        if self.recent_sells.count:
+            self.recent_sells.expire(now_ns)
 
     def _resolve(self, until_ns: int, mid_px: float) -> None:
         if until_ns < self._next_due_ns:
@@ -250,7 +255,7 @@ class SideToxicity:
     def update(self, entering: bool, staying: bool, now_ns: int, pressure: float = 1.0) -> None:
         """`entering`: the strict (enter) thresholds hold; `staying`: the looser (exit) thresholds hold;
         `pressure` in [0, 1]: the signal's strength between them (1 when entering)."""
-        elapsed = max(0, now_ns - self._last_ns)
+        last_ns = self._last_ns
         self._last_ns = now_ns
         state = self.state
         if entering:
@@ -258,12 +263,12 @@ class SideToxicity:
             self.intensity = 1.0
         elif state is TOXIC:
             if staying:
-                decayed = self.intensity * 0.5 ** (elapsed / self._halflife_ns)
+                decayed = self.intensity * 0.5 ** (max(0, now_ns - last_ns) / self._halflife_ns)
                 self.intensity = max(min(pressure, 1.0), decayed)
             else:
                 self.state = DECAYING  # the decay runs from now, from the intensity reached
         elif state is DECAYING:
-            self.intensity *= 0.5 ** (elapsed / self._halflife_ns)
+            self.intensity *= 0.5 ** (max(0, now_ns - last_ns) / self._halflife_ns)
             if self.intensity < CLEAR_BELOW:
                 self.state = CLEAR
                 self.intensity = 0.0
@@ -307,18 +312,20 @@ class ToxicityMonitor:
         ask_bps = average_markout_bps(sells) if sells.count >= p.markout_min_fills else math.nan
         self.bid_markout_bps = bid_bps
         self.ask_markout_bps = ask_bps
-        # NaN compares False, so a side without enough fills is never toxic by markouts.
-        self.bid.update(
+        # NaN compares False, so a side without enough fills is never toxic by markouts. Only a toxic
+        # side reads its pressure (see SideToxicity.update): the other sides skip computing it.
+        bid, ask = self.bid, self.ask
+        bid.update(
             bid_bps < -p.markout_enter_bps or ofi < -p.ofi_enter,
             bid_bps < -p.markout_exit_bps or ofi < -p.ofi_exit,
             now_ns,
-            self._pressure(-bid_bps, -ofi),
+            self._pressure(-bid_bps, -ofi) if bid.state is TOXIC else 1.0,
         )
-        self.ask.update(
+        ask.update(
             ask_bps < -p.markout_enter_bps or ofi > p.ofi_enter,
             ask_bps < -p.markout_exit_bps or ofi > p.ofi_exit,
             now_ns,
-            self._pressure(-ask_bps, ofi),
+            self._pressure(-ask_bps, ofi) if ask.state is TOXIC else 1.0,
         )
 
     def _pressure(self, adverse_bps: float, ofi_against: float) -> float:

@@ -147,6 +147,7 @@ class Engine:
         self._band_ticks = 0
         self._band_ticks_in = 0
         self.risk_decision = RiskDecision()
+        self._risk_inputs = RiskInputs()  # refilled by every `_evaluate_risk`
         self.stats = EngineStats()
         self.notes: list[Note] = []
         self.start_ns = start_ns
@@ -571,7 +572,7 @@ class Engine:
         mid_ticks = book.mid_ticks  # read once: each read walks the book's top
         if not self.stopping and feed_ok and mid_ticks is not None:
             inputs, theo = self._theo(mid_ticks, now_ns)
-            decision = self._evaluate_risk(mid_ticks, theo, now_ns)
+            decision = self._evaluate_risk(inputs, theo, now_ns)
             if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
                 desired = self._desired_quotes(book, inputs, theo, decision)
                 max_places = decision.max_new_orders
@@ -623,28 +624,28 @@ class Engine:
             self._theo_key = key
         return self.last_inputs, self.last_theo
 
-    def _evaluate_risk(self, mid_ticks: float, theo: TheoQuote, now_ns: int) -> RiskDecision:
-        mid_px = mid_ticks * self.spot.tick_size
+    def _evaluate_risk(self, market: MarketInputs, theo: TheoQuote, now_ns: int) -> RiskDecision:
+        # `market` is this requote's (`_theo`): its mid, inventory and σ are the current ones.
+        # One RiskInputs refilled in place (the guard reads it only during `evaluate`): building a
+        # fresh 13-field record per requote cost more than the stores.
+        x = self._risk_inputs
+        x.mid_px = market.mid_px
+        x.inventory_base = market.inventory_base - self.p.quote.inventory_target_base
+        x.equity_quote = self.equity_quote()
+        x.sigma_short_px_per_sqrt_s = market.sigma_px_per_sqrt_s
+        if self.sigma_long is not None:  # else NaN, the default: no volatility ratio
+            x.sigma_long_px_per_sqrt_s = self.sigma_long.sigma_px_per_sqrt_s
+        x.last_book_ns = self.last_book_ns[self.spot.symbol]
+        x.reference_px = self._reference_px()
+        x.theo_bid_px = theo.bid_px
+        x.theo_ask_px = theo.ask_px
         if self.p.risk.obligation is not None:
-            live_bid, live_ask, bid_depth, ask_depth = self._live_quotes(mid_px)
-        else:  # the guard reads our resting quotes only to track an obligation: skip the walk
-            live_bid, live_ask, bid_depth, ask_depth = math.nan, math.nan, 0.0, 0.0
-        inputs = RiskInputs(
-            mid_px=mid_px,
-            inventory_base=self.inventory_base() - self.p.quote.inventory_target_base,
-            equity_quote=self.equity_quote(),
-            sigma_short_px_per_sqrt_s=self.sigma.sigma_px_per_sqrt_s,
-            sigma_long_px_per_sqrt_s=(self.sigma_long.sigma_px_per_sqrt_s if self.sigma_long is not None else math.nan),
-            last_book_ns=self.last_book_ns[self.spot.symbol],
-            reference_px=self._reference_px(),
-            live_bid_px=live_bid,
-            live_ask_px=live_ask,
-            live_bid_depth_quote=bid_depth,
-            live_ask_depth_quote=ask_depth,
-            theo_bid_px=theo.bid_px,
-            theo_ask_px=theo.ask_px,
-        )
-        decision = self.risk.evaluate(inputs, now_ns)
+            x.live_bid_px, x.live_ask_px, x.live_bid_depth_quote, x.live_ask_depth_quote = self._live_quotes(
+                market.mid_px
+            )
+        # else the guard never reads our resting quotes (they only track an obligation): the walk is
+        # skipped and the live fields keep their defaults (NaN, NaN, 0, 0)
+        decision = self.risk.evaluate(x, now_ns)
         for transition in decision.transitions:
             self._note(transition.event, **self._rounded_risk_fields(transition.fields))
         self.risk_decision = decision

@@ -640,18 +640,13 @@ static int read_message(Cursor *c, Data *d, double tick, double lot)
  * None for every other line (snapshots, anything unusual or malformed), which the Python
  * reference (orjson + BinanceParser.parse_message) then decodes or drops with its reason.
  */
-static PyObject *decode_line(PyObject *self, PyObject *args)
+/* One line: a new tuple (see decode_line), a new reference to None when not plain, NULL on error. */
+static PyObject *decode_bytes(const unsigned char *buf, Py_ssize_t len, double tick, double lot)
 {
-    (void)self;
-    Py_buffer view;
-    double tick, lot;
-    if (!PyArg_ParseTuple(args, "y*dd:decode_line", &view, &tick, &lot)) {
-        return NULL;
-    }
     PyObject *out = NULL;
     Data d;
     memset(&d, 0, sizeof d);
-    Cursor c = {(const unsigned char *)view.buf, (const unsigned char *)view.buf + view.len};
+    Cursor c = {buf, buf + len};
     unsigned long long recv_ns = 0; /* 19 digits: check it fits a long long */
     const unsigned char *digits = c.p;
     while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
@@ -659,8 +654,7 @@ static PyObject *decode_line(PyObject *self, PyObject *args)
         c.p++;
     }
     if (c.p == digits || c.p - digits > 19 || recv_ns > (unsigned long long)LLONG_MAX || expect(&c, ' ') < 0 ||
-        !(tick > 0) || !(lot > 0) ||
-        read_message(&c, &d, tick, lot) < 0) {
+        !(tick > 0) || !(lot > 0) || read_message(&c, &d, tick, lot) < 0) {
         goto not_plain;
     }
     if (d.kind == KIND_DEPTH && d.has_E && d.has_U && d.has_u && d.b != NULL && d.a != NULL) {
@@ -690,8 +684,88 @@ not_plain:
 done:
     Py_XDECREF(d.b);
     Py_XDECREF(d.a);
+    return out;
+}
+
+static PyObject *decode_line(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer view;
+    double tick, lot;
+    if (!PyArg_ParseTuple(args, "y*dd:decode_line", &view, &tick, &lot)) {
+        return NULL;
+    }
+    PyObject *out = decode_bytes((const unsigned char *)view.buf, view.len, tick, lot);
     PyBuffer_Release(&view);
     return out;
+}
+
+/* line.find(b'@bookTicker"', 0, 80) >= 0: bot.venues.binance.is_book_ticker_line */
+static int is_ticker_line(const char *buf, Py_ssize_t len)
+{
+    static const char needle[] = "@bookTicker\"";
+    const Py_ssize_t n = sizeof needle - 1;
+    Py_ssize_t limit = len < 80 ? len : 80;
+    for (Py_ssize_t i = 0; i + n <= limit; i++) {
+        if (buf[i] == '@' && memcmp(buf + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * decode_lines(lines, tick_step, lot_step, skip_tickers) -> (items, tickers_skipped)
+ *
+ * decode_line over a list of recorded lines (bytes), in order: each item is the decoded tuple, or
+ * the line itself (bytes) where decode_line would answer None, for the Python path. With
+ * skip_tickers, bookTicker lines (is_ticker_line) are left out and counted instead.
+ */
+static PyObject *decode_lines(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *lines;
+    double tick, lot;
+    int skip_tickers;
+    if (!PyArg_ParseTuple(args, "O!ddp:decode_lines", &PyList_Type, &lines, &tick, &lot, &skip_tickers)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    Py_ssize_t skipped = 0;
+    PyObject *items = PyList_New(0);
+    if (items == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_CheckExact(line)) {
+            PyErr_SetString(PyExc_TypeError, "decode_lines: every line must be bytes");
+            Py_DECREF(items);
+            return NULL;
+        }
+        const char *buf = PyBytes_AS_STRING(line);
+        Py_ssize_t len = PyBytes_GET_SIZE(line);
+        if (skip_tickers && is_ticker_line(buf, len)) {
+            skipped++;
+            continue;
+        }
+        PyObject *item = decode_bytes((const unsigned char *)buf, len, tick, lot);
+        if (item == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (item == Py_None) {
+            Py_DECREF(item);
+            item = Py_NewRef(line);
+        }
+        int appended = PyList_Append(items, item);
+        Py_DECREF(item);
+        if (appended < 0) {
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(Nn)", items, skipped);
 }
 
 static PyMethodDef methods[] = {
@@ -699,6 +773,8 @@ static PyMethodDef methods[] = {
      "grid_levels(pairs, tick_step, lot_step) -> levels in ticks and lots, or None if not plain"},
     {"apply_side", apply_side, METH_VARARGS,
      "apply_side(book, levels, best, dirty, is_bid) -> (best, dirty, ok), or None if not plain"},
+    {"decode_lines", decode_lines, METH_VARARGS,
+     "decode_lines(lines, tick_step, lot_step, skip_tickers) -> (decoded tuples or lines for Python, tickers skipped)"},
     {"decode_line", decode_line, METH_VARARGS,
      "decode_line(line, tick_step, lot_step) -> a depth diff or trade as a tuple, or None if not plain"},
     {NULL, NULL, 0, NULL},

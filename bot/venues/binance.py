@@ -20,6 +20,7 @@ Bad lines are dropped and counted by reason, never raised.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections import Counter
@@ -39,9 +40,11 @@ from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Leve
 
 try:  # the per-line decoding and per-level conversion in C, when the optional extension was built (setup.py)
     from bot._native import decode_line as _native_decode_line
+    from bot._native import decode_lines as _native_decode_lines
     from bot._native import grid_levels as _native_grid_levels
 except ImportError:  # pragma: no cover - no C compiler at install: the Python reference
     _native_decode_line = None  # type: ignore[assignment]
+    _native_decode_lines = None  # type: ignore[assignment]
     _native_grid_levels = None  # type: ignore[assignment]
 
 _PLAIN_DEPTH = 1  # decode_line's tags: a depth diff, a bookTicker (a trade is 2)
@@ -98,12 +101,15 @@ def _iter_chunks(path: str | Path, size: int = 1 << 23) -> Iterator[bytes]:
             yield rest
 
 
-def iter_lines(
-    path: str | Path, chunk_bytes: int = 1 << 20, on_read: Callable[[int], None] | None = None
-) -> Iterator[bytes]:
-    """The file's lines (bytes, without the newline), gunzipped when it ends in .gz.
+def iter_line_batches(
+    path: str | Path, chunk_bytes: int = 1 << 16, on_read: Callable[[int], None] | None = None
+) -> Iterator[list[bytes]]:
+    """The file's lines (bytes, without the newline), a list per chunk read, gunzipped when it ends in
+    .gz.
 
-    Reads big chunks and splits them in C: GzipFile's own line iterator costs ~2 µs a line.
+    Reads chunks and splits them in C: GzipFile's own line iterator costs ~2 µs a line. 64 KiB chunks
+    (~300 lines): a replay parses a batch before using any of it, and the events of a 1 MiB batch no
+    longer fit the CPU caches (the replay's source ran 0.18 s with 64 KiB, 0.26 s with 1 MiB).
     `on_read(n)` is told how many bytes *of the file on disk* (compressed, for .gz) each chunk consumed,
     so a caller can show progress against the file sizes."""
     path = Path(path)
@@ -118,9 +124,17 @@ def iter_lines(
                 done = position
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
-            yield from lines
+            if lines:
+                yield lines
         if rest:
-            yield rest
+            yield [rest]
+
+
+def iter_lines(
+    path: str | Path, chunk_bytes: int = 1 << 16, on_read: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    """The file's lines one by one (see `iter_line_batches`)."""
+    return itertools.chain.from_iterable(iter_line_batches(path, chunk_bytes, on_read))
 
 
 _PAIR_PRICE = re.compile(rb'\["(-?[0-9.]+)","')  # the price of a ["price","qty"] book level
@@ -230,6 +244,24 @@ class BinanceParser:
         self._lots = _GridCache(instrument.lot_size)
         self.dropped: Counter[str] = Counter()
         self.parsed = 0
+
+    def parse_lines(self, lines: list[bytes], skip_tickers: bool = False) -> tuple[list[Parsed], int]:
+        """`parse_line` over a batch of recorded lines: (the events, in order; dropped lines are counted
+        as `parse_line` counts them), and with `skip_tickers`, how many bookTicker lines were left out
+        undecoded (`is_book_ticker_line`)."""
+        if _native_decode_lines is None:
+            kept = [line for line in lines if not (skip_tickers and is_book_ticker_line(line))]
+            events = [self._parse_line_py(line) for line in kept]
+            return [e for e in events if e is not None], len(lines) - len(kept)
+        items, skipped = _native_decode_lines(lines, self._tick_size, self._lot_size, skip_tickers)
+        out = []
+        from_plain = self._from_plain
+        parse_py = self._parse_line_py
+        for item in items:  # a decoded tuple, or a line the C decoder left to the reference path
+            event = from_plain(item) if type(item) is tuple else parse_py(item)  # type: ignore[arg-type]
+            if event is not None:
+                out.append(event)
+        return out, skipped
 
     def parse_line(self, line: bytes) -> Parsed | None:
         if _native_decode_line is not None:

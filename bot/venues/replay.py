@@ -46,7 +46,7 @@ from bot.domain import (
     Timer,
 )
 from bot.venues.base import EventSink
-from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instrument, iter_lines
+from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instrument, iter_line_batches
 from bot.venues.paper import PaperExecution
 
 _NS_PER_MS = 1_000_000
@@ -109,28 +109,25 @@ class ReplaySource:
         lines = skipped = 0
         last_ns = 0
         try:
-            for line in iter_lines(path, on_read=self._on_read):
-                lines += 1
-                if skip_tickers and line.find(b'@bookTicker"', 0, 80) >= 0:  # is_book_ticker_line, inlined
-                    skipped += 1
-                    continue
-                item = parser.parse_line(line)
-                if item is None:
-                    continue
-                now_ns = item.ts_recv_ns
-                if now_ns < last_ns:  # a clock that never goes backwards
-                    now_ns = last_ns
-                last_ns = now_ns
-                kind = type(item)
-                if kind is BookDelta:
-                    released: Iterable[Event] = sync.on_delta(item)  # type: ignore[arg-type]
-                elif kind is BookSnapshot:
-                    released = sync.on_snapshot(item)  # type: ignore[arg-type]
-                else:
-                    yield now_ns, item
-                    continue
-                for event in released:
-                    yield now_ns, event
+            for batch in iter_line_batches(path, on_read=self._on_read):
+                lines += len(batch)
+                events, skipped_now = parser.parse_lines(batch, skip_tickers)
+                skipped += skipped_now
+                for item in events:
+                    now_ns = item.ts_recv_ns
+                    if now_ns < last_ns:  # a clock that never goes backwards
+                        now_ns = last_ns
+                    last_ns = now_ns
+                    kind = type(item)
+                    if kind is BookDelta:
+                        released: Iterable[Event] = sync.on_delta(item)  # type: ignore[arg-type]
+                    elif kind is BookSnapshot:
+                        released = sync.on_snapshot(item)  # type: ignore[arg-type]
+                    else:
+                        yield now_ns, item
+                        continue
+                    for event in released:
+                        yield now_ns, event
         finally:
             stats["lines"] += lines
             stats["tickers_skipped"] += skipped

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from bot.core.book import OrderBook, apply_side_py
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind
-from bot.venues.binance import BinanceParser, infer_instrument, iter_lines
+from bot.venues import binance
+from bot.venues.binance import BinanceParser, infer_instrument, is_book_ticker_line, iter_line_batches, iter_lines
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 RECORDINGS = [DATA / "spot_btcusdt_20240808.gz", DATA / "usdm_btcusdt_20240808.gz"]
@@ -379,3 +380,36 @@ def test_rounding_matches_python_at_ties_and_near_them() -> None:
         for step in (1.0, 0.1, 0.01, 0.5):
             assert native.grid_levels([[text, text]], step, step) == ((round(float(text) / step),) * 2,)
     assert math.copysign(1, native.grid_levels([["-0.0", "0"]], 1.0, 1.0)[0][0]) == 1  # an int 0, no sign
+
+
+# --------------------------------------------------------------------------------------------------
+# batches of lines
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skip_tickers", [False, True])
+@pytest.mark.parametrize("with_kernel", [True, False], ids=["kernel", "python"])
+def test_a_batch_parses_as_its_lines_do(skip_tickers: bool, with_kernel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`parse_lines` (one C call per batch) gives the events, drops and skip count of `parse_line` line
+    by line, with the kernel and without it (as where no compiler built it)."""
+    if not with_kernel:
+        monkeypatch.setattr(binance, "_native_decode_lines", None)
+    variants = [*VARIANTS, PERP_DEPTH, PERP_TICKER, b"", b"garbage", PERP_TRADE]
+    for path, inst in ((RECORDINGS[1], None), (None, PERP)):
+        lines = list(iter_lines(path))[:20_000] if path is not None else variants
+        inst = inst or infer_instrument(path)  # type: ignore[arg-type]
+        batched, single = BinanceParser(inst), BinanceParser(inst)
+        events, skipped = batched.parse_lines(lines, skip_tickers)
+        kept = [line for line in lines if not (skip_tickers and is_book_ticker_line(line))]
+        expected = [e for e in (single.parse_line(line) for line in kept) if e is not None]
+        assert events == expected and skipped == len(lines) - len(kept)
+        assert batched.dropped == single.dropped and batched.parsed == single.parsed
+
+
+def test_lines_come_whole_whatever_the_chunk_size(tmp_path: Path) -> None:
+    data = b"".join(b"%d {}\n" % i for i in range(1000)) + b"last line without newline"
+    path = tmp_path / "lines.txt"
+    path.write_bytes(data)
+    for chunk_bytes in (1, 7, 64, 1 << 16):
+        batches = list(iter_line_batches(path, chunk_bytes))
+        assert all(batches) and [line for batch in batches for line in batch] == data.split(b"\n")

@@ -37,10 +37,12 @@ from enum import StrEnum
 
 from bot.domain import BookDelta, BookSnapshot, Level
 
-try:  # the per-level loop in C, when the optional extension was built (setup.py)
+try:  # the per-level loop and the side scan in C, when the optional extension was built (setup.py)
     from bot._native import apply_side as _native_apply_side
-except ImportError:  # pragma: no cover - no C compiler at install: the Python reference below
+    from bot._native import extreme_price as _native_extreme_price
+except ImportError:  # pragma: no cover - no C compiler at install: the Python references below
     _native_apply_side = None  # type: ignore[assignment]
+    _native_extreme_price = None  # type: ignore[assignment]
 
 _NO_ASK = 1 << 62  # sentinel best ask of an empty ask side; bids use 0 (prices are > 0)
 _WALK_STEPS = 64  # grid steps tried before a full scan when the best level was deleted
@@ -357,7 +359,7 @@ def _walk_down(book: dict[int, int], bound: int) -> int:
         if price in book:
             return price
         price -= 1
-    return max(book, default=0)
+    return _extreme(book, True, 0)
 
 
 def _walk_up(book: dict[int, int], bound: int) -> int:
@@ -366,7 +368,16 @@ def _walk_up(book: dict[int, int], bound: int) -> int:
         if price in book:
             return price
         price += 1
-    return min(book, default=_NO_ASK)
+    return _extreme(book, False, _NO_ASK)
+
+
+def _extreme(book: dict[int, int], is_bid: bool, empty: int) -> int:
+    """The best price of a side by a full scan (`empty` for an empty side): in C when built."""
+    if _native_extreme_price is not None:
+        best = _native_extreme_price(book, is_bid, empty)
+        if best is not None:
+            return best
+    return max(book, default=empty) if is_bid else min(book, default=empty)
 
 
 def _sum_range(book: dict[int, int], lo: int, hi: int) -> int:

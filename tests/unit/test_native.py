@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core import book as book_module
 from bot.core.book import OrderBook, apply_side_py
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind
 from bot.venues import binance
@@ -413,3 +414,20 @@ def test_lines_come_whole_whatever_the_chunk_size(tmp_path: Path) -> None:
     for chunk_bytes in (1, 7, 64, 1 << 16):
         batches = list(iter_line_batches(path, chunk_bytes))
         assert all(batches) and [line for batch in batches for line in batch] == data.split(b"\n")
+
+
+@given(st.dictionaries(st.integers(-(2**70), 2**70), st.integers(0, 5), max_size=30), st.booleans())
+def test_extreme_price_is_max_of_bids_min_of_asks(book: dict[int, int], is_bid: bool) -> None:
+    fast = native.extreme_price(book, is_bid, -1)
+    expected = (max(book, default=-1) if is_bid else min(book, default=-1)) if book else -1
+    if all(-(2**63) <= price < 2**63 for price in book):
+        assert fast == expected
+    else:  # past 64 bits: Python's max/min decide
+        assert fast is None
+    assert book_module._extreme(book, is_bid, -1) == expected
+
+
+def test_extreme_price_hands_other_keys_back() -> None:
+    assert native.extreme_price({1.5: 1, 2: 1}, True, 0) is None
+    assert native.extreme_price({True: 1}, True, 0) is None
+    assert book_module._extreme({1.5: 1, 2: 1}, True, 0) == 2

@@ -39,6 +39,7 @@ from bot.app import build_engine
 from bot.config import Settings, load_settings
 from bot.logs import configure_logging, get_logger
 from bot.replay_cli import EngineDriver, ReplayPlan, for_instruments, plan_replay, run_session
+from bot.venues.binance import NATIVE_DECODER
 from bot.venues.replay import ReplaySource, make_executions, run_replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out["stage_cpu_s"] = stages
                 print(json.dumps({"figure": "stages (CPU s added by each)", **stages}))
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["native_decoder"] = NATIVE_DECODER  # False: bot/_native.c was not built (no C compiler)
     out["machine"] = {**machine(), "load_avg_1m_at_start": round(load_1m, 2)}
     print(json.dumps(out))
     return 0

@@ -28,7 +28,7 @@ from bot.config import MarketConfig, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
 from bot.logs import bind_context, configure_logging, get_logger
-from bot.venues.binance import BookTicker, infer_instrument
+from bot.venues.binance import NATIVE_DECODER, BookTicker, infer_instrument
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
 NS_PER_MS = 1_000_000
@@ -200,6 +200,7 @@ def run_session(
         spot=plan.spot.symbol,
         perp=plan.perp.symbol if plan.perp is not None else None,
         speed=speed if speed is not None else "max",
+        native_decoder=NATIVE_DECODER,
     )
     stop_reason = "replay_finished"
     try:

@@ -47,6 +47,9 @@ except ImportError:  # pragma: no cover - no C compiler at install: the Python r
     _native_decode_lines = None  # type: ignore[assignment]
     _native_grid_levels = None  # type: ignore[assignment]
 
+NATIVE_DECODER = _native_decode_lines is not None
+"""True when the C decoder was built (setup.py): recorded lines decode ~3x faster, same results."""
+
 _PLAIN_DEPTH = 1  # decode_line's tags: a depth diff, a bookTicker (a trade is 2)
 _PLAIN_TICKER = 3
 

@@ -1,19 +1,22 @@
 /*
- * bot._native: the two per-price-level loops of a replay, in C.
+ * bot._native: the per-line and per-level loops of a replay, in C.
  *
- * A recorded Binance depth diff carries ~60 price levels; the replay converts each level's decimal
- * strings to integer ticks and lots once, then applies it to two order books (the simulated venue's
- * and the engine's). In Python those loops are most of a replay's cost. Each function here has a
- * reference implementation in Python that it must match exactly:
+ * A recorded Binance depth diff carries ~60 price levels. The replay decodes every line, converts each
+ * level's decimal strings to integer ticks and lots, and applies each level to two order books (the
+ * simulated venue's and the engine's). In Python those loops were most of a replay's cost. Each
+ * function here has a Python reference that it must match exactly:
  *
- *   grid_levels  <->  bot.venues.binance.BinanceParser._levels_py
- *   apply_side   <->  bot.core.book.apply_side_py
+ *   decode_line / decode_lines  <->  bot.venues.binance.BinanceParser._parse_line_py (orjson + dicts)
+ *   grid_levels                 <->  bot.venues.binance.BinanceParser._levels_py
+ *   apply_side                  <->  bot.core.book.apply_side_py
+ *   extreme_price               <->  max(book) / min(book)
  *
- * Each handles only the plain, common shape of its input and returns None for anything else, so the
- * caller runs the Python reference: odd input (an exponent, a non-string, a huge number) behaves
- * exactly as without this module, errors included. tests/unit/test_native.py checks both against
- * their references, on the recorded data and on generated input. Building this module is optional
- * (setup.py): without a C compiler the bot runs the same code paths in Python, only slower.
+ * Each handles only the plain, common shape of its input and returns None for anything else (a line:
+ * hands it back), so the caller runs the Python reference: odd input (whitespace, escapes, an
+ * exponent, a non-string, a huge number) behaves exactly as without this module, errors and drop
+ * counters included. tests/unit/test_native.py checks each against its reference on every recorded
+ * line and on generated and mutated input. Building this module is optional (setup.py): without a C
+ * compiler the bot runs the same code paths in Python, only slower.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,7 +37,8 @@ static const double POW10[] = {
  * Why this equals Python: a mantissa below 2^53 and a power of ten up to 10^22 are both exact
  * doubles, so one IEEE division gives the correctly rounded value of the decimal, which is what
  * float(text) returns (Clinger's fast path). The division by `step` and the round-half-even below
- * are then the same double operations Python's `round(x)` performs.
+ * are then the same double operations Python's `round(x)` performs (IEEE-754 double arithmetic, as on
+ * every 64-bit target; not x87 extended precision).
  */
 static int decimal_steps(const unsigned char *s, Py_ssize_t n, double step, double *out)
 {

@@ -718,8 +718,15 @@ class Engine:
         if desired != self._last_desired:
             self._last_desired = desired
             self.stats.quotes += 1
-            bid = next((d.price_ticks for d in desired if d.side is Side.BUY and d.level == 0), None)
-            ask = next((d.price_ticks for d in desired if d.side is Side.SELL and d.level == 0), None)
+            # the innermost (level 0) bid and ask, if quoted: one plain pass (each slot is there at most once)
+            bid: int | None = None
+            ask: int | None = None
+            for d in desired:
+                if d.level == 0:
+                    if d.side is Side.BUY:
+                        bid = d.price_ticks
+                    else:
+                        ask = d.price_ticks
             rounding = self._spot_rounding
             self._note(
                 "quote.updated",

@@ -207,6 +207,8 @@ class Hedger:
 
     def in_flight_base(self) -> float:
         """Signed base units still to fill on live hedge orders (+ = buying)."""
+        if not self.orders:  # the usual case on a timer: no generator to run over nothing
+            return 0.0
         return sum(o.side.sign * o.remaining_lots for o in self.orders.values()) * self.perp.lot_size
 
     def resume(self) -> None:
@@ -286,8 +288,12 @@ class Hedger:
         return result(why, band, command, order_base=side.sign * self.perp.size(lots))
 
     def _band_base(self, mid_px: float) -> float:
-        bands = [b for b in (self.params.band_base, self.params.band_notional_quote / mid_px) if b > 0]
-        return min(bands) if bands else 0.0
+        """The tighter of the two bands that are set (> 0); 0 when neither is."""
+        band = self.params.band_base
+        by_notional = self.params.band_notional_quote / mid_px
+        if by_notional > 0 and not (0 < band <= by_notional):
+            band = by_notional
+        return band if band > 0 else 0.0
 
     def _order_lots(self, gap_abs_base: float) -> int:
         # floor, never round: the hedge must not cross the target (that is what prevents oscillation)

@@ -265,7 +265,9 @@ class Portfolio:
 
     def net_delta_base(self) -> float:
         """Spot + perp + LP delta + option deltas, base units."""
-        linear = sum(pos.base for pos in self.positions.values())
+        linear = 0.0  # a plain loop: read on every timer, and a generator costs more than two additions
+        for pos in self.positions.values():
+            linear += pos.base
         return linear + self.lp_delta_base() + self.option_delta_base()
 
     def pnl(self) -> PnlAttribution:

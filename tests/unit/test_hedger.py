@@ -87,6 +87,18 @@ def test_notional_band_and_tighter_wins() -> None:
     assert only_order(h.decide(0.15, 0, BID, ASK, 0).commands).size_lots == 1
 
 
+@given(
+    band_base=st.one_of(st.just(0.0), st.floats(-1.0, 10.0), st.just(float("inf"))),
+    band_notional=st.one_of(st.just(0.0), st.floats(-100.0, 1000.0)),
+    mid_px=st.floats(0.01, 1e6),
+)
+def test_band_is_the_tighter_of_the_bands_set(band_base: float, band_notional: float, mid_px: float) -> None:
+    # the reference: the smallest positive one of the two, 0 when neither is positive
+    h = Hedger(replace(P, band_base=band_base, band_notional_quote=band_notional), PERP)
+    bands = [b for b in (band_base, band_notional / mid_px) if b > 0]
+    assert h._band_base(mid_px) == (min(bands) if bands else 0.0)
+
+
 def test_in_flight_need_is_not_hedged_twice() -> None:
     h = Hedger(P, PERP)
     h.note_spot_fill(0)

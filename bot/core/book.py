@@ -181,25 +181,11 @@ class OrderBook:
 
     def _set_bids(self, levels: tuple[Level, ...]) -> bool:
         """Set/delete bid levels; False on invalid input (the book is then invalidated by the caller)."""
-        out = (
-            None
-            if _native_apply_side is None
-            else _native_apply_side(self._bids, levels, self._bid, self._bid_dirty, True)
-        )
-        if out is None:
-            out = apply_side_py(self._bids, levels, self._bid, self._bid_dirty, True)
-        self._bid, self._bid_dirty, ok = out
+        self._bid, self._bid_dirty, ok = _apply_side(self._bids, levels, self._bid, self._bid_dirty, True)
         return ok
 
     def _set_asks(self, levels: tuple[Level, ...]) -> bool:
-        out = (
-            None
-            if _native_apply_side is None
-            else _native_apply_side(self._asks, levels, self._ask, self._ask_dirty, False)
-        )
-        if out is None:
-            out = apply_side_py(self._asks, levels, self._ask, self._ask_dirty, False)
-        self._ask, self._ask_dirty, ok = out
+        self._ask, self._ask_dirty, ok = _apply_side(self._asks, levels, self._ask, self._ask_dirty, False)
         return ok
 
     def _invalidate(self, status: BookStatus, reason: str) -> BookUpdate:
@@ -320,6 +306,17 @@ class OrderBook:
         bid_floor = -((-(bid + ask - 2 * within_ticks)) // 2)  # ceil((bid + ask - 2x) / 2)
         ask_cap = (bid + ask + 2 * within_ticks) // 2
         return _sum_range(self._bids, bid_floor, bid), _sum_range(self._asks, ask, ask_cap)
+
+
+def _apply_side(
+    book: dict[int, int], levels: tuple[Level, ...], best: int, dirty: bool, is_bid: bool
+) -> tuple[int, bool, bool]:
+    """`apply_side_py`, in C when the extension was built and the levels are plain ints."""
+    if _native_apply_side is not None:
+        out = _native_apply_side(book, levels, best, dirty, is_bid)
+        if out is not None:
+            return out
+    return apply_side_py(book, levels, best, dirty, is_bid)
 
 
 def apply_side_py(

@@ -59,21 +59,22 @@ odd_texts = st.one_of(
 steps = st.sampled_from([0.01, 0.1, 0.5, 1.0, 0.001, 1e-5, 1e-6, 1e-8, 25.0, 0.3])
 
 
-def reference_levels(pairs: object, tick: float, lot: float) -> object:
-    """What `BinanceParser._levels_py` gives (or raises) for `pairs`, through a fresh parser."""
+def levels_via(method: str, pairs: object, tick: float, lot: float) -> object:
+    """What a fresh parser's `_levels` (kernel first) or `_levels_py` (the reference) gives, or the type
+    of what it raises, for `pairs`."""
     parser = BinanceParser(Instrument("X/Y", InstrumentKind.SPOT, "X", "Y", tick, lot))
     try:
-        return parser._levels_py(pairs)  # type: ignore[arg-type]
+        return getattr(parser, method)(pairs)
     except Exception as exc:
         return type(exc)
+
+
+def reference_levels(pairs: object, tick: float, lot: float) -> object:
+    return levels_via("_levels_py", pairs, tick, lot)
 
 
 def parser_levels(pairs: object, tick: float, lot: float) -> object:
-    parser = BinanceParser(Instrument("X/Y", InstrumentKind.SPOT, "X", "Y", tick, lot))
-    try:
-        return parser._levels(pairs)  # type: ignore[arg-type]
-    except Exception as exc:
-        return type(exc)
+    return levels_via("_levels", pairs, tick, lot)
 
 
 @given(st.lists(st.tuples(plain_decimals, plain_decimals), max_size=8), steps, steps)

@@ -191,7 +191,7 @@ class Engine:
             MarkPrice: self._on_mark,
             FundingPaid: self._on_funding,
             FeedStatus: self._on_feed_status,
-            Timer: self._on_timer_event,
+            Timer: self._on_timer,
         }
 
     # ================================================================== events
@@ -255,33 +255,31 @@ class Engine:
         self._pnl_version += 1
         return []
 
-    def _on_timer_event(self, event: Timer, now_ns: int) -> list[Command]:
-        return self._on_timer(now_ns)
-
     def _on_book(self, event: BookDelta | BookSnapshot, now_ns: int) -> list[Command]:
-        book = self.books.get(event.symbol)
+        symbol = event.symbol
+        book = self.books.get(symbol)
         if book is None:
             return []
         update = book.apply(event)
         status = update.status
         if update.changed:
-            self.last_book_ns[event.symbol] = now_ns
+            self.last_book_ns[symbol] = now_ns
             if status is BookStatus.SNAPSHOT:
-                self.awaiting_snapshot.discard(event.symbol)
-                self._note("feed.resynced", symbol=event.symbol, seq=book.seq)
-            if event.symbol in self.stale:
-                self.stale.discard(event.symbol)
-                self._note("feed.fresh", symbol=event.symbol)
-            if event.symbol == self.spot.symbol:
+                self.awaiting_snapshot.discard(symbol)
+                self._note("feed.resynced", symbol=symbol, seq=book.seq)
+            if symbol in self.stale:
+                self.stale.discard(symbol)
+                self._note("feed.fresh", symbol=symbol)
+            if symbol == self.spot.symbol:
                 # the quotes depend on the book only through its top: deeper changes need no requote
-                top = (book.best_bid_ticks, book.best_ask_ticks)
+                bid, ask = top = (book.best_bid_ticks, book.best_ask_ticks)
                 if top != self._last_top or status is BookStatus.SNAPSHOT:
                     self._last_top = top
-                    mid = book.mid_ticks
-                    if mid is not None:
-                        self.sigma.update(now_ns, mid * self.spot.tick_size)
+                    if bid is not None and ask is not None:
+                        mid_px = (bid + ask) / 2 * self.spot.tick_size  # the book's mid_ticks, from this top
+                        self.sigma.update(now_ns, mid_px)
                         if self.sigma_long is not None:
-                            self.sigma_long.update(now_ns, mid * self.spot.tick_size)
+                            self.sigma_long.update(now_ns, mid_px)
                     self._touch("book")
             return []
         if status not in _BREAKS_BOOK:
@@ -512,7 +510,7 @@ class Engine:
                 self.awaiting_snapshot.add(symbol)  # deltas were missed: quote again only after a snapshot
         return self.orders.cancel_all(self.spot.symbol, tag="quote")
 
-    def _on_timer(self, now_ns: int) -> list[Command]:
+    def _on_timer(self, event: Timer, now_ns: int) -> list[Command]:
         out: list[Command] = []
         self.orders.prune()
         self.sigma.advance(now_ns)  # a quiet book is information too: σ decays instead of freezing
@@ -569,12 +567,14 @@ class Engine:
         desired: tuple[DesiredOrder, ...] = ()
         max_places = 0
         feed_ok = symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid
-        mid_ticks = book.mid_ticks  # read once: each read walks the book's top
+        # the top read once, and the mid from it (the book's mid_ticks): every requote needs all three
+        best_bid, best_ask = book.best_bid_ticks, book.best_ask_ticks
+        mid_ticks = (best_bid + best_ask) / 2 if best_bid is not None and best_ask is not None else None
         if not self.stopping and feed_ok and mid_ticks is not None:
             inputs, theo = self._theo(mid_ticks, now_ns)
-            decision = self._evaluate_risk(inputs, theo, now_ns)
+            decision = self._evaluate_risk(mid_ticks, inputs, theo, now_ns)
             if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
-                desired = self._desired_quotes(book, inputs, theo, decision)
+                desired = self._desired_quotes(best_bid, best_ask, inputs, theo, decision)
                 max_places = decision.max_new_orders
         elif not self.stopping and self.risk.compliance is not None:
             # no quotes on a bad or silent feed: the obligations are not met for that time either
@@ -624,14 +624,14 @@ class Engine:
             self._theo_key = key
         return self.last_inputs, self.last_theo
 
-    def _evaluate_risk(self, market: MarketInputs, theo: TheoQuote, now_ns: int) -> RiskDecision:
+    def _evaluate_risk(self, mid_ticks: float, market: MarketInputs, theo: TheoQuote, now_ns: int) -> RiskDecision:
         # `market` is this requote's (`_theo`): its mid, inventory and σ are the current ones.
         # One RiskInputs refilled in place (the guard reads it only during `evaluate`): building a
         # fresh 13-field record per requote cost more than the stores.
         x = self._risk_inputs
         x.mid_px = market.mid_px
         x.inventory_base = market.inventory_base - self.p.quote.inventory_target_base
-        x.equity_quote = self.equity_quote()
+        x.equity_quote = self._equity(mid_ticks)
         x.sigma_short_px_per_sqrt_s = market.sigma_px_per_sqrt_s
         if self.sigma_long is not None:  # else NaN, the default: no volatility ratio
             x.sigma_long_px_per_sqrt_s = self.sigma_long.sigma_px_per_sqrt_s
@@ -702,17 +702,18 @@ class Engine:
         return best_bid, best_ask, bid_depth, ask_depth
 
     def _desired_quotes(
-        self, book: OrderBook, inputs: MarketInputs, theo: TheoQuote, decision: RiskDecision
+        self, best_bid: int | None, best_ask: int | None, inputs: MarketInputs, theo: TheoQuote, decision: RiskDecision
     ) -> tuple[DesiredOrder, ...]:
+        """The quotes wanted now, from the model quote, the guard's decision and the book's top (ticks)."""
         tick = self.spot.tick_size
         mid_px = inputs.mid_px
         inventory = inputs.inventory_base
         # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
         # top of the book: when none moved (a calm market between timer requotes), it is the last one.
-        key = (theo, decision[:7], book.best_bid_ticks, book.best_ask_ticks)
+        key = (theo, decision[:7], best_bid, best_ask)
         if key != self._ladder_key:
             # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
-            self._ladder = build_ladder(theo, self.p.quote, self.spot, key[2], key[3], decision)
+            self._ladder = build_ladder(theo, self.p.quote, self.spot, best_bid, best_ask, decision)
             self._ladder_key = key
         desired = self._cap_exposure(self._ladder)
         if desired != self._last_desired:
@@ -818,10 +819,14 @@ class Engine:
 
     def equity_quote(self) -> float:
         """Session PnL of the whole portfolio (spot, perp, calls, pool) at the latest marks."""
+        return self._equity(self.books[self.spot.symbol].mid_ticks)
+
+    def _equity(self, spot_mid_ticks: float | None) -> float:
+        """`equity_quote` with the spot's mid (ticks) already read."""
         perp = self.p.perp
         key = (
             self._pnl_version,
-            self.books[self.spot.symbol].mid_ticks,
+            spot_mid_ticks,
             self.books[perp.symbol].mid_ticks if perp is not None else None,
         )
         if key != self._equity_key:

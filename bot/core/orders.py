@@ -156,29 +156,28 @@ class OrderManager:
         """
         out: list[Command] = []
         wanted: dict[tuple[Side, int], DesiredOrder] = {(d.side, d.level): d for d in desired}
-        for (sym, side, level), client_id in list(self._slots.items()):
+        for slot, client_id in list(self._slots.items()):
+            sym, side, level = slot
             if sym != symbol:
                 continue
             order = self.orders[client_id]
-            if not order.is_live:
-                del self._slots[(sym, side, level)]
+            if order.state in TERMINAL:  # not live
+                del self._slots[slot]
                 continue
-            want = wanted.get((side, level))
+            # the slot has an order: whatever happens to it, nothing new is placed in the slot this time
+            want = wanted.pop((side, level), None)
             if order.cancel_pending or order.state is OrderState.PENDING_NEW or now_ns < order.cancel_retry_ns:
-                wanted.pop((side, level), None)  # one in-flight action per slot
-                continue
-            too_old = max_age_ns > 0 and now_ns - order.placed_ns >= max_age_ns
+                continue  # one in-flight action per slot
             if (
                 want is None
                 or abs(want.price_ticks - order.price_ticks) > tolerance_ticks
                 or want.size_lots != order.size_lots  # a partial fill alone keeps queue priority...
                 or order.open_lots < min(min_open_lots, want.size_lots)  # ...unless too little is left
-                or too_old
+                or (max_age_ns > 0 and now_ns - order.placed_ns >= max_age_ns)  # too old
             ):
-                cmd = self.cancel(client_id)
-                if cmd is not None:
-                    out.append(cmd)
-            wanted.pop((side, level), None)
+                # what `cancel` would check is known here (live, no cancel pending): mark and send
+                order.cancel_pending = True
+                out.append(CancelOrder(symbol, client_id))
         budget = len(wanted) if max_places is None else max_places
         for want in wanted.values():
             if want.size_lots <= 0:

@@ -152,6 +152,11 @@ class Engine:
         self.notes: list[Note] = []
         self.start_ns = start_ns
         self.last_book_ns: dict[str, int] = dict.fromkeys(self.books, start_ns)
+        # (symbol, book, instrument) per book, the instrument as `_mid_px` picks it: for the timer's marks
+        self._books_by_instrument: list[tuple[str, OrderBook, Instrument]] = [
+            (symbol, book, params.perp if symbol != params.spot.symbol and params.perp is not None else params.spot)
+            for symbol, book in self.books.items()
+        ]
         self.stale: set[str] = set()
         self.awaiting_snapshot: set[str] = set()
         self.mark_ticks: int | None = None
@@ -403,13 +408,14 @@ class Engine:
             hedger.on_canceled(event, now_ns)
         return self._hedge(hedger, now_ns)
 
-    def _hedge(self, hedger: Hedger, now_ns: int) -> list[Command]:
+    def _hedge(self, hedger: Hedger, now_ns: int, net_delta_base: float | None = None) -> list[Command]:
+        """The hedger's decision now, logged; `net_delta_base`: the portfolio's, if the caller has read it."""
         if self.stopping or hedger.perp.symbol in self.awaiting_snapshot:
             return []
         book = self.books[hedger.perp.symbol]
         if not book.is_valid:
             return []
-        net = self.portfolio.net_delta_base()
+        net = self.portfolio.net_delta_base() if net_delta_base is None else net_delta_base
         decision = hedger.decide(
             net, self.portfolio.position_lots(hedger.perp.symbol), book.best_bid_ticks, book.best_ask_ticks, now_ns
         )
@@ -526,18 +532,20 @@ class Engine:
         self._mark_portfolio(now_ns)
         if self.hedger is not None:
             self._maybe_resume_hedger(self.hedger, now_ns)
-            out.extend(self._hedge(self.hedger, now_ns))
+            net = self.portfolio.net_delta_base()  # hedging sends orders, it books nothing: one read serves both
+            out.extend(self._hedge(self.hedger, now_ns, net))
             if now_ns - self.start_ns >= self.p.warmup_ns:
                 self._band_ticks += 1
-                if abs(self.portfolio.net_delta_base()) <= self._last_band_base + 1e-12:
+                if abs(net) <= self._last_band_base + 1e-12:
                     self._band_ticks_in += 1
         return out
 
     def _mark_portfolio(self, now_ns: int) -> None:
-        for symbol, book in self.books.items():
-            mid = self._mid_px(symbol)
-            if not (book.is_valid and mid == mid):
+        for symbol, book, instrument in self._books_by_instrument:
+            mid_ticks = book.mid_ticks
+            if mid_ticks is None or not book.is_valid:
                 continue
+            mid = mid_ticks * instrument.tick_size  # as `_mid_px(symbol)`, without finding the book again
             pending = self._pending_seeds.pop(symbol, 0)
             if pending:
                 self.portfolio.seed_position(symbol, pending, mid)

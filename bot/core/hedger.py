@@ -228,21 +228,15 @@ class Hedger:
         now_ns: int,
     ) -> HedgeDecision:
         """Commands that bring net delta back to target, with the reason (see the module docstring)."""
-        cancels = self._expire_orders(now_ns)
+        # most timers find no hedge order in flight: nothing to expire or count
+        cancels = self._expire_orders(now_ns) if self.orders else []
         in_flight = self.in_flight_base()
         gap = net_delta_base + in_flight - self.params.target_base
 
         def result(reason: str, band: float = 0.0, *extra: Command, order_base: float = 0.0) -> HedgeDecision:
-            return HedgeDecision(
-                commands=(*cancels, *extra),
-                reason=reason,
-                net_delta_base=net_delta_base,
-                in_flight_base=in_flight,
-                gap_base=gap,
-                band_base=band,
-                order_base=order_base,
-                residual_base=gap + order_base,
-            )
+            # fields in HedgeDecision's order: commands, reason, net, in flight, gap, band, order, residual
+            commands = (*cancels, *extra)
+            return HedgeDecision(commands, reason, net_delta_base, in_flight, gap, band, order_base, gap + order_base)
 
         if not self.params.enabled:
             return result("disabled")

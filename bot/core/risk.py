@@ -526,7 +526,11 @@ class RiskGuard:
         if reasons is None:
             reasons = tuple(r for r in REASONS if mask & _BIT[r])
             self._reason_cache[mask] = reasons
-        transitions = self._transitions(mask, loss_state, x, spread_mult, now_ns)
+        old = self._states
+        if mask == self._last_mask and loss_state is old[0] and tox.bid.state is old[-2] and tox.ask.state is old[-1]:
+            transitions: tuple[RiskTransition, ...] = ()  # no rule changed state (almost every call)
+        else:
+            transitions = self._transitions(mask, loss_state, x, spread_mult, now_ns)
         decision = RiskDecision(
             spread_mult,
             bid_extra,
@@ -547,12 +551,10 @@ class RiskGuard:
     def _transitions(
         self, mask: int, loss_state: str, x: RiskInputs, spread_mult: float, now_ns: int
     ) -> tuple[RiskTransition, ...]:
-        """Compare each rule's new state with its last one; build log records only on a change."""
+        """Compare each rule's new state with its last one; build log records only on a change.
+        (`evaluate` skips the call when the mask and the three multi-state rules are as last time.)"""
         tox = self.toxicity
         old = self._states
-        # fast path (almost every call): nothing changed since the last evaluate
-        if mask == self._last_mask and loss_state is old[0] and tox.bid.state is old[-2] and tox.ask.state is old[-1]:
-            return ()
         self._last_mask = mask
         new = (
             loss_state,

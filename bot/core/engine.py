@@ -757,12 +757,21 @@ class Engine:
 
     def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
         """Trim sizes so position + everything that could still fill stays within the hard limit;
-        drop what the trim leaves below the venue's minimum notional."""
+        drop what the trim leaves below the venue's minimum notional. `ladder` is `build_ladder`'s."""
         position = self.portfolio.position_lots(self.spot.symbol)
         # the same ladder at the same position trims the same way (often: the ladder only moves by ticks)
         if ladder == self._capped_ladder and position == self._capped_position:
             return self._capped
         hard_lots = self._hard_lots
+        total_lots = 0
+        for quote in ladder:
+            total_lots += quote.size_lots
+        if total_lots <= hard_lots - abs(position):
+            # Well inside the limit (the usual case) even all of the ladder on one side fits the smaller
+            # room: nothing is trimmed, and build_ladder already left out every quote below one lot or
+            # the min notional (its test is this one negated), so the ladder is the answer as it is.
+            self._capped_ladder, self._capped_position, self._capped = ladder, position, ladder
+            return ladder
         room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
         out: list[DesiredOrder] = []
         spot = self.spot

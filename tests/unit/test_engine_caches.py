@@ -1,16 +1,25 @@
 """The engine's per-requote caches (model quote, ladder, exposure trim) and its event dispatch change
-no decision: after any sequence of events, what a requote used equals what a fresh computation gives."""
+no decision: after any sequence of events, what a requote used equals what a fresh computation gives;
+the exposure trim's shortcut equals the plain trim."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
-from bot.core.quoting import MarketInputs, QuoteParams, build_ladder, theo_quote
+from bot.core.quoting import (
+    DesiredQuote,
+    MarketInputs,
+    QuoteAdjust,
+    QuoteParams,
+    TheoQuote,
+    build_ladder,
+    theo_quote,
+)
 from bot.core.risk import RiskParams
 from bot.domain import (
     BookDelta,
@@ -145,3 +154,57 @@ def test_a_subclassed_event_is_dispatched_like_its_base_and_an_unknown_one_is_ig
     engine.apply(LateTimer(10 * 1_000_000_000, 10 * 1_000_000_000), 10 * 1_000_000_000)
     assert SPOT.symbol in engine.stale  # the timer's stale-feed check ran
     assert engine.apply("not an event", 0) == []  # type: ignore[arg-type]
+
+
+CAP_SPOT = Instrument(
+    "TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.01, min_notional=5.0
+)
+
+
+def reference_trim(ladder: tuple[DesiredQuote, ...], position: int, hard_lots: int) -> tuple[DesiredQuote, ...]:
+    """The exposure trim written plainly, quote by quote (what `_cap_exposure` must equal)."""
+    room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
+    out = []
+    for quote in ladder:
+        lots = min(quote.size_lots, max(0, room[quote.side]))
+        room[quote.side] -= lots
+        if lots > 0 and CAP_SPOT.notional(quote.price_ticks, lots) >= CAP_SPOT.min_notional:
+            out.append(quote._replace(size_lots=lots))
+    return tuple(out)
+
+
+@given(
+    levels=st.integers(1, 4),
+    size_base=st.floats(0.005, 3.0),
+    decay=st.floats(0.2, 1.5),
+    reservation_px=st.floats(0.5, 200.0),
+    half_px=st.floats(0.001, 5.0),
+    sides=st.sampled_from([(True, True), (True, False), (False, True)]),
+    hard_base=st.floats(0.5, 12.0),
+    slack_lots=st.one_of(st.integers(-3, 3), st.integers(-1_500, 1_500)),
+    short=st.booleans(),
+)
+def test_the_exposure_trim_equals_the_plain_one(
+    levels: int,
+    size_base: float,
+    decay: float,
+    reservation_px: float,
+    half_px: float,
+    sides: tuple[bool, bool],
+    hard_base: float,
+    slack_lots: int,
+    short: bool,
+) -> None:
+    # the position leaves `slack_lots` of room beyond the whole ladder: at the edge, near it (trims, remnants
+    # below the min notional, one-sided ladders) and far from it
+    quote = QuoteParams(order_size_base=size_base, size_decay=decay, levels=levels, min_spread_bps=0.0)
+    params = EngineParams(spot=CAP_SPOT, perp=None, quote=quote, risk=RiskParams(0.0, hard_base))
+    engine = Engine(params, SigmaEstimator(0.02, 60.0, 100), ArrivalEstimator(1.0, 20.0, 30.0, 5))
+    theo = TheoQuote("glft", reservation_px, reservation_px, half_px, 0.0, reservation_px - half_px,
+                     reservation_px + half_px, False)  # fmt: skip
+    ladder = build_ladder(theo, quote, CAP_SPOT, None, None, QuoteAdjust(bid_enabled=sides[0], ask_enabled=sides[1]))
+    position_abs = engine._hard_lots - sum(q.size_lots for q in ladder) - slack_lots
+    assume(position_abs >= 0)
+    position_lots = -position_abs if short else position_abs
+    engine.portfolio.positions[CAP_SPOT.symbol].lots = position_lots
+    assert engine._cap_exposure(ladder) == reference_trim(ladder, position_lots, engine._hard_lots)

@@ -847,12 +847,12 @@ class Engine:
             self.books[perp.symbol].mid_ticks if perp is not None else None,
         )
         if key != self._equity_key:
-            for symbol in self.books:
-                mid = self._mid_px(symbol)
-                if mid == mid:
-                    self.portfolio.mark(symbol, mid)
+            for symbol, book, instrument in self._books_by_instrument:
+                mid_ticks = book.mid_ticks
+                if mid_ticks is not None:
+                    self.portfolio.mark(symbol, mid_ticks * instrument.tick_size)  # as `_mid_px(symbol)`
             self._equity_key = key
-            self._equity_quote = self.portfolio.pnl().total_quote
+            self._equity_quote = self.portfolio.total_pnl_quote()
         return self._equity_quote
 
     def summary(self, now_ns: int) -> dict[str, Any]:

@@ -270,15 +270,26 @@ class Portfolio:
             linear += pos.base
         return linear + self.lp_delta_base() + self.option_delta_base()
 
-    def pnl(self) -> PnlAttribution:
+    def _deal_changes_quote(self) -> tuple[float, float]:
+        """(calls, pool): their value change since their first mark, quote."""
         u = self._under
         option_change = u.option_value_quote - (u.option_value0_quote or 0.0) if self.options else 0.0
         lp_change = 0.0
         if self.lp is not None and u.price_px is not None and u.lp_value0_quote is not None:
             lp_change = self.lp.value_quote(u.price_px) - u.lp_value0_quote
+        return option_change, lp_change
+
+    def total_pnl_quote(self) -> float:
+        """`pnl().total_quote` without the attribution (the engine's equity, read on every requote)."""
+        option_change, lp_change = self._deal_changes_quote()
+        return sum(pos.pnl_quote for pos in self.positions.values()) + option_change + lp_change + self._attr.lp_fees
+
+    def pnl(self) -> PnlAttribution:
+        u = self._under
+        option_change, lp_change = self._deal_changes_quote()
         linear_mtm = sum(pos.base * pos.mark_px - pos.mid_basis_quote for pos in self.positions.values())
         funding = sum(pos.funding_quote for pos in self.positions.values())
-        total = sum(pos.pnl_quote for pos in self.positions.values()) + option_change + lp_change + self._attr.lp_fees
+        total = self.total_pnl_quote()
         return PnlAttribution(
             spread_capture_quote=self._attr.spread_capture,
             quote_fees_quote=self._attr.quote_fees,

@@ -134,6 +134,8 @@ class Engine:
         self.portfolio = Portfolio(
             [i for i in (params.spot, params.perp) if i is not None], options=params.options, lp=params.lp
         )
+        # the spot position record (the portfolio keeps it for the session): read on every requote
+        self._spot_position = self.portfolio.positions[params.spot.symbol]
         self.hedger = (
             Hedger(params.hedge, params.perp, client_id_prefix=f"h{tag}-")
             if params.perp is not None and params.hedge.enabled
@@ -349,8 +351,8 @@ class Engine:
             symbol=event.symbol,
             client_id=event.client_id,
             side=event.side.value,
-            price=rounding.price(instrument.price(event.price_ticks)),
-            size=rounding.size(instrument.size(event.size_lots)),
+            price=rounding.price_of_ticks(event.price_ticks),
+            size=rounding.size_of_lots(event.size_lots),
             fee=event.fee_quote,
             liquidity=event.liquidity.value,
             latency_ms=latency_ms,
@@ -366,7 +368,6 @@ class Engine:
     # ================================================================== hedging
 
     def _on_hedge_fill(self, hedger: Hedger, event: OrderFilled, now_ns: int) -> list[Command]:
-        perp = hedger.perp
         before = self.portfolio.net_delta_base()
         if not self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=True):
             self.stats.duplicate_fills += 1
@@ -380,8 +381,8 @@ class Engine:
             symbol=event.symbol,
             client_id=event.client_id,
             side=event.side.value,
-            price=self._perp_rounding.price(perp.price(event.price_ticks)),
-            size=self._perp_rounding.size(perp.size(event.size_lots)),
+            price=self._perp_rounding.price_of_ticks(event.price_ticks),
+            size=self._perp_rounding.size_of_lots(event.size_lots),
             fee=event.fee_quote,
             slippage_bps=hedge_fill.slippage_bps if hedge_fill is not None else None,
             delta_before=self._delta(before),
@@ -427,8 +428,8 @@ class Engine:
                     symbol=command.symbol,
                     client_id=command.client_id,
                     side=command.side.value,
-                    size=self._perp_rounding.size(hedger.perp.size(command.size_lots)),
-                    price=self._perp_rounding.price(hedger.perp.price(command.price_ticks)),
+                    size=self._perp_rounding.size_of_lots(command.size_lots),
+                    price=self._perp_rounding.price_of_ticks(command.price_ticks),
                     order_type=command.order_type.value,
                     reduce_only=command.reduce_only,
                     reason=decision.reason,
@@ -582,7 +583,7 @@ class Engine:
             inputs, theo = self._theo(mid_ticks, now_ns)
             decision = self._evaluate_risk(mid_ticks, inputs, theo, now_ns)
             if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
-                desired = self._desired_quotes(best_bid, best_ask, inputs, theo, decision)
+                desired = self._desired_quotes(best_bid, best_ask, mid_ticks, inputs, theo, decision)
                 max_places = decision.max_new_orders
         elif not self.stopping and self.risk.compliance is not None:
             # no quotes on a bad or silent feed: the obligations are not met for that time either
@@ -605,8 +606,8 @@ class Engine:
                     symbol=command.symbol,
                     client_id=command.client_id,
                     side=command.side.value,
-                    price=self._spot_rounding.price(self.spot.price(command.price_ticks)),
-                    size=self._spot_rounding.size(self.spot.size(command.size_lots)),
+                    price=self._spot_rounding.price_of_ticks(command.price_ticks),
+                    size=self._spot_rounding.size_of_lots(command.size_lots),
                     post_only=command.post_only,
                 )
         if placed:
@@ -618,7 +619,7 @@ class Engine:
         sigma = self.sigma.sigma_px_per_sqrt_s
         # Most requotes come from a timer or one of our order events with the market unchanged: the
         # model's inputs (mid, position, σ, A, k) are then those of the last requote, and so is its quote.
-        key = (mid_ticks, self.portfolio.position_lots(self.spot.symbol), sigma, fit.a_per_s, fit.k_per_px)
+        key = (mid_ticks, self._spot_position.lots, sigma, fit.a_per_s, fit.k_per_px)
         if key != self._theo_key or self.last_inputs is None or self.last_theo is None:
             inputs = MarketInputs(
                 mid_px=mid_ticks * self.spot.tick_size,
@@ -710,12 +711,15 @@ class Engine:
         return best_bid, best_ask, bid_depth, ask_depth
 
     def _desired_quotes(
-        self, best_bid: int | None, best_ask: int | None, inputs: MarketInputs, theo: TheoQuote, decision: RiskDecision
+        self,
+        best_bid: int | None,
+        best_ask: int | None,
+        mid_ticks: float,
+        inputs: MarketInputs,
+        theo: TheoQuote,
+        decision: RiskDecision,
     ) -> tuple[DesiredOrder, ...]:
         """The quotes wanted now, from the model quote, the guard's decision and the book's top (ticks)."""
-        tick = self.spot.tick_size
-        mid_px = inputs.mid_px
-        inventory = inputs.inventory_base
         # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
         # top of the book: when none moved (a calm market between timer requotes), it is the last one.
         key = (theo, decision[:7], best_bid, best_ask)
@@ -737,15 +741,18 @@ class Engine:
                     else:
                         ask = d.price_ticks
             rounding = self._spot_rounding
+            # the mid and the inventory from their ticks and lots (inputs.mid_px = mid_ticks × tick, mid_ticks
+            # a whole or half tick, and inputs.inventory_base = the position's lots × lot, the lots `_theo`
+            # keyed on): the same doubles
             self._note(
                 "quote.updated",
                 symbol=self.spot.symbol,
-                mid=rounding.model_price(mid_px),
+                mid=rounding.model_price_of_half_ticks(int(mid_ticks * 2)),
                 reservation_price=rounding.model_price(theo.reservation_px),
-                bid=rounding.price(bid * tick) if bid is not None else None,
-                ask=rounding.price(ask * tick) if ask is not None else None,
-                spread=rounding.price((ask - bid) * tick) if bid is not None and ask is not None else None,
-                inventory=rounding.size(inventory),
+                bid=rounding.price_of_ticks(bid) if bid is not None else None,
+                ask=rounding.price_of_ticks(ask) if ask is not None else None,
+                spread=rounding.price_of_ticks(ask - bid) if bid is not None and ask is not None else None,
+                inventory=rounding.size_of_lots(self._spot_position.lots),
                 sigma=inputs.sigma_px_per_sqrt_s,
                 a=inputs.a_per_s,
                 k=inputs.k_per_px,
@@ -758,7 +765,7 @@ class Engine:
     def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
         """Trim sizes so position + everything that could still fill stays within the hard limit;
         drop what the trim leaves below the venue's minimum notional. `ladder` is `build_ladder`'s."""
-        position = self.portfolio.position_lots(self.spot.symbol)
+        position = self._spot_position.lots
         # the same ladder at the same position trims the same way (often: the ladder only moves by ticks)
         if ladder == self._capped_ladder and position == self._capped_position:
             return self._capped

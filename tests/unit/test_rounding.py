@@ -79,3 +79,42 @@ def test_engine_notes_read_like_the_venue_prices_and_the_stats_stay_exact() -> N
     # the decisions and the stats keep the exact floats: only the notes are rounded
     assert engine.stats.volume_base == 84 * 0.00001
     assert engine.inventory_base() == 84 * 0.00001
+
+
+# grid steps as venues publish them (and a few awkward ones): whole, decimal, 2.5 and 5 multiples, tiny
+GRID_STEPS = [1.0, 10.0, 0.5, 0.1, 0.01, 0.05, 0.25, 0.025, 1e-3, 5e-4, 1e-5, 1e-6, 1e-8, 2.5e-7, 1e-12, 0.3, 0.07]
+
+
+@given(
+    step=st.sampled_from(GRID_STEPS),
+    units=st.one_of(st.integers(-(10**6), 10**6), st.integers(-(10**17), 10**17)),
+    half=st.booleans(),
+)
+def test_values_in_ticks_and_lots_are_rounded_as_round_does(step: float, units: int, half: bool) -> None:
+    """The integer shortcut gives the very double round() gives, on and far beyond its exact range."""
+    instrument = Instrument("X/USDT", InstrumentKind.SPOT, "X", "USDT", tick_size=step, lot_size=step)
+    r = NoteRounding.for_instrument(instrument)
+    assert r.price_of_ticks(units) == r.price(units * step)
+    assert r.size_of_lots(units) == r.size(units * step)
+    half_ticks = 2 * units + (1 if half else 0)  # a mid of bid + ask = half_ticks
+    assert r.model_price_of_half_ticks(half_ticks) == r.model_price(half_ticks / 2 * step)
+
+
+@pytest.mark.parametrize(
+    ("step", "ticks"), [(0.1, 2773764778720583072), (0.5, 314365108835928738), (1e-05, 3756806069118793249)]
+)
+def test_far_beyond_the_exact_range_round_is_used(step: float, ticks: int) -> None:
+    # values where ticks × units / 10**d (units past 2**53) is not round()'s double: the fallback must run
+    instrument = Instrument("X/USDT", InstrumentKind.SPOT, "X", "USDT", tick_size=step, lot_size=step)
+    r = NoteRounding.for_instrument(instrument)
+    assert r.price_of_ticks(ticks) == round(ticks * step, r.price_decimals)
+    assert r.size_of_lots(ticks) == round(ticks * step, r.size_decimals)
+    assert r.model_price_of_half_ticks(ticks) == round(ticks / 2 * step, r.price_decimals + 1)
+
+
+def test_the_shortcut_covers_the_grid_and_falls_back_off_it() -> None:
+    r = NoteRounding.for_instrument(BTC)
+    assert r.price_of_ticks(618_315) == 61831.5 and r.model_price_of_half_ticks(618_314 + 618_315) == 61831.45
+    assert r.size_of_lots(84) == 0.00084
+    no_grid = NoteRounding(2, 3)  # without the grid only the float forms make sense
+    assert no_grid.price(1.005) == round(1.005, 2)

@@ -26,7 +26,8 @@ walks down the grid from the old best (the next level is nearly always a few tic
 to max()/min() over the side. On the bundled Binance data this applied deltas ~4x faster than a
 `sortedcontainers.SortedDict` (inserts and deletes of levels outnumber size changes on spot), with
 O(1) best-price queries; top-N and depth queries walk the grid from the best when that is shorter
-than scanning the side. See docs/replay.md for the numbers.
+than scanning the side. The per-level loop (`apply_side_py`) and the full-side scan run in C when the
+optional extension `bot/_native.c` was built, with the same results. See docs/replay.md for the numbers.
 """
 
 from __future__ import annotations

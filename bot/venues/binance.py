@@ -15,6 +15,11 @@ until a snapshot arrives, drop those with `u <= lastUpdateId`, start from the fi
 `pu` == previous `u`; spot: `U` == previous `u` + 1) and resync on any gap.
 
 Bad lines are dropped and counted by reason, never raised.
+
+Speed: plain lines (the shape Binance sends) are decoded straight from their bytes by the optional C
+extension (`bot/_native.c`: `decode_lines`, `decode_line`, `grid_levels`); every other line, and every
+line when the extension was not built, goes through orjson and the Python code here, which is the
+reference the C code is tested against (tests/unit/test_native.py).
 """
 
 from __future__ import annotations

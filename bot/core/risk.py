@@ -415,7 +415,6 @@ class RiskGuard:
         self._states[-2] = self._states[-1] = CLEAR
         self._reason_cache: dict[int, tuple[str, ...]] = {0: ()}
         self._last_mask = 0
-        self.last_decision = RiskDecision(max_new_orders=int(params.order_burst))
 
     @property
     def halted(self) -> bool:
@@ -531,7 +530,7 @@ class RiskGuard:
             transitions: tuple[RiskTransition, ...] = ()  # no rule changed state (almost every call)
         else:
             transitions = self._transitions(mask, loss_state, x, spread_mult, now_ns)
-        decision = RiskDecision(
+        return RiskDecision(
             spread_mult,
             bid_extra,
             ask_extra,
@@ -545,8 +544,6 @@ class RiskGuard:
             reasons,
             transitions,
         )
-        self.last_decision = decision
-        return decision
 
     def _transitions(
         self, mask: int, loss_state: str, x: RiskInputs, spread_mult: float, now_ns: int

@@ -28,16 +28,14 @@ widening (inventory, volatility, toxicity). Pure and synchronous; time is passed
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from bot.core.obligations import ComplianceTracker, Obligation, cap_widening, depth_held, spread_held
 from bot.core.toxicity import CLEAR, ToxicityMonitor, ToxicityParams
 from bot.domain import Side
 
 NS_PER_S = 1_000_000_000
-T = TypeVar("T")
 
 # ---- reasons: stable strings, listed in precedence order (hard limits first) ----
 DRAWDOWN_HALT = "drawdown_halt"
@@ -219,10 +217,12 @@ class RiskTransition:
 
 
 class RiskDecision(NamedTuple):
-    """The guard's verdict for one requote. The first seven fields are exactly `QuoteAdjust`'s.
+    """The guard's verdict for one requote. The first seven fields are exactly `QuoteAdjust`'s, in its
+    order: the decision is itself a `QuoteShape` for `build_ladder`, and `decision[:7]` is that shape.
 
     A NamedTuple because one is built per requote and its construction is ~4x cheaper than a frozen
-    dataclass's; treat it as a record (by field name), not as a sequence.
+    dataclass's; treat it as a record (by field name): the one positional read is the engine's ladder
+    cache key, `decision[:7]`.
     """
 
     spread_mult: float = 1.0
@@ -237,18 +237,6 @@ class RiskDecision(NamedTuple):
     max_new_orders: int = 0  # order-rate budget: place commands the engine may send now
     reasons: tuple[str, ...] = ()
     transitions: tuple[RiskTransition, ...] = ()
-
-    def to_quote_adjust(self, factory: Callable[..., T]) -> T:
-        """`factory(**fields)` with the seven `QuoteAdjust` fields, e.g. `to_quote_adjust(QuoteAdjust)`."""
-        return factory(
-            spread_mult=self.spread_mult,
-            bid_extra_px=self.bid_extra_px,
-            ask_extra_px=self.ask_extra_px,
-            skew_px=self.skew_px,
-            bid_enabled=self.bid_enabled,
-            ask_enabled=self.ask_enabled,
-            max_spread_px=self.max_spread_px,
-        )
 
     @property
     def state(self) -> str:

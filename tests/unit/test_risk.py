@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -389,8 +390,10 @@ def test_compliance_tracked_from_live_quotes() -> None:
 
 
 def test_decision_maps_onto_quote_adjust() -> None:
+    # the engine hands the decision to build_ladder as its QuoteShape and keys the ladder on decision[:7]
+    assert RiskDecision._fields[:7] == tuple(f.name for f in dataclasses.fields(QuoteAdjust))
     d = RiskGuard(RiskParams(obligation=OBLIGATION)).evaluate(inputs(inventory_base=10.0), 0)
-    adjust = d.to_quote_adjust(QuoteAdjust)
+    adjust = QuoteAdjust(*d[:7])
     assert adjust == QuoteAdjust(
         spread_mult=d.spread_mult,
         bid_extra_px=0.0,
@@ -404,7 +407,7 @@ def test_decision_maps_onto_quote_adjust() -> None:
 
 def test_calm_market_is_neutral() -> None:
     d = RiskGuard(RiskParams()).evaluate(inputs(), 0)
-    assert d.to_quote_adjust(QuoteAdjust) == QuoteAdjust()
+    assert QuoteAdjust(*d[:7]) == QuoteAdjust()
     assert d.reasons == () and d.state == "normal" and not d.pause
 
 

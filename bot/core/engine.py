@@ -166,8 +166,8 @@ class Engine:
         self._dirty = False
         self._trigger = ""  # what first made the quotes worth recomputing since the last requote
         self._last_top: tuple[int | None, int | None] = (None, None)  # spot best bid/ask last requoted on
-        # equity is read on every requote but changes only with the portfolio or a mid: cache it on both
-        self._pnl_version = 0
+        # equity is read on every requote but changes only with the portfolio (its `version`) or a mid:
+        # cache it on both
         self._underlying_mark = (math.nan, 0)  # (spot mid, time) the calls and pool were last valued at
         self._equity_key: tuple[int, float | None, float | None] | None = None
         self._equity_quote = 0.0
@@ -259,7 +259,6 @@ class Engine:
 
     def _on_funding(self, event: FundingPaid, now_ns: int) -> list[Command]:
         self.portfolio.on_funding(event)
-        self._pnl_version += 1
         return []
 
     def _on_book(self, event: BookDelta | BookSnapshot, now_ns: int) -> list[Command]:
@@ -315,7 +314,6 @@ class Engine:
         if self.p.lp_volume_ratio > 0.0:
             notional = self.spot.notional(event.price_ticks, event.size_lots)
             self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
-            self._pnl_version += 1
         return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
@@ -332,7 +330,6 @@ class Engine:
         if result.order is None:
             self.stats.unknown_fills += 1
         self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=False)
-        self._pnl_version += 1
         if instrument is self.spot:
             self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
         notional = instrument.notional(event.price_ticks, event.size_lots)
@@ -372,7 +369,6 @@ class Engine:
         if not self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=True):
             self.stats.duplicate_fills += 1
             return []
-        self._pnl_version += 1
         hedge_fill = hedger.on_fill(event, now_ns)
         self.stats.hedge_fills += 1
         self.stats.fees_quote += event.fee_quote
@@ -492,7 +488,6 @@ class Engine:
             px = (entry_px or {}).get(symbol, math.nan)
             if px > 0.0:
                 self.portfolio.seed_position(symbol, lots, px)
-                self._pnl_version += 1
             else:
                 self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
         self._touch("restore")
@@ -502,7 +497,6 @@ class Engine:
         mid = self._mid_px(symbol)
         if mid == mid:
             self.portfolio.seed_position(symbol, lots, mid)
-            self._pnl_version += 1
         else:
             self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
         self._touch("position")
@@ -550,7 +544,6 @@ class Engine:
             pending = self._pending_seeds.pop(symbol, 0)
             if pending:
                 self.portfolio.seed_position(symbol, pending, mid)
-                self._pnl_version += 1
             self.portfolio.mark(symbol, mid)
             if symbol == self.spot.symbol and (self.p.options or self.p.lp is not None):
                 # the calls move with the mid and, slowly, with time: revalue on a new mid or each second
@@ -558,7 +551,6 @@ class Engine:
                 if mid != last_px or now_ns - last_ns >= NS_PER_S:
                     self._underlying_mark = (mid, now_ns)
                     self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
-                    self._pnl_version += 1
 
     def _option_vol_annual(self, spot_px: float) -> float:
         if self.p.option_vol_annual is not None:
@@ -849,7 +841,7 @@ class Engine:
         """`equity_quote` with the spot's mid (ticks) already read."""
         perp = self.p.perp
         key = (
-            self._pnl_version,
+            self.portfolio.version,
             spot_mid_ticks,
             self.books[perp.symbol].mid_ticks if perp is not None else None,
         )

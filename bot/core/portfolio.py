@@ -159,6 +159,10 @@ class Portfolio:
         self._seen_funding: set[tuple[str, int]] = set()
         self._under = _Underlying()
         self._attr = _Attribution()
+        # bumped by every change to what the PnL is at given marks (fills, funding, pool fees, seeds, the
+        # underlying's revaluation; not `mark`, whose prices a reader has at hand): a cache of the PnL
+        # keys on it and on the marks
+        self.version = 0
 
     # ---- events ----------------------------------------------------------------------------------
 
@@ -187,6 +191,7 @@ class Portfolio:
         else:
             self._attr.spread_capture += edge
             self._attr.quote_fees -= fill.fee_quote
+        self.version += 1
         return True
 
     def on_funding(self, event: FundingPaid) -> bool:
@@ -197,6 +202,7 @@ class Portfolio:
             return False
         self._seen_funding.add(key)
         pos.funding_quote += event.amount_quote
+        self.version += 1
         return True
 
     def on_lp_volume(self, volume_quote: float) -> float:
@@ -205,6 +211,7 @@ class Portfolio:
             return 0.0
         fee = self.lp.fees_quote(volume_quote)
         self._attr.lp_fees += fee
+        self.version += 1
         return fee
 
     def seed_position(self, symbol: str, lots: int, price_px: float) -> None:
@@ -216,6 +223,7 @@ class Portfolio:
             pos.apply(side, abs(lots), price_px)
             pos.mid_basis_quote += pos.instrument.size(lots) * price_px
         pos.mark_px = price_px
+        self.version += 1
 
     # ---- marks -----------------------------------------------------------------------------------
 
@@ -229,6 +237,7 @@ class Portfolio:
         """Revalue the calls and the pool at the underlying price (spot mid). The first call sets
         their reference values; each later call books the notional option hedge −Δ·ΔS."""
         u = self._under
+        self.version += 1
         if u.price_px is not None:
             u.option_hedge_quote -= u.option_delta_base * (price_px - u.price_px)
         u.price_px = price_px

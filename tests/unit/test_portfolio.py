@@ -159,30 +159,39 @@ steps = st.lists(
 )
 
 
-@given(steps=steps)
-def test_components_sum_to_total(steps: list[tuple[str, object]]) -> None:
+def deal_portfolio() -> Portfolio:
     calls = [CallOption(100.0, 20.0, 30 * NS_PER_DAY), CallOption(110.0, 10.0, 60 * NS_PER_DAY)]
     pf = Portfolio([SPOT, PERP], options=calls, lp=ConstantProductLp.from_value(5000.0, 100.0, fee_rate=0.003))
     pf.mark_underlying(100.0, 0, 0.8)
+    return pf
+
+
+def apply_step(pf: Portfolio, i: int, kind: str, arg: object, now: int) -> None:
+    if kind == "fill":
+        inst, side, lots, ticks, off, fee, hedge, twice = arg  # type: ignore[misc]
+        ev = OrderFilled(inst.symbol, "c", f"f{i}", side, ticks, lots, fee, Liquidity.TAKER, 0, now, now)
+        mid = (ticks + off) * inst.tick_size
+        pf.on_fill(ev, mid, hedge=hedge)
+        if twice:
+            assert not pf.on_fill(ev, mid, hedge=hedge)
+    elif kind == "mark":
+        px = float(arg)  # type: ignore[arg-type]
+        pf.mark(SPOT.symbol, px)
+        pf.mark(PERP.symbol, px + 0.05)
+        pf.mark_underlying(px, now, 0.8)
+    elif kind == "funding":
+        pf.on_funding(FundingPaid(PERP.symbol, 0.0, float(arg), now, now))  # type: ignore[arg-type]
+    else:
+        pf.on_lp_volume(float(arg))  # type: ignore[arg-type]
+
+
+@given(steps=steps)
+def test_components_sum_to_total(steps: list[tuple[str, object]]) -> None:
+    pf = deal_portfolio()
     now = 0
     for i, (kind, arg) in enumerate(steps):
         now += NS_PER_DAY
-        if kind == "fill":
-            inst, side, lots, ticks, off, fee, hedge, twice = arg  # type: ignore[misc]
-            ev = OrderFilled(inst.symbol, "c", f"f{i}", side, ticks, lots, fee, Liquidity.TAKER, 0, now, now)
-            mid = (ticks + off) * inst.tick_size
-            pf.on_fill(ev, mid, hedge=hedge)
-            if twice:
-                assert not pf.on_fill(ev, mid, hedge=hedge)
-        elif kind == "mark":
-            px = float(arg)  # type: ignore[arg-type]
-            pf.mark(SPOT.symbol, px)
-            pf.mark(PERP.symbol, px + 0.05)
-            pf.mark_underlying(px, now, 0.8)
-        elif kind == "funding":
-            pf.on_funding(FundingPaid(PERP.symbol, 0.0, float(arg), now, now))  # type: ignore[arg-type]
-        else:
-            pf.on_lp_volume(float(arg))  # type: ignore[arg-type]
+        apply_step(pf, i, kind, arg, now)
     pnl = pf.pnl()
     assert sum(pnl.components().values()) == pytest.approx(
         pnl.total_quote, abs=1e-6 * (1 + abs(pnl.total_quote)) + 1e-6
@@ -190,3 +199,42 @@ def test_components_sum_to_total(steps: list[tuple[str, object]]) -> None:
     # net delta is exactly its parts
     linear = pf.position_base(SPOT.symbol) + pf.position_base(PERP.symbol)
     assert pf.net_delta_base() == pytest.approx(linear + pf.lp_delta_base() + pf.option_delta_base())
+
+
+@given(steps=steps, twice=st.booleans())
+def test_the_total_changes_at_the_same_marks_only_with_the_version(
+    steps: list[tuple[str, object]], twice: bool
+) -> None:
+    # the engine caches its equity on (portfolio.version, the mids): that cache is right only if this holds
+    pf = deal_portfolio()
+    now = 0
+
+    def state() -> tuple[int, tuple[float, ...], float]:
+        marks = tuple(pos.mark_px for pos in pf.positions.values())
+        return pf.version, marks, pf.total_pnl_quote()
+
+    last = state()
+    for i, (kind, arg) in enumerate(steps):
+        now += NS_PER_DAY
+        apply_step(pf, i % 3 if twice else i, kind, arg, now)  # `twice`: fill ids repeat, most fills are dropped
+        current = state()
+        if current[:2] == last[:2]:
+            assert current[2] == last[2]
+        last = current
+
+
+def test_the_version_counts_bookings_not_marks() -> None:
+    pf = deal_portfolio()
+    v = pf.version
+    pf.mark(SPOT.symbol, 101.0)
+    assert pf.version == v
+    ev = fill(SPOT, "1", Side.BUY, 99.90, 10, 0.10)
+    assert pf.on_fill(ev, 100.0, hedge=False) and pf.version == v + 1
+    assert not pf.on_fill(ev, 100.0, hedge=False) and pf.version == v + 1  # a duplicate books nothing
+    funding = FundingPaid(PERP.symbol, rate=0.0001, amount_quote=2.5, ts_venue_ns=7, ts_recv_ns=8)
+    assert pf.on_funding(funding) and pf.version == v + 2
+    assert not pf.on_funding(funding) and pf.version == v + 2
+    pf.on_lp_volume(1000.0)
+    pf.seed_position(PERP.symbol, 3, 100.0)
+    pf.mark_underlying(102.0, NS_PER_DAY, 0.8)
+    assert pf.version == v + 5

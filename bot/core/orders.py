@@ -201,40 +201,22 @@ class OrderManager:
     # ------------------------------------------------------------------ events in
 
     def on_accepted(self, event: OrderAccepted) -> Order | None:
-        order = self.orders.get(event.client_id)
-        if order is None:
-            self.unknown_events += 1
-            return None
-        if order.state is OrderState.PENDING_NEW:
+        order = self._known(event.client_id)
+        if order is not None and order.state is OrderState.PENDING_NEW:
             order.state = OrderState.OPEN
             order.acked_ns = event.ts_recv_ns
         return order
 
     def on_rejected(self, event: OrderRejected) -> Order | None:
-        order = self.orders.get(event.client_id)
-        if order is None:
-            self.unknown_events += 1
-            return None
-        if order.is_live:
-            order.state = OrderState.REJECTED
-        self._forget(order)
-        return order
+        return self._end(event.client_id, OrderState.REJECTED)
 
     def on_canceled(self, event: OrderCanceled) -> Order | None:
-        order = self.orders.get(event.client_id)
-        if order is None:
-            self.unknown_events += 1
-            return None
-        if order.is_live:
-            order.state = OrderState.CANCELED
-        self._forget(order)
-        return order
+        return self._end(event.client_id, OrderState.CANCELED)
 
     def on_cancel_rejected(self, event: CancelRejected) -> Order | None:
         """The venue refused a cancel: the order is gone (filled or unknown there) or still live."""
-        order = self.orders.get(event.client_id)
+        order = self._known(event.client_id)
         if order is None:
-            self.unknown_events += 1
             return None
         order.cancel_pending = False
         if event.reason in ("unknown_order", "not_found", "already_closed"):
@@ -299,6 +281,22 @@ class OrderManager:
         return dropped
 
     # ------------------------------------------------------------------ internals
+
+    def _known(self, client_id: str) -> Order | None:
+        """Our order with this id; an event for an id we do not know is counted."""
+        order = self.orders.get(client_id)
+        if order is None:
+            self.unknown_events += 1
+        return order
+
+    def _end(self, client_id: str, state: OrderState) -> Order | None:
+        """The venue ended the order (rejected, canceled); one already finished keeps its state."""
+        order = self._known(client_id)
+        if order is not None:
+            if order.is_live:
+                order.state = state
+            self._forget(order)
+        return order
 
     def _forget(self, order: Order) -> None:
         if self._live.pop(order.client_id, None) is not None:

@@ -7,8 +7,6 @@ current simulated time. The clock is injectable so tests never wait.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -16,8 +14,7 @@ from dataclasses import replace
 from bot.domain import Command, Instrument, OpenOrder, OrderFilled
 from bot.venues.base import EventSink
 from bot.venues.mock.exchange import MockExchange
-
-_MAX_IDLE_S = 0.05  # wake at least this often so new commands' consequences are delivered promptly
+from bot.venues.mock.pacing import Pacer
 
 
 class InProcessMockVenue:
@@ -32,11 +29,7 @@ class InProcessMockVenue:
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.exchange = exchange
-        self.speed = speed
-        self.start_ns = start_ns
-        self._monotonic_ns = monotonic_ns
-        self._t0 = monotonic_ns()
-        self._wake = asyncio.Event()
+        self._pacer = Pacer(exchange, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
@@ -44,25 +37,20 @@ class InProcessMockVenue:
 
     def clock_ns(self) -> int:
         """Simulated time now: the exchange's clock, paced by the wall clock times `speed`."""
-        return self.start_ns + int((self._monotonic_ns() - self._t0) * self.speed)
+        return self._pacer.now_ns()
 
     async def connect(self) -> None:
         return None
 
     async def stream(self, sink: EventSink) -> None:
         while True:
-            now = self.clock_ns()
-            for event in self.exchange.advance(now):
+            for event in self._pacer.due():
                 sink(event)
-            pending = self.exchange.next_event_ns()
-            wait_s = _MAX_IDLE_S if pending is None else max(0.0, (pending - now) / 1e9 / self.speed)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait_s, _MAX_IDLE_S))
+            await self._pacer.sleep()
 
     async def execute(self, command: Command) -> None:
         self.exchange.submit(command, self.clock_ns())
-        self._wake.set()  # the answer may fall due sooner than the next scheduled event
+        self._pacer.wake()  # the answer may fall due sooner than the next scheduled event
 
     async def open_orders(self) -> list[OpenOrder]:
         return self.exchange.open_orders()

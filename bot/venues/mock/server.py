@@ -41,6 +41,7 @@ from bot.domain import (
 )
 from bot.logs import configure_logging, get_logger
 from bot.venues.mock.exchange import MockExchange
+from bot.venues.mock.pacing import Pacer
 from bot.venues.mock.protocol import (
     ProtocolError,
     decode_command,
@@ -57,7 +58,6 @@ from bot.venues.mock.protocol import (
 log = get_logger("mmbot.mock.server")
 
 _PUBLIC = (BookSnapshot, BookDelta, TradePrint, MarkPrice, FeedStatus)
-_MAX_IDLE_S = 0.05  # wake at least this often: commands and faults take effect promptly
 _BACKLOG = 10_000  # private messages kept while no client is subscribed
 
 
@@ -77,19 +77,17 @@ class MockExchangeServer:
         self.host = host
         self.port = port
         self.speed = speed
-        self._monotonic_ns = monotonic_ns
-        self._start_ns = time.time_ns()
-        self._t0 = monotonic_ns()
-        self.exchange = MockExchange(config, seed=seed, start_ns=self._start_ns)
+        start_ns = time.time_ns()
+        self.exchange = MockExchange(config, seed=seed, start_ns=start_ns)
+        self._pacer = Pacer(self.exchange, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
         self._subscribers: set[ServerConnection] = set()
         self._backlog: deque[str] = deque(maxlen=_BACKLOG)
         self._outage = False
-        self._wake = asyncio.Event()
         self._server: Server | None = None
         self._pump: asyncio.Task[None] | None = None
 
     def now_ns(self) -> int:
-        return self._start_ns + int((self._monotonic_ns() - self._t0) * self.speed)
+        return self._pacer.now_ns()
 
     @property
     def url(self) -> str:
@@ -124,14 +122,9 @@ class MockExchangeServer:
 
     async def _run_market(self) -> None:
         while True:
-            now = self.now_ns()
-            for event in self.exchange.advance(now):
+            for event in self._pacer.due():
                 await self._publish(event)
-            pending = self.exchange.next_event_ns()
-            wait_s = _MAX_IDLE_S if pending is None else max(0.0, (pending - now) / 1e9 / self.speed)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(wait_s, _MAX_IDLE_S))
+            await self._pacer.sleep()
 
     async def _publish(self, event: Event) -> None:
         message = dumps(encode_event(event, self.exchange.instruments))
@@ -191,7 +184,7 @@ class MockExchangeServer:
             await ws.send(dumps(reply))
             if reply["type"] == "subscribed":
                 await self._subscribe(ws)
-        self._wake.set()  # a command's consequences may fall due before the pump's next wake-up
+        self._pacer.wake()  # a command's consequences may fall due before the pump's next wake-up
 
     def _answer(self, message: dict[str, Any]) -> dict[str, Any] | None:
         op = message.get("op")

@@ -174,10 +174,6 @@ class Engine:
         self._last_desired: tuple[DesiredOrder, ...] = ()
         self._theo_key: tuple[float, int, float, float, float] | None = None  # inputs of `last_theo`
         self._hard_lots = params.spot.lots_floor(params.risk.inventory_hard_base)
-        # the last `_cap_exposure`: its ladder, the position it trimmed for, and the result
-        self._capped_ladder: tuple[DesiredOrder, ...] | None = None
-        self._capped_position = 0
-        self._capped: tuple[DesiredOrder, ...] = ()
         self._ladder_key: tuple[Any, ...] | None = None  # what `_ladder` was built from
         self._ladder: tuple[DesiredOrder, ...] = ()
         # prices and sizes in the notes are written on each instrument's grid (bot.core.rounding)
@@ -758,9 +754,6 @@ class Engine:
         """Trim sizes so position + everything that could still fill stays within the hard limit;
         drop what the trim leaves below the venue's minimum notional. `ladder` is `build_ladder`'s."""
         position = self._spot_position.lots
-        # the same ladder at the same position trims the same way (often: the ladder only moves by ticks)
-        if ladder == self._capped_ladder and position == self._capped_position:
-            return self._capped
         hard_lots = self._hard_lots
         total_lots = 0
         for quote in ladder:
@@ -769,7 +762,6 @@ class Engine:
             # Well inside the limit (the usual case) even all of the ladder on one side fits the smaller
             # room: nothing is trimmed, and build_ladder already left out every quote below one lot or
             # the min notional (its test is this one negated), so the ladder is the answer as it is.
-            self._capped_ladder, self._capped_position, self._capped = ladder, position, ladder
             return ladder
         room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
         out: list[DesiredOrder] = []
@@ -780,8 +772,7 @@ class Engine:
             # a remnant below the venue's minimum order value would only be rejected: leave it out
             if lots > 0 and spot.notional(quote.price_ticks, lots) >= spot.min_notional:
                 out.append(quote if lots == quote.size_lots else quote._replace(size_lots=lots))
-        self._capped_ladder, self._capped_position, self._capped = ladder, position, tuple(out)
-        return self._capped
+        return tuple(out)
 
     # ================================================================== lifecycle & queries
 

@@ -1,4 +1,4 @@
-"""The engine's per-requote caches (model quote, ladder, exposure trim) and its event dispatch change
+"""The engine's per-requote caches (model quote, ladder) and its event dispatch change
 no decision: after any sequence of events, what a requote used equals what a fresh computation gives;
 the exposure trim's shortcut equals the plain trim."""
 
@@ -95,9 +95,7 @@ def check_caches(engine: Engine) -> None:
         return
     ladder = build_ladder(theo, engine.p.quote, SPOT, book.best_bid_ticks, book.best_ask_ticks, decision)
     assert engine._ladder == ladder  # the cached ladder is the one a fresh build gives
-    cached = engine._capped
-    engine._capped_ladder = None  # force a fresh trim of the same ladder at the same position
-    assert engine._cap_exposure(ladder) == cached
+    assert engine._last_desired == engine._cap_exposure(ladder)  # the quotes wanted: its trim, done afresh
 
 
 @given(steps)

@@ -512,23 +512,11 @@ class RiskConfig(Section):
         from bot.core.risk import RiskParams
         from bot.core.toxicity import ToxicityParams
 
-        tox = self.toxicity
         obligation = self.obligations.get(venue) if venue is not None else None
         return RiskParams(
-            inventory_soft_base=self.inventory_soft_base,
-            inventory_hard_base=self.inventory_hard_base,
-            inventory_max_mult=self.inventory_max_mult,
-            max_notional_quote=self.max_notional_quote,
-            max_drawdown_quote=self.max_drawdown_quote,
-            pause_cooldown_s=self.pause_cooldown_s,
-            halt_window_s=self.halt_window_s,
+            **self.model_dump(exclude={"toxicity", "obligations"}),  # the rest mirror RiskParams field for field
             stale_feed_ms=stale_feed_ms,
-            vol_ratio_threshold=self.vol_ratio_threshold,
-            vol_max_mult=self.vol_max_mult,
-            reference_band_bps=self.reference_band_bps,
-            order_rate_per_s=self.order_rate_per_s,
-            order_burst=self.order_burst,
-            toxicity=ToxicityParams(**tox.model_dump()),
+            toxicity=ToxicityParams(**self.toxicity.model_dump()),
             obligation=Obligation(venue, **obligation.model_dump()) if obligation and venue else None,
         )
 

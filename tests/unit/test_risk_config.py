@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ def test_defaults_build_params() -> None:
     assert params.stale_feed_ms == settings.runtime.stale_feed_ms
     assert params.inventory_soft_base < params.inventory_hard_base
     assert params.toxicity.markout_horizons_s == (1.0, 5.0, 30.0)
+
+
+def test_params_carry_every_config_value() -> None:
+    risk = load_settings(overrides={"risk": {"max_drawdown_quote": 123.5, "order_burst": 7.0}}).risk
+    params = risk.to_params(stale_feed_ms=1234)
+    carried = {f.name for f in dataclasses.fields(params)} - {"stale_feed_ms", "toxicity", "obligation"}
+    assert carried == set(risk.model_dump(exclude={"toxicity", "obligations"}))
+    assert {name: getattr(params, name) for name in carried} == risk.model_dump(exclude={"toxicity", "obligations"})
+    assert dataclasses.asdict(params.toxicity) == risk.toxicity.model_dump()
 
 
 def test_obligation_selected_by_venue(tmp_path: Path) -> None:

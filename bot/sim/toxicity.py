@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -283,14 +284,9 @@ def format_report(payload: dict[str, Any]) -> str:
 
 def cmd_simulate_toxicity(args: argparse.Namespace) -> int:
     """`mmbot simulate toxicity [--seed S] [--minutes M] [--json] [--config FILE]`."""
-    try:
-        base = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"simulate toxicity: {exc}", file=sys.stderr)
-        return 2
-    if not args.minutes > 0:
-        print("simulate toxicity: --minutes must be > 0", file=sys.stderr)
-        return 2
+    base = load_settings(args.config)  # ConfigError -> exit 2 in the CLI
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise ConfigError(f"--minutes must be a finite number > 0, got {args.minutes!r}")
     configure_logging(args.log_format, args.log_level, stream=sys.stderr)  # stdout: the report only
     bind_context(run_id=f"toxicity-{args.seed}", venue="mock", symbol=base.market.spot_symbol)
     payload = compare(base, int(args.seed), float(args.minutes) * 60.0, log=get_logger())

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bot.cli import main
 from bot.config import RiskToxicityConfig, Settings, load_settings
 from bot.sim.toxicity import (
     HEADLINE_HORIZON_S,
@@ -111,6 +112,7 @@ def test_command_prints_the_json_last_line(capsys: pytest.CaptureFixture[str]) -
     assert "reduction_pct" in payload and "spread_given_up" in payload
 
 
-def test_command_refuses_a_bad_duration() -> None:
-    args = argparse.Namespace(config=None, seed=1, minutes=0.0, json=False, log_format="json", log_level="INFO")
-    assert cmd_simulate_toxicity(args) == 2
+@pytest.mark.parametrize("minutes", ["0", "inf", "nan"])
+def test_command_refuses_a_bad_duration(minutes: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "toxicity", "--minutes", minutes]) == 2
+    assert "Traceback" not in capsys.readouterr().err

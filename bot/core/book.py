@@ -170,7 +170,10 @@ class OrderBook:
                 BookStatus.GAP,
                 f"gap: book at {last}, delta {delta.first_seq}..{delta.last_seq} (prev {prev})",
             )
-        if not (self._set_bids(delta.bids) and self._set_asks(delta.asks)):
+        self._bid, self._bid_dirty, ok = _apply_side(self._bids, delta.bids, self._bid, self._bid_dirty, True)
+        if ok:  # bad bids: the asks are left as they were, the book is invalid anyway
+            self._ask, self._ask_dirty, ok = _apply_side(self._asks, delta.asks, self._ask, self._ask_dirty, False)
+        if not ok:
             return self._invalidate(BookStatus.INVALID_INPUT, "delta has a negative size or a price <= 0")
         self.seq = delta.last_seq
         self._first_pending = False
@@ -179,15 +182,6 @@ class OrderBook:
         if bid is not None and ask is not None and bid >= ask:
             return self._invalidate(BookStatus.CROSSED, f"crossed: bid {bid} >= ask {ask} at seq {self.seq}")
         return _APPLIED
-
-    def _set_bids(self, levels: tuple[Level, ...]) -> bool:
-        """Set/delete bid levels; False on invalid input (the book is then invalidated by the caller)."""
-        self._bid, self._bid_dirty, ok = _apply_side(self._bids, levels, self._bid, self._bid_dirty, True)
-        return ok
-
-    def _set_asks(self, levels: tuple[Level, ...]) -> bool:
-        self._ask, self._ask_dirty, ok = _apply_side(self._asks, levels, self._ask, self._ask_dirty, False)
-        return ok
 
     def _invalidate(self, status: BookStatus, reason: str) -> BookUpdate:
         self.is_valid = False

@@ -218,14 +218,19 @@ class CcxtVenue:
     async def _supervise(self, feed: str, symbol: str, body: FeedBody) -> None:
         """Run `body` forever; on a venue error report the feed down, back off, run it again."""
         delays = self._delays()
+        up = False
 
-        def healthy() -> None:  # the body calls this once per (re)connection, on its first message
-            nonlocal delays
+        def healthy() -> None:  # the body calls this on every message: the first of a (re)connection counts
+            nonlocal delays, up
+            if up:
+                return
+            up = True
             delays = self._delays()
             now = self._clock_ns()
             self._emit([FeedStatus(symbol, True, f"{feed}_subscribed", now, now)])
 
         while True:
+            up = False
             try:
                 await body(symbol, healthy)
                 return
@@ -258,16 +263,13 @@ class CcxtVenue:
         tracker = self._books[symbol]
         tracker.reset()  # every (re)subscription starts from a fresh snapshot
         stale_s = self._cfg.book_stale_ms / 1000
-        first = True
         try:
             while True:
                 try:
                     book = await asyncio.wait_for(self._exchange.watch_order_book(symbol), stale_s)
                 except TimeoutError:
                     raise StaleFeedError(symbol) from None
-                if first:
-                    healthy()
-                    first = False
+                healthy()
                 event = tracker.update(book, self._clock_ns())
                 if event is None:  # malformed: dropped and counted by the tracker
                     log.warning("feed.message_dropped", symbol=symbol, feed="book", dropped=dict(tracker.dropped))
@@ -287,12 +289,9 @@ class CcxtVenue:
         spec = self._specs[symbol]
         seen: deque[str] = deque(maxlen=10_000)  # trade ids already sent (ccxt may repeat on reconnect)
         seen_set: set[str] = set()
-        first = True
         while True:
             trades = await self._exchange.watch_trades(symbol)
-            if first:
-                healthy()
-                first = False
+            healthy()
             now = self._clock_ns()
             for trade in trades:
                 if isinstance(trade, Mapping) and trade.get("side") is None:
@@ -324,12 +323,9 @@ class CcxtVenue:
             await self._poll_orders(symbol, healthy)
 
     async def _watch_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
-        first = True
         while True:
             reports = await self._exchange.watch_orders(symbol)
-            if first:
-                healthy()
-                first = False
+            healthy()
             now = self._clock_ns()
             for report in reports:
                 self._emit(self._orders.on_order(report, now))

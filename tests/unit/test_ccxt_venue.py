@@ -16,6 +16,7 @@ from typing import Any
 import ccxt
 import ccxt.pro
 import pytest
+from conftest import until
 
 from bot.cli import main
 from bot.config import CcxtConfig, ConfigError, load_settings
@@ -212,12 +213,6 @@ def place(client_id: str = "mm-1", **kw: Any) -> PlaceOrder:
     fields.update({"price_ticks": 6_000_000, "size_lots": 2})
     fields.update(kw)
     return PlaceOrder(**fields)
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.001)
 
 
 # ---- safety -------------------------------------------------------------------------------------
@@ -566,6 +561,27 @@ async def test_a_silent_book_is_resubscribed() -> None:
         await until(lambda: sum(isinstance(e, BookSnapshot) and e.symbol == "BTC/USDT" for e in events) == 2)
         task.cancel()
     assert ("un_watch_order_book", ("BTC/USDT",)) in fake.calls
+
+
+async def test_a_feed_reports_subscribed_once_per_connection() -> None:
+    venue, fake, _, _ = await connected(position_poll_ms=0, book_stale_ms=100)
+    events: list[Event] = []
+    book = fake.feeds[("watch_order_book", "BTC/USDT")]
+
+    def books() -> int:
+        return sum(type(e).__name__ in ("BookSnapshot", "BookDelta") and e.symbol == "BTC/USDT" for e in events)
+
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(venue.stream(events.append))
+        for nonce, bid in ((1, 60000.0), (2, 60000.5), (3, 60001.0)):
+            book.put_nowait(ccxt_book(nonce, bid))
+        await until(lambda: books() == 3)
+        await until(lambda: any(isinstance(e, FeedStatus) and e.reason == "book_stale" for e in events))
+        book.put_nowait(ccxt_book(4))
+        await until(lambda: books() == 4)
+        task.cancel()
+    ups = [e.reason for e in events if isinstance(e, FeedStatus) and e.symbol == "BTC/USDT" and e.connected]
+    assert ups.count("book_subscribed") == 2  # one per connection, not one per message
 
 
 async def test_a_stop_error_in_a_feed_ends_the_stream() -> None:

@@ -6,7 +6,7 @@
  * simulated venue's and the engine's). In Python those loops were most of a replay's cost. Each
  * function here has a Python reference that it must match exactly:
  *
- *   decode_line / decode_lines  <->  bot.venues.binance.BinanceParser._parse_line_py (orjson + dicts)
+ *   decode_lines                <->  bot.venues.binance.BinanceParser._parse_line_py (orjson + dicts)
  *   grid_levels                 <->  bot.venues.binance.BinanceParser._levels_py
  *   apply_side                  <->  bot.core.book.apply_side_py
  *   extreme_price               <->  max(book) / min(book)
@@ -306,7 +306,7 @@ static PyObject *extreme_price(PyObject *self, PyObject *args)
 }
 
 /* --------------------------------------------------------------------------------------------- */
-/* decode_line: a recorded Binance diff, trade or ticker line, without building its JSON objects   */
+/* decode_lines: recorded Binance diff, trade and ticker lines, without building their JSON objects */
 /* --------------------------------------------------------------------------------------------- */
 
 /* A cursor over the line; every reader returns 0 on success, -1 when the input is not the plain
@@ -539,6 +539,13 @@ static int key_is(const unsigned char *key, Py_ssize_t len, const char *name)
     return (Py_ssize_t)strlen(name) == len && memcmp(key, name, len) == 0;
 }
 
+/* The integer fields of a message: where each one's value goes, and the flag saying it was there. */
+typedef struct {
+    const char *name;
+    long long *value;
+    int *has;
+} IntField;
+
 /* The inner "data" object of a combined-stream message. */
 static int read_data(Cursor *c, Data *d, double tick, double lot)
 {
@@ -548,14 +555,27 @@ static int read_data(Cursor *c, Data *d, double tick, double lot)
     if (expect(c, '}') == 0) {
         return 0;
     }
+    const IntField ints[] = {
+        {"E", &d->E, &d->has_E}, {"T", &d->T, &d->has_T},   {"U", &d->U, &d->has_U},
+        {"u", &d->u, &d->has_u}, {"pu", &d->pu, &d->has_pu}, {"t", &d->t, &d->has_t},
+    };
+    const Py_ssize_t n_ints = sizeof ints / sizeof ints[0];
     for (;;) {
         const unsigned char *key, *text;
         Py_ssize_t len, text_len;
         if (read_string(c, &key, &len) < 0 || expect(c, ':') < 0) {
             return -1;
         }
+        Py_ssize_t i = 0;
+        while (i < n_ints && !key_is(key, len, ints[i].name)) {
+            i++;
+        }
         int r;
-        if (key_is(key, len, "e")) {
+        if (i < n_ints) {
+            r = read_int(c, ints[i].value);
+            *ints[i].has = 1;
+        }
+        else if (key_is(key, len, "e")) {
             r = read_string(c, &text, &text_len);
             if (r == 0) {
                 d->kind = key_is(text, text_len, "depthUpdate") ? KIND_DEPTH
@@ -564,24 +584,6 @@ static int read_data(Cursor *c, Data *d, double tick, double lot)
                                                                 : KIND_NONE;
                 d->has_e = 1;
             }
-        }
-        else if (key_is(key, len, "E")) {
-            r = read_int(c, &d->E), d->has_E = 1;
-        }
-        else if (key_is(key, len, "T")) {
-            r = read_int(c, &d->T), d->has_T = 1;
-        }
-        else if (key_is(key, len, "U")) {
-            r = read_int(c, &d->U), d->has_U = 1;
-        }
-        else if (key_is(key, len, "u")) {
-            r = read_int(c, &d->u), d->has_u = 1;
-        }
-        else if (key_is(key, len, "pu")) {
-            r = read_int(c, &d->pu), d->has_pu = 1;
-        }
-        else if (key_is(key, len, "t")) {
-            r = read_int(c, &d->t), d->has_t = 1;
         }
         else if (key_is(key, len, "m")) {
             r = read_bool(c, &d->m), d->has_m = 1;
@@ -667,7 +669,7 @@ static int read_message(Cursor *c, Data *d, double tick, double lot)
 }
 
 /*
- * decode_line(line, tick_step, lot_step) -> tuple | None
+ * decode_bytes(line, tick_step, lot_step): one line of decode_lines.
  *
  * A recorded line `<receive ns> {"stream": ..., "data": {...}}` holding a diff-depth, trade or ticker message
  * in the plain shape Binance sends (no whitespace, no escapes, integer ids and times, decimal
@@ -680,7 +682,7 @@ static int read_message(Cursor *c, Data *d, double tick, double lot)
  * None for every other line (snapshots, anything unusual or malformed), which the Python
  * reference (orjson + BinanceParser.parse_message) then decodes or drops with its reason.
  */
-/* One line: a new tuple (see decode_line), a new reference to None when not plain, NULL on error. */
+/* Returns a new tuple (above), a new reference to None when not plain, or NULL on error. */
 static PyObject *decode_bytes(const unsigned char *buf, Py_ssize_t len, double tick, double lot)
 {
     PyObject *out = NULL;
@@ -727,19 +729,6 @@ done:
     return out;
 }
 
-static PyObject *decode_line(PyObject *self, PyObject *args)
-{
-    (void)self;
-    Py_buffer view;
-    double tick, lot;
-    if (!PyArg_ParseTuple(args, "y*dd:decode_line", &view, &tick, &lot)) {
-        return NULL;
-    }
-    PyObject *out = decode_bytes((const unsigned char *)view.buf, view.len, tick, lot);
-    PyBuffer_Release(&view);
-    return out;
-}
-
 /* line.find(b'@bookTicker"', 0, 80) >= 0: bot.venues.binance.is_book_ticker_line */
 static int is_ticker_line(const char *buf, Py_ssize_t len)
 {
@@ -757,8 +746,8 @@ static int is_ticker_line(const char *buf, Py_ssize_t len)
 /*
  * decode_lines(lines, tick_step, lot_step, skip_tickers) -> (items, tickers_skipped)
  *
- * decode_line over a list of recorded lines (bytes), in order: each item is the decoded tuple, or
- * the line itself (bytes) where decode_line would answer None, for the Python path. With
+ * decode_bytes over a list of recorded lines (bytes), in order: each item is the decoded tuple, or
+ * the line itself (bytes) where decode_bytes answers None, for the Python path. With
  * skip_tickers, bookTicker lines (is_ticker_line) are left out and counted instead.
  */
 static PyObject *decode_lines(PyObject *self, PyObject *args)
@@ -817,8 +806,6 @@ static PyMethodDef methods[] = {
      "extreme_price(book, is_bid, empty) -> max (bids) or min (asks) key, empty if none; None if not plain"},
     {"decode_lines", decode_lines, METH_VARARGS,
      "decode_lines(lines, tick_step, lot_step, skip_tickers) -> (decoded tuples or lines for Python, tickers skipped)"},
-    {"decode_line", decode_line, METH_VARARGS,
-     "decode_line(line, tick_step, lot_step) -> a depth diff or trade as a tuple, or None if not plain"},
     {NULL, NULL, 0, NULL},
 };
 

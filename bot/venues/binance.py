@@ -17,7 +17,7 @@ until a snapshot arrives, drop those with `u <= lastUpdateId`, start from the fi
 Bad lines are dropped and counted by reason, never raised.
 
 Speed: plain lines (the shape Binance sends) are decoded straight from their bytes by the optional C
-extension (`bot/_native.c`: `decode_lines`, `decode_line`, `grid_levels`); every other line, and every
+extension (`bot/_native.c`: `decode_lines`, `grid_levels`); every other line, and every
 line when the extension was not built, goes through orjson and the Python code here, which is the
 reference the C code is tested against (tests/unit/test_native.py).
 """
@@ -44,18 +44,16 @@ except ImportError:  # pragma: no cover - a platform without isal wheels
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Level, Side, TradePrint
 
 try:  # the per-line decoding and per-level conversion in C, when the optional extension was built (setup.py)
-    from bot._native import decode_line as _native_decode_line
     from bot._native import decode_lines as _native_decode_lines
     from bot._native import grid_levels as _native_grid_levels
 except ImportError:  # pragma: no cover - no C compiler at install: the Python reference
-    _native_decode_line = None  # type: ignore[assignment]
     _native_decode_lines = None  # type: ignore[assignment]
     _native_grid_levels = None  # type: ignore[assignment]
 
 NATIVE_DECODER = _native_decode_lines is not None
 """True when the C decoder was built (setup.py): recorded lines decode ~3x faster, same results."""
 
-_PLAIN_DEPTH = 1  # decode_line's tags: a depth diff, a bookTicker (a trade is 2)
+_PLAIN_DEPTH = 1  # the tags of decode_lines' tuples: a depth diff, a bookTicker (a trade is 2)
 _PLAIN_TICKER = 3
 
 _MS_NS = 1_000_000
@@ -254,9 +252,9 @@ class BinanceParser:
         self.parsed = 0
 
     def parse_lines(self, lines: list[bytes], skip_tickers: bool = False) -> tuple[list[Parsed], int]:
-        """`parse_line` over a batch of recorded lines: (the events, in order; dropped lines are counted
-        as `parse_line` counts them), and with `skip_tickers`, how many bookTicker lines were left out
-        undecoded (`is_book_ticker_line`)."""
+        """A batch of recorded lines: (the events, in order; dropped lines are counted in `dropped`), and
+        with `skip_tickers`, how many bookTicker lines were left out undecoded (`is_book_ticker_line`).
+        Each line is decoded in C when it is plain, else by `_parse_line_py`, the reference."""
         if _native_decode_lines is None:
             kept = [line for line in lines if not (skip_tickers and is_book_ticker_line(line))]
             events = [self._parse_line_py(line) for line in kept]
@@ -272,14 +270,12 @@ class BinanceParser:
         return out, skipped
 
     def parse_line(self, line: bytes) -> Parsed | None:
-        if _native_decode_line is not None:
-            plain = _native_decode_line(line, self._tick_size, self._lot_size)
-            if plain is not None:
-                return self._from_plain(plain)
-        return self._parse_line_py(line)
+        """One recorded line: `parse_lines` of a batch of one."""
+        events, _ = self.parse_lines([line])
+        return events[0] if events else None
 
     def _from_plain(self, plain: tuple[int, ...]) -> Parsed | None:
-        """The event of a line `bot._native.decode_line` decoded (a depth diff, a trade or a ticker),
+        """The event of a line `bot._native.decode_lines` decoded (a depth diff, a trade or a ticker),
         built as `delta` / `trade` / `ticker` build it from the JSON."""
         if plain[0] == _PLAIN_DEPTH:
             _, recv_ns, venue_ms, first, last, prev, bids, asks = plain
@@ -299,7 +295,7 @@ class BinanceParser:
         return TradePrint(self.symbol, price_ticks, size_lots, side, str(trade_id), venue_ms * _MS_NS, recv_ns)
 
     def _parse_line_py(self, line: bytes) -> Parsed | None:
-        """`parse_line` with orjson: the reference, and the path of every line `decode_line` leaves."""
+        """`parse_line` with orjson: the reference, and the path of every line `decode_lines` leaves."""
         space = line.find(b" ")
         if space <= 0:
             self.dropped["no_timestamp"] += 1

@@ -38,6 +38,13 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
 native = pytest.importorskip("bot._native")
 
 
+def decode_line(line: bytes, tick: float, lot: float) -> tuple[int, ...] | None:
+    """`native.decode_lines` of one line: its decoded tuple, or None where it leaves the line to Python."""
+    (item,), skipped = native.decode_lines([line], tick, lot, False)
+    assert skipped == 0
+    return item if type(item) is tuple else None
+
+
 # --------------------------------------------------------------------------------------------------
 # decimal text -> integer steps
 # --------------------------------------------------------------------------------------------------
@@ -147,7 +154,7 @@ def test_every_recorded_line_decodes_as_the_reference_does(path: Path) -> None:
     for line in iter_lines(path):
         event = fast.parse_line(line)
         assert event == reference._parse_line_py(line)
-        decoded_in_c += native.decode_line(line, inst.tick_size, inst.lot_size) is not None
+        decoded_in_c += decode_line(line, inst.tick_size, inst.lot_size) is not None
         snapshots += isinstance(event, BookSnapshot)
     assert fast.dropped == reference.dropped and fast.parsed == reference.parsed
     assert snapshots >= 1 and decoded_in_c == fast.parsed - snapshots  # all but the REST snapshots
@@ -187,7 +194,7 @@ def both(line: bytes, inst: Instrument = PERP) -> tuple[object, object]:
 
 
 def test_decoded_fields_by_hand() -> None:
-    tag, recv_ns, venue_ms, first, last, prev, bids, asks = native.decode_line(PERP_DEPTH, 0.1, 0.001)
+    tag, recv_ns, venue_ms, first, last, prev, bids, asks = decode_line(PERP_DEPTH, 0.1, 0.001)
     assert (tag, recv_ns, venue_ms, first, last, prev) == (
         1,
         1723161255030314667,
@@ -197,7 +204,7 @@ def test_decoded_fields_by_hand() -> None:
         5123107831937,
     )
     assert bids == ((587102, 14), (615109, 0)) and asks == ((618003, 1500),)
-    assert native.decode_line(PERP_TICKER, 0.1, 0.001) == (
+    assert decode_line(PERP_TICKER, 0.1, 0.001) == (
         3,
         1723161255088169167,
         5123107839020,
@@ -207,8 +214,8 @@ def test_decoded_fields_by_hand() -> None:
         2510,
         1723161256313,
     )
-    assert native.decode_line(SPOT_TICKER, 0.01, 0.00001)[-1] == 0  # no venue time: the receive time's
-    assert native.decode_line(SPOT_TRADE, 0.01, 0.00001) == (
+    assert decode_line(SPOT_TICKER, 0.01, 0.00001)[-1] == 0  # no venue time: the receive time's
+    assert decode_line(SPOT_TRADE, 0.01, 0.00001) == (
         2,
         1723161254087896568,
         1723161255342,

@@ -3,6 +3,7 @@ sleep for a fixed time."""
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 
+from bot.config import ConfigError, load_settings
 from bot.domain import Event
 from bot.logs import clear_context, configure_logging
 
@@ -56,11 +58,27 @@ def log_sink() -> Iterator[LogSink]:
     clear_context()
 
 
+async def until(predicate: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
+    """Wait (on a condition, polled, with a timeout) until `predicate()` is true; on timeout the test
+    fails naming `what` it waited for."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
 async def wait_for_event(events: list[Event], pred: Callable[[Event], bool], timeout_s: float = 5.0) -> Event:
     """Wait (on a condition, with a timeout) until an event matching `pred` has arrived."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            for e in events:
-                if pred(e):
-                    return e
-            await asyncio.sleep(0.005)
+    await until(lambda: any(pred(e) for e in events), timeout_s, what="a matching event")
+    return next(e for e in events if pred(e))
+
+
+def config_error(tmp_path: Path, toml: str) -> str:
+    """The one-line message `load_settings` refuses this TOML file with (fails the test if it loads)."""
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    return str(info.value)

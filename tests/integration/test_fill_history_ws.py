@@ -4,10 +4,10 @@ page, and WsMockVenue.fills_since walks the pages, before and while it streams."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import orjson
 import pytest
+from conftest import until
 from websockets.asyncio.client import connect
 
 from bot.domain import Event, OrderFilled, PlaceOrder, Side
@@ -17,12 +17,6 @@ from bot.venues.mock.presets import quiet_config
 from bot.venues.mock.server import MockExchangeServer
 
 SPOT = "TOKEN/USDT"
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 async def fill_our_bid(server: MockExchangeServer, venue: WsMockVenue, takes: list[int]) -> None:

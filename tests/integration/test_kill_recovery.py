@@ -21,12 +21,12 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import Record, until
 
 from bot.config import load_settings
 from bot.domain import Side
@@ -34,7 +34,6 @@ from bot.runtime.ledger import recover_state
 from bot.venues.mock.server import MockExchangeServer
 
 SPOT = "TOKEN/USDT"
-Record = dict[str, Any]
 
 # A busier market than the default (10 uninformed takers per second per side), so a few seconds
 # at real-time pace bring fills; metrics off (nothing here reads them).
@@ -102,15 +101,6 @@ class BotProcess:
     def kill(self) -> None:
         if self.proc.returncode is None:
             self.proc.kill()
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float, what: str = "") -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout_s} s waiting for {what or predicate}")
 
 
 def fill_an_orphan_bid(server: MockExchangeServer) -> str:

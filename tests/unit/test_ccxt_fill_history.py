@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_ccxt_venue import ccxt_book, connected, make_venue, place, until
+from conftest import until
+from test_ccxt_venue import ccxt_book, connected, make_venue, place
 
 from bot.domain import BookSnapshot, CancelOrder, Event, Liquidity, OrderFilled, Side
 from bot.venues import ccxt_venue

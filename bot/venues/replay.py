@@ -12,18 +12,13 @@
   on the replay clock.
 * `ReplayVenue`: the same behind the async `bot.venues.base.Venue` interface for the runner, at
   `speed` times real time or as fast as possible (`speed=None`).
-
-`python -m bot.venues.replay FILE...` measures parse + sync + book throughput and prints JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import heapq
-import json
 import operator
-import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ReplayConfig
-from bot.core.book import OrderBook
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -419,62 +413,3 @@ class ReplayVenue:
     def summary(self) -> dict[str, Any]:
         """Per symbol: the source's counters and the simulated venue's position, fills and fees."""
         return replay_stats(self._source, self.executions)
-
-
-# --------------------------------------------------------------------------------------------------
-# throughput measurement: python -m bot.venues.replay FILE... [--repeat N]
-# --------------------------------------------------------------------------------------------------
-
-
-def measure(paths: Sequence[str | Path], instruments: Sequence[Instrument], paper: bool = False) -> dict[str, Any]:
-    """Parse + sync + book apply over `paths` (with `paper`: through `run_replay` and the simulated
-    venues, whose books apply every update, with a strategy that sends nothing); counts and rates."""
-    source = ReplaySource(paths, instruments)
-    books = {symbol: OrderBook(symbol) for symbol in source.instruments}
-    events = 0
-    t0 = time.perf_counter()
-    cpu0 = time.process_time()
-    if paper:
-        executions = make_executions(source.instruments, ReplayConfig())
-        events = run_replay(source, executions, lambda event, now_ns: ())
-        valid = all(execution.book.is_valid for execution in executions.values())
-    else:
-        for _, event in source:
-            events += 1
-            if isinstance(event, BookDelta | BookSnapshot):
-                books[event.symbol].apply(event)
-        valid = all(book.is_valid for book in books.values())
-    elapsed_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0
-    lines = sum(stats["lines"] for stats in source.stats.values())
-    return {
-        "lines": lines,
-        "events": events,
-        "seconds": round(elapsed_s, 4),
-        "cpu_seconds": round(cpu_s, 4),
-        "lines_per_s": round(lines / elapsed_s),
-        "events_per_s": round(events / elapsed_s),
-        "books_valid": valid,
-    }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.venues.replay", description=__doc__)
-    parser.add_argument("files", nargs="+")
-    parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs")
-    parser.add_argument("--paper", action="store_true", help="through run_replay and the simulated venues")
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    instruments = [infer_instrument(p) for p in args.files]
-    infer_s = time.perf_counter() - t0
-    runs = [measure(args.files, instruments, args.paper) for _ in range(max(1, args.repeat))]
-    best = min(runs, key=lambda r: r["seconds"])
-    best["infer_instruments_s"] = round(infer_s, 4)
-    best["mode"] = "paper" if args.paper else "book"
-    best["python"] = platform.python_version()
-    print(json.dumps(best))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

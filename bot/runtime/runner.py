@@ -75,6 +75,8 @@ class Runner:
         self._queue.put_nowait(_Stop(reason))
 
     async def run(self, duration_s: float | None = None, install_signals: bool = True) -> dict[str, Any]:
+        """Trade until stopped; the venue comes connected (the composition root connects it, so that a
+        failure there is one line for the operator) and is closed here."""
         loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,7 +84,6 @@ class Runner:
                     loop.add_signal_handler(sig, self.request_stop, sig.name.lower())
         started = time.monotonic()
         started_ns = self.clock_ns()
-        await self.venue.connect()
         self.log.info("session.started", venue=self.venue.name, duration_s=duration_s)
         try:
             async with asyncio.TaskGroup() as tg:

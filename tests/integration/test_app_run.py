@@ -51,6 +51,24 @@ def test_dry_run_records_every_fill_in_the_ledger_and_ends_the_run(tmp_path: Pat
     assert all((out / name).stat().st_size > 1000 for name in ("pnl.png", "inventory.png"))
 
 
+def test_the_venue_is_connected_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composition root connects (a failure there is one line); the runner must not connect again:
+    for ccxt a second connect re-fetches the balance and rebuilds the paper executions."""
+    settings = fast_settings(tmp_path, metrics={"enabled": False}, ledger={"path": ""})
+    venue, clock_ns = build_venue(settings)
+    connects: list[None] = []
+    connect = venue.connect
+
+    async def counted_connect() -> None:
+        connects.append(None)
+        await connect()
+
+    monkeypatch.setattr(venue, "connect", counted_connect)
+    monkeypatch.setattr("bot.app.build_venue", lambda settings: (venue, clock_ns))
+    asyncio.run(_run(settings, duration_s=0.2, run_id="once"))
+    assert len(connects) == 1
+
+
 def test_a_closed_log_pipe_does_not_stop_a_clean_shutdown(tmp_path: Path) -> None:
     """`mmbot run | head -1`: the reader leaves, the bot must still cancel everything and exit 0."""
     cmd = [sys.executable, "-m", "bot.cli", "run", "--duration", "3s", "--ledger", "", "--log-format", "json"]

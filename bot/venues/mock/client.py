@@ -105,8 +105,7 @@ class WsMockVenue:
     async def connect(self) -> None:
         """Open the socket and subscribe; raises VenueUnavailable if the exchange cannot be reached.
 
-        Idempotent while connected: the composition root connects to read the instruments and the
-        runner connects again on start; a second socket would be a second subscriber nobody reads."""
+        Idempotent while connected: a second socket would be a second subscriber nobody reads."""
         if self._ws is not None:
             return
         try:

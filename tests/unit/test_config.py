@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import config_error
 
 from bot.cli import main
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
 
 
 def test_default_config_loads() -> None:
@@ -33,20 +34,14 @@ def test_environment_overrides_file(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(toml)
-    with pytest.raises(ConfigError) as info:
-        load_settings(path)
-    message = str(info.value)
+    message = config_error(tmp_path, toml)
     assert "\n" not in message
     assert message.startswith(f"config error: {field}:")
 
 
 def test_secret_in_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "leaky.toml"
-    path.write_text("[ccxt]\napi_key = 'abc123'\n")
-    with pytest.raises(ConfigError, match=r"ccxt\.api_key: secrets are read only from the environment"):
-        load_settings(path)
+    message = config_error(tmp_path, "[ccxt]\napi_key = 'abc123'\n")
+    assert "ccxt.api_key: secrets are read only from the environment" in message
 
 
 def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from conftest import config_error
 
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
 from bot.core.obligations import Obligation
 from bot.core.risk import RiskParams
 
@@ -57,8 +58,4 @@ def test_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(toml)
-    with pytest.raises(ConfigError) as info:
-        load_settings(path)
-    assert str(info.value).startswith(f"config error: {field}:")
+    assert config_error(tmp_path, toml).startswith(f"config error: {field}:")

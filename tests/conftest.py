@@ -32,6 +32,11 @@ def _logging_to_current_stdout() -> None:
 Record = dict[str, Any]
 
 
+def is_event(record: Record, name: str, **fields: Any) -> bool:
+    """Whether a JSON log record is the event `name` carrying (at least) these field values."""
+    return record.get("event") == name and all(record.get(k) == v for k, v in fields.items())
+
+
 class LogSink:
     """A text stream for `configure_logging` that keeps each JSON log line as a dict."""
 

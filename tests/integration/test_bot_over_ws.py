@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 import pytest
 import structlog
-from conftest import LogSink, Record
+from conftest import LogSink, Record, is_event
 from websockets.asyncio.client import connect
 
 from bot import cli
@@ -41,7 +41,7 @@ SAFETY_DURATION_S = 20.0  # the bot stops by itself after this if a scenario nev
 
 
 def events(records: list[Record], name: str, **fields: Any) -> list[Record]:
-    return [r for r in records if r.get("event") == name and all(r.get(k) == v for k, v in fields.items())]
+    return [r for r in records if is_event(r, name, **fields)]
 
 
 async def wait_for(
@@ -61,7 +61,7 @@ async def wait_for(
 
 
 def named(name: str, **fields: Any) -> Callable[[Record], bool]:
-    return lambda r: r.get("event") == name and all(r.get(k) == v for k, v in fields.items())
+    return lambda r: is_event(r, name, **fields)
 
 
 def assert_clean_session(records: list[Record], summary: Record, hard_limit_base: float) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Record, until
+from conftest import Record, is_event, until
 
 from bot.config import load_settings
 from bot.domain import Side
@@ -80,8 +80,7 @@ class BotProcess:
 
         def found() -> int | None:
             for i in range(after, len(self.records)):
-                r = self.records[i]
-                if r.get("event") == name and all(r.get(k) == v for k, v in fields.items()):
+                if is_event(self.records[i], name, **fields):
                     return i
             return None
 

@@ -46,11 +46,14 @@ def _duration_s(text: str) -> float:
     return value
 
 
+LOG_FORMAT_HELP = "json lines, console, or auto: console on a terminal (default: %(default)s)"
+
+
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         p.add_argument("--config", metavar="FILE", help="TOML config (default: config/default.toml)")
-    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto", help=LOG_FORMAT_HELP)
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,26 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="print the effective config (secrets masked)")
     p.add_argument("file", nargs="?", help="TOML config (default: config/default.toml)")
-    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto", help=LOG_FORMAT_HELP)
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default: %(default)s)")
 
     sim = sub.add_parser("simulate", help="offline experiments").add_subparsers(dest="experiment", required=True)
     p = sim.add_parser("as2008", help="Avellaneda-Stoikov (2008) Monte Carlo, section 3")
-    p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--paths", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--gamma", type=float, default=0.1, help="risk aversion, per unit of price (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=1000, help="simulated paths per strategy (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
     p = sim.add_parser("toxicity", help="same seeded toxic market, risk guard off vs on")
     _common(p)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     ex = sub.add_parser("exchange", help="the mock exchange").add_subparsers(dest="action", required=True)
     p = ex.add_parser("serve", help="serve the mock exchange over websockets")
     _common(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
 
     p = sub.add_parser("replay", help="replay recorded Binance streams through the full bot")
     _common(p)
@@ -95,23 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     p = sub.add_parser("soak", help="chaos soak on the in-process mock exchange")
     _common(p)
-    p.add_argument("--hours", type=float, default=2.0)
-    p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list')
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--hours", type=float, default=2.0, help="simulated hours (default: %(default)s)")
+    p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list (default: %(default)s)')
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     p = sub.add_parser("status", help="one-screen view of a running bot")
-    p.add_argument("--url", default="http://127.0.0.1:9108")
-    p.add_argument("--watch", action="store_true")
-    p.add_argument("--interval", type=float, default=2.0, help="--watch refresh, seconds")
+    p.add_argument("--url", default="http://127.0.0.1:9108", help="the bot's metrics address (default: %(default)s)")
+    p.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+    p.add_argument("--interval", type=float, default=2.0, help="--watch refresh, seconds (default: %(default)s)")
 
     p = sub.add_parser("report", help="HTML + PNG report from a ledger")
-    p.add_argument("--ledger", metavar="PATH")
-    p.add_argument("--out", default="report")
+    p.add_argument("--ledger", metavar="PATH", help="SQLite ledger (default: the config's ledger.path)")
+    p.add_argument("--out", default="report", help="output directory (default: %(default)s)")
     return parser
 
 

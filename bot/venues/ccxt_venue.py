@@ -568,7 +568,7 @@ class CcxtVenue:
                 page.append(self._orders.history_fill(trade, symbol, now_ns))
             except MalformedMessage as exc:
                 self.dropped_history += 1
-                log.warning("feed.message_dropped", symbol=symbol, what="fill_history", reason=str(exc))
+                log.warning("feed.message_dropped", symbol=symbol, feed="fill_history", reason=str(exc))
         return page
 
     async def positions(self) -> dict[str, int]:

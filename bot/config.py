@@ -410,7 +410,9 @@ class DealConfig(Section):
         1.0, description="Black-Scholes σ of the calls, annualised relative (1.0 = 100 %/year)"
     )
     use_estimator_vol: bool = Field(
-        False, description="live: price the calls with the σ estimator (converted) instead of implied_vol_annual"
+        False,
+        description="live: price the calls with the long σ estimator (sigma_long_halflife_s, annualised) "
+        "instead of implied_vol_annual; never the quoting σ",
     )
     venues: tuple[VenueObligationConfig, ...] = Field(default_factory=_article_venues)
     dex_pool_size_quote: NonNegFloat = Field(1_000_000.0, description="value of the DEX pool we provide")

@@ -86,7 +86,8 @@ class EngineParams:
     # the token-loan deal (docs/hedging.md): calls we hold and our DEX pool, counted in net delta
     options: tuple[CallOption, ...] = ()
     lp: ConstantProductLp | None = None
-    option_vol_annual: float | None = None  # None: price the calls with the σ estimator
+    # None: price the calls with the LONG σ estimator (annualised), never the quoting half-life
+    option_vol_annual: float | None = None
     lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the spot's public trade volume
 
 
@@ -129,6 +130,9 @@ class Engine:
         self.orders = OrderManager(f"q{tag}")
         self.sigma = sigma
         self.sigma_long = sigma_long
+        if params.options and params.option_vol_annual is None and sigma_long is None:
+            # the quoting σ (a 60 s half-life) would mark one-year calls with minute-scale vol noise
+            raise ValueError("calls priced from the estimator need sigma_long (or option_vol_annual)")
         self.arrivals = arrivals
         self.risk = RiskGuard(params.risk)
         self.portfolio = Portfolio(
@@ -549,9 +553,15 @@ class Engine:
                     self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
 
     def _option_vol_annual(self, spot_px: float) -> float:
+        """The calls' Black-Scholes σ: the configured implied vol, else the long-horizon σ estimator.
+
+        Never the quoting σ: its short half-life is right for a quote that lives seconds, but it would
+        put minute-scale vega noise into equity (the drawdown guard reads it) and jitter the hedge."""
         if self.p.option_vol_annual is not None:
             return self.p.option_vol_annual
-        return annualised_vol(self.sigma.sigma_px_per_sqrt_s, spot_px)
+        if self.sigma_long is None:  # no calls (checked in __init__): only the pool is valued, σ unused
+            return math.nan
+        return annualised_vol(self.sigma_long.sigma_px_per_sqrt_s, spot_px)
 
     # ================================================================== quoting
 

@@ -6,6 +6,11 @@ payloads to these values at the edge; nothing past an adapter sees a raw payload
 
 Every event carries the venue's timestamp and the local receive time, both in ns since the epoch
 (or since the simulation start), so staleness and latency are measurable everywhere.
+
+A market is `(venue, symbol)`: every event and command names its `venue` (last field, default
+`DEFAULT_VENUE` = "", the single-venue path, where the one adapter need not name itself). An
+adapter of a multi-venue session stamps its venue name on every event it makes; the engine routes
+events to the market they name and commands carry the venue they are for.
 """
 
 from __future__ import annotations
@@ -93,6 +98,19 @@ class Instrument:
         return ticks * self.tick_size * lots * self.lot_size
 
 
+DEFAULT_VENUE = ""
+"""The venue name of a single-venue path (one adapter, whose events need not name it)."""
+
+MarketKey = tuple[str, str]
+"""A market is (venue, symbol): the same TOKEN/USDT on two venues is two markets."""
+
+
+def market_key(venue: str, symbol: str) -> str:
+    """The portfolio's and the ledger's position key of a market: the bare symbol on the default venue
+    (so a single-venue session reads as it always did), else "symbol@venue"."""
+    return symbol if venue == DEFAULT_VENUE else f"{symbol}@{venue}"
+
+
 Level = tuple[int, int]
 """(price_ticks, size_lots) of one book level; size 0 in a delta deletes the level."""
 
@@ -112,6 +130,7 @@ class BookSnapshot:
     asks: tuple[Level, ...]  # best first
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +149,7 @@ class BookDelta:
     ts_venue_ns: int
     ts_recv_ns: int
     prev_seq: int | None = None
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +163,7 @@ class TradePrint:
     trade_id: str
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +173,7 @@ class OrderAccepted:
     venue_order_id: str
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +183,7 @@ class OrderRejected:
     reason: str  # e.g. "post_only_would_cross", "insufficient_balance", "rate_limited"
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +193,7 @@ class OrderCanceled:
     reason: str  # "requested", "ioc_expired", "self_trade_prevented", "venue"
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +205,7 @@ class CancelRejected:
     reason: str
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +224,7 @@ class OrderFilled:
     leaves_lots: int  # what remains open on the order after this fill
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +235,7 @@ class PositionSnapshot:
     position_lots: int
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +246,7 @@ class MarkPrice:
     mark_ticks: int
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +258,7 @@ class FundingPaid:
     amount_quote: float
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +270,7 @@ class FeedStatus:
     reason: str
     ts_venue_ns: int
     ts_recv_ns: int
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,17 +317,20 @@ class PlaceOrder:
     post_only: bool = True
     reduce_only: bool = False
     tag: str = ""  # "quote" or "hedge": for logs and the ledger, ignored by venues
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
     symbol: str
     client_id: str
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
 class CancelAll:
     symbol: str | None = None  # None: every symbol
+    venue: str = DEFAULT_VENUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +339,7 @@ class RequestSnapshot:
 
     symbol: str
     reason: str
+    venue: str = DEFAULT_VENUE
 
 
 Command = PlaceOrder | CancelOrder | CancelAll | RequestSnapshot
@@ -322,3 +356,4 @@ class OpenOrder:
     size_lots: int  # remaining
     venue_order_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    venue: str = DEFAULT_VENUE

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from bot.domain import (
+    DEFAULT_VENUE,
     CancelOrder,
     Command,
     Instrument,
@@ -177,9 +178,12 @@ class HedgeStats:
 class Hedger:
     """Pure perp hedger for one perp instrument. See the module docstring for the contract."""
 
-    def __init__(self, params: HedgeParams, perp: Instrument, client_id_prefix: str = "h-") -> None:
+    def __init__(
+        self, params: HedgeParams, perp: Instrument, client_id_prefix: str = "h-", venue: str = DEFAULT_VENUE
+    ) -> None:
         self.params = params
         self.perp = perp
+        self.venue = venue  # the hedge venue: every command it builds is for it
         self.prefix = client_id_prefix
         self.orders: dict[str, HedgeOrder] = {}
         self.stats = HedgeStats()
@@ -278,6 +282,7 @@ class Hedger:
             post_only=False,
             reduce_only=order.reduce_only,
             tag="hedge",
+            venue=self.venue,
         )
         return result(why, band, command, order_base=side.sign * self.perp.size(lots))
 
@@ -341,7 +346,7 @@ class Hedger:
             if order.cancel_sent_ns is None and now_ns - order.sent_ns >= timeout:
                 order.cancel_sent_ns = now_ns
                 self.stats.cancels_sent += 1
-                cancels.append(CancelOrder(symbol=self.perp.symbol, client_id=client_id))
+                cancels.append(CancelOrder(symbol=self.perp.symbol, client_id=client_id, venue=self.venue))
             elif order.cancel_sent_ns is not None and now_ns - order.cancel_sent_ns >= timeout:
                 del self.orders[client_id]
                 self.stats.lost += 1

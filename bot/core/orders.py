@@ -20,6 +20,7 @@ from enum import Enum
 
 from bot.core.quoting import DesiredQuote as DesiredOrder
 from bot.domain import (
+    DEFAULT_VENUE,
     CancelOrder,
     CancelRejected,
     Command,
@@ -85,8 +86,11 @@ class FillResult:
 class OrderManager:
     """All our orders on all symbols. Pure and synchronous; the engine owns one."""
 
-    def __init__(self, client_id_prefix: str = "q", max_remembered_fills: int = 100_000) -> None:
+    def __init__(
+        self, client_id_prefix: str = "q", max_remembered_fills: int = 100_000, venue: str = DEFAULT_VENUE
+    ) -> None:
         self._prefix = client_id_prefix
+        self.venue = venue  # every command it builds is for this venue
         self._seq = 0
         self.orders: dict[str, Order] = {}
         self._live: dict[str, Order] = {}  # the non-terminal subset of `orders`: queried on every requote
@@ -127,7 +131,7 @@ class OrderManager:
         if order is None or not order.is_live or order.cancel_pending:
             return None
         order.cancel_pending = True
-        return CancelOrder(order.symbol, client_id)
+        return CancelOrder(order.symbol, client_id, venue=self.venue)
 
     def cancel_all(self, symbol: str | None = None, tag: str | None = None) -> list[Command]:
         out: list[Command] = []
@@ -177,7 +181,7 @@ class OrderManager:
             ):
                 # what `cancel` would check is known here (live, no cancel pending): mark and send
                 order.cancel_pending = True
-                out.append(CancelOrder(symbol, client_id))
+                out.append(CancelOrder(symbol, client_id, venue=self.venue))
         budget = len(wanted) if max_places is None else max_places
         for want in wanted.values():
             if want.size_lots <= 0:
@@ -194,6 +198,7 @@ class OrderManager:
                 order_type=OrderType.LIMIT,
                 post_only=True,
                 tag="quote",
+                venue=self.venue,
             )
             out.append(self.place(place, want.level, now_ns))
         return out

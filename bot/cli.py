@@ -20,6 +20,7 @@ HANDLERS: dict[str, str] = {
     "simulate as2008": "bot.sim.as2008:cmd_simulate_as2008",
     "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
     "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
+    "exchange record": "bot.venues.mock.record:cmd_exchange_record",
     "replay": "bot.replay_cli:cmd_replay",
     "deal plan": "bot.deal_cli:cmd_deal_plan",
     "soak": "bot.sim.soak:cmd_soak",
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
+    p = ex.add_parser("record", help="write the mock market's public data as a Binance recording")
+    _common(p)
+    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's mock.seed)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the spot recording (.gz: gzipped)")
+    p.add_argument("--perp-out", metavar="FILE", help="also the perp's recording (default: none)")
 
     p = sub.add_parser("replay", help="replay recorded Binance streams through the full bot")
     _common(p)

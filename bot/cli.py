@@ -22,6 +22,7 @@ HANDLERS: dict[str, str] = {
     "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
     "exchange record": "bot.venues.mock.record:cmd_exchange_record",
     "replay": "bot.replay_cli:cmd_replay",
+    "sweep": "bot.sweep:cmd_sweep",
     "deal plan": "bot.deal_cli:cmd_deal_plan",
     "soak": "bot.sim.soak:cmd_soak",
     "status": "bot.runtime.status:cmd_status",
@@ -101,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--speed", default=None, help='replay speed multiple, or "max" (default: replay.speed)')
     p.add_argument("--json", action="store_true", help="last line of stdout: the session summary")
+
+    p = sub.add_parser("sweep", help="grid or Optuna search over config keys, each trial a full replay")
+    _common(p)
+    p.add_argument("targets", nargs="+", metavar="FILE", help="recordings (spot, then its perp) and/or mock:SEED")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a key and its values")
+    p.add_argument("--search", type=int, metavar="N", help="an Optuna search of N trials over the --space keys")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=LO:HI", help="a key's range for --search")
+    p.add_argument("--seed", type=int, default=1, help="the search's random seed (default: %(default)s)")
+    p.add_argument("--objective", default="pnl", help="best trial by this metric (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default: %(default)s)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS instead")
+    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes per mock run (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="write sweep.json and sweep.png there")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from bot.config import ConfigError, Settings, load_settings, masked_dump
-from bot.core.deal import DealTerms
+from bot.core.deal import DealEvent, DealState, DealTerms, ns_date
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedger import HedgeParams
@@ -49,11 +49,16 @@ def build_engine(
     start_ns: int,
     venue_name: str | None = None,
     client_id_tag: str = "",
+    deal_state: DealState | None = None,
 ) -> Engine:
+    """`deal_state`: where the deal stood (from the ledger's deal events): its start when the config
+    has no start_date, and the tranches already settled. None: a deal starting at `start_ns`."""
     q = settings.quoter
     est = settings.estimator
     deal = settings.deal
-    terms = DealTerms.from_config(deal) if deal.apply_to_portfolio else None
+    state = deal_state or DealState()
+    deal_start = state.start_ns if state.start_ns is not None else start_ns
+    terms = DealTerms.from_config(deal, start_ns=deal_start) if deal.apply_to_portfolio else None
     params = EngineParams(
         spot=spot,
         perp=perp,
@@ -66,7 +71,7 @@ def build_engine(
         risk=settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name),
         hedge_resume_after_ns=int(settings.hedger.halt_resume_s * NS_PER_S),
         client_id_tag=client_id_tag,
-        options=terms.call_options(start_ns) if terms is not None else (),
+        options=terms.call_options(settled=state.settled_strikes) if terms is not None else (),
         lp=terms.lp_position() if terms is not None and terms.dex_pool_size_quote > 0 else None,
         option_vol_annual=None if deal.use_estimator_vol else deal.implied_vol_annual,
         lp_volume_ratio=deal.dex_volume_ratio if terms is not None else 0.0,
@@ -159,6 +164,32 @@ def _open_ledger(settings: Settings) -> Ledger | None:
     return Ledger(settings.ledger.path, settings.ledger) if settings.ledger.path else None
 
 
+def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: int) -> DealState | None:
+    """Where the deal stands, from the ledger (any venue: the deal outlives a venue session). A deal
+    without a configured start_date starts at its first run, which the ledger records."""
+    deal = settings.deal
+    if not deal.apply_to_portfolio:
+        return None
+    state = DealState.from_events(ledger.deal_events()) if ledger is not None else DealState()
+    if deal.start_date is None and state.start_ns is None:
+        started = DealEvent("started", now_ns)
+        if ledger is not None:
+            ledger.record_deal_event(run_id, started)
+        state = DealState.from_events([started])
+    terms = DealTerms.from_config(deal, start_ns=state.start_ns)
+    get_logger().info(
+        "deal.state",
+        start_date=ns_date(terms.start_ns),
+        day=round((now_ns - terms.start_ns) / 86_400e9, 3),
+        loan_return_date=ns_date(terms.loan_return_ns),
+        calls_held=len(terms.calls) - len(state.settled_strikes & {c.strike_px for c in terms.calls}),
+        calls_settled=sorted(state.settled_strikes),
+        sold_base=state.sold_base,
+        loan_returned_base=state.loan_returned_base,
+    )
+    return state
+
+
 async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dict[str, Any]:
     log = get_logger()
     venue, clock_ns = build_venue(settings)
@@ -177,7 +208,10 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
         # the in-process mock is a new, empty exchange every run: earlier runs say nothing about it
         persistent_venue = settings.runtime.venue != "mock"
         state = ledger.recover(venue=venue.name) if ledger is not None and persistent_venue else None
-        engine = build_engine(settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6])
+        deal_state = _deal_state(settings, ledger, run_id, clock_ns())
+        engine = build_engine(
+            settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6], deal_state=deal_state
+        )
         async with _starting(venue, "reconciliation failed"):
             recovered = await reconcile(engine, venue, state, ledger if state is not None else None)
         log.info("recovery.completed", **recovered)

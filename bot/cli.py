@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")
     _common(p)
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--at", default=None, help="value the calls on this ISO date (default: the deal's start)")
 
     p = sub.add_parser("soak", help="chaos soak on the in-process mock exchange")
     _common(p)

@@ -10,13 +10,14 @@ its description. `docs/config.md` is the reference generated from these models.
 
 from __future__ import annotations
 
+import datetime
 import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
@@ -370,7 +371,16 @@ class CallTrancheConfig(Section):
 
     strike_quote: PosFloat = Field(description="strike price, quote per token")
     quantity_base: PosFloat = Field(description="tokens the call is on")
-    expiry_days: PosFloat = Field(description="days from the deal start to expiry")
+    expiry_date: datetime.date | None = Field(
+        None, description="expiry, ISO date (00:00 UTC); give this or expiry_days"
+    )
+    expiry_days: PosFloat | None = Field(None, description="...or days after the deal's start (deal.start_date)")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> CallTrancheConfig:
+        if (self.expiry_date is None) == (self.expiry_days is None):
+            raise ValueError("give exactly one of expiry_date and expiry_days")
+        return self
 
 
 class VenueObligationConfig(Section):
@@ -403,6 +413,14 @@ class DealConfig(Section):
     apply_to_portfolio: bool = Field(
         False, description="count the deal's calls and LP in the running bot's net delta (off: plan only)"
     )
+    start_date: datetime.date | None = Field(
+        None,
+        description="the deal's start, ISO date (00:00 UTC); none: the first run's start, kept in the ledger",
+    )
+    loan_return_date: datetime.date | None = Field(
+        None, description="when the lent tokens go back, ISO date (none: start + loan_term_days)"
+    )
+    loan_term_days: PosFloat = Field(365.0, description="loan term when loan_return_date is not given, days")
     token_price_quote: PosFloat = Field(1.0, description="token price the plan is made at, quote per token")
     tokens_lent_base: PosFloat = Field(3_000_000.0, description="tokens the project lends the market maker")
     calls: tuple[CallTrancheConfig, ...] = Field(default_factory=_article_calls)
@@ -416,11 +434,31 @@ class DealConfig(Section):
     )
     venues: tuple[VenueObligationConfig, ...] = Field(default_factory=_article_venues)
     dex_pool_size_quote: NonNegFloat = Field(1_000_000.0, description="value of the DEX pool we provide")
-    dex_token_fraction: Fraction = Field(0.5, description="share of the pool value held in the token")
+    dex_token_fraction: Fraction = Field(
+        0.5, description="share of the pool value held in the token: a constant-product pool is always 0.5"
+    )
     dex_fee_rate: Fraction = Field(0.003, description="fraction of swap volume paid to the pool")
     dex_volume_ratio: NonNegFloat = Field(
         0.0, description="simulated DEX volume = this × the spot venue's public trade volume (quote)"
     )
+
+    @field_validator("dex_token_fraction")
+    @classmethod
+    def _constant_product_is_half(cls, value: float) -> float:
+        # x·y = L² at price P = y/x holds x·P = y: equal value on both sides, whatever the deposit
+        if value != 0.5:
+            raise ValueError("a constant-product (x·y = L²) pool holds equal value of each asset: must be 0.5")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> DealConfig:
+        start, loan_end = self.start_date, self.loan_return_date
+        if start is not None and loan_end is not None and loan_end <= start:
+            raise ValueError("loan_return_date must be after start_date")
+        for i, call in enumerate(self.calls):
+            if call.expiry_date is not None and self.start_date is not None and call.expiry_date <= self.start_date:
+                raise ValueError(f"calls.{i}.expiry_date must be after start_date")
+        return self
 
 
 class RiskToxicityConfig(Section):

@@ -7,20 +7,34 @@ Prints both accountings of the loan (see bot/core/deal.py) and what changes betw
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from typing import Any
 
-from bot.config import DealConfig, load_settings
-from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, plan_deal
+from bot.config import ConfigError, DealConfig, load_settings
+from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, date_ns, ns_date, plan_deal
+
+
+def _valuation_ns(deal: DealConfig, at: str | None) -> int | None:
+    if at is None:
+        return None
+    try:
+        day = datetime.date.fromisoformat(at)
+    except ValueError:
+        raise ConfigError(f"--at: not an ISO date (YYYY-MM-DD) (got {at!r})") from None
+    if deal.start_date is None:
+        raise ConfigError("--at: deal.start_date is not set, so the deal has no calendar to value it on")
+    return date_ns(day)
 
 
 def cmd_deal_plan(args: argparse.Namespace) -> int:
     path = getattr(args, "config", None)
     # no --config: the article's example (DealConfig's defaults), not the dry run's scaled-down deal
     deal = load_settings(path).deal if path else DealConfig()  # a ConfigError goes to the CLI: exit 2
+    at_ns = _valuation_ns(deal, getattr(args, "at", None))
     terms = DealTerms.from_config(deal)
-    plan = plan_deal(terms)
-    print(render_text(terms, plan))
+    plan = plan_deal(terms, at_ns)
+    print(render_text(terms, plan, dated=deal.start_date is not None, at_ns=at_ns))
     if getattr(args, "json", False):
         print(json.dumps(plan_json(plan), separators=(",", ":")))
     return 0
@@ -82,11 +96,18 @@ def _n(x: float) -> str:
     return f"{x:,.0f}"
 
 
-def render_text(terms: DealTerms, plan: DealPlan) -> str:
+def render_text(terms: DealTerms, plan: DealPlan, dated: bool = False, at_ns: int | None = None) -> str:
     a, c = plan.article, plan.counting_return_obligation
     lines = [
         f"Deal: {_n(terms.tokens_lent_base)} tokens lent at {terms.token_price_px:g} USDT, "
         f"calls priced at σ = {terms.implied_vol_annual:.0%}/year",
+    ]
+    if dated:
+        lines.append(
+            f"  starts {ns_date(terms.start_ns)}, loan returned {ns_date(terms.loan_return_ns)}, "
+            f"valued on {ns_date(terms.start_ns if at_ns is None else at_ns)}"
+        )
+    lines += [
         "",
         "Obligations",
     ]
@@ -96,7 +117,7 @@ def render_text(terms: DealTerms, plan: DealPlan) -> str:
             f"within ±{v.depth_band_pct:g}%, spread ≤ {v.max_spread_pct:g}%"
         )
     lines.append(
-        f"  DEX pool     {_n(terms.dex_pool_size_quote)} USDT, {terms.dex_token_fraction:.0%} token: "
+        f"  DEX pool     {_n(terms.dex_pool_size_quote)} USDT, half in the token (constant product): "
         f"{_n(a.tokens_deployed_lp_base)} tokens + {_n(a.usdt_needed_lp_quote)} USDT"
     )
     lines += [
@@ -106,9 +127,10 @@ def render_text(terms: DealTerms, plan: DealPlan) -> str:
         "",
         "Call tranches (Black-Scholes, zero rate)",
     ]
-    for t in plan.tranches:
+    for t, call in zip(plan.tranches, terms.calls, strict=True):
+        expiry = f" (expires {ns_date(call.expiry_ns)})" if dated else ""
         lines.append(
-            f"  strike {t.strike_px:>5g} × {_n(t.quantity_base):>9}, {t.expiry_days:g} d: "
+            f"  strike {t.strike_px:>5g} × {_n(t.quantity_base):>9}, {t.expiry_days:g} d left{expiry}: "
             f"delta {t.delta:.4f} → {_n(t.delta_base):>8} tokens, value {_n(t.value_quote)} USDT"
         )
     lines.append(f"  option delta {_n(a.option_delta_base)} tokens")

@@ -6,7 +6,13 @@ tranches on the token. The plan is decided by assets and obligations, not by a p
 
 - deployed tokens = Σ CEX ask depth / price + DEX pool token side / price;
 - quote (USDT) needed = Σ CEX bid depth + DEX pool quote side;
-- option delta = Σ quantity × N(d1) at the token price (Black-Scholes, zero rate, τ = expiry_days/365).
+- option delta = Σ quantity × N(d1) at the token price (Black-Scholes, zero rate, τ = time left to
+  each call's absolute expiry, in years of 365 days).
+
+Dates are absolute: the deal starts at `start_ns`, each call expires at its `expiry_ns`, the loan
+goes back at `loan_return_ns` (ns since the epoch, UTC). The core never reads a clock: the plan is
+valued at a time it is given (`at_ns`, by default the start), and a running engine at its own
+`now_ns`, so a restart on day 200 prices the calls with 165 days left, not 365.
 
 Two accountings of the loan are shown side by side, because the choice decides what is "long":
 
@@ -30,6 +36,8 @@ a short perp position of that many tokens (negative: a long).
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,13 +48,28 @@ if TYPE_CHECKING:  # the core does not depend on the settings machinery at run t
     from bot.config import DealConfig
 
 DAYS_PER_YEAR = 365.0
+NS_PER_YEAR_365 = DAYS_PER_YEAR * NS_PER_DAY
+
+
+def date_ns(day: datetime.date) -> int:
+    """00:00 UTC of `day`, in ns since the epoch (a pure conversion: no clock is read)."""
+    midnight = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
+    return int(midnight.timestamp()) * 1_000_000_000
+
+
+def ns_date(ts_ns: int) -> str:
+    """ISO date (UTC) of a time in ns since the epoch."""
+    return datetime.datetime.fromtimestamp(ts_ns / 1e9, tz=datetime.UTC).date().isoformat()
 
 
 @dataclass(frozen=True, slots=True)
 class CallTranche:
     strike_px: float
     quantity_base: float
-    expiry_days: float
+    expiry_ns: int  # absolute, ns since the epoch (UTC)
+
+    def days_left(self, at_ns: int) -> float:
+        return (self.expiry_ns - at_ns) / NS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,44 +91,59 @@ class DealTerms:
     implied_vol_annual: float
     venues: tuple[VenueObligation, ...]
     dex_pool_size_quote: float
-    dex_token_fraction: float = 0.5
     dex_fee_rate: float = 0.0
+    start_ns: int = 0
+    loan_return_ns: int = round(NS_PER_YEAR_365)
 
     @classmethod
-    def from_config(cls, cfg: DealConfig) -> DealTerms:
+    def from_config(cls, cfg: DealConfig, start_ns: int | None = None) -> DealTerms:
+        """The terms with every date made absolute. `start_ns`: the deal's start when the config has
+        no `start_date` (the first run's start, which the ledger keeps); the config's date wins."""
+        start = date_ns(cfg.start_date) if cfg.start_date is not None else (start_ns or 0)
+
+        def expiry(c: object) -> int:
+            day = getattr(c, "expiry_date", None)
+            return date_ns(day) if day is not None else start + round(getattr(c, "expiry_days", 0.0) * NS_PER_DAY)
+
+        loan_end = (
+            date_ns(cfg.loan_return_date)
+            if cfg.loan_return_date is not None
+            else start + round(cfg.loan_term_days * NS_PER_DAY)
+        )
         return cls(
             token_price_px=cfg.token_price_quote,
             tokens_lent_base=cfg.tokens_lent_base,
-            calls=tuple(CallTranche(c.strike_quote, c.quantity_base, c.expiry_days) for c in cfg.calls),
+            calls=tuple(CallTranche(c.strike_quote, c.quantity_base, expiry(c)) for c in cfg.calls),
             implied_vol_annual=cfg.implied_vol_annual,
             venues=tuple(
                 VenueObligation(v.name, v.bid_depth_quote, v.ask_depth_quote, v.depth_band_pct, v.max_spread_pct)
                 for v in cfg.venues
             ),
             dex_pool_size_quote=cfg.dex_pool_size_quote,
-            dex_token_fraction=cfg.dex_token_fraction,
             dex_fee_rate=cfg.dex_fee_rate,
+            start_ns=start,
+            loan_return_ns=loan_end,
         )
 
-    def call_options(self, start_ns: int) -> tuple[CallOption, ...]:
-        """The tranches as positions for the portfolio, expiring `expiry_days` after `start_ns`."""
+    def call_options(self, settled: Iterable[float] = ()) -> tuple[CallOption, ...]:
+        """The tranches still held (not exercised or lapsed: `settled` strikes) as portfolio positions,
+        each with its absolute expiry."""
+        done = set(settled)
         return tuple(
-            CallOption(c.strike_px, c.quantity_base, start_ns + round(c.expiry_days * NS_PER_DAY)) for c in self.calls
+            CallOption(c.strike_px, c.quantity_base, c.expiry_ns) for c in self.calls if c.strike_px not in done
         )
 
     def lp_position(self) -> ConstantProductLp:
-        """The DEX pool position at the deal's token price. L = √(x·y) of the configured split
-        (for a 50/50 pool this is value / (2√P))."""
-        tokens = self.dex_pool_size_quote * self.dex_token_fraction / self.token_price_px
-        quote = self.dex_pool_size_quote * (1.0 - self.dex_token_fraction)
-        return ConstantProductLp(liquidity=(tokens * quote) ** 0.5, fee_rate=self.dex_fee_rate)
+        """The DEX pool position at the deal's token price: a constant-product pool holds equal value of
+        each asset (x·P = y), so L = value / (2√P)."""
+        return ConstantProductLp.from_value(self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate)
 
 
 @dataclass(frozen=True, slots=True)
 class TrancheRisk:
     strike_px: float
     quantity_base: float
-    expiry_days: float
+    expiry_days: float  # left at the valuation time
     delta: float  # per token, N(d1)
     delta_base: float
     gamma_base_per_px: float
@@ -148,15 +186,18 @@ class DealPlan:
     usdt_by_selling_perp_short_base: float  # ...the perp short that keeps it flat (negative = long)
 
 
-def tranche_risks(terms: DealTerms) -> tuple[TrancheRisk, ...]:
+def tranche_risks(terms: DealTerms, at_ns: int | None = None) -> tuple[TrancheRisk, ...]:
+    """Each tranche's Black-Scholes greeks at `at_ns` (default: the deal's start)."""
+    now = terms.start_ns if at_ns is None else at_ns
     out = []
     for c in terms.calls:
-        g = call_greeks(terms.token_price_px, c.strike_px, terms.implied_vol_annual, c.expiry_days / DAYS_PER_YEAR)
+        days = c.days_left(now)
+        g = call_greeks(terms.token_price_px, c.strike_px, terms.implied_vol_annual, days / DAYS_PER_YEAR)
         out.append(
             TrancheRisk(
                 strike_px=c.strike_px,
                 quantity_base=c.quantity_base,
-                expiry_days=c.expiry_days,
+                expiry_days=days,
                 delta=g.delta,
                 delta_base=c.quantity_base * g.delta,
                 gamma_base_per_px=c.quantity_base * g.gamma_per_px,
@@ -166,14 +207,14 @@ def tranche_risks(terms: DealTerms) -> tuple[TrancheRisk, ...]:
     return tuple(out)
 
 
-def plan_deal(terms: DealTerms) -> DealPlan:
-    """The initial hedge plan under both accountings of the loan."""
+def plan_deal(terms: DealTerms, at_ns: int | None = None) -> DealPlan:
+    """The initial hedge plan under both accountings of the loan, valued at `at_ns` (default: start)."""
     price = terms.token_price_px
     cex_tokens = sum(v.ask_depth_quote for v in terms.venues) / price
     cex_usdt = sum(v.bid_depth_quote for v in terms.venues)
-    lp_tokens = terms.dex_pool_size_quote * terms.dex_token_fraction / price
-    lp_usdt = terms.dex_pool_size_quote * (1.0 - terms.dex_token_fraction)
-    tranches = tranche_risks(terms)
+    lp_tokens = terms.dex_pool_size_quote * 0.5 / price  # constant product: half the value in each asset
+    lp_usdt = terms.dex_pool_size_quote * 0.5
+    tranches = tranche_risks(terms, at_ns)
     option_delta = sum(t.delta_base for t in tranches)
     lent = terms.tokens_lent_base
     deployed = cex_tokens + lp_tokens
@@ -224,3 +265,73 @@ def plan_deal(terms: DealTerms) -> DealPlan:
         usdt_by_selling_tokens_base=usdt / price,
         usdt_by_selling_perp_short_base=option_delta - usdt / price,
     )
+
+
+DEAL_EVENT_KINDS = ("started", "sold", "exercised", "lapsed", "loan_returned", "lp_deposited")
+
+
+@dataclass(frozen=True, slots=True)
+class DealEvent:
+    """One step of the deal's life, as the ledger keeps it (table `deal_events`).
+
+    - `started`: the deal's start (`ts_ns`), recorded by the first run when the config gives no date;
+    - `sold`: `quantity_base` tokens of the initial sale sold at average `price_px`;
+    - `exercised` / `lapsed`: the tranche at `strike_px` settled at expiry (`price_px`: the spot then;
+      `amount_quote`: the exercise payoff (S − K)·quantity, 0 for a lapse);
+    - `loan_returned`: `quantity_base` tokens given back to the project;
+    - `lp_deposited`: the pool position's liquidity L (`quantity_base` tokens, `amount_quote` quote).
+    """
+
+    kind: str
+    ts_ns: int
+    quantity_base: float = 0.0
+    price_px: float = 0.0
+    strike_px: float | None = None
+    amount_quote: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DEAL_EVENT_KINDS:
+            raise ValueError(f"unknown deal event kind {self.kind!r} (one of {', '.join(DEAL_EVENT_KINDS)})")
+
+
+@dataclass(frozen=True, slots=True)
+class DealState:
+    """What a restart needs to carry the deal on where it stood: folded from the ledger's deal events."""
+
+    start_ns: int | None = None
+    sold_base: float = 0.0
+    sold_quote: float = 0.0
+    settled_strikes: frozenset[float] = frozenset()
+    exercised_base: float = 0.0
+    exercise_payoff_quote: float = 0.0
+    loan_returned_base: float = 0.0
+    lp_token_base: float | None = None
+    lp_quote: float | None = None
+
+    @classmethod
+    def from_events(cls, events: Iterable[DealEvent]) -> DealState:
+        start: int | None = None
+        sold = sold_quote = exercised = payoff = returned = 0.0
+        settled: set[float] = set()
+        lp_tokens: float | None = None
+        lp_quote: float | None = None
+        for ev in events:
+            if ev.kind == "started":
+                start = ev.ts_ns if start is None else start  # the first start is the deal's
+            elif ev.kind == "sold":
+                sold += ev.quantity_base
+                sold_quote += ev.quantity_base * ev.price_px
+            elif ev.kind in ("exercised", "lapsed") and ev.strike_px is not None and ev.strike_px not in settled:
+                settled.add(ev.strike_px)  # settled once: a repeated row cannot pay twice
+                if ev.kind == "exercised":
+                    exercised += ev.quantity_base
+                    payoff += ev.amount_quote
+            elif ev.kind == "loan_returned":
+                returned += ev.quantity_base
+            elif ev.kind == "lp_deposited":
+                lp_tokens, lp_quote = ev.quantity_base, ev.amount_quote
+        return cls(start, sold, sold_quote, frozenset(settled), exercised, payoff, returned, lp_tokens, lp_quote)
+
+    @property
+    def sold_avg_px(self) -> float | None:
+        return self.sold_quote / self.sold_base if self.sold_base > 0 else None

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import LedgerConfig
+from bot.core.deal import DealEvent
 from bot.domain import (
     CancelAll,
     CancelOrder,
@@ -153,6 +154,16 @@ CREATE TABLE IF NOT EXISTS pnl (
     ts_ns           INTEGER NOT NULL,
     total_quote     REAL NOT NULL,      -- sum of the components
     components_json TEXT NOT NULL       -- {"spread": .., "inventory": .., "fees": -.., ...}
+);
+CREATE TABLE IF NOT EXISTS deal_events (     -- the token-loan deal's life (bot/core/deal.py DealEvent)
+    id            INTEGER PRIMARY KEY,
+    run_id        TEXT NOT NULL,
+    ts_ns         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,        -- started|sold|exercised|lapsed|loan_returned|lp_deposited
+    quantity_base REAL NOT NULL,
+    price_px      REAL NOT NULL,
+    strike_px     REAL,                 -- exercised/lapsed: the tranche
+    amount_quote  REAL NOT NULL
 );
 """
 
@@ -472,6 +483,22 @@ class Ledger:
         )
         self._maybe_commit()
 
+    # ---- the deal ---------------------------------------------------------------------------------
+
+    def record_deal_event(self, run_id: str, event: DealEvent) -> None:
+        """Record and commit a deal event at once: a restart must never sell, exercise or return twice."""
+        self._write(
+            "INSERT INTO deal_events (run_id, ts_ns, kind, quantity_base, price_px, strike_px, amount_quote)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, event.ts_ns, event.kind, event.quantity_base, event.price_px, event.strike_px, event.amount_quote),
+        )
+        self._commit()
+
+    def deal_events(self) -> list[DealEvent]:
+        """Every deal event, oldest first (all runs: the deal outlives any one venue session)."""
+        self.flush(force=True)
+        return read_deal_events(self._db)
+
     # ---- transactions -----------------------------------------------------------------------------
 
     @property
@@ -540,6 +567,14 @@ class Ledger:
             return int(row[0])
         row = self._db.execute(f"SELECT MAX(started_ns) FROM runs WHERE run_id IN ({runs})", args).fetchone()
         return int(row[0]) if row[0] is not None else None
+
+
+def read_deal_events(db: sqlite3.Connection) -> list[DealEvent]:
+    """The deal events on any connection (also a read-only one), oldest first."""
+    rows = db.execute(
+        "SELECT kind, ts_ns, quantity_base, price_px, strike_px, amount_quote FROM deal_events ORDER BY id"
+    )
+    return [DealEvent(kind, ts, qty, px, strike, amount) for kind, ts, qty, px, strike, amount in rows]
 
 
 def recover_state(db: sqlite3.Connection, venue: str | None = None) -> RecoveredState:

@@ -66,10 +66,12 @@ def test_small_loan_cannot_fund_the_usdt() -> None:
 
 
 def test_terms_for_the_portfolio() -> None:
-    terms = DealTerms.from_config(DealConfig())
-    calls = terms.call_options(start_ns=10)
+    terms = DealTerms.from_config(DealConfig(), start_ns=10)  # no start_date: the given start
+    calls = terms.call_options()
     assert [c.strike_px for c in calls] == [1.25, 1.5, 2.0]
     assert calls[0].expiry_ns == 10 + 365 * NS_PER_DAY
+    assert terms.loan_return_ns == 10 + 365 * NS_PER_DAY
+    assert [c.strike_px for c in terms.call_options(settled={1.5})] == [1.25, 2.0]  # a settled tranche is gone
     lp = terms.lp_position()
     assert lp.liquidity == pytest.approx(500_000)  # √(500k tokens × 500k USDT)
     assert lp.delta_base(1.0) == pytest.approx(500_000)

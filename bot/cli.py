@@ -19,6 +19,7 @@ HANDLERS: dict[str, str] = {
     "check-config": "bot.app:cmd_check_config",
     "simulate as2008": "bot.sim.as2008:cmd_simulate_as2008",
     "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
+    "simulate deal": "bot.sim.deal:cmd_simulate_deal",
     "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
     "exchange record": "bot.venues.mock.record:cmd_exchange_record",
     "replay": "bot.replay_cli:cmd_replay",
@@ -83,6 +84,36 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+
+    p = sim.add_parser("deal", help="the token-loan deal over its term: the article's sale vs holding vs hedging")
+    _common(p)
+    p.add_argument("--paths", type=int, default=1000, help="price paths per model (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--model", choices=["all", "gbm", "jump", "pump_decay"], default="all", help="price paths (default: all)"
+    )
+    p.add_argument("--hedge-hours", type=float, default=24.0, help="perp rebalance interval (default: %(default)s)")
+    p.add_argument("--sale-days", type=float, default=10.0, help="TWAP length of the sale (default: %(default)s)")
+    p.add_argument(
+        "--cex-volume",
+        type=float,
+        default=500_000.0,
+        help="our CEX fills, quote/day at the start price (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pool-noise",
+        type=float,
+        default=0.1,
+        help="pool noise swaps per day, fraction of its value (default: %(default)s)",
+    )
+    p.add_argument("--funding", type=float, default=0.0, help="perp funding, per year, > 0 shorts receive (default: 0)")
+    p.add_argument(
+        "--measure-minutes",
+        type=float,
+        default=10.0,
+        help="mock minutes to measure the CEX edge (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     ex = sub.add_parser("exchange", help="the mock exchange").add_subparsers(dest="action", required=True)

@@ -1,15 +1,31 @@
-"""The engine: the one writer of trading state. Events in, commands out; time is passed in.
+"""The engine: the one writer of trading state, a thin dispatcher over parts with one job each.
 
-    book event ─▶ OrderBook (sequence checks) ─▶ σ estimator
-    trade ──────▶ A, k estimator, toxicity (order-flow imbalance)
-    fill ───────▶ orders ─▶ portfolio ─▶ hedger (perp orders), risk (markouts)
-    requote ────▶ risk guard ─▶ quoter (A-S / GLFT) ─▶ ladder ─▶ order diff ─▶ commands
+    venue A ─┐                       ┌─▶ MarketQuoter(A, TOKEN/USDT)  book, σ/A/k, ladder, slots, local risk
+    venue B ─┼─events─▶ Engine.apply ─┼─▶ MarketQuoter(B, TOKEN/USDT)  (bot.core.quoter)
+    venue C ─┤  keyed (venue, symbol) ├─▶ Portfolio: every position, calls, pool → net delta, PnL
+    perp P ──┘                        └─▶ HedgeDesk(P, TOKEN/USDT:USDT): net delta → perp orders
+                                          (bot.core.hedge_desk)
+    requote ─▶ each dirty quoter, with the book-wide inputs: aggregate spot inventory (every quoter
+               skews on it), the portfolio's equity (one drawdown rule for the book), the perp mark,
+               whether hedging is halted ─▶ commands
 
-`apply(event, now_ns)` updates state and returns urgent commands (resync, pull quotes, hedges);
-`requote(now_ns)` recomputes the desired quotes once per batch of events, which is how the runner
-conflates book updates without ever dropping a fill or an ack. Notes for the log (`quote.updated`,
-`order.filled`, `feed.stale`, `risk.*`, ...) are buffered as (name, fields) and drained by the runtime:
-the core decides and explains, the runtime writes.
+Events in, commands out; time is passed in. `apply(event, now_ns)` routes the event to the part that
+owns its market (`event.venue`, `event.symbol`) and returns urgent commands (resync, pull quotes,
+hedges); `requote(now_ns)` recomputes the quotes of the markets something touched since the last
+call (a book event touches its own market only; a fill touches every market, because the aggregate
+inventory moved), which is how the runner conflates book updates without ever dropping a fill or an
+ack. The cost of one market's event does not depend on how many markets there are.
+
+Risk is split the same way: each quoter's `RiskGuard` holds the per-market rules (stale feed, order
+rate, toxicity, reference band, the venue's obligation), evaluated on the book-wide inventory (the
+inventory and notional limits are limits of the whole book) and the book's equity through one shared
+`LossGuard` (drawdown).
+
+The single-market engine (one spot, its perp, venue "") is the same code with one quoter: its
+decisions and notes are what they were before the split (the replay golden files).
+
+Notes for the log (`quote.updated`, `order.filled`, `feed.stale`, `risk.*`, ...) are buffered as
+(name, fields) and drained by the runtime: the core decides and explains, the runtime writes.
 """
 
 from __future__ import annotations
@@ -19,21 +35,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.core.book import BookStatus, OrderBook
+from bot.core.book import OrderBook
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
-from bot.core.hedger import HedgeParams, Hedger, latency_quantile_ns
+from bot.core.hedge_desk import HedgeDesk
+from bot.core.hedger import HedgeParams, Hedger
 from bot.core.lp import ConstantProductLp
 from bot.core.options import CallOption, annualised_vol
-from bot.core.orders import OrderManager, OrderState
+from bot.core.orders import OrderManager
 from bot.core.portfolio import Portfolio
-from bot.core.quoting import DesiredQuote as DesiredOrder
-from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote, build_ladder, theo_quote
-from bot.core.risk import RiskDecision, RiskGuard, RiskInputs, RiskParams
+from bot.core.quoter import NS_PER_S, MarketQuoter, MarketSpec, Note
+from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote
+from bot.core.risk import LossGuard, RiskDecision, RiskGuard, RiskParams
 from bot.core.rounding import NoteRounding
 from bot.domain import (
+    DEFAULT_VENUE,
     BookDelta,
     BookSnapshot,
-    CancelOrder,
     CancelRejected,
     Command,
     Event,
@@ -45,17 +62,13 @@ from bot.domain import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
-    PlaceOrder,
     PositionSnapshot,
-    RequestSnapshot,
-    Side,
     Timer,
     TradePrint,
+    market_key,
 )
 
-Note = tuple[str, dict[str, Any]]
-_BREAKS_BOOK = frozenset({BookStatus.GAP, BookStatus.CROSSED, BookStatus.INVALID_INPUT})
-NS_PER_S = 1_000_000_000
+__all__ = ["NS_PER_S", "Engine", "EngineLike", "EngineParams", "EngineStats", "MarketSpec", "Note"]
 
 
 class EngineLike(Protocol):
@@ -70,8 +83,14 @@ class EngineLike(Protocol):
     def summary(self, now_ns: int) -> dict[str, Any]: ...
 
 
+EstimatorFactory = Callable[[], tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class EngineParams:
+    """`spot`, `quote`, `risk` and `venue` are the first (main) spot market; `extra_markets` the other
+    spot venues quoted on the same book; `perp` on `hedge_venue` hedges all of them."""
+
     spot: Instrument
     perp: Instrument | None
     quote: QuoteParams
@@ -88,19 +107,26 @@ class EngineParams:
     lp: ConstantProductLp | None = None
     # None: price the calls with the LONG σ estimator (annualised), never the quoting half-life
     option_vol_annual: float | None = None
-    lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the spot's public trade volume
+    lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the main spot's public trade volume
+    venue: str = DEFAULT_VENUE  # the main spot market's venue
+    extra_markets: tuple[MarketSpec, ...] = ()  # more spot venues (same token), quoted on the same book
+    hedge_venue: str = DEFAULT_VENUE
+
+    @property
+    def markets(self) -> tuple[MarketSpec, ...]:
+        return (MarketSpec(self.spot, self.quote, self.risk, self.venue), *self.extra_markets)
 
 
 @dataclass
 class EngineStats:
-    quotes: int = 0
+    """The whole book's counters (each market counts its own quotes and stale episodes: MarketStats)."""
+
     fills: int = 0
     volume_base: float = 0.0
     volume_quote: float = 0.0
     fees_quote: float = 0.0
     rejects: int = 0
     resyncs: int = 0
-    stale_episodes: int = 0
     unknown_fills: int = 0
     duplicate_fills: int = 0
     position_mismatches: int = 0
@@ -120,71 +146,103 @@ class Engine:
         arrivals: ArrivalEstimator,
         start_ns: int = 0,
         sigma_long: SigmaEstimator | None = None,
+        make_estimators: EstimatorFactory | None = None,
     ) -> None:
+        """`sigma`, `arrivals`, `sigma_long`: the main market's estimators; `make_estimators` builds a
+        fresh set for each of `params.extra_markets` (required when there are any)."""
         self.p = params
-        self.spot = params.spot
-        self.books: dict[str, OrderBook] = {params.spot.symbol: OrderBook(params.spot.symbol)}
-        if params.perp is not None:
-            self.books[params.perp.symbol] = OrderBook(params.perp.symbol)
-        tag = f"-{params.client_id_tag}" if params.client_id_tag else ""
-        self.orders = OrderManager(f"q{tag}")
-        self.sigma = sigma
-        self.sigma_long = sigma_long
         if params.options and params.option_vol_annual is None and sigma_long is None:
             # the quoting σ (a 60 s half-life) would mark one-year calls with minute-scale vol noise
             raise ValueError("calls priced from the estimator need sigma_long (or option_vol_annual)")
-        self.arrivals = arrivals
-        self.risk = RiskGuard(params.risk)
-        self.portfolio = Portfolio(
-            [i for i in (params.spot, params.perp) if i is not None], options=params.options, lp=params.lp
-        )
-        # the spot position record (the portfolio keeps it for the session): read on every requote
-        self._spot_position = self.portfolio.positions[params.spot.symbol]
-        self.hedger = (
-            Hedger(params.hedge, params.perp, client_id_prefix=f"h{tag}-")
-            if params.perp is not None and params.hedge.enabled
-            else None
-        )
-        self._hedge_halted_ns: int | None = None
-        self.last_inputs: MarketInputs | None = None  # of the last requote, for /status
-        self.last_theo: TheoQuote | None = None
-        self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
-        self._suspect_diffs: dict[str, int] = {}  # venue − ours seen on the last position snapshot
-        self._band_ticks = 0
-        self._band_ticks_in = 0
-        self.risk_decision = RiskDecision()
-        self._risk_inputs = RiskInputs()  # refilled by every `_evaluate_risk`
+        if params.extra_markets and make_estimators is None:
+            raise ValueError("several spot markets need make_estimators (one set of estimators per market)")
+        specs = params.markets
+        keys = [market_key(s.venue, s.spot.symbol) for s in specs]
+        perp_key = market_key(params.hedge_venue, params.perp.symbol) if params.perp is not None else None
+        if len(set(keys)) != len(keys) or perp_key in keys:
+            raise ValueError(f"each market (venue, symbol) once: {keys} + hedge {perp_key}")
+        instruments = {key: spec.spot for key, spec in zip(keys, specs, strict=True)}
+        if params.perp is not None and perp_key is not None:
+            instruments[perp_key] = params.perp
+        self.portfolio = Portfolio(instruments.values(), options=params.options, lp=params.lp, keys=instruments)
         self.stats = EngineStats()
         self.notes: list[Note] = []
         self.start_ns = start_ns
-        self.last_book_ns: dict[str, int] = dict.fromkeys(self.books, start_ns)
-        # (symbol, book, instrument) per book, the instrument as `_mid_px` picks it: for the timer's marks
-        self._books_by_instrument: list[tuple[str, OrderBook, Instrument]] = [
-            (symbol, book, params.perp if symbol != params.spot.symbol and params.perp is not None else params.spot)
-            for symbol, book in self.books.items()
-        ]
-        self.stale: set[str] = set()
-        self.awaiting_snapshot: set[str] = set()
-        self.mark_ticks: int | None = None
         self.stopping = False
-        self._dirty = False
-        self._trigger = ""  # what first made the quotes worth recomputing since the last requote
-        self._last_top: tuple[int | None, int | None] = (None, None)  # spot best bid/ask last requoted on
-        # equity is read on every requote but changes only with the portfolio (its `version`) or a mid:
-        # cache it on both
-        self._underlying_mark = (math.nan, 0)  # (spot mid, time) the calls and pool were last valued at
-        self._equity_key: tuple[int, float | None, float | None] | None = None
+        tag = f"-{params.client_id_tag}" if params.client_id_tag else ""
+        # the drawdown rule is the whole book's: one LossGuard shared by every market's guard
+        risk0 = params.risk
+        self.loss = LossGuard(risk0.max_drawdown_quote, risk0.pause_cooldown_s, risk0.halt_window_s)
+        self._dirty: list[MarketQuoter] = []  # quoters touched since the last requote, in touch order
+        self.quoters: list[MarketQuoter] = []
+        for i, (key, spec) in enumerate(zip(keys, specs, strict=True)):
+            if i == 0:
+                estimators: tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator | None] = (
+                    sigma,
+                    arrivals,
+                    sigma_long,
+                )
+            else:
+                assert make_estimators is not None
+                estimators = make_estimators()
+            self.quoters.append(
+                MarketQuoter(
+                    spec,
+                    self.portfolio.positions[key],
+                    estimators[0],
+                    estimators[1],
+                    self.notes,
+                    self._dirty,
+                    client_id_prefix=f"q{tag}" if i == 0 else f"q{i}{tag}",
+                    loss=self.loss,
+                    start_ns=start_ns,
+                    sigma_long=estimators[2],
+                    stale_feed_ns=params.stale_feed_ns,
+                    price_tolerance_ticks=params.price_tolerance_ticks,
+                    max_order_age_ns=params.max_order_age_ns,
+                )
+            )
+        self.quoter = self.quoters[0]  # the main market: its mid values the calls and the pool
+        self._by_venue: dict[str, dict[str, MarketQuoter]] = {}
+        for q in self.quoters:
+            self._by_venue.setdefault(q.venue, {})[q.spot.symbol] = q
+        self.desk: HedgeDesk | None = None
+        if params.perp is not None:
+            decimals = max(q.rounding.size_decimals for q in self.quoters)
+            hedger = (
+                Hedger(params.hedge, params.perp, client_id_prefix=f"h{tag}-", venue=params.hedge_venue)
+                if params.hedge.enabled
+                else None
+            )
+            self.desk = HedgeDesk(
+                params.perp,
+                hedger,
+                self.portfolio,
+                self.stats,
+                self.notes,
+                self.touch_all,
+                venue=params.hedge_venue,
+                start_ns=start_ns,
+                resume_after_ns=params.hedge_resume_after_ns,
+                warmup_ns=params.warmup_ns,
+                band_base=params.hedge.band_base,
+                delta_decimals=max(decimals, NoteRounding.for_instrument(params.perp).size_decimals),
+            )
+        # (key, book, instrument) per book: the quoters' then the perp's, for marks and seeds
+        self._books: list[tuple[str, OrderBook, Instrument]] = [(q.key, q.book, q.spot) for q in self.quoters]
+        if self.desk is not None:
+            self._books.append((self.desk.key, self.desk.book, self.desk.perp))
+        self._book_of: dict[str, tuple[OrderBook, Instrument]] = {k: (b, i) for k, b, i in self._books}
+        self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
+        self._suspect_diffs: dict[str, int] = {}  # venue − ours seen on the last position snapshot
+        self._underlying_mark = (math.nan, 0)  # (main mid, time) the calls and pool were last valued at
+        # equity is read on every requote but changes only with the portfolio (its `version`) or a mid
+        # (`_marks_version`, bumped when any book's mid moves): cache it on both
+        self._marks_version = 0
+        self._equity_key: tuple[int, int] | None = None
         self._equity_quote = 0.0
-        self._last_desired: tuple[DesiredOrder, ...] = ()
-        self._theo_key: tuple[float, int, float, float, float] | None = None  # inputs of `last_theo`
-        self._hard_lots = params.spot.lots_floor(params.risk.inventory_hard_base)
-        self._ladder_key: tuple[Any, ...] | None = None  # what `_ladder` was built from
-        self._ladder: tuple[DesiredOrder, ...] = ()
-        # prices and sizes in the notes are written on each instrument's grid (bot.core.rounding)
-        self._spot_rounding = NoteRounding.for_instrument(params.spot)
-        self._perp_rounding = NoteRounding.for_instrument(params.perp) if params.perp else self._spot_rounding
-        self._delta_decimals = max(self._spot_rounding.size_decimals, self._perp_rounding.size_decimals)
-        self._last_band_base = params.hedge.band_base
+        self._inventory_version = -1  # the portfolio version `_inventory_base` was summed at
+        self._inventory_base = 0.0
         self._handlers: dict[type, Callable[[Any, int], list[Command]]] = {
             BookDelta: self._on_book,
             BookSnapshot: self._on_book,
@@ -200,6 +258,21 @@ class Engine:
             FeedStatus: self._on_feed_status,
             Timer: self._on_timer,
         }
+
+    # ================================================================== routing
+
+    def _quoter_of(self, venue: str, symbol: str) -> MarketQuoter | None:
+        markets = self._by_venue.get(venue)
+        return markets.get(symbol) if markets is not None else None
+
+    def _is_perp(self, venue: str, symbol: str) -> bool:
+        desk = self.desk
+        return desk is not None and symbol == desk.perp.symbol and venue == desk.venue
+
+    def touch_all(self, trigger: str) -> None:
+        """Something every market's quotes depend on changed (inventory, hedging)."""
+        for q in self.quoters:
+            q.touch(trigger)
 
     # ================================================================== events
 
@@ -220,33 +293,45 @@ class Engine:
     def _ignore(self, event: Event, now_ns: int) -> list[Command]:
         return []
 
+    def _orders_of(self, venue: str, symbol: str) -> tuple[MarketQuoter, OrderManager]:
+        """The quoter whose orders an order event is about; an order on no quoted market (adopted at
+        recovery, or a stray id) is the main market's manager's to count."""
+        q = self._quoter_of(venue, symbol) or self.quoter
+        return q, q.orders
+
     def _on_accepted(self, event: OrderAccepted, now_ns: int) -> list[Command]:
-        if self.hedger is not None and self.hedger.owns(event.client_id):
-            return self._on_hedge_order_event(self.hedger, event, now_ns)
-        self.orders.on_accepted(event)
+        desk = self.desk
+        if desk is not None and desk.owns(event.client_id):
+            return desk.on_order_event(event, now_ns, self.stopping)
+        self._orders_of(event.venue, event.symbol)[1].on_accepted(event)
         return []
 
     def _on_canceled(self, event: OrderCanceled, now_ns: int) -> list[Command]:
-        if self.hedger is not None and self.hedger.owns(event.client_id):
-            return self._on_hedge_order_event(self.hedger, event, now_ns)
-        order = self.orders.on_canceled(event)
-        if order is not None:
-            self._note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-        self._touch("order_canceled")
+        desk = self.desk
+        if desk is not None and desk.owns(event.client_id):
+            return desk.on_order_event(event, now_ns, self.stopping)
+        q, orders = self._orders_of(event.venue, event.symbol)
+        if orders.on_canceled(event) is not None:
+            q.note("order.canceled", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+        q.touch("order_canceled")
         return []
 
     def _on_rejected(self, event: OrderRejected, now_ns: int) -> list[Command]:
-        if self.hedger is not None and self.hedger.owns(event.client_id):
-            return self._on_hedge_order_event(self.hedger, event, now_ns)
-        self.orders.on_rejected(event)
+        desk = self.desk
+        if desk is not None and desk.owns(event.client_id):
+            return desk.on_order_event(event, now_ns, self.stopping)
+        q, orders = self._orders_of(event.venue, event.symbol)
+        orders.on_rejected(event)
         self.stats.rejects += 1
-        self._note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
-        self._touch("order_rejected")
+        q.stats.rejects += 1
+        q.note("order.rejected", client_id=event.client_id, symbol=event.symbol, reason=event.reason)
+        q.touch("order_rejected")
         return []
 
     def _on_cancel_rejected(self, event: CancelRejected, now_ns: int) -> list[Command]:
-        self.orders.on_cancel_rejected(event)
-        self._touch("cancel_rejected")
+        q, orders = self._orders_of(event.venue, event.symbol)
+        orders.on_cancel_rejected(event)
+        q.touch("cancel_rejected")
         return []
 
     def _on_position_event(self, event: PositionSnapshot, now_ns: int) -> list[Command]:
@@ -254,7 +339,8 @@ class Engine:
         return []
 
     def _on_mark(self, event: MarkPrice, now_ns: int) -> list[Command]:
-        self.mark_ticks = event.mark_ticks
+        if self.desk is not None and event.venue == self.desk.venue:
+            self.desk.on_mark(event.mark_ticks)
         return []
 
     def _on_funding(self, event: FundingPaid, now_ns: int) -> list[Command]:
@@ -262,88 +348,68 @@ class Engine:
         return []
 
     def _on_book(self, event: BookDelta | BookSnapshot, now_ns: int) -> list[Command]:
-        symbol = event.symbol
-        book = self.books.get(symbol)
-        if book is None:
-            return []
-        update = book.apply(event)
-        status = update.status
-        if update.changed:
-            self.last_book_ns[symbol] = now_ns
-            if status is BookStatus.SNAPSHOT:
-                self.awaiting_snapshot.discard(symbol)
-                self._note("feed.resynced", symbol=symbol, seq=book.seq)
-            if symbol in self.stale:
-                self.stale.discard(symbol)
-                self._note("feed.fresh", symbol=symbol)
-            if symbol == self.spot.symbol:
-                # the quotes depend on the book only through its top: deeper changes need no requote
-                bid, ask = top = (book.best_bid_ticks, book.best_ask_ticks)
-                if top != self._last_top or status is BookStatus.SNAPSHOT:
-                    self._last_top = top
-                    if bid is not None and ask is not None:
-                        mid_px = (bid + ask) / 2 * self.spot.tick_size  # the book's mid_ticks, from this top
-                        self.sigma.update(now_ns, mid_px)
-                        if self.sigma_long is not None:
-                            self.sigma_long.update(now_ns, mid_px)
-                    self._touch("book")
-            return []
-        if status not in _BREAKS_BOOK:
-            return []  # stale duplicate, not yet synced, or already waiting for a snapshot
-        # The book is known to be wrong: pull quotes on it, ask for a snapshot.
-        self.stats.resyncs += 1
-        self.awaiting_snapshot.add(event.symbol)
-        self._note("feed.gap", symbol=event.symbol, status=status.value, reason=update.reason)
-        out: list[Command] = [RequestSnapshot(event.symbol, status.value)]
-        if event.symbol == self.spot.symbol:
-            out.extend(self.orders.cancel_all(self.spot.symbol, tag="quote"))
+        part: MarketQuoter | HedgeDesk | None = self._quoter_of(event.venue, event.symbol)
+        if part is None:
+            if not self._is_perp(event.venue, event.symbol):
+                return []
+            part = self.desk
+            assert part is not None
+        book = part.book
+        mid_before = book.mid_ticks
+        out = part.on_book(event, now_ns)
+        if out:  # a broken book: pulled, and a snapshot asked for
+            self.stats.resyncs += 1
+        if book.mid_ticks != mid_before:
+            self._marks_version += 1
         return out
 
     def _on_trade(self, event: TradePrint, now_ns: int) -> list[Command]:
-        if event.symbol != self.spot.symbol:  # the perp's trades (most of them) inform no estimator
+        q = self._quoter_of(event.venue, event.symbol)  # the perp's trades (most of them) inform nothing
+        if q is None or not q.on_trade(event):
             return []
-        book = self.books[event.symbol]
-        if not book.is_valid:
-            return []
-        mid = book.mid_ticks
-        if mid is None:
-            return []
-        tick = self.spot.tick_size
-        self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
-        self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
-        if self.p.lp_volume_ratio > 0.0:
-            notional = self.spot.notional(event.price_ticks, event.size_lots)
+        if q is self.quoter and self.p.lp_volume_ratio > 0.0:
+            notional = q.spot.notional(event.price_ticks, event.size_lots)
             self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
         return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
-        hedger = self.hedger
-        if hedger is not None and hedger.owns(event.client_id):
-            return self._on_hedge_fill(hedger, event, now_ns)
-        result = self.orders.on_fill(event)
+        desk = self.desk
+        if desk is not None and desk.owns(event.client_id):
+            return desk.on_fill(event, now_ns)
+        q = self._quoter_of(event.venue, event.symbol)
+        result = (q or self.quoter).orders.on_fill(event)
         if not result.is_new:
             self.stats.duplicate_fills += 1
             return []
-        instrument = self.spot if event.symbol == self.spot.symbol else self.p.perp
-        if instrument is None:
+        if q is not None:
+            instrument = q.spot
+        elif desk is not None and self._is_perp(event.venue, event.symbol):
+            instrument = desk.perp
+        else:
             return []
         if result.order is None:
             self.stats.unknown_fills += 1
-        self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=False)
-        if instrument is self.spot:
-            self.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
+        self.portfolio.on_fill(event, self._mid_px(market_key(event.venue, event.symbol)), hedge=False)
+        if q is not None:
+            q.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
         notional = instrument.notional(event.price_ticks, event.size_lots)
+        size_base = instrument.size(event.size_lots)
         self.stats.fills += 1
-        self.stats.volume_base += instrument.size(event.size_lots)
+        self.stats.volume_base += size_base
         self.stats.volume_quote += notional
         self.stats.fees_quote += event.fee_quote
+        if q is not None:
+            q.stats.fills += 1
+            q.stats.volume_base += size_base
+            q.stats.volume_quote += notional
+            q.stats.fees_quote += event.fee_quote
         inventory = self.inventory_base()
         self.stats.max_abs_inventory_base = max(self.stats.max_abs_inventory_base, abs(inventory))
         latency_ms = None
-        rounding = self._spot_rounding if instrument is self.spot else self._perp_rounding
+        rounding = q.rounding if q is not None else desk.rounding  # type: ignore[union-attr]
         if result.order is not None:
             latency_ms = round((event.ts_recv_ns - result.order.placed_ns) / 1e6, 3)
-        self._note(
+        (q or self.quoter).note(
             "order.filled",
             symbol=event.symbol,
             client_id=event.client_id,
@@ -353,199 +419,111 @@ class Engine:
             fee=event.fee_quote,
             liquidity=event.liquidity.value,
             latency_ms=latency_ms,
-            inventory=self._spot_rounding.size(inventory),
+            inventory=self.quoter.rounding.size(inventory),
             tag=result.order.tag if result.order is not None else "unknown",
         )
-        self._touch("fill")
-        if hedger is not None and instrument is self.spot:
-            hedger.note_spot_fill(now_ns)
-            return self._hedge(hedger, now_ns)
+        # the aggregate inventory moved: every market's reservation price with it
+        if q is not None:
+            q.touch("fill")
+        self.touch_all("fill")
+        if desk is not None and q is not None:
+            desk.note_spot_fill(now_ns)
+            return desk.hedge(now_ns, self.stopping)
         return []
 
-    # ================================================================== hedging
-
-    def _on_hedge_fill(self, hedger: Hedger, event: OrderFilled, now_ns: int) -> list[Command]:
-        before = self.portfolio.net_delta_base()
-        if not self.portfolio.on_fill(event, self._mid_px(event.symbol), hedge=True):
-            self.stats.duplicate_fills += 1
-            return []
-        hedge_fill = hedger.on_fill(event, now_ns)
-        self.stats.hedge_fills += 1
-        self.stats.fees_quote += event.fee_quote
-        self._note(
-            "hedge.filled",
-            symbol=event.symbol,
-            client_id=event.client_id,
-            side=event.side.value,
-            price=self._perp_rounding.price_of_ticks(event.price_ticks),
-            size=self._perp_rounding.size_of_lots(event.size_lots),
-            fee=event.fee_quote,
-            slippage_bps=hedge_fill.slippage_bps if hedge_fill is not None else None,
-            delta_before=self._delta(before),
-            delta_after=self._delta(self.portfolio.net_delta_base()),
-        )
-        return self._hedge(hedger, now_ns)
-
-    def _on_hedge_order_event(
-        self, hedger: Hedger, event: OrderAccepted | OrderRejected | OrderCanceled, now_ns: int
-    ) -> list[Command]:
-        if isinstance(event, OrderAccepted):
-            hedger.on_accepted(event, now_ns)
-            return []
-        if isinstance(event, OrderRejected):
-            outcome = hedger.on_rejected(event, now_ns)
-            self.stats.rejects += 1
-            self._note(
-                "hedge.rejected",
-                client_id=event.client_id,
-                reason=event.reason,
-                retry_at_ns=outcome.retry_at_ns if outcome else None,
-            )
-        else:
-            hedger.on_canceled(event, now_ns)
-        return self._hedge(hedger, now_ns)
-
-    def _hedge(self, hedger: Hedger, now_ns: int, net_delta_base: float | None = None) -> list[Command]:
-        """The hedger's decision now, logged; `net_delta_base`: the portfolio's, if the caller has read it."""
-        if self.stopping or hedger.perp.symbol in self.awaiting_snapshot:
-            return []
-        book = self.books[hedger.perp.symbol]
-        if not book.is_valid:
-            return []
-        net = self.portfolio.net_delta_base() if net_delta_base is None else net_delta_base
-        decision = hedger.decide(
-            net, self.portfolio.position_lots(hedger.perp.symbol), book.best_bid_ticks, book.best_ask_ticks, now_ns
-        )
-        for command in decision.commands:
-            if isinstance(command, PlaceOrder):
-                self.stats.hedges += 1
-                self._note(
-                    "hedge.sent",
-                    symbol=command.symbol,
-                    client_id=command.client_id,
-                    side=command.side.value,
-                    size=self._perp_rounding.size_of_lots(command.size_lots),
-                    price=self._perp_rounding.price_of_ticks(command.price_ticks),
-                    order_type=command.order_type.value,
-                    reduce_only=command.reduce_only,
-                    reason=decision.reason,
-                    delta_before=self._delta(net),
-                    delta_after_expected=self._delta(net + decision.order_base),
-                    band=decision.band_base,
-                )
-        self._last_band_base = decision.band_base
-        if hedger.halted and self._hedge_halted_ns is None:
-            self._hedge_halted_ns = now_ns
-            self.stats.hedger_halts += 1
-            self._note("hedge.halted", net_delta=self._delta(net), resume_in_s=self.p.hedge_resume_after_ns / NS_PER_S)
-            self._touch("hedger_halted")
-        return list(decision.commands)
-
-    def _maybe_resume_hedger(self, hedger: Hedger, now_ns: int) -> None:
-        """Too many failed hedges in a row halt the hedger (and with it quoting); after a cooldown
-        it tries again from scratch rather than leaving the delta unhedged until a restart."""
-        halted_ns = self._hedge_halted_ns
-        if halted_ns is None or now_ns - halted_ns < self.p.hedge_resume_after_ns:
-            return
-        hedger.resume()
-        self._hedge_halted_ns = None
-        self._note("hedge.resumed", halted_s=(now_ns - halted_ns) / NS_PER_S)
-        self._touch("hedger_resumed")
-
-    def _mid_px(self, symbol: str) -> float:
-        book = self.books.get(symbol)
-        mid = book.mid_ticks if book is not None else None
-        instrument = self.spot if symbol == self.spot.symbol else self.p.perp
-        if mid is None or instrument is None:
+    def _mid_px(self, key: str) -> float:
+        entry = self._book_of.get(key)
+        mid = entry[0].mid_ticks if entry is not None else None
+        if mid is None or entry is None:
             return math.nan
-        return mid * instrument.tick_size
+        return mid * entry[1].tick_size
 
     def _on_position(self, event: PositionSnapshot) -> None:
-        if event.symbol not in self.portfolio.positions:
+        key = market_key(event.venue, event.symbol)
+        if key not in self.portfolio.positions:
             return
-        ours = self.portfolio.position_lots(event.symbol)
+        ours = self.portfolio.position_lots(key)
         diff = event.position_lots - ours
         if diff == 0:
-            self._suspect_diffs.pop(event.symbol, None)
+            self._suspect_diffs.pop(key, None)
             return
-        if self._suspect_diffs.get(event.symbol) != diff:
+        if self._suspect_diffs.get(key) != diff:
             # First sight: a fill may still be on its way (a polled position can overtake the fill
             # on the stream). Only the same difference on the next snapshot is a real mismatch.
-            self._suspect_diffs[event.symbol] = diff
+            self._suspect_diffs[key] = diff
             return
-        del self._suspect_diffs[event.symbol]
+        del self._suspect_diffs[key]
         # The venue is the source of truth for positions; a mismatch means we missed or doubled a fill.
         self.stats.position_mismatches += 1
-        self._note("position.mismatch", symbol=event.symbol, ours_lots=ours, venue_lots=event.position_lots)
-        self._seed(event.symbol, event.position_lots - ours)
+        self._note(
+            "position.mismatch", event.venue, symbol=event.symbol, ours_lots=ours, venue_lots=event.position_lots
+        )
+        self._seed(key, event.position_lots - ours)
 
     def restore(self, positions_lots: dict[str, int], entry_px: dict[str, float] | None = None) -> None:
-        """Start from positions the venue already holds (restart recovery). A position is entered at
-        `entry_px` (the ledger's average cost) when given, else at the first mid seen."""
-        for symbol, lots in positions_lots.items():
-            if symbol not in self.portfolio.positions or lots == 0:
+        """Start from positions the venue already holds (restart recovery), keyed as the portfolio's
+        positions. A position is entered at `entry_px` (the ledger's average cost) when given, else at
+        the first mid seen."""
+        for key, lots in positions_lots.items():
+            if key not in self.portfolio.positions or lots == 0:
                 continue
-            px = (entry_px or {}).get(symbol, math.nan)
+            px = (entry_px or {}).get(key, math.nan)
             if px > 0.0:
-                self.portfolio.seed_position(symbol, lots, px)
+                self.portfolio.seed_position(key, lots, px)
             else:
-                self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
-        self._touch("restore")
+                self._pending_seeds[key] = self._pending_seeds.get(key, 0) + lots
+        self.touch_all("restore")
 
-    def _seed(self, symbol: str, lots: int) -> None:
+    def _seed(self, key: str, lots: int) -> None:
         """Book `lots` of position that did not come from a fill we saw, at the current mid."""
-        mid = self._mid_px(symbol)
+        mid = self._mid_px(key)
         if mid == mid:
-            self.portfolio.seed_position(symbol, lots, mid)
+            self.portfolio.seed_position(key, lots, mid)
         else:
-            self._pending_seeds[symbol] = self._pending_seeds.get(symbol, 0) + lots
-        self._touch("position")
+            self._pending_seeds[key] = self._pending_seeds.get(key, 0) + lots
+        self.touch_all("position")
 
     def _on_feed_status(self, event: FeedStatus, now_ns: int) -> list[Command]:
+        """A venue's feed: on a disconnect every book of that venue it names waits for a snapshot, and
+        every quote on that venue is pulled; the other venues keep quoting."""
         if event.connected:
-            self._note("feed.connected", symbol=event.symbol, reason=event.reason)
+            self._note("feed.connected", event.venue, symbol=event.symbol, reason=event.reason)
             return []
-        self._note("feed.disconnected", symbol=event.symbol, reason=event.reason)
-        for symbol in self.books:
+        self._note("feed.disconnected", event.venue, symbol=event.symbol, reason=event.reason)
+        out: list[Command] = []
+        quoters = self._by_venue.get(event.venue, {})
+        for symbol, q in quoters.items():
             if event.symbol in ("*", symbol):
-                self.awaiting_snapshot.add(symbol)  # deltas were missed: quote again only after a snapshot
-        return self.orders.cancel_all(self.spot.symbol, tag="quote")
+                q.awaiting_snapshot = True  # deltas were missed: quote again only after a snapshot
+        desk = self.desk
+        if desk is not None and desk.venue == event.venue and event.symbol in ("*", desk.perp.symbol):
+            desk.awaiting_snapshot = True
+        for q in quoters.values():
+            out.extend(q.pull_quotes())
+        return out
 
     def _on_timer(self, event: Timer, now_ns: int) -> list[Command]:
         out: list[Command] = []
-        self.orders.prune()
-        self.sigma.advance(now_ns)  # a quiet book is information too: σ decays instead of freezing
-        if self.sigma_long is not None:
-            self.sigma_long.advance(now_ns)
-        symbol = self.spot.symbol
-        if symbol not in self.stale and now_ns - self.last_book_ns[symbol] > self.p.stale_feed_ns:
-            self.stale.add(symbol)
-            self.stats.stale_episodes += 1
-            self._note("feed.stale", symbol=symbol, silent_ms=(now_ns - self.last_book_ns[symbol]) // 1_000_000)
-            out.extend(self.orders.cancel_all(symbol, tag="quote"))
-        self._touch("timer")
+        for q in self.quoters:
+            out.extend(q.on_timer(now_ns))
         self._mark_portfolio(now_ns)
-        if self.hedger is not None:
-            self._maybe_resume_hedger(self.hedger, now_ns)
-            net = self.portfolio.net_delta_base()  # hedging sends orders, it books nothing: one read serves both
-            out.extend(self._hedge(self.hedger, now_ns, net))
-            if now_ns - self.start_ns >= self.p.warmup_ns:
-                self._band_ticks += 1
-                if abs(net) <= self._last_band_base + 1e-12:
-                    self._band_ticks_in += 1
+        if self.desk is not None:
+            out.extend(self.desk.on_timer(now_ns, self.stopping))
         return out
 
     def _mark_portfolio(self, now_ns: int) -> None:
-        for symbol, book, instrument in self._books_by_instrument:
+        main_key = self.quoter.key
+        deal = bool(self.p.options or self.p.lp is not None)
+        for key, book, instrument in self._books:
             mid_ticks = book.mid_ticks
             if mid_ticks is None or not book.is_valid:
                 continue
-            mid = mid_ticks * instrument.tick_size  # as `_mid_px(symbol)`, without finding the book again
-            pending = self._pending_seeds.pop(symbol, 0)
+            mid = mid_ticks * instrument.tick_size  # as `_mid_px(key)`, without finding the book again
+            pending = self._pending_seeds.pop(key, 0)
             if pending:
-                self.portfolio.seed_position(symbol, pending, mid)
-            self.portfolio.mark(symbol, mid)
-            if symbol == self.spot.symbol and (self.p.options or self.p.lp is not None):
+                self.portfolio.seed_position(key, pending, mid)
+            self.portfolio.mark(key, mid)
+            if deal and key == main_key:
                 # the calls move with the mid and, slowly, with time: revalue on a new mid or each second
                 last_px, last_ns = self._underlying_mark
                 if mid != last_px or now_ns - last_ns >= NS_PER_S:
@@ -559,359 +537,222 @@ class Engine:
         put minute-scale vega noise into equity (the drawdown guard reads it) and jitter the hedge."""
         if self.p.option_vol_annual is not None:
             return self.p.option_vol_annual
-        if self.sigma_long is None:  # no calls (checked in __init__): only the pool is valued, σ unused
+        sigma_long = self.quoter.sigma_long
+        if sigma_long is None:  # no calls (checked in __init__): only the pool is valued, σ unused
             return math.nan
-        return annualised_vol(self.sigma_long.sigma_px_per_sqrt_s, spot_px)
+        return annualised_vol(sigma_long.sigma_px_per_sqrt_s, spot_px)
 
     # ================================================================== quoting
 
     def requote(self, now_ns: int) -> list[Command]:
-        if not self._dirty:
+        dirty = self._dirty
+        if not dirty:
             return []
-        self._dirty = False
-        symbol = self.spot.symbol
-        book = self.books[symbol]
-        desired: tuple[DesiredOrder, ...] = ()
-        max_places = 0
-        feed_ok = symbol not in self.stale and symbol not in self.awaiting_snapshot and book.is_valid
-        # the top read once, and the mid from it (the book's mid_ticks): every requote needs all three
-        best_bid, best_ask = book.best_bid_ticks, book.best_ask_ticks
-        mid_ticks = (best_bid + best_ask) / 2 if best_bid is not None and best_ask is not None else None
-        if not self.stopping and feed_ok and mid_ticks is not None:
-            inputs, theo = self._theo(mid_ticks, now_ns)
-            decision = self._evaluate_risk(mid_ticks, inputs, theo, now_ns)
-            if not (decision.pause or decision.halt or self._hedge_halted_ns is not None):
-                desired = self._desired_quotes(best_bid, best_ask, mid_ticks, inputs, theo, decision)
-                max_places = decision.max_new_orders
-        elif not self.stopping and self.risk.compliance is not None:
-            # no quotes on a bad or silent feed: the obligations are not met for that time either
-            self.risk.compliance.update(now_ns, False, False, False)
-        out = self.orders.diff(
-            symbol,
-            desired,
-            now_ns,
-            self.p.price_tolerance_ticks,
-            self.p.max_order_age_ns,
-            max_places=max_places,
-            min_open_lots=self._obligation_lots_per_order(mid_ticks),
-        )
-        placed = 0
-        for command in out:
-            if isinstance(command, PlaceOrder):
-                placed += 1
-                self._note(
-                    "order.placed",
-                    symbol=command.symbol,
-                    client_id=command.client_id,
-                    side=command.side.value,
-                    price=self._spot_rounding.price_of_ticks(command.price_ticks),
-                    size=self._spot_rounding.size_of_lots(command.size_lots),
-                    post_only=command.post_only,
-                )
-        if placed:
-            self.risk.consume_orders(placed, now_ns)
+        out: list[Command] = []
+        inventory = self.inventory_base()
+        desk = self.desk
+        reference_px = desk.reference_px() if desk is not None else math.nan
+        hedge_halted = desk is not None and desk.halted_ns is not None
+        stopping = self.stopping
+        while dirty:
+            q = dirty.pop(0)
+            out.extend(q.requote(now_ns, inventory, self._equity, reference_px, hedge_halted, stopping))
         return out
-
-    def _theo(self, mid_ticks: float, now_ns: int) -> tuple[MarketInputs, TheoQuote]:
-        fit = self.arrivals.update(now_ns)
-        sigma = self.sigma.sigma_px_per_sqrt_s
-        # Most requotes come from a timer or one of our order events with the market unchanged: the
-        # model's inputs (mid, position, σ, A, k) are then those of the last requote, and so is its quote.
-        key = (mid_ticks, self._spot_position.lots, sigma, fit.a_per_s, fit.k_per_px)
-        if key != self._theo_key or self.last_inputs is None or self.last_theo is None:
-            inputs = MarketInputs(
-                mid_px=mid_ticks * self.spot.tick_size,
-                inventory_base=self.inventory_base(),
-                sigma_px_per_sqrt_s=sigma,
-                a_per_s=fit.a_per_s,
-                k_per_px=fit.k_per_px,
-            )
-            self.last_theo = theo_quote(self.p.quote, inputs)
-            self.last_inputs = inputs
-            self._theo_key = key
-        return self.last_inputs, self.last_theo
-
-    def _evaluate_risk(self, mid_ticks: float, market: MarketInputs, theo: TheoQuote, now_ns: int) -> RiskDecision:
-        # `market` is this requote's (`_theo`): its mid, inventory and σ are the current ones.
-        # One RiskInputs refilled in place (the guard reads it only during `evaluate`): building a
-        # fresh 13-field record per requote cost more than the stores.
-        x = self._risk_inputs
-        x.mid_px = market.mid_px
-        x.inventory_base = market.inventory_base - self.p.quote.inventory_target_base
-        x.equity_quote = self._equity(mid_ticks)
-        x.sigma_short_px_per_sqrt_s = market.sigma_px_per_sqrt_s
-        if self.sigma_long is not None:  # else NaN, the default: no volatility ratio
-            x.sigma_long_px_per_sqrt_s = self.sigma_long.sigma_px_per_sqrt_s
-        x.last_book_ns = self.last_book_ns[self.spot.symbol]
-        x.reference_px = self._reference_px()
-        x.theo_bid_px = theo.bid_px
-        x.theo_ask_px = theo.ask_px
-        if self.p.risk.obligation is not None:
-            x.live_bid_px, x.live_ask_px, x.live_bid_depth_quote, x.live_ask_depth_quote = self._live_quotes(
-                market.mid_px
-            )
-        # else the guard never reads our resting quotes (they only track an obligation): the walk is
-        # skipped and the live fields keep their defaults (NaN, NaN, 0, 0)
-        decision = self.risk.evaluate(x, now_ns)
-        for transition in decision.transitions:
-            self._note(transition.event, **self._rounded_risk_fields(transition.fields))
-        self.risk_decision = decision
-        return decision
-
-    def _rounded_risk_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """A risk transition's fields for the log: its prices and inventory on the spot's grid (the
-        decision keeps the exact values)."""
-        out = dict(fields)
-        for key in ("mid_px", "reference_px", "theo_bid_px", "theo_ask_px"):
-            if key in out:
-                out[key] = self._spot_rounding.model_price(out[key])
-        if "inventory_base" in out:
-            out["inventory_base"] = self._spot_rounding.size(out["inventory_base"])
-        return out
-
-    def _delta(self, delta_base: float) -> float:
-        """A net delta for the log, to the finer of the spot's and the perp's lot decimals."""
-        return round(delta_base, self._delta_decimals)
-
-    def _reference_px(self) -> float:
-        """The perp mark (a second venue's price for the same asset), for the quote band."""
-        if self.mark_ticks is None or self.p.perp is None:
-            return math.nan
-        return self.mark_ticks * self.p.perp.tick_size
-
-    def _obligation_lots_per_order(self, mid_ticks: float | None) -> int:
-        """Lots each quote must still show for the obligation's minimum depth per side (0: none)."""
-        obligation = self.p.risk.obligation
-        if obligation is None or mid_ticks is None or mid_ticks <= 0:
-            return 0
-        per_order_quote = obligation.min_depth_quote / max(1, self.p.quote.levels)
-        return math.ceil(per_order_quote / (mid_ticks * self.spot.tick_size * self.spot.lot_size))
-
-    def _live_quotes(self, mid_px: float) -> tuple[float, float, float, float]:
-        """Our best resting bid and ask (NaN: none) and our acked depth per side within the
-        obligation's band around mid (all of it when there is no obligation), in one pass."""
-        obligation = self.p.risk.obligation
-        low, high = obligation.band_px(mid_px) if obligation is not None and mid_px == mid_px else (0.0, math.inf)
-        tick = self.spot.tick_size
-        best_bid = best_ask = math.nan
-        bid_depth = ask_depth = 0.0
-        for order in self.orders.live_orders(self.spot.symbol, tag="quote"):
-            px = order.price_ticks * tick
-            counted = order.state is not OrderState.PENDING_NEW and low <= px <= high
-            if order.side is Side.BUY:
-                best_bid = px if not best_bid >= px else best_bid
-                if counted:
-                    bid_depth += self.spot.notional(order.price_ticks, order.open_lots)
-            else:
-                best_ask = px if not best_ask <= px else best_ask
-                if counted:
-                    ask_depth += self.spot.notional(order.price_ticks, order.open_lots)
-        return best_bid, best_ask, bid_depth, ask_depth
-
-    def _desired_quotes(
-        self,
-        best_bid: int | None,
-        best_ask: int | None,
-        mid_ticks: float,
-        inputs: MarketInputs,
-        theo: TheoQuote,
-        decision: RiskDecision,
-    ) -> tuple[DesiredOrder, ...]:
-        """The quotes wanted now, from the model quote, the guard's decision and the book's top (ticks)."""
-        # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
-        # top of the book: when none moved (a calm market between timer requotes), it is the last one.
-        key = (theo, decision[:7], best_bid, best_ask)
-        if key != self._ladder_key:
-            # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
-            self._ladder = build_ladder(theo, self.p.quote, self.spot, best_bid, best_ask, decision)
-            self._ladder_key = key
-        desired = self._cap_exposure(self._ladder)
-        if desired != self._last_desired:
-            self._last_desired = desired
-            self.stats.quotes += 1
-            # the innermost (level 0) bid and ask, if quoted: one plain pass (each slot is there at most once)
-            bid: int | None = None
-            ask: int | None = None
-            for d in desired:
-                if d.level == 0:
-                    if d.side is Side.BUY:
-                        bid = d.price_ticks
-                    else:
-                        ask = d.price_ticks
-            rounding = self._spot_rounding
-            # the mid and the inventory from their ticks and lots (inputs.mid_px = mid_ticks × tick, mid_ticks
-            # a whole or half tick, and inputs.inventory_base = the position's lots × lot, the lots `_theo`
-            # keyed on): the same doubles
-            self._note(
-                "quote.updated",
-                symbol=self.spot.symbol,
-                mid=rounding.model_price_of_half_ticks(int(mid_ticks * 2)),
-                reservation_price=rounding.model_price(theo.reservation_px),
-                bid=rounding.price_of_ticks(bid) if bid is not None else None,
-                ask=rounding.price_of_ticks(ask) if ask is not None else None,
-                spread=rounding.price_of_ticks(ask - bid) if bid is not None and ask is not None else None,
-                inventory=rounding.size_of_lots(self._spot_position.lots),
-                sigma=inputs.sigma_px_per_sqrt_s,
-                a=inputs.a_per_s,
-                k=inputs.k_per_px,
-                risk_state=decision.state,
-                reasons=list(decision.reasons),
-                trigger=self._trigger,
-            )
-        return desired
-
-    def _cap_exposure(self, ladder: tuple[DesiredOrder, ...]) -> tuple[DesiredOrder, ...]:
-        """Trim sizes so position + everything that could still fill stays within the hard limit;
-        drop what the trim leaves below the venue's minimum notional. `ladder` is `build_ladder`'s."""
-        position = self._spot_position.lots
-        hard_lots = self._hard_lots
-        total_lots = 0
-        for quote in ladder:
-            total_lots += quote.size_lots
-        if total_lots <= hard_lots - abs(position):
-            # Well inside the limit (the usual case) even all of the ladder on one side fits the smaller
-            # room: nothing is trimmed, and build_ladder already left out every quote below one lot or
-            # the min notional (its test is this one negated), so the ladder is the answer as it is.
-            return ladder
-        room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
-        out: list[DesiredOrder] = []
-        spot = self.spot
-        for quote in ladder:
-            lots = min(quote.size_lots, max(0, room[quote.side]))
-            room[quote.side] -= lots
-            # a remnant below the venue's minimum order value would only be rejected: leave it out
-            if lots > 0 and spot.notional(quote.price_ticks, lots) >= spot.min_notional:
-                out.append(quote if lots == quote.size_lots else quote._replace(size_lots=lots))
-        return tuple(out)
 
     # ================================================================== lifecycle & queries
 
     def shutdown(self, now_ns: int) -> list[Command]:
         self.stopping = True
-        out = self.orders.cancel_all()
-        if self.hedger is not None:
-            out.extend(self._cancel_hedges(self.hedger))
+        out: list[Command] = []
+        for q in self.quoters:
+            out.extend(q.orders.cancel_all())
+        if self.desk is not None:
+            out.extend(self.desk.cancel_all())
         return out
 
-    def _cancel_hedges(self, hedger: Hedger) -> list[Command]:
-        return [CancelOrder(hedger.perp.symbol, cid) for cid in hedger.orders]
+    def _note(self, name: str, venue: str, **fields: Any) -> None:
+        """A note about a venue as a whole (its feed, its positions): names the venue unless it is the default."""
+        if venue != DEFAULT_VENUE:
+            fields["venue"] = venue
+        self.notes.append((name, fields))
 
     def drain_notes(self) -> list[Note]:
-        notes, self.notes = self.notes, []
+        notes = self.notes[:]
+        self.notes.clear()  # the parts append to this same list
         return notes
 
     def not_quoting_reason(self) -> str:
-        """Why no quotes are live right now ("" when quoting), for /health."""
-        symbol = self.spot.symbol
+        """Why no quotes are live right now ("" when any market quotes), for /health."""
         if self.stopping:
             return "stopping"
-        if symbol in self.awaiting_snapshot or not self.books[symbol].is_valid:
-            return "book not synced"
-        if symbol in self.stale:
-            return "stale feed"
-        if self._hedge_halted_ns is not None:
-            return "hedger halted"
-        decision = self.risk_decision
-        if decision.halt or decision.pause:
-            return f"risk {decision.state}"
-        if not self.orders.live_orders(symbol, tag="quote"):
-            return "no live quotes"
-        return ""
+        first = ""
+        hedge_halted = self.desk is not None and self.desk.halted_ns is not None
+        for q in self.quoters:
+            reason = q.not_quoting_reason(hedge_halted)
+            if reason == "":
+                return ""
+            first = first or reason
+        return first
 
     def open_order_count(self) -> int:
-        hedges = len(self.hedger.orders) if self.hedger is not None else 0
-        return len(self.orders.live_orders()) + hedges
+        hedges = self.desk.open_orders() if self.desk is not None else 0
+        return sum(len(q.orders.live_orders()) for q in self.quoters) + hedges
 
     @property
     def position_lots(self) -> dict[str, int]:
-        """Our position per symbol, lots (read-only view of the portfolio)."""
-        return {symbol: pos.lots for symbol, pos in self.portfolio.positions.items()}
+        """Our position per market key (the bare symbol on the default venue), lots."""
+        return {key: pos.lots for key, pos in self.portfolio.positions.items()}
 
     def inventory_base(self) -> float:
-        return self.portfolio.position_base(self.spot.symbol)
+        """The aggregate spot inventory of the whole book: every spot venue's position, base units."""
+        portfolio = self.portfolio
+        if portfolio.version != self._inventory_version:
+            total = 0.0
+            for q in self.quoters:
+                total += q.position.base
+            self._inventory_base = total
+            self._inventory_version = portfolio.version
+        return self._inventory_base
 
     def mid_px(self) -> float | None:
-        mid = self.books[self.spot.symbol].mid_ticks
-        return None if mid is None else mid * self.spot.tick_size
+        return self.quoter.mid_px()
 
     def equity_quote(self) -> float:
-        """Session PnL of the whole portfolio (spot, perp, calls, pool) at the latest marks."""
-        return self._equity(self.books[self.spot.symbol].mid_ticks)
+        """Session PnL of the whole portfolio (every spot venue, perp, calls, pool) at the latest marks."""
+        return self._equity(0.0)
 
-    def _equity(self, spot_mid_ticks: float | None) -> float:
-        """`equity_quote` with the spot's mid (ticks) already read."""
-        perp = self.p.perp
-        key = (
-            self.portfolio.version,
-            spot_mid_ticks,
-            self.books[perp.symbol].mid_ticks if perp is not None else None,
-        )
+    def _equity(self, mid_ticks: float) -> float:
+        """`equity_quote`, cached on the portfolio's version and the books' mids (`mid_ticks`, the
+        caller's market's mid, is covered by the latter)."""
+        key = (self.portfolio.version, self._marks_version)
         if key != self._equity_key:
-            for symbol, book, instrument in self._books_by_instrument:
-                mid_ticks = book.mid_ticks
-                if mid_ticks is not None:
-                    self.portfolio.mark(symbol, mid_ticks * instrument.tick_size)  # as `_mid_px(symbol)`
+            for market, book, instrument in self._books:
+                mid = book.mid_ticks
+                if mid is not None:
+                    self.portfolio.mark(market, mid * instrument.tick_size)  # as `_mid_px(market)`
             self._equity_key = key
             self._equity_quote = self.portfolio.total_pnl_quote()
         return self._equity_quote
 
+    # ---- the main market's parts, for readers of a single-market engine (status, tests) ----
+
+    @property
+    def spot(self) -> Instrument:
+        return self.quoter.spot
+
+    @property
+    def orders(self) -> OrderManager:
+        return self.quoter.orders
+
+    @property
+    def sigma(self) -> SigmaEstimator:
+        return self.quoter.sigma
+
+    @property
+    def sigma_long(self) -> SigmaEstimator | None:
+        return self.quoter.sigma_long
+
+    @property
+    def arrivals(self) -> ArrivalEstimator:
+        return self.quoter.arrivals
+
+    @property
+    def risk(self) -> RiskGuard:
+        return self.quoter.risk
+
+    @property
+    def risk_decision(self) -> RiskDecision:
+        return self.quoter.risk_decision
+
+    @property
+    def last_inputs(self) -> MarketInputs | None:
+        return self.quoter.last_inputs
+
+    @property
+    def last_theo(self) -> TheoQuote | None:
+        return self.quoter.last_theo
+
+    @property
+    def hedger(self) -> Hedger | None:
+        return self.desk.hedger if self.desk is not None else None
+
+    @property
+    def mark_ticks(self) -> int | None:
+        return self.desk.mark_ticks if self.desk is not None else None
+
+    @property
+    def books(self) -> dict[str, OrderBook]:
+        """Every book by market key."""
+        return {key: book for key, book, _ in self._books}
+
+    @property
+    def awaiting_snapshot(self) -> set[str]:
+        out = {q.key for q in self.quoters if q.awaiting_snapshot}
+        if self.desk is not None and self.desk.awaiting_snapshot:
+            out.add(self.desk.key)
+        return out
+
+    @property
+    def stale(self) -> set[str]:
+        return {q.key for q in self.quoters if q.stale}
+
+    # ================================================================== the session summary
+
     def summary(self, now_ns: int) -> dict[str, Any]:
-        return {
-            "quotes": self.stats.quotes,
-            "fills": self.stats.fills,
-            "volume": round(self.stats.volume_base, 10),
-            "volume_quote": round(self.stats.volume_quote, 6),
+        desk = self.desk
+        stats = self.stats
+        out = {
+            "quotes": sum(q.stats.quotes for q in self.quoters),
+            "fills": stats.fills,
+            "volume": round(stats.volume_base, 10),
+            "volume_quote": round(stats.volume_quote, 6),
             "inventory": self.inventory_base(),
-            "max_abs_inventory": self.stats.max_abs_inventory_base,
+            "max_abs_inventory": stats.max_abs_inventory_base,
             "pnl": round(self.equity_quote(), 6),
-            "fees": round(self.stats.fees_quote, 6),
+            "fees": round(stats.fees_quote, 6),
             "open_orders_at_exit": self.open_order_count(),
-            "rejects": self.stats.rejects,
-            "resyncs": self.stats.resyncs,
-            "stale_episodes": self.stats.stale_episodes,
-            "duplicate_fills_dropped": self.stats.duplicate_fills,
-            "position_mismatches": self.stats.position_mismatches,
-            "hedges": self.stats.hedges,
-            "hedge_fills": self.stats.hedge_fills,
+            "rejects": stats.rejects,
+            "resyncs": stats.resyncs,
+            "stale_episodes": sum(q.stats.stale_episodes for q in self.quoters),
+            "duplicate_fills_dropped": stats.duplicate_fills,
+            "position_mismatches": stats.position_mismatches,
+            "hedges": stats.hedges,
+            "hedge_fills": stats.hedge_fills,
             "net_delta": round(self.portfolio.net_delta_base(), 10),
-            "net_delta_in_band_pct": (
-                round(100.0 * self._band_ticks_in / self._band_ticks, 3) if self._band_ticks else None
-            ),
+            "net_delta_in_band_pct": desk.in_band_pct() if desk is not None else None,
             "pnl_attribution": {k: round(v, 6) for k, v in self.portfolio.pnl().components().items()},
             "option_delta": round(self.portfolio.option_delta_base(), 10),
             "lp_delta": round(self.portfolio.lp_delta_base(), 10),
-            **self._hedge_summary(),
-            "obligations": self._obligation_summary(now_ns),
+            **(desk.summary() if desk is not None else {}),
+            "obligations": self.quoter.obligation_summary(now_ns),
         }
+        if any(q.venue != DEFAULT_VENUE for q in self.quoters):
+            out["venues"] = self.venue_summary(now_ns)
+        return out
 
-    def _hedge_summary(self) -> dict[str, Any]:
-        if self.hedger is None:
-            return {}
-        stats = self.hedger.stats
-        p50, p99 = (latency_quantile_ns(stats, q) for q in (0.5, 0.99))
-        return {
-            "hedge_latency_ms_p50": round(p50 / 1e6, 3) if p50 == p50 else None,
-            "hedge_latency_ms_p99": round(p99 / 1e6, 3) if p99 == p99 else None,
-            "hedge_slippage_quote": round(stats.slippage_quote, 6),
-            "hedger_halts": self.stats.hedger_halts,
-        }
-
-    def _obligation_summary(self, now_ns: int) -> dict[str, Any] | None:
-        """Share of the session each market-making obligation held (None: no obligation here)."""
-        tracker = self.risk.compliance
-        if tracker is None:
-            return None
-        shares = tracker.shares(now_ns)
-        return {
-            "observed_s": round(tracker.observed_s, 3),
-            **{f"{rule}_pct": (round(100.0 * v, 3) if v == v else None) for rule, v in shares.items()},
-        }
-
-    def _touch(self, trigger: str) -> None:
-        """Something the quotes depend on changed: recompute them at the next requote."""
-        if not self._dirty:
-            self._dirty = True
-            self._trigger = trigger
-
-    def _note(self, name: str, **fields: Any) -> None:
-        self.notes.append((name, fields))
+    def venue_summary(self, now_ns: int) -> dict[str, dict[str, Any]]:
+        """Per spot venue: its fills, volume, inventory and obligation compliance (the hedge venue too)."""
+        venues: dict[str, dict[str, Any]] = {}
+        for q in self.quoters:
+            venues[q.venue or "default"] = {
+                "symbol": q.spot.symbol,
+                "role": "spot",
+                "quotes": q.stats.quotes,
+                "fills": q.stats.fills,
+                "volume_quote": round(q.stats.volume_quote, 6),
+                "fees": round(q.stats.fees_quote, 6),
+                "inventory": q.position.base,
+                "rejects": q.stats.rejects,
+                "stale_episodes": q.stats.stale_episodes,
+                "obligations": q.obligation_summary(now_ns),
+            }
+        desk = self.desk
+        if desk is not None:
+            entry = venues.setdefault(desk.venue or "default", {})
+            entry["hedge"] = {
+                "symbol": desk.perp.symbol,
+                "hedges": self.stats.hedges,
+                "fills": self.stats.hedge_fills,
+                "position": self.portfolio.position_base(desk.key),
+            }
+        return venues

@@ -30,12 +30,12 @@ not a definition.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bot.core.lp import ConstantProductLp
 from bot.core.options import CallOption, total_risk
-from bot.domain import FundingPaid, Instrument, OrderFilled, Side
+from bot.domain import DEFAULT_VENUE, FundingPaid, Instrument, OrderFilled, Side, market_key
 
 
 @dataclass(slots=True)
@@ -147,8 +147,12 @@ class Portfolio:
         instruments: Iterable[Instrument],
         options: Iterable[CallOption] = (),
         lp: ConstantProductLp | None = None,
+        keys: Mapping[str, Instrument] | None = None,
     ) -> None:
-        self.positions: dict[str, Position] = {i.symbol: Position(i) for i in instruments}
+        # a position per market key (`bot.domain.market_key`: the bare symbol on the default venue);
+        # `keys` names them when several venues trade the same symbol, else each instrument's symbol
+        markets = keys if keys is not None else {i.symbol: i for i in instruments}
+        self.positions: dict[str, Position] = {key: Position(i) for key, i in markets.items()}
         self.options = tuple(options)
         self.lp = lp
         # fill ids already booked, the last MAX_REMEMBERED_FILLS of them: duplicates arrive soon after
@@ -171,8 +175,9 @@ class Portfolio:
         says whose fill it is (the hedger's perp orders vs the quoter's). Returns False for a
         duplicate `(symbol, fill_id)`, an unknown symbol or a size <= 0 (a broken adapter: it used
         to divide by zero in the average price), which change nothing."""
-        key = (fill.symbol, fill.fill_id)
-        pos = self.positions.get(fill.symbol)
+        market = fill.symbol if fill.venue == DEFAULT_VENUE else market_key(fill.venue, fill.symbol)
+        key = (market, fill.fill_id)
+        pos = self.positions.get(market)
         if pos is None or key in self._seen_fills or fill.size_lots <= 0:
             return False
         self._seen_fills.add(key)
@@ -196,8 +201,9 @@ class Portfolio:
 
     def on_funding(self, event: FundingPaid) -> bool:
         """Book a funding settlement once per (symbol, venue timestamp)."""
-        key = (event.symbol, event.ts_venue_ns)
-        pos = self.positions.get(event.symbol)
+        market = market_key(event.venue, event.symbol)
+        key = (market, event.ts_venue_ns)
+        pos = self.positions.get(market)
         if pos is None or key in self._seen_funding:
             return False
         self._seen_funding.add(key)

@@ -385,12 +385,15 @@ class RiskGuard:
 
     Feed it our fills (`on_fill`), public trades (`on_trade`) and orders sent (`consume_orders`);
     call `evaluate` on every requote. `halted` stays True until a new guard is built (a restart).
+
+    `loss`: the drawdown rule is about the whole book, not one market: the engine builds one
+    `LossGuard` and hands it to every market's guard (idempotent for the same equity and time).
     """
 
-    def __init__(self, params: RiskParams) -> None:
+    def __init__(self, params: RiskParams, loss: LossGuard | None = None) -> None:
         self.params = params
         self.toxicity = ToxicityMonitor(params.toxicity)
-        self.loss = LossGuard(params.max_drawdown_quote, params.pause_cooldown_s, params.halt_window_s)
+        self.loss = loss or LossGuard(params.max_drawdown_quote, params.pause_cooldown_s, params.halt_window_s)
         self.bucket = TokenBucket(params.order_rate_per_s, params.order_burst)
         # the rule reports "limited" from an empty bucket until it is half full again: a bucket that
         # hovers around one token would otherwise log a limited/ok pair per order (hysteresis)

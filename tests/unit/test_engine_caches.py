@@ -94,8 +94,10 @@ def check_caches(engine: Engine) -> None:
     if decision.pause or decision.halt:
         return
     ladder = build_ladder(theo, engine.p.quote, SPOT, book.best_bid_ticks, book.best_ask_ticks, decision)
-    assert engine._ladder == ladder  # the cached ladder is the one a fresh build gives
-    assert engine._last_desired == engine._cap_exposure(ladder)  # the quotes wanted: its trim, done afresh
+    quoter = engine.quoter  # the one market's part holds the caches
+    assert quoter._ladder == ladder  # the cached ladder is the one a fresh build gives
+    # the quotes wanted: its trim, done afresh
+    assert quoter._last_desired == quoter.cap_exposure(ladder, engine.inventory_base())
 
 
 @given(steps)
@@ -136,7 +138,7 @@ def test_what_a_requote_used_equals_a_fresh_computation(script: list[tuple[objec
                 d.deliver(fill)
         else:
             d.deliver(Timer(d.now, d.now))
-        engine._touch("test")  # a requote now, whatever the step did: each one is checked
+        engine.quoter.touch("test")  # a requote now, whatever the step did: each one is checked
         d.deliver(Timer(d.now, d.now))
         check_caches(engine)
 
@@ -160,7 +162,7 @@ CAP_SPOT = Instrument(
 
 
 def reference_trim(ladder: tuple[DesiredQuote, ...], position: int, hard_lots: int) -> tuple[DesiredQuote, ...]:
-    """The exposure trim written plainly, quote by quote (what `_cap_exposure` must equal)."""
+    """The exposure trim written plainly, quote by quote (what `MarketQuoter.cap_exposure` must equal)."""
     room = {Side.BUY: hard_lots - position, Side.SELL: hard_lots + position}
     out = []
     for quote in ladder:
@@ -201,8 +203,10 @@ def test_the_exposure_trim_equals_the_plain_one(
     theo = TheoQuote("glft", reservation_px, reservation_px, half_px, 0.0, reservation_px - half_px,
                      reservation_px + half_px, False)  # fmt: skip
     ladder = build_ladder(theo, quote, CAP_SPOT, None, None, QuoteAdjust(bid_enabled=sides[0], ask_enabled=sides[1]))
-    position_abs = engine._hard_lots - sum(q.size_lots for q in ladder) - slack_lots
+    quoter = engine.quoter
+    position_abs = quoter._hard_lots - sum(q.size_lots for q in ladder) - slack_lots
     assume(position_abs >= 0)
     position_lots = -position_abs if short else position_abs
     engine.portfolio.positions[CAP_SPOT.symbol].lots = position_lots
-    assert engine._cap_exposure(ladder) == reference_trim(ladder, position_lots, engine._hard_lots)
+    inventory = CAP_SPOT.size(position_lots)  # the book's inventory: this one market's
+    assert quoter.cap_exposure(ladder, inventory) == reference_trim(ladder, position_lots, quoter._hard_lots)

@@ -8,8 +8,9 @@ from pathlib import Path
 from bot.core.risk import _EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
-# `self._note("x.y"`, `log.info("x.y"`, `get_logger().error("x.y"`, ... (also across a line break)
-EMITTED = re.compile(r'(?:_note|\.(?:debug|info|warning|error|exception))\(\s*"([a-z_]+\.[a-z_]+)"')
+# `self._note("x.y"`, `quoter.note("x.y"`, `log.info("x.y"`, `get_logger().error("x.y"`, ... (also across a
+# line break)
+EMITTED = re.compile(r'(?:_note|\.note|\.(?:debug|info|warning|error|exception))\(\s*"([a-z_]+\.[a-z_]+)"')
 
 
 def emitted_events() -> set[str]:

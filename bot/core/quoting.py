@@ -96,8 +96,10 @@ class QuoteAdjust:
 
     Order: half spread × `spread_mult` (floored by min_spread_bps), centre shifted by `skew_px`
     (+ = both quotes up), then per-side widening `bid_extra_px`/`ask_extra_px`, then the obligation
-    cap `max_spread_px` on the total spread (only while both sides are enabled: a hard limit that
-    disabled a side beats the obligation), then snapping and the post-only clamp.
+    cap `max_spread_px` on the total spread, then snapping and the post-only clamp. With one side
+    disabled (a hard limit beats the obligation: the spread cannot be held), the side left, which
+    reduces the position, is still kept no further from the centre than a capped quote would be:
+    it may only come in, so hitting a hard limit never moves the reducing quote away from mid.
     """
 
     spread_mult: float = 1.0
@@ -284,12 +286,28 @@ def _inner_ticks(theo: TheoQuote, params: QuoteParams, instrument: Instrument, a
     if bid_t >= ask_t:  # float noise within 1e-9 tick of each other
         ask_t = bid_t + 1
     if capped and cap_px is not None:
-        # Safe-side snapping can add up to 2 ticks of width; the obligation wins, split the excess.
-        cap_t = max(1, math.floor(cap_px / instrument.tick_size + 1e-9))
-        excess = ask_t - bid_t - cap_t
-        if excess > 0:
-            ask_t -= excess // 2
-            bid_t += excess - excess // 2
+        bid_t, ask_t = _split_cap_excess(bid_t, ask_t, cap_px, instrument)
+    elif cap_px is not None:  # one side left: no further out than the capped quote around the centre
+        cap_bid_t, cap_ask_t = _split_cap_excess(
+            instrument.ticks_floor(centre_px - 0.5 * cap_px), instrument.ticks_ceil(centre_px + 0.5 * cap_px),
+            cap_px, instrument,
+        )  # fmt: skip
+        bid_t, ask_t = max(bid_t, cap_bid_t), min(ask_t, cap_ask_t)
+        if bid_t >= ask_t:  # only the enabled side is placed: move the other out of its way
+            if adjust.bid_enabled:
+                ask_t = bid_t + 1
+            else:
+                bid_t = ask_t - 1
+    return bid_t, ask_t
+
+
+def _split_cap_excess(bid_t: int, ask_t: int, cap_px: float, instrument: Instrument) -> tuple[int, int]:
+    """Safe-side snapping can add up to 2 ticks of width; the obligation wins, split the excess."""
+    cap_t = max(1, math.floor(cap_px / instrument.tick_size + 1e-9))
+    excess = ask_t - bid_t - cap_t
+    if excess > 0:
+        ask_t -= excess // 2
+        bid_t += excess - excess // 2
     return bid_t, ask_t
 
 

@@ -7,8 +7,11 @@ the rule state transitions (for `risk.*` / `obligation.*` log events).
 
 Rules (config keys in `docs/risk.md`):
 
-- inventory: past `inventory_soft_base`, a spread multiplier `1 + (max_mult − 1)·x²`,
-  `x = (|q| − soft)/(hard − soft)` clipped to [0, 1] (continuous, flat at the soft limit); at
+- inventory: past `inventory_soft_base`, the side that ADDS to the position (the bid when long,
+  the ask when short) moves away from mid by `(m − 1)` model half spreads, `m = 1 + (max_mult − 1)·x²`,
+  `x = (|q| − soft)/(hard − soft)` clipped to [0, 1] (continuous, flat at the soft limit); the side
+  that reduces the position keeps its model distance, so the skew is not undone (widening both sides
+  moved a short market maker's bid DOWN, away from the buy it wants: issue #16); at
   `inventory_hard_base` only the side that reduces inventory is quoted; so too past
   `max_notional_quote` of |q|·mid;
 - losses: drawdown from the session's peak equity past `max_drawdown_quote` pauses (cancel all) for
@@ -267,6 +270,15 @@ def inventory_spread_mult(inventory_base: float, soft_base: float, hard_base: fl
     return 1.0 + (max_mult - 1.0) * x * x
 
 
+def inventory_adding_extra_px(inv_mult: float, theo_bid_px: float, theo_ask_px: float, vol_mult: float) -> float:
+    """How much further from mid the side that adds to the position goes: `(inv_mult − 1)` times the
+    model's half spread as quoted (× the volatility multiplier), px. Unknown quotes (NaN) give 0."""
+    half_px = 0.5 * (theo_ask_px - theo_bid_px)
+    if not half_px > 0.0:  # also NaN
+        return 0.0
+    return (inv_mult - 1.0) * half_px * vol_mult
+
+
 def growing_side_blocked(inventory_base: float, breached: bool) -> tuple[bool, bool]:
     """(bid_enabled, ask_enabled) when a position limit is `breached`: long blocks the bid (buying
     would grow it), short blocks the ask; flat blocks nothing."""
@@ -469,9 +481,6 @@ class RiskGuard:
             mask |= B_ORDER_RATE
 
         # -- soft widening --
-        inv_mult = inventory_spread_mult(q, p.inventory_soft_base, p.inventory_hard_base, p.inventory_max_mult)
-        if inv_mult > 1.0:
-            mask |= B_INVENTORY_SOFT
         vol_mult = volatility_mult(
             x.sigma_short_px_per_sqrt_s, x.sigma_long_px_per_sqrt_s, p.vol_ratio_threshold, p.vol_max_mult
         )
@@ -483,11 +492,19 @@ class RiskGuard:
             mask |= B_TOXIC_BID
         if tox.ask.state is not CLEAR:
             mask |= B_TOXIC_ASK
-        spread_mult = inv_mult * vol_mult
+        spread_mult = vol_mult  # symmetric: volatility is a risk to either side
         if have_mid:
             bid_extra, ask_extra, skew = tox.bid_extra_px(mid), tox.ask_extra_px(mid), tox.skew_px(mid)
         else:
             bid_extra = ask_extra = skew = 0.0
+        inv_mult = inventory_spread_mult(q, p.inventory_soft_base, p.inventory_hard_base, p.inventory_max_mult)
+        if inv_mult > 1.0:
+            mask |= B_INVENTORY_SOFT
+            adding_extra = inventory_adding_extra_px(inv_mult, x.theo_bid_px, x.theo_ask_px, vol_mult)
+            if q > 0.0 and bid_on:  # a side a hard limit disabled needs no widening
+                bid_extra += adding_extra
+            elif q < 0.0 and ask_on:
+                ask_extra += adding_extra
 
         # -- obligations: cap the soft widening unless a hard limit is active --
         max_spread_px: float | None = None
@@ -495,6 +512,10 @@ class RiskGuard:
         if obligation is not None and have_mid:
             if pause or not (bid_on and ask_on):
                 mask |= B_OBLIGATION_BREACHED
+                if not pause:
+                    # one side left (it reduces the position): the quoter keeps it within half the
+                    # obligation's spread of the centre, so going one-sided never moves it away from mid
+                    max_spread_px = obligation.max_spread_px(mid)
             else:
                 max_spread_px = obligation.max_spread_px(mid)
                 theo_spread = x.theo_ask_px - x.theo_bid_px
@@ -585,10 +606,13 @@ class RiskGuard:
         elif rule == "feed":
             fields.update(last_book_ns=x.last_book_ns, age_ms=(now_ns - x.last_book_ns) / 1e6)
         elif rule in ("inventory_hard", "max_notional", "inventory_soft"):
+            p = self.params
             fields.update(
                 notional_quote=abs(x.inventory_base) * x.mid_px,
-                side=Side.BUY.value if x.inventory_base > 0 else Side.SELL.value,
-                spread_mult=spread_mult,
+                side=Side.BUY.value if x.inventory_base > 0 else Side.SELL.value,  # the side that adds
+                adding_side_mult=inventory_spread_mult(
+                    x.inventory_base, p.inventory_soft_base, p.inventory_hard_base, p.inventory_max_mult
+                ),
             )
         elif rule.startswith("reference_band"):
             fields.update(

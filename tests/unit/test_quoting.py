@@ -165,8 +165,11 @@ def test_ladder_snaps_to_the_safe_side_and_spaces_levels() -> None:
         # cap 0.1 around centre 99.2 + 0.003: bid 99.153 -> 9915, ask 99.253 -> 9926 (11 ticks > 10):
         # excess 1 pulls the bid up one tick -> 9916 / 9926
         (QuoteAdjust(skew_px=0.003, max_spread_px=0.1), [9916], [9926]),
-        # the cap does not apply once a hard limit disabled a side
-        (QuoteAdjust(spread_mult=2.0, max_spread_px=0.1, bid_enabled=False), [], [10090]),
+        # a hard limit disabled the bid: the ask left (it reduces the position) stays within the
+        # capped quote around the centre 99.2: 99.25 -> 9925, not out at the ×2 distance (10090)
+        (QuoteAdjust(spread_mult=2.0, max_spread_px=0.1, bid_enabled=False), [], [9925]),
+        # ... but a cap never pushes it out: ×1 the ask is 100.0454 -> 10005 either way
+        (QuoteAdjust(max_spread_px=10.0, bid_enabled=False), [], [10005]),
     ],
 )
 def test_ladder_applies_the_guard(adjust: QuoteAdjust, bids: list[int], asks: list[int]) -> None:

@@ -92,13 +92,19 @@ def test_growing_side_blocked(q: float, breached: bool, expected: tuple[bool, bo
 def test_inventory_soft_then_hard_then_back() -> None:
     guard = RiskGuard(RiskParams())
     d = guard.evaluate(inputs(inventory_base=7.5), 0)
-    assert d.spread_mult == pytest.approx(1.5)
+    # long 7.5: m = 1.5, the bid (the adding side) moves 0.5 model half spreads (0.03) further out;
+    # the ask (the reducing side) keeps its model distance
+    assert d.spread_mult == 1.0
+    assert d.bid_extra_px == pytest.approx(0.5 * 0.03)
+    assert d.ask_extra_px == 0.0
     assert d.reasons == ("inventory_soft_limit",)
     assert ("risk.widened", "inventory_soft") in events(d)
+    widened = next(t for t in d.transitions if t.rule == "inventory_soft")
+    assert widened.fields["side"] == "buy" and widened.fields["adding_side_mult"] == pytest.approx(1.5)
 
     d = guard.evaluate(inputs(inventory_base=10.0), S // 10)
     assert (d.bid_enabled, d.ask_enabled) == (False, True)  # long at the hard limit: sell only
-    assert d.spread_mult == pytest.approx(3.0)
+    assert d.ask_extra_px == 0.0 and d.spread_mult == 1.0  # the ask still quotes at its model distance
     assert d.reasons == ("inventory_hard_limit", "inventory_soft_limit")
     assert events(d) == [("risk.side_disabled", "inventory_hard")]
     assert d.transitions[0].fields["side"] == "buy"
@@ -109,7 +115,7 @@ def test_inventory_soft_then_hard_then_back() -> None:
 
     d = guard.evaluate(inputs(inventory_base=2.0), 3 * S // 10)
     assert (d.bid_enabled, d.ask_enabled) == (True, True)
-    assert d.spread_mult == 1.0
+    assert (d.spread_mult, d.bid_extra_px, d.ask_extra_px) == (1.0, 0.0, 0.0)
     assert d.reasons == ()
     assert sorted(events(d)) == [("risk.side_enabled", "inventory_hard"), ("risk.unwidened", "inventory_soft")]
 
@@ -236,8 +242,12 @@ def test_volatility_spike_widens_and_clears() -> None:
 
 
 def test_volatility_and_inventory_multiply() -> None:
-    d = RiskGuard(RiskParams()).evaluate(inputs(inventory_base=7.5, sigma_short_px_per_sqrt_s=0.05), 0)
-    assert d.spread_mult == pytest.approx(1.5 * 1.25)
+    d = RiskGuard(RiskParams()).evaluate(inputs(inventory_base=-7.5, sigma_short_px_per_sqrt_s=0.05), 0)
+    assert d.spread_mult == pytest.approx(1.25)  # volatility: both sides
+    # short: the ask adds to the position; its distance is ×1.5 on top of the volatility's ×1.25
+    assert d.ask_extra_px == pytest.approx(0.5 * 0.03 * 1.25)
+    assert d.bid_extra_px == 0.0
+    assert 0.03 * d.spread_mult + d.ask_extra_px == pytest.approx(0.03 * 1.5 * 1.25)
 
 
 @pytest.mark.parametrize(
@@ -317,16 +327,16 @@ OBLIGATION = Obligation("mock", max_spread_bps=10.0, depth_band_pct=2.0, min_dep
 
 def test_obligation_caps_soft_widening() -> None:
     guard = RiskGuard(RiskParams(obligation=OBLIGATION))
-    # model spread 0.06; inventory 7.5 → ×1.5 = 0.09 ≤ cap 0.10: untouched
+    # model spread 0.06; inventory 7.5 → bid half ×1.5: 0.03 + 0.045 = 0.075 ≤ cap 0.10: untouched
     d = guard.evaluate(inputs(inventory_base=7.5), 0)
-    assert d.spread_mult == pytest.approx(1.5)
+    assert d.bid_extra_px == pytest.approx(0.015)
     assert d.max_spread_px == pytest.approx(0.1)
     assert "obligation_spread_cap" not in d.reasons
-    # inventory 9 → ×2.28 = 0.1368 > 0.10: excess 0.0768 over the model's 0.06, room 0.04
-    # f = 0.04/0.0768 → mult = 1 + 1.28·f = 1.6667, spread 0.06·1.6667 = 0.10
-    d = guard.evaluate(inputs(inventory_base=9.0), 1)
-    assert d.spread_mult == pytest.approx(1 + 1.28 * 0.04 / 0.0768)
-    assert 0.06 * d.spread_mult == pytest.approx(0.1)
+    # inventory 9.5 → x = 0.9, m = 2.62: bid extra 1.62·0.03 = 0.0486, spread 0.1086 > 0.10;
+    # room 0.04 → f = 0.04/0.0486, bid extra 0.04, spread 0.06 + 0.04 = 0.10
+    d = guard.evaluate(inputs(inventory_base=9.5), 1)
+    assert d.bid_extra_px == pytest.approx(0.04)
+    assert d.spread_mult == 1.0 and d.ask_extra_px == 0.0
     assert d.reasons == ("obligation_spread_cap", "inventory_soft_limit")
     assert events(d) == [("risk.capped", "obligation_cap")]
 
@@ -337,12 +347,12 @@ def test_obligation_cap_scales_toxic_extra_too() -> None:
     for i in range(3):  # bought at 100.10, the mid stays 100: markout −0.1/100.1 = −9.99 bps each
         guard.on_fill(Side.BUY, 100.10, 1.0, i)
     guard.evaluate(inputs(), 0)
-    # model spread 0.06, ×1.5 (q = 7.5) = 0.09, + bid extra 5 bps · 100 = 0.05 → 0.14 > cap 0.10
-    # excess 0.08, room 0.04 → f = 0.5: mult 1.25, bid extra 0.025; 0.06·1.25 + 0.025 = 0.10
+    # model spread 0.06, + inventory on the bid 0.5·0.03 (q = 7.5) + toxic bid 5 bps · 100 = 0.05
+    # → 0.125 > cap 0.10: excess 0.065, room 0.04 → f = 0.04/0.065: bid extra 0.065·f = 0.04
     d = guard.evaluate(inputs(inventory_base=7.5, last_book_ns=5 * S), 5 * S + 2)
     assert d.reasons == ("obligation_spread_cap", "inventory_soft_limit", "toxic_bid")
-    assert d.spread_mult == pytest.approx(1.25)
-    assert d.bid_extra_px == pytest.approx(0.025)
+    assert d.spread_mult == 1.0
+    assert d.bid_extra_px == pytest.approx(0.04)
     assert d.skew_px == pytest.approx(-0.02)  # the skew moves both quotes: not capped
     assert 0.06 * d.spread_mult + d.bid_extra_px + d.ask_extra_px == pytest.approx(0.1)
 
@@ -351,8 +361,10 @@ def test_hard_limit_beats_obligation() -> None:
     guard = RiskGuard(RiskParams(obligation=OBLIGATION))
     d = guard.evaluate(inputs(inventory_base=10.0), 0)
     assert (d.bid_enabled, d.ask_enabled) == (False, True)
-    assert d.max_spread_px is None  # no cap: the hard limit wins
-    assert d.spread_mult == pytest.approx(3.0)  # and the widening is not scaled down
+    # the hard limit wins (the spread cannot be held: breached), but the cap stays on for the quoter,
+    # which keeps the reducing ask no further out than a capped quote
+    assert d.max_spread_px == pytest.approx(0.1)
+    assert d.ask_extra_px == 0.0  # the side left quoting is the reducing one: at its model distance
     assert "obligation_breached" in d.reasons
     assert "obligation_spread_cap" not in d.reasons
     breach = next(t for t in d.transitions if t.rule == "obligation")
@@ -401,7 +413,7 @@ def test_decision_maps_onto_quote_adjust() -> None:
         skew_px=0.0,
         bid_enabled=False,
         ask_enabled=True,
-        max_spread_px=None,
+        max_spread_px=pytest.approx(0.1),  # kept for the one side left (see test_hard_limit_beats_obligation)
     )
 
 

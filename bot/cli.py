@@ -20,7 +20,7 @@ HANDLERS: dict[str, str] = {
     "simulate as2008": "bot.sim.as2008:cmd_simulate_as2008",
     "simulate toxicity": "bot.sim.toxicity:cmd_simulate_toxicity",
     "simulate deal": "bot.sim.deal:cmd_simulate_deal",
-    "exchange serve": "bot.venues.mock.server:cmd_exchange_serve",
+    "exchange serve": "bot.venues.mock.dialects.cli:cmd_exchange_serve",
     "exchange record": "bot.venues.mock.record:cmd_exchange_record",
     "replay": "bot.replay_cli:cmd_replay",
     "sweep": "bot.sweep:cmd_sweep",
@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
+    p.add_argument(
+        "--dialect", choices=["bybit"], help="speak this venue's REST + websocket protocol (loopback only)"
+    )
+    p.add_argument("--hedge-mode", action="store_true", help="--dialect: the account is in hedge position mode")
+    p.add_argument(
+        "--ws-max-age-s", type=float, default=None, help="--dialect: close every websocket after this long"
+    )
     p = ex.add_parser("record", help="write the mock market's public data as a Binance recording")
     _common(p)
     p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes (default: %(default)s)")

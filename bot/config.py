@@ -11,11 +11,13 @@ its description. `docs/config.md` is the reference generated from these models.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -25,6 +27,13 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "defau
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Section(BaseModel):
@@ -152,9 +161,33 @@ class CcxtConfig(Section):
     paper_latency_ms: Annotated[int, Field(ge=0)] = Field(
         20, description="paper mode: simulated one-way latency of our commands and of the venue's answers"
     )
+    sandbox_url_base: str | None = Field(
+        None,
+        description='loopback only, e.g. "http://127.0.0.1:8790": every ccxt REST and websocket URL goes to a '
+        "dialect server (`mmbot exchange serve --dialect NAME`) instead of the venue",
+    )
+    spot_base_allocation: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="base-currency balance that is not the bot's inventory: spot position = base balance minus "
+        "this (survives restarts); unset = the balance at connect (a restart resets spot inventory to 0)",
+    )
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     api_password: SecretStr | None = None
+
+    @field_validator("sandbox_url_base")
+    @classmethod
+    def _loopback_only(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parsed = urlsplit(value)
+        host = parsed.hostname or ""
+        loopback = host == "localhost" or _is_loopback_ip(host)
+        if parsed.scheme != "http" or not loopback or parsed.port is None or parsed.path not in ("", "/"):
+            raise ValueError(f"must be http://<loopback address>:<port> (127.0.0.1, ::1, localhost), not {value!r}")
+        return value.rstrip("/")
 
     @field_validator("mode")
     @classmethod

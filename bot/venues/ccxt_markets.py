@@ -9,6 +9,7 @@ the amount step alone. Binance and Bybit linear perps have contractSize 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ class MarketSpec:
     instrument: Instrument
     market_id: str  # the venue's id, e.g. "BTCUSDT"
     amount_step: float  # ccxt amount per lot (contracts for derivatives, base units for spot)
+    min_lots: int = 1  # the market's limits.amount.min in lots (rounded up)
 
     def lots(self, amount: float) -> int:
         """ccxt amount (exact venue value) -> nearest lot."""
@@ -75,4 +77,6 @@ def market_spec(market: Mapping[str, Any], precision_mode: int) -> MarketSpec:
         maker_fee=float(market.get("maker") or 0.0),
         taker_fee=float(market.get("taker") or 0.0),
     )
-    return MarketSpec(instrument=instrument, market_id=str(market["id"]), amount_step=amount_step)
+    amount_min = ((market.get("limits") or {}).get("amount") or {}).get("min")
+    min_lots = max(1, math.ceil(float(amount_min) / amount_step - 1e-9)) if amount_min else 1
+    return MarketSpec(instrument=instrument, market_id=str(market["id"]), amount_step=amount_step, min_lots=min_lots)

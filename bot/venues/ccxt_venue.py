@@ -44,6 +44,7 @@ from bot.domain import (
     OpenOrder,
     OrderFilled,
     OrderRejected,
+    OrderType,
     PlaceOrder,
     PositionSnapshot,
     RequestSnapshot,
@@ -90,6 +91,24 @@ log = get_logger("mmbot.ccxt")
 _MARKET_EVENTS = (BookSnapshot, BookDelta, TradePrint)
 HISTORY_PAGE = 100  # trades per fetch_my_trades call (bybit's maximum; binance and okx allow more)
 HISTORY_MAX_PAGES = 50  # per symbol: a restart reads at most this much history
+# Venues whose spot and derivatives orders share ONE private socket (bybit v5 /v5/private, okx
+# /ws/v5/private): the topic (bybit `order`/`execution`, okx `orders`) is account-wide, and ccxt sends
+# a new subscribe per symbol-specific waiter, which bybit refuses ("already subscribed", ccxt/ccxt#30284).
+# There we run one account-wide watch_orders() / watch_my_trades() and route by order id ourselves.
+SHARED_PRIVATE_SOCKET = frozenset({"bybit", "okx"})
+# Venues whose my-trades endpoint pages newest first or by cursor (bybit /v5/execution/list, okx
+# fills): paging forward by `since` returns the newest page again and skips everything older, so the
+# history is read with ccxt's own cursor pagination (`paginate`, fetch_paginated_call_cursor).
+HISTORY_BY_CURSOR = frozenset({"bybit", "okx"})
+# Order book depths a venue's websocket offers (ccxt pro bybit watch_order_book_for_symbols). The watch
+# and the unwatch must name the same one: bybit's unwatch defaults to 500 for contracts while the watch
+# defaults to 50, so an unwatch without it unsubscribes a topic that does not exist.
+HISTORY_WINDOW_MS = {"bybit": 7 * 24 * 3600 * 1000}  # execution/list: startTime alone covers 7 days
+HISTORY_MAX_WINDOWS = 8  # a restart reads at most 8 windows (56 days on bybit) of history
+BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"bybit": (1, 50, 200, 1000)}
+# Venues exempting reduce-only (closing) orders from the minimum notional: bybit derivatives ("closing
+# orders are exempt from notional value but still adhere to minimum size", Bybit trading rules).
+REDUCE_ONLY_NOTIONAL_EXEMPT = frozenset({"bybit"})
 PAPER_FILL_HISTORY = 100_000  # simulated fills kept for fills_since in paper mode
 
 
@@ -155,10 +174,40 @@ class CcxtVenue:
             latency_ns = self._cfg.paper_latency_ms * 1_000_000
             self._paper = {sym: self._paper_factory(spec.instrument, latency_ns) for sym, spec in self._specs.items()}
         else:
+            await self._check_account_modes()
             balance = await self._call_with_retries(self._exchange.fetch_balance)
+            allocation = self._cfg.spot_base_allocation
             for spec in self._specs.values():
                 if spec.instrument.kind is InstrumentKind.SPOT:
-                    self._spot_base_at_start[spec.instrument.symbol] = _total(balance, spec.instrument.base)
+                    # inventory = base balance - allocation: with a configured allocation a restart
+                    # finds the position it left; without one, the balance now counts as zero inventory
+                    base_now = _total(balance, spec.instrument.base)
+                    self._spot_base_at_start[spec.instrument.symbol] = base_now if allocation is None else allocation
+                    if allocation is None:
+                        log.warning(
+                            "ccxt.spot_inventory_from_connect", symbol=spec.instrument.symbol, base_balance=base_now
+                        )
+
+    async def _check_account_modes(self) -> None:
+        """Refuse (ConfigError: one line, exit 2) an account mode or position mode the bot does not
+        trade: it sends no position-side fields, so it needs one-way mode; on bybit spot and perp on
+        one unified account (UTA), which is what its one private socket and one balance assume."""
+        exchange = self._cfg.exchange
+        if exchange == "bybit":
+            _, unified_account = await self._call_with_retries(self._exchange.is_unified_enabled)
+            if not unified_account:
+                raise ConfigError(
+                    "config error: ccxt.exchange: the bybit account is not a Unified Trading Account; "
+                    "upgrade it to UTA (account menu) so spot and perp share one account"
+                )
+        perps = [s.instrument.symbol for s in self._specs.values() if s.instrument.kind is InstrumentKind.PERP]
+        if perps and self._exchange.has.get("fetchPositions"):
+            rows = await self._call_with_retries(self._exchange.fetch_positions, perps)
+            if any(row.get("hedged") for row in rows):
+                raise ConfigError(
+                    f"config error: ccxt.perp_symbol: {exchange} {perps[0]} is in hedge (two-way) position "
+                    "mode; the bot sends no position side: switch the account to one-way mode"
+                )
 
     async def close(self) -> None:
         with suppress(Exception):  # closing is best effort: sockets may already be gone
@@ -175,7 +224,8 @@ class CcxtVenue:
             for symbol in self._symbols:
                 tg.create_task(self._supervise("book", symbol, self._book_feed))
                 tg.create_task(self._supervise("trades", symbol, self._trade_feed))
-                if not self._paper_mode:
+            if not self._paper_mode:
+                for symbol in self._order_feed_symbols():
                     tg.create_task(self._supervise("orders", symbol, self._order_feed))
             if self._paper_mode:
                 tg.create_task(self._paper_clock())
@@ -266,7 +316,7 @@ class CcxtVenue:
         try:
             while True:
                 try:
-                    book = await asyncio.wait_for(self._exchange.watch_order_book(symbol), stale_s)
+                    book = await asyncio.wait_for(self._exchange.watch_order_book(symbol, self._book_limit()), stale_s)
                 except TimeoutError:
                     raise StaleFeedError(symbol) from None
                 healthy()
@@ -279,11 +329,21 @@ class CcxtVenue:
             await self._unwatch_book(symbol)  # make ccxt drop its book so the next watch resyncs
             raise
 
+    def _book_limit(self) -> int | None:
+        """The explicit depth to watch (and unwatch) where the venue offers fixed depths: the smallest
+        that covers `book_depth_levels`; None (ccxt's default) elsewhere."""
+        depths = BOOK_DEPTHS.get(self._cfg.exchange)
+        if not depths:
+            return None
+        return next((d for d in depths if d >= self._cfg.book_depth_levels), depths[-1])
+
     async def _unwatch_book(self, symbol: str) -> None:
         if not self._exchange.has.get("unWatchOrderBook"):
             return
+        limit = self._book_limit()
+        params = {} if limit is None else {"limit": limit}  # the topic the watch subscribed
         with suppress(Exception):  # the socket may be dead already; resubscribing fixes it either way
-            await asyncio.wait_for(self._exchange.un_watch_order_book(symbol), 5.0)
+            await asyncio.wait_for(self._exchange.un_watch_order_book(symbol, params), 5.0)
 
     async def _trade_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
         spec = self._specs[symbol]
@@ -313,7 +373,16 @@ class CcxtVenue:
 
     # ---- private feeds (testnet / demo) ---------------------------------------------------------
 
+    def _order_feed_symbols(self) -> list[str]:
+        """One order feed per symbol, or a single account-wide one ("*") where the venue shares one
+        private socket across categories (SHARED_PRIVATE_SOCKET) and pushes over websockets."""
+        has = self._exchange.has
+        if self._cfg.exchange in SHARED_PRIVATE_SOCKET and has.get("watchOrders") and has.get("watchMyTrades"):
+            return ["*"]
+        return list(self._symbols)
+
     async def _order_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
+        """`symbol` "*": the account-wide watch; reports find their order by client or venue id."""
         has = self._exchange.has
         if has.get("watchOrders") and has.get("watchMyTrades"):
             async with asyncio.TaskGroup() as tg:
@@ -324,7 +393,7 @@ class CcxtVenue:
 
     async def _watch_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
         while True:
-            reports = await self._exchange.watch_orders(symbol)
+            reports = await self._exchange.watch_orders(None if symbol == "*" else symbol)
             healthy()
             now = self._clock_ns()
             for report in reports:
@@ -332,7 +401,7 @@ class CcxtVenue:
 
     async def _watch_my_trades(self, symbol: str) -> None:
         while True:
-            trades = await self._exchange.watch_my_trades(symbol)
+            trades = await self._exchange.watch_my_trades(None if symbol == "*" else symbol)
             now = self._clock_ns()
             for trade in trades:
                 self._emit(self._orders.on_trade(trade, now))
@@ -410,6 +479,10 @@ class CcxtVenue:
         if now < self._orders_paused_until_ns:
             self._emit(self._orders.rejected(command.client_id, "rate_limited", now))
             return
+        below = self._below_minimum(command, spec)
+        if below is not None:  # the venue would refuse it: do not spend a request (and rate limit) on it
+            self._emit(self._orders.rejected(command.client_id, below, now))
+            return
         request = build_order_request(self._cfg.exchange, command, spec, order.venue_cid)
         delays = self._delays()
         for attempt in range(self._cfg.order_retries + 1):
@@ -436,6 +509,20 @@ class CcxtVenue:
                 report["clientOrderId"] = order.venue_cid
             self._emit(self._orders.on_order(report, self._clock_ns()))
             return
+
+    def _below_minimum(self, command: PlaceOrder, spec: MarketSpec) -> str | None:
+        """ "below_min_size" under the market's `limits.amount.min`, "below_min_notional" under its
+        `limits.cost.min` (reduce-only exempt where the venue exempts closing orders), else None.
+        Market orders have no price here: only their size is checked."""
+        if command.size_lots < spec.min_lots:
+            return "below_min_size"
+        if command.order_type is OrderType.MARKET:
+            return None
+        exempt = command.reduce_only and self._cfg.exchange in REDUCE_ONLY_NOTIONAL_EXEMPT
+        inst = spec.instrument
+        if not exempt and inst.notional(command.price_ticks, command.size_lots) < inst.min_notional - 1e-9:
+            return "below_min_notional"
+        return None
 
     async def _cancel(self, symbol: str, client_id: str) -> None:
         order = self._orders.get(client_id)
@@ -545,6 +632,38 @@ class CcxtVenue:
         return sorted(fills, key=lambda f: f.ts_venue_ns)
 
     async def _history(self, symbol: str, since_ns: int) -> list[OrderFilled]:
+        if self._cfg.exchange in HISTORY_BY_CURSOR:
+            return await self._history_by_cursor(symbol, since_ns)
+        return await self._history_forward(symbol, since_ns)
+
+    async def _history_by_cursor(self, symbol: str, since_ns: int) -> list[OrderFilled]:
+        """Newest-first venues: ccxt's cursor pagination walks back from the newest page to `since`,
+        one venue time window at a time where the venue bounds a query (bybit: 7 days from startTime)."""
+        window_ms = HISTORY_WINDOW_MS.get(self._cfg.exchange)
+        start_ms, now_ms = since_ns // 1_000_000, self._clock_ns() // 1_000_000
+        if window_ms is not None:  # older than the windows we read: beyond what a restart recovers
+            start_ms = max(start_ms, now_ms - HISTORY_MAX_WINDOWS * window_ms + 1)
+        seen: set[str] = set()
+        fills: list[OrderFilled] = []
+        for _ in range(HISTORY_MAX_WINDOWS):
+            params: dict[str, Any] = {"paginate": True, "paginationCalls": HISTORY_MAX_PAGES}
+            last_window = window_ms is None or start_ms + window_ms > now_ms
+            if not last_window:
+                assert window_ms is not None
+                params["until"] = start_ms + window_ms - 1
+            trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, start_ms, None, params)
+            for fill in self._history_page(trades, symbol, self._clock_ns()):
+                if fill.fill_id not in seen and fill.ts_venue_ns >= since_ns:
+                    seen.add(fill.fill_id)
+                    fills.append(fill)
+            if last_window:
+                break
+            assert window_ms is not None
+            start_ms += window_ms
+        return sorted(fills, key=lambda f: f.ts_venue_ns)
+
+    async def _history_forward(self, symbol: str, since_ns: int) -> list[OrderFilled]:
+        """Oldest-first venues (binance): each page starts at the last trade's time."""
         since_ms = since_ns // 1_000_000
         seen: set[str] = set()
         fills: list[OrderFilled] = []
@@ -572,7 +691,8 @@ class CcxtVenue:
         return page
 
     async def positions(self) -> dict[str, int]:
-        """Perp: the venue's signed position. Spot: base balance change since `connect`."""
+        """Perp: the venue's signed position. Spot: base balance less `ccxt.spot_base_allocation`
+        (or, unset, less the balance at `connect`)."""
         if self._paper_mode:
             return {symbol: paper.position_lots for symbol, paper in self._paper.items()}
         out: dict[str, int] = {}

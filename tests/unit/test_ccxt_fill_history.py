@@ -34,16 +34,20 @@ def trade(trade_id: str, ts_ms: int, **kw: Any) -> dict[str, Any]:
     return fields
 
 
-def with_history(fake: Any, trades: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
-    """Give the fake a `fetch_my_trades` over `trades` (ccxt semantics: since inclusive, oldest first)."""
-    calls: list[tuple[str, int, int]] = []
+def with_history(fake: Any, trades: list[dict[str, Any]]) -> list[tuple[str, int, int | None]]:
+    """Give the fake a `fetch_my_trades` over `trades` (ccxt semantics: since inclusive, oldest first;
+    with `paginate`, as ccxt's cursor pagination returns them: every trade since `since`). How a real
+    venue pages (bybit newest first) is tested against the dialect server, tests/integration."""
+    calls: list[tuple[str, int, int | None]] = []
 
-    async def fetch_my_trades(symbol: str, since: int, limit: int) -> list[dict[str, Any]]:
+    async def fetch_my_trades(
+        symbol: str, since: int, limit: int | None, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         calls.append((symbol, since, limit))
         rows = sorted(
             (t for t in trades if t["symbol"] == symbol and t["timestamp"] >= since), key=lambda t: t["timestamp"]
         )
-        return rows[:limit]
+        return rows if (params or {}).get("paginate") else rows[:limit]
 
     fake.fetch_my_trades = fetch_my_trades
     fake.has["fetchMyTrades"] = True
@@ -52,7 +56,8 @@ def with_history(fake: Any, trades: list[dict[str, Any]]) -> list[tuple[str, int
 
 async def test_history_pages_through_fetch_my_trades_and_lists_each_trade_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ccxt_venue, "HISTORY_PAGE", 3)
-    venue, fake, _clock, _events = await connected(perp_symbol="")
+    # binance pages oldest first from `since` (bybit and okx go by cursor: ccxt's paginate)
+    venue, fake, _clock, _events = await connected("binance", "demo", perp_symbol="")
     # five trades, two sharing a millisecond across a page boundary, one before `since`
     trades = [trade("t0", T_MS - 1)] + [trade(f"t{i}", T_MS + ms) for i, ms in enumerate((0, 5, 9, 9, 20), 1)]
     calls = with_history(fake, trades)

@@ -146,26 +146,31 @@ class FakeExchange:
         self.calls.append(("fetch_positions", (symbols,)))
         return self._scripted("fetch_positions", list)
 
+    async def is_unified_enabled(self) -> Any:  # bybit: [unified margin, unified trading account]
+        self.calls.append(("is_unified_enabled", ()))
+        return self._scripted("is_unified_enabled", lambda: [False, True])
+
     async def _feed(self, method: str, symbol: str) -> Any:
         item = await self.feeds[(method, symbol)].get()
         if isinstance(item, BaseException):
             raise item
         return item
 
-    async def watch_order_book(self, symbol: str) -> Any:
+    async def watch_order_book(self, symbol: str, limit: int | None = None) -> Any:
+        self.calls.append(("watch_order_book", (symbol, limit)))
         return await self._feed("watch_order_book", symbol)
 
-    async def un_watch_order_book(self, symbol: str) -> Any:
-        self.calls.append(("un_watch_order_book", (symbol,)))
+    async def un_watch_order_book(self, symbol: str, params: dict[str, Any] | None = None) -> Any:
+        self.calls.append(("un_watch_order_book", (symbol, dict(params or {}))))
 
     async def watch_trades(self, symbol: str) -> Any:
         return await self._feed("watch_trades", symbol)
 
-    async def watch_orders(self, symbol: str) -> Any:
-        return await self._feed("watch_orders", symbol)
+    async def watch_orders(self, symbol: str | None = None) -> Any:  # None: account-wide, keyed "*"
+        return await self._feed("watch_orders", symbol or "*")
 
-    async def watch_my_trades(self, symbol: str) -> Any:
-        return await self._feed("watch_my_trades", symbol)
+    async def watch_my_trades(self, symbol: str | None = None) -> Any:
+        return await self._feed("watch_my_trades", symbol or "*")
 
     async def close(self) -> None:
         self.closed = True
@@ -476,11 +481,12 @@ async def test_private_feed_acks_fills_once_with_leaves_and_fees() -> None:
             "takerOrMaker": "maker",
             "fee": {"cost": 0.12, "currency": "USDT"},
         }
-        fake.feeds[("watch_my_trades", "BTC/USDT")].put_nowait([trade])
-        fake.feeds[("watch_my_trades", "BTC/USDT")].put_nowait([trade])  # duplicated push
+        # bybit shares one private socket: one account-wide watch ("*"), routed by order id
+        fake.feeds[("watch_my_trades", "*")].put_nowait([trade])
+        fake.feeds[("watch_my_trades", "*")].put_nowait([trade])  # duplicated push
         base_fee = dict(trade, id="t2", amount=0.003, fee={"cost": 0.000003, "currency": "BTC"})
-        fake.feeds[("watch_my_trades", "BTC/USDT")].put_nowait([base_fee])
-        fake.feeds[("watch_orders", "BTC/USDT")].put_nowait([{"id": "oid-1", "clientOrderId": "q", "status": "closed"}])
+        fake.feeds[("watch_my_trades", "*")].put_nowait([base_fee])
+        fake.feeds[("watch_orders", "*")].put_nowait([{"id": "oid-1", "clientOrderId": "q", "status": "closed"}])
         await until(lambda: sum(isinstance(e, OrderFilled) for e in events) == 2)
         await until(lambda: any(isinstance(e, FeedStatus) and e.reason == "orders_subscribed" for e in events))
         task.cancel()
@@ -497,7 +503,7 @@ async def test_a_private_feed_error_reconnects_and_keeps_delivering() -> None:
     venue, fake, _, _ = await connected(position_poll_ms=0)
     events: list[Event] = []
     await venue.execute(place("q", size_lots=5))
-    orders_q = fake.feeds[("watch_orders", "BTC/USDT")]
+    orders_q = fake.feeds[("watch_orders", "*")]
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(venue.stream(events.append))
         orders_q.put_nowait(ccxt.NetworkError("socket closed"))
@@ -505,7 +511,7 @@ async def test_a_private_feed_error_reconnects_and_keeps_delivering() -> None:
         await until(lambda: any(isinstance(e, OrderCanceled) for e in events))
         task.cancel()
     down = [e for e in events if isinstance(e, FeedStatus) and not e.connected]
-    assert [(e.symbol, e.reason) for e in down] == [("BTC/USDT", "orders_network")]
+    assert [(e.symbol, e.reason) for e in down] == [("*", "orders_network")]  # the account-wide feed
     (canceled,) = [e for e in events if isinstance(e, OrderCanceled)]
     assert (canceled.client_id, canceled.reason) == ("q", "venue")  # we never asked: the venue did it
 
@@ -566,7 +572,9 @@ async def test_a_silent_book_is_resubscribed() -> None:
         fake.feeds[("watch_order_book", "BTC/USDT")].put_nowait(ccxt_book(2))
         await until(lambda: sum(isinstance(e, BookSnapshot) and e.symbol == "BTC/USDT" for e in events) == 2)
         task.cancel()
-    assert ("un_watch_order_book", ("BTC/USDT",)) in fake.calls
+    # unwatched with the depth it was watched with (bybit's unwatch default differs from its watch's)
+    assert ("watch_order_book", ("BTC/USDT", 50)) in fake.calls
+    assert ("un_watch_order_book", ("BTC/USDT", {"limit": 50})) in fake.calls
 
 
 async def test_a_feed_reports_subscribed_once_per_connection() -> None:

@@ -1,0 +1,93 @@
+"""The market a dialect server lists: BTC/USDT spot and the BTC/USDT:USDT linear perpetual, the
+symbols of config/bybit-testnet.toml, binance-demo.toml and okx-demo.toml.
+
+The grid and limits follow what the venues list for BTCUSDT (Bybit v5 instruments-info: spot
+tickSize 0.01, basePrecision 0.000001, minOrderQty 0.000048, minOrderAmt 1 USDT; linear tickSize
+0.10, qtyStep 0.001, minOrderQty 0.001, minNotionalValue 5 USDT; see
+https://bybit-exchange.github.io/docs/v5/market/instrument). Testnet listings drift: these are
+representative values, not a copy of one day's listing.
+
+The flow is the mock core's model (docs/mock-exchange.md) scaled to a ~60,000 USDT price: takers
+reach a few USDT from mid (k = 0.5 per USDT, the bot's own `estimator.k_per_px` in those configs),
+so the bot's quotes fill within seconds. Seed, latency and faults come from the `[mock]` section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import MockExchangeConfig, MockMarketConfig
+
+SPOT_SYMBOL = "BTC/USDT"
+PERP_SYMBOL = "BTC/USDT:USDT"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimits:
+    """The venue's per-market order limits, enforced by the dialect (not by the core)."""
+
+    min_qty: float  # base units (contracts of 1 BTC on the linear perp)
+    min_notional: float  # quote
+    qty_step: str  # decimal string, as listed
+    tick: str
+
+
+SPOT_LIMITS = VenueLimits(min_qty=0.000048, min_notional=1.0, qty_step="0.000001", tick="0.01")
+PERP_LIMITS = VenueLimits(min_qty=0.001, min_notional=5.0, qty_step="0.001", tick="0.1")
+
+
+def _flow(**overrides: Any) -> dict[str, Any]:
+    flow: dict[str, Any] = {
+        "min_notional_quote": 0.0,  # the dialect enforces the venue's minimums, with its exemptions
+        "bg_levels": 20,
+        "bg_size_base": 0.5,
+        "bg_size_growth": 0.2,
+        "taker_a_per_s": 2.0,
+        "taker_k_per_px": 0.5,
+        "taker_size_base": 0.01,
+        "informed_size_base": 0.02,
+    }
+    flow.update(overrides)
+    return flow
+
+
+def btc_config(base: MockExchangeConfig | None = None, **market_overrides: Any) -> MockExchangeConfig:
+    """The dialect's core config: BTC markets, with seed/latency/faults taken from `base`."""
+    base = base or MockExchangeConfig()
+    spot = MockMarketConfig(
+        symbol=SPOT_SYMBOL,
+        tick_size=float(SPOT_LIMITS.tick),
+        lot_size=float(SPOT_LIMITS.qty_step),
+        maker_fee=0.001,
+        taker_fee=0.001,
+        bg_level_spacing_ticks=50,  # 0.50 USDT between background levels
+        **_flow(**market_overrides),
+    )
+    perp = MockMarketConfig(
+        symbol=PERP_SYMBOL,
+        tick_size=float(PERP_LIMITS.tick),
+        lot_size=float(PERP_LIMITS.qty_step),
+        maker_fee=0.0002,
+        taker_fee=0.00055,
+        bg_level_spacing_ticks=5,
+        **_flow(**market_overrides),
+    )
+    return base.model_copy(
+        update={
+            "spot": spot,
+            "perp": perp,
+            "initial_px": 60_000.0,
+            "sigma_px_per_sqrt_s": 5.0,
+            "jumps_per_hour": 0.0,
+            "initial_quote": 100_000.0,
+            "initial_base": 1.0,
+            "enforce_balances": True,
+        }
+    )
+
+
+def quiet_btc_config(base: MockExchangeConfig | None = None) -> MockExchangeConfig:
+    """A still BTC market for tests: constant fair value, static ladder, no takers or churn."""
+    cfg = btc_config(base, taker_a_per_s=0.0, informed_share=0.0, bg_churn_per_s=0.0, bg_size_growth=0.0)
+    return cfg.model_copy(update={"sigma_px_per_sqrt_s": 0.0, "basis_vol_bps_per_sqrt_s": 0.0})

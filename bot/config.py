@@ -268,6 +268,57 @@ class MockMarketConfig(Section):
         0.1, description="share of taker arrivals that are informed (toxic)"
     )
     informed_size_base: PosFloat = Field(1.0, description="mean informed taker size (exponential), base units")
+    # the "hawkes" flow model (mock.flow_model; docs/mock-market.md); the "classic" model ignores these
+    hawkes_base_per_s: NonNegFloat = Field(
+        1.0, description='hawkes: mu, exogenous taker arrivals per second (both sides; mean rate mu / (1 - n))'
+    )
+    hawkes_branching: Annotated[float, Field(ge=0, le=0.99, allow_inf_nan=False)] = Field(
+        0.5, description="hawkes: n, arrivals each arrival triggers on average (self-excitation)"
+    )
+    hawkes_decay_per_s: PosFloat = Field(20.0, description="hawkes: beta, decay rate of the excitation, per second")
+    meta_share: Fraction = Field(0.5, description="hawkes: share of uninformed arrivals that are metaorder pieces")
+    meta_len_alpha: Annotated[float, Field(gt=1.0, le=10, allow_inf_nan=False)] = Field(
+        1.5, description="hawkes: Pareto tail index of metaorder lengths (sign autocorrelation ~ lag^-(alpha-1))"
+    )
+    meta_len_min: Annotated[float, Field(ge=1, le=10_000, allow_inf_nan=False)] = Field(
+        1.0, description="hawkes: smallest metaorder length, pieces"
+    )
+    size_median_base: PosFloat = Field(0.3, description="hawkes: median taker size, base units")
+    size_log_sigma: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        1.0, description="hawkes: log-sigma of the lognormal body of taker sizes"
+    )
+    size_tail_alpha: Annotated[float, Field(gt=0.2, le=20, allow_inf_nan=False)] = Field(
+        1.3, description="hawkes: tail index of taker sizes above their 95th percentile (power law)"
+    )
+    size_max_base: PosFloat = Field(100.0, description="hawkes: cap on one taker order, base units")
+    taker_reach_ticks: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        20, description="hawkes: an uninformed taker walks the book at most this far past the best, ticks"
+    )
+    impact_bps: NonNegFloat = Field(
+        0.2, description="hawkes: fair-value push of a median-size taker order, bps (square-root law in size)"
+    )
+    bg_spread_ticks: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        1, description="hawkes: background best ask - best bid when every ladder level is occupied, ticks"
+    )
+    bg_size_log_sigma: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
+        0.5, description="hawkes: log-sigma of background level sizes around their mean (classic: 0.5)"
+    )
+    bg_new_level_share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        1.0, description="hawkes: a level the ladder opens starts with this share of its size, then refills"
+    )
+    bg_occupancy: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        1.0, description="hawkes: probability a background ladder level holds size (thin books: gaps, wide spread)"
+    )
+    bg_outer_levels: Annotated[int, Field(ge=0, le=500)] = Field(
+        0, description="hawkes: deep background levels per side beyond the ladder, on a coarse grid"
+    )
+    bg_outer_spacing_ticks: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        100, description="hawkes: spacing of the deep levels, ticks"
+    )
+    bg_outer_size_base: PosFloat = Field(1.0, description="hawkes: mean size of the first deep level, base units")
+    bg_outer_size_decay: Annotated[float, Field(gt=0, le=2, allow_inf_nan=False)] = Field(
+        1.0, description="hawkes: deep level j mean size = bg_outer_size_base * decay^j"
+    )
 
 
 class MockLatencyConfig(Section):
@@ -327,6 +378,14 @@ class MockExchangeConfig(Section):
     jumps_per_hour: NonNegFloat = Field(0.5, description="Poisson rate of fair-value jumps")
     jump_sigma_bps: NonNegFloat = Field(50.0, description="std of a jump, bps of price")
     informed_horizon_s: PosFloat = Field(5.0, description="informed takers know the fair value this far ahead")
+    flow_model: Literal["classic", "hawkes"] = Field(
+        "classic",
+        description='"classic": Poisson takers, exponential sizes, a fixed-spread book; "hawkes": self-exciting '
+        "arrivals, metaorder signs, power-law sizes, price impact, spread from liquidity (docs/mock-market.md)",
+    )
+    impact_arrival_s: NonNegFloat = Field(0.1, description="hawkes: time constant for a taker's impact to arrive")
+    impact_decay_s: PosFloat = Field(5.0, description="hawkes: half-life of the transient part of impact, seconds")
+    impact_permanent_share: Fraction = Field(0.5, description="hawkes: share of impact that never decays")
     basis_bps: float = Field(5.0, ge=-1000, le=1000, allow_inf_nan=False, description="mean perp premium over spot")
     basis_vol_bps_per_sqrt_s: NonNegFloat = Field(0.5, description="volatility of the perp basis (OU)")
     basis_halflife_s: PosFloat = Field(300.0, description="mean reversion of the basis")

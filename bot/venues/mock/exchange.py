@@ -58,6 +58,7 @@ from bot.domain import (
 from bot.venues.mock.accounts import Accounts
 from bot.venues.mock.book import Execution, Order, OrderBook
 from bot.venues.mock.faults import Episode, FaultInjector
+from bot.venues.mock.flow import HawkesClock, Impact, SignProcess, SizeLaw
 from bot.venues.mock.latency import NS_PER_MS, Latency
 from bot.venues.mock.market import Basis, FairValuePath
 
@@ -85,9 +86,12 @@ def _instrument(cfg: MockMarketConfig, kind: InstrumentKind) -> Instrument:
 
 
 class _Market:
-    """Per-symbol state: the book, the background ladder and the publication sequence."""
+    """Per-symbol state: the book, the background ladder and the publication sequence; with the
+    "hawkes" flow model also its arrival clock, sign process and size law (`flow.py`)."""
 
-    def __init__(self, instrument: Instrument, cfg: MockMarketConfig, step_s: float) -> None:
+    def __init__(
+        self, instrument: Instrument, cfg: MockMarketConfig, step_s: float, flow_rng: random.Random | None = None
+    ) -> None:
         self.instrument = instrument
         self.cfg = cfg
         self.book = OrderBook()
@@ -96,12 +100,20 @@ class _Market:
         self.phantom_bid: int | None = None  # a published bogus level (crossed-book fault)
         self.anchor: tuple[int, int] | None = None  # (background best bid, best ask) ticks
         self.targets: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+        # hawkes: the deep levels beyond the ladder, anchored on their own coarse grid
+        self.outer_anchor: tuple[int, int] | None = None
+        self.outer_targets: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
         self.deficit: dict[Side, set[int]] = {Side.BUY: set(), Side.SELL: set()}
         self.refill_frac = 1.0 - math.exp(-step_s / cfg.bg_refill_s)
         self.churn_prob = cfg.bg_churn_per_s * step_s
         informed = cfg.informed_share
         self.taker_rate_per_s = 2.0 * cfg.taker_a_per_s / (1.0 - informed)
         self.trade_n = 0
+        self.clock: HawkesClock | None = None
+        if flow_rng is not None:
+            self.clock = HawkesClock(flow_rng, cfg.hawkes_base_per_s, cfg.hawkes_branching, cfg.hawkes_decay_per_s)
+            self.signs = SignProcess(flow_rng, cfg.meta_share, cfg.meta_len_alpha, cfg.meta_len_min)
+            self.sizes = SizeLaw(cfg.size_median_base, cfg.size_log_sigma, cfg.size_tail_alpha, cfg.size_max_base)
 
 
 class MockExchange:
@@ -128,8 +140,15 @@ class MockExchange:
         spot_inst = _instrument(config.spot, InstrumentKind.SPOT)
         perp_inst = _instrument(config.perp, InstrumentKind.PERP)
         self.instruments: dict[str, Instrument] = {spot_inst.symbol: spot_inst, perp_inst.symbol: perp_inst}
-        self._spot = _Market(spot_inst, config.spot, self._step_s)
-        self._perp = _Market(perp_inst, config.perp, self._step_s)
+        self._hawkes = config.flow_model == "hawkes"
+        flow_rng = self._rng_flow if self._hawkes else None
+        self._spot = _Market(spot_inst, config.spot, self._step_s, flow_rng)
+        self._perp = _Market(perp_inst, config.perp, self._step_s, flow_rng)
+        self._impact: Impact | None = None
+        if self._hawkes:
+            self._impact = Impact(
+                self._step_s, config.impact_arrival_s, config.impact_decay_s, config.impact_permanent_share
+            )
         self._markets = {spot_inst.symbol: self._spot, perp_inst.symbol: self._perp}
 
         lookahead = max(1, math.ceil(config.informed_horizon_s / self._step_s))
@@ -263,6 +282,8 @@ class MockExchange:
     def fair_value_px(self, symbol: str) -> float:
         """Ground truth, for markouts in experiments only: a trading strategy must not read it."""
         spot_px = self._fv.now_px
+        if self._impact is not None:
+            spot_px *= math.exp(self._impact.log_offset)
         return spot_px if symbol == self._spot.instrument.symbol else spot_px * (1.0 + self._basis.value)
 
     def queue_ahead_lots(self, symbol: str, client_id: str) -> int:
@@ -355,6 +376,8 @@ class MockExchange:
 
     def _on_step(self) -> None:
         self._fv.step()
+        if self._impact is not None:
+            self._impact.step()
         self._basis.step()
         self._basis_sum += self._basis.value
         self._basis_n += 1
@@ -367,10 +390,14 @@ class MockExchange:
     def _update_background(self, market: _Market) -> None:
         cfg = market.cfg
         fv_ticks = self.fair_value_px(market.instrument.symbol) / market.instrument.tick_size
-        anchor = (
-            math.floor(fv_ticks - cfg.bg_half_spread_ticks + 1e-9),
-            math.ceil(fv_ticks + cfg.bg_half_spread_ticks - 1e-9),
-        )
+        if self._hawkes:  # the tightest book the liquidity allows: `bg_spread_ticks` around fair value
+            bid = math.floor(fv_ticks - (cfg.bg_spread_ticks - 1) / 2 + 1e-9)
+            anchor = (bid, bid + cfg.bg_spread_ticks)
+        else:
+            anchor = (
+                math.floor(fv_ticks - cfg.bg_half_spread_ticks + 1e-9),
+                math.ceil(fv_ticks + cfg.bg_half_spread_ticks - 1e-9),
+            )
         if anchor != market.anchor:
             self._relocate_ladder(market, anchor)
         for side in (Side.BUY, Side.SELL):
@@ -380,42 +407,65 @@ class MockExchange:
 
     def _relocate_ladder(self, market: _Market, anchor: tuple[int, int]) -> None:
         """Fair value moved: background makers cancel levels off the ladder and quote the new ones.
-        Cancels first on both sides, so new quotes only ever cross *our* stale orders (picked off)."""
+        Cancels first on both sides, so new quotes only ever cross *our* stale orders (picked off).
+        With the hawkes model the deep levels move too, when the ladder's end crosses their grid."""
+        cfg = market.cfg
         old = market.anchor
         market.anchor = anchor
-        changes = [self._ladder_change(market, side, old, anchor) for side in (Side.BUY, Side.SELL)]
-        for side, removed, _ in changes:
-            targets = market.targets[side]
+        ladders = [(market.targets, False, cfg.bg_levels, cfg.bg_level_spacing_ticks, old, anchor)]
+        if self._hawkes and cfg.bg_outer_levels:
+            spacing = cfg.bg_outer_spacing_ticks
+            reach = (cfg.bg_levels - 1) * cfg.bg_level_spacing_ticks + 1  # just beyond the ladder's last level
+            outer = (
+                (anchor[0] - reach) // spacing * spacing,
+                -((-(anchor[1] + reach)) // spacing) * spacing,
+            )
+            if outer != market.outer_anchor:
+                ladders.append((market.outer_targets, True, cfg.bg_outer_levels, spacing, market.outer_anchor, outer))
+                market.outer_anchor = outer
+        changes = [
+            (targets, deep, side, *self._ladder_change(targets[side], side, levels, spacing, old_a, new_a))
+            for targets, deep, levels, spacing, old_a, new_a in ladders
+            for side in (Side.BUY, Side.SELL)
+        ]
+        for targets, _, side, removed, _ in changes:
+            side_targets = targets[side]
             book_side = market.book.side(side)
             for price in removed:
-                if targets.pop(price, None) is not None:
+                if side_targets.pop(price, None) is not None:
                     book_side.remove_background(price, book_side.bg_at(price))
                     market.deficit[side].discard(price)
-        for side, _, added in changes:
-            targets = market.targets[side]
+        for targets, deep, side, _, added in changes:
+            side_targets = targets[side]
             for price, j in added:
-                if price not in targets:
-                    lots = self._bg_size_lots(market, j)
-                    targets[price] = lots
+                if price not in side_targets:
+                    lots = self._outer_size_lots(market, j) if deep else self._bg_size_lots(market, j)
+                    side_targets[price] = lots
+                    if self._hawkes and cfg.bg_new_level_share < 1.0 and lots > 1:
+                        market.deficit[side].add(price)  # a new queue starts thin and builds up
+                        lots = max(1, round(lots * cfg.bg_new_level_share))
                     self._add_background(market, side, price, lots)
 
     @staticmethod
     def _ladder_change(
-        market: _Market, side: Side, old: tuple[int, int] | None, new: tuple[int, int]
-    ) -> tuple[Side, list[int], list[tuple[int, int]]]:
+        targets: dict[int, int],
+        side: Side,
+        levels: int,
+        spacing: int,
+        old: tuple[int, int] | None,
+        new: tuple[int, int],
+    ) -> tuple[list[int], list[tuple[int, int]]]:
         """Prices leaving one side's ladder, and (price, level index) entering it.
 
         The ladder is best, best ± spacing, ... outwards. When the best moves by whole levels only
         the levels at the ends change, so the work is proportional to the move, not to the depth.
         """
-        levels = market.cfg.bg_levels
-        spacing = market.cfg.bg_level_spacing_ticks
         outward = -spacing if side is Side.BUY else spacing
         i = 0 if side is Side.BUY else 1
         new_best = new[i]
         old_best = None if old is None else old[i]
         if old_best is None or (new_best - old_best) % spacing or abs(new_best - old_best) >= levels * spacing:
-            return side, list(market.targets[side]), [(new_best + j * outward, j) for j in range(levels)]
+            return list(targets), [(new_best + j * outward, j) for j in range(levels)]
         moved = (new_best - old_best) // outward  # > 0: the best moved outwards (away from the spread)
         if moved > 0:
             removed = [old_best + k * outward for k in range(moved)]
@@ -423,12 +473,23 @@ class MockExchange:
         else:
             removed = [old_best + k * outward for k in range(levels + moved, levels)]
             added = [(new_best + j * outward, j) for j in range(-moved)]
-        return side, removed, added
+        return removed, added
 
     def _bg_size_lots(self, market: _Market, level_index: int) -> int:
         cfg = market.cfg
         mean_lots = cfg.bg_size_base * (1.0 + cfg.bg_size_growth * level_index) / cfg.lot_size
-        # lognormal with mean 1 (σ = 0.5): sizes vary without drifting
+        if not self._hawkes:
+            # lognormal with mean 1 (σ = 0.5): sizes vary without drifting
+            return max(1, round(mean_lots * math.exp(0.5 * self._rng_market.gauss(0.0, 1.0) - 0.125)))
+        sigma = cfg.bg_size_log_sigma
+        lots = max(1, round(mean_lots * math.exp(sigma * self._rng_market.gauss(0.0, 1.0) - 0.5 * sigma * sigma)))
+        if cfg.bg_occupancy < 1.0 and self._rng_market.random() >= cfg.bg_occupancy:
+            return 0  # a gap in a thin book
+        return lots
+
+    def _outer_size_lots(self, market: _Market, level_index: int) -> int:
+        cfg = market.cfg
+        mean_lots = cfg.bg_outer_size_base * cfg.bg_outer_size_decay**level_index / cfg.lot_size
         return max(1, round(mean_lots * math.exp(0.5 * self._rng_market.gauss(0.0, 1.0) - 0.125)))
 
     def _add_background(self, market: _Market, side: Side, price: int, lots: int) -> None:
@@ -445,8 +506,11 @@ class MockExchange:
         book_side = market.book.side(side)
         targets = market.targets[side]
         deficit = market.deficit[side]
+        outer = market.outer_targets[side]
         for price in list(deficit):
             target = targets.get(price)
+            if target is None:
+                target = outer.get(price)
             missing = 0 if target is None else target - book_side.bg_at(price)
             if missing <= 0:
                 deficit.discard(price)
@@ -477,11 +541,19 @@ class MockExchange:
             market.deficit[side].discard(price)
 
     def _schedule_taker(self, market: _Market, now_ns: int) -> None:
+        if market.clock is not None:
+            wait_s = market.clock.next_wait_s()
+            if wait_s < math.inf:
+                self._schedule(now_ns + max(1, int(wait_s * NS_PER_S)), _TAKER, market)
+            return
         if market.taker_rate_per_s > 0:
             wait_s = self._rng_flow.expovariate(market.taker_rate_per_s)
             self._schedule(now_ns + max(1, int(wait_s * NS_PER_S)), _TAKER, market)
 
     def _on_taker(self, market: _Market) -> None:
+        if market.clock is not None:
+            self._on_hawkes_taker(market)
+            return
         rng = self._rng_flow
         cfg = market.cfg
         inst = market.instrument
@@ -508,8 +580,38 @@ class MockExchange:
         if executions:
             self._on_executions(market, side, executions, None)
 
+    def _on_hawkes_taker(self, market: _Market) -> None:
+        """One arrival of the hawkes model: informed (toward the future fair value) or a metaorder piece
+        / noise trader walking the book up to `taker_reach_ticks`; what it executes pushes the fair value."""
+        rng = self._rng_flow
+        cfg = market.cfg
+        inst = market.instrument
+        self._schedule_taker(market, self._now_ns)
+        if rng.random() < cfg.informed_share:
+            now_px = self.fair_value_px(inst.symbol)
+            future_px = self._future_px(market)
+            if future_px == now_px:
+                return
+            side = Side.BUY if future_px > now_px else Side.SELL
+            limit = inst.ticks_ceil(future_px) - 1 if side is Side.BUY else inst.ticks_floor(future_px) + 1
+        else:
+            side = Side.BUY if market.signs.next_sign() > 0 else Side.SELL
+            best = market.book.side(side.opposite).best()
+            if best is None:
+                return
+            limit = best + cfg.taker_reach_ticks if side is Side.BUY else best - cfg.taker_reach_ticks
+        lots = max(1, round(market.sizes.sample(rng) / inst.lot_size))
+        executions, _ = market.book.side(side.opposite).take(limit, lots)
+        if executions:
+            self._on_executions(market, side, executions, None)
+            assert self._impact is not None
+            done_base = inst.size(sum(e.lots for e in executions))
+            self._impact.push(side.sign, cfg.impact_bps, done_base / cfg.size_median_base)
+
     def _future_px(self, market: _Market) -> float:
         future_spot = self._fv.future_px
+        if self._impact is not None:
+            future_spot *= math.exp(self._impact.log_offset)
         if market is self._spot:
             return future_spot
         return future_spot * (1.0 + self._basis.value)

@@ -1,0 +1,69 @@
+"""calibrate -> record -> score on the bundled recording: fitted on its first half, scored on its
+second half (out of sample), through the same statistics code for both."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError
+from bot.market_calibrate import fit_mock_config, load_settings_text, main, mock_stats, to_toml
+from bot.market_scorecard import scorecard, verdict
+from bot.market_stats import collect_tape, market_stats
+
+ROOT = Path(__file__).parents[2]
+SPOT = ROOT / "tests" / "data" / "binance" / "spot_btcusdt_20240808.gz"
+
+
+@pytest.fixture(scope="module")
+def halves():
+    tape = collect_tape(SPOT)
+    first, second = tape.slice(0, 0.5), tape.slice(0.5, 1)
+    return first, market_stats(first), market_stats(second)
+
+
+def test_calibrate_on_the_first_half_and_score_on_the_second(halves) -> None:
+    first_tape, first, second = halves
+    # a cheaper fit than the command's (shorter flow simulations, one impact/volatility round)
+    mock = fit_mock_config(first, first_tape, symbol="BTC/USDT", flow_seconds=200, check_seconds=120, iterations=1)
+    settings = load_settings_text(to_toml(mock, "test", "BTC/USDT", "BTC/USDT:USDT"))
+    assert settings.mock.flow_model == "hawkes"
+    assert settings.mock.spot.tick_size == 0.01
+    got = mock_stats(settings.mock, second.duration_s, seed=2)  # a seed the fit did not use
+    rows = {r.name: r for r in scorecard(second, got)}
+    assert rows["spread: 1-tick share"].ok  # the same (1-tick) regime
+    assert got.spread_median_ticks == 1
+    assert rows["sign autocorrelation, lag 1"].ok  # within 0.1
+    assert rows["passive bid: markout at 1 s"].ok  # a resting bid's fill loses, as in the recording
+    assert got.probe_markout_1s_bps < 0
+    for name in ("size p50", "size tail index (Hill, top 5 %)", "depth within 50 bps", "taker orders"):
+        assert rows[name].ok, (name, rows[name])
+
+
+def test_scorecard_rules() -> None:
+    assert verdict("x2", 1.0, 1.99) and not verdict("x2", 1.0, 2.01) and not verdict("x2", 1.0, -1.0)
+    assert verdict("±0.1", 0.36, 0.45) and not verdict("±0.1", 0.36, 0.47)
+    assert verdict("x2|±0.05", 0.01, 0.05) and verdict("x2|±0.05", 0.2, 0.35) and not verdict("x2|±0.05", 0.2, 0.07)
+    assert verdict("sign", -1.0, -0.1) and not verdict("sign", -1.0, 0.2)
+    assert verdict("regime", 0.99, 0.6) and not verdict("regime", 0.99, 0.2)
+
+
+def test_check_command_prints_a_row_per_statistic_with_a_verdict(tmp_path: Path, capsys) -> None:
+    preset = ROOT / "config" / "mock-btcusdt.toml"
+    plot = tmp_path / "scorecard.png"
+    args = [str(SPOT), "--window", "0.5:1", "--check", str(preset), "--minutes", "1", "--plot", str(plot), "--json"]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    payload = json.loads(out[-1])
+    assert payload["total"] == len(payload["rows"]) >= 30
+    assert {r["name"] for r in payload["rows"]} >= {"spread: 1-tick share", "passive bid: markout at 5 s"}
+    assert plot.stat().st_size > 10_000
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "missing.gz"), "--check", "x.toml"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main([str(SPOT), "--window", "0.5:0.2", "--mock-config", str(tmp_path / "o.toml")]) == 2
+    assert "--window" in capsys.readouterr().err
+    with pytest.raises(ConfigError):
+        load_settings_text("[mock]\nflow_model = 'nope'\n")

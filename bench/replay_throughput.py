@@ -9,11 +9,14 @@ may be shared: the CPU figure is the steadier one):
 3. the full bot exactly as `mmbot replay --speed max` runs it (`run_session`: parse + sync, the
    simulated venues, the engine, its JSON log lines rendered to /dev/null), as the bot reads, and
    (4) with every line decoded;
-5. with `--stages`: where the full bot's CPU time goes, by adding one stage at a time: the source
+5. with `--cache`: (a) the source from the event cache (`bot.venues.event_cache`: the files' parsed,
+   synced events as numpy columns, written once before timing) and (b) the full bot reading it
+   (`mmbot replay --cache DIR`), with `cache_bytes` (the cache files' size);
+6. with `--stages`: where the full bot's CPU time goes, by adding one stage at a time: the source
    (read, gunzip, decode, convert, sync, merge), + the replay loop and simulated venues (with a strategy
    that sends nothing), + the engine (its notes dropped), + logging the notes.
 
-    .venv/bin/python bench/replay_throughput.py [FILES...] [--repeat N] [--no-engine] [--stages]
+    .venv/bin/python bench/replay_throughput.py [FILES...] [--repeat N] [--no-engine] [--stages] [--cache]
 
 Default files: the bundled BTCUSDT spot + USD-M pair (tests/data/binance/). The instruments are inferred
 once, before timing (`infer_s`), as `mmbot replay` does before it starts. Prints JSON lines; the last one
@@ -30,6 +33,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +44,7 @@ from bot.config import Settings, load_settings
 from bot.logs import configure_logging, get_logger
 from bot.replay_cli import EngineDriver, ReplayPlan, for_instruments, plan_replay, run_session
 from bot.venues.binance import NATIVE_DECODER
+from bot.venues.event_cache import CachedSource
 from bot.venues.replay import ReplaySource, make_executions, run_replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +112,32 @@ def stage_runs(plan: ReplayPlan, settings: Settings) -> dict[str, Callable[[], A
     }
 
 
+def cache_figures(plan: ReplayPlan, settings: Settings, messages: int, repeat: int) -> dict[str, Any]:
+    """The source and the full bot from the event cache (written once first, in a temporary dir)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_dir = Path(tmp)
+        wall0 = time.perf_counter()
+        for _ in CachedSource(plan.paths, plan.file_instruments, cache_dir):  # the miss: parse and write
+            pass
+        write_s = time.perf_counter() - wall0
+
+        def source() -> None:
+            for _ in CachedSource(plan.paths, plan.file_instruments, cache_dir):
+                pass
+
+        src_s, src_cpu_s, _ = timed(source, repeat)
+        bot_s, bot_cpu_s, summary = timed(lambda: run_session(settings, plan, None, cache_dir=cache_dir), repeat)
+        assert all(f["hit"] for f in summary["event_cache"]["files"])
+        return {
+            "cache_write_s": round(write_s, 4),
+            "cache_bytes": sum(f.stat().st_size for f in cache_dir.iterdir()),
+            **rates("cache_source_", messages, src_s, src_cpu_s),
+            "cache_seconds": round(bot_s, 4),
+            **rates("cache_engine_", messages, bot_s, bot_cpu_s),
+            "cache_fills": summary["fills"],
+        }
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -134,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs of each figure")
     parser.add_argument("--no-engine", action="store_true", help="skip the full-bot figures")
     parser.add_argument("--stages", action="store_true", help="also: the full bot's CPU time stage by stage")
+    parser.add_argument("--cache", action="store_true", help="also: the source and the full bot from the event cache")
     args = parser.parse_args(argv)
     load_1m = os.getloadavg()[0]
 
@@ -173,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 meets_target=messages / bot_s >= TARGET_MSGS_PER_S,  # wall clock: needs an idle core
                 meets_target_cpu=messages / bot_cpu_s >= TARGET_MSGS_PER_S,  # per CPU second of this process
             )
+            if args.cache:
+                out.update(cache_figures(plan, settings, messages, args.repeat))
+                print(json.dumps({"figure": "from the event cache", **{k: v for k, v in out.items() if "cache" in k}}))
             if args.stages:
                 cumulative = {name: timed(run, args.repeat)[1] for name, run in stage_runs(plan, settings).items()}
                 previous = 0.0

@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--speed", default=None, help='replay speed multiple, or "max" (default: replay.speed)')
     p.add_argument("--json", action="store_true", help="last line of stdout: the session summary")
+    p.add_argument("--cache", metavar="DIR", help="read each file's parsed events from DIR, or write them there")
 
     p = sub.add_parser("sweep", help="grid or Optuna search over config keys, each trial a full replay")
     _common(p)
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default: %(default)s)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS instead")
     p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes per mock run (default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR", help="replay recordings from their parsed events cached in DIR")
     p.add_argument("--out", metavar="DIR", help="write sweep.json and sweep.png there")
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 

@@ -29,6 +29,7 @@ from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
 from bot.logs import bind_context, configure_logging, get_logger
 from bot.venues.binance import NATIVE_DECODER, BookTicker, infer_instrument
+from bot.venues.event_cache import CachedSource
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
 NS_PER_MS = 1_000_000
@@ -131,7 +132,10 @@ class ProgressBar:
 
 
 def _with_progress(
-    stream: Iterable[tuple[int, Event | BookTicker]], source: ReplaySource, bar: ProgressBar, every: int = 64
+    stream: Iterable[tuple[int, Event | BookTicker]],
+    source: ReplaySource | CachedSource,
+    bar: ProgressBar,
+    every: int = 64,
 ) -> Iterator[tuple[int, Event | BookTicker]]:
     for n, item in enumerate(stream, 1):
         if n % every == 0:
@@ -172,13 +176,19 @@ def run_session(
     speed: float | None,
     progress: TextIO | None = None,
     decode_tickers: bool = False,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Replay `plan` through the bot; returns (and logs) the session summary. `decode_tickers`: decode
-    the bookTicker lines too, which the bot does not use (for the benchmark's every-line figure)."""
+    the bookTicker lines too, which the bot does not use (for the benchmark's every-line figure).
+    `cache_dir`: read (or write) the files' parsed events there (`bot.venues.event_cache`)."""
     # bound once: the lazy proxy `get_logger` returns rebuilds its logger on every call (~7k lines here)
     log = get_logger("mmbot.replay").bind()
     wall0 = time.perf_counter()
-    source = ReplaySource(plan.paths, plan.file_instruments, tickers=decode_tickers)
+    source: ReplaySource | CachedSource = (
+        CachedSource(plan.paths, plan.file_instruments, cache_dir)
+        if cache_dir is not None
+        else ReplaySource(plan.paths, plan.file_instruments, tickers=decode_tickers)
+    )
     executions = make_executions(source.instruments, settings.replay)
     stream: Iterator[tuple[int, Event | BookTicker]] = iter(source)
     first = next(stream, None)
@@ -233,6 +243,8 @@ def run_session(
         positions_lots=dict(engine.position_lots),
         replay=replay_stats(source, executions),
     )
+    if isinstance(source, CachedSource):
+        summary["event_cache"] = source.summary()
     log.info("session.summary", **summary)
     return summary
 
@@ -256,7 +268,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         log.warning("replay.deal_skipped", config_market=config_market, replayed=plan.spot.symbol)
     progress = sys.stderr if sys.stderr.isatty() else None
     try:
-        summary = run_session(settings, plan, speed, progress)
+        summary = run_session(settings, plan, speed, progress, cache_dir=Path(args.cache) if args.cache else None)
     except ReplayUsageError as exc:
         print(f"mmbot replay: {exc}", file=sys.stderr)
         return 2

@@ -49,7 +49,16 @@ from pydantic import BaseModel, ValidationError
 from bot.config import ConfigError, Settings, format_validation_error, load_settings
 from bot.logs import configure_logging
 from bot.sweep_output import format_table, params_toml, write_plot
-from bot.sweep_runs import Runner, RunSpec, SweepUsageError, Target, dask_runner, local_runner, plan_targets
+from bot.sweep_runs import (
+    Runner,
+    RunSpec,
+    SweepUsageError,
+    Target,
+    dask_runner,
+    local_runner,
+    plan_targets,
+    warm_cache,
+)
 
 # metric -> True when higher is better
 OBJECTIVES = {
@@ -308,12 +317,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"mmbot sweep: {exc}", file=sys.stderr)
         return 2
     wall0 = time.perf_counter()
+    if args.cache:
+        warm_cache(targets, args.cache)
     try:
         if points is not None:
-            trials = run_trials(base, points, targets, runner, None)
+            trials = run_trials(base, points, targets, runner, args.cache)
         else:
             batch = args.workers  # trials asked of Optuna at a time: one per worker
-            trials = search_trials(base, space, args.search, args.seed, args.objective, targets, runner, batch, None)
+            trials = search_trials(
+                base, space, args.search, args.seed, args.objective, targets, runner, batch, args.cache
+            )
     finally:
         close()
     wall_s = time.perf_counter() - wall0

@@ -187,10 +187,28 @@ def run_recording(settings: Settings, files: Sequence[str], cache_dir: str | Non
     return run_metrics(engine, engine.summary(driver.now_ns), sampler)
 
 
+def warm_cache(targets: Sequence[Target], cache_dir: str) -> None:
+    """Parse every recording once into the event cache, before the runs read it (in parallel)."""
+    from bot.replay_cli import plan_replay
+    from bot.venues.event_cache import CachedSource
+
+    for target in targets:
+        if target.files:
+            plan = plan_replay(target.files)
+            source = CachedSource(plan.paths, plan.file_instruments, Path(cache_dir))
+            if not all(source.hits):
+                for _ in source:
+                    pass
+
+
 def _open_source(plan: Any, cache_dir: str | None) -> Any:
     from bot.venues.replay import ReplaySource
 
-    return ReplaySource(plan.paths, plan.file_instruments)
+    if cache_dir is None:
+        return ReplaySource(plan.paths, plan.file_instruments)
+    from bot.venues.event_cache import CachedSource
+
+    return CachedSource(plan.paths, plan.file_instruments, Path(cache_dir))
 
 
 def run_mock(settings: Settings, seed: int, minutes: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.config import ReplayConfig
 from bot.domain import (
@@ -87,12 +87,9 @@ class ReplaySource:
         return sum(stats["lines"] for stats in self.stats.values())
 
     def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
-        streams = [self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)]
-        if len(streams) == 1:
-            return streams[0]
-        if len(streams) == 2:
-            return _merge_two(*streams)
-        return heapq.merge(*streams, key=_TIME)  # stable: equal times come out in file order
+        return merge_by_time(
+            [self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)]
+        )
 
     def _file(self, path: Path, instrument: Instrument) -> Iterator[tuple[int, Event | BookTicker]]:
         """(now ns, event) of one file, in file order (its clock never goes backwards)."""
@@ -128,6 +125,17 @@ class ReplaySource:
             stats.update({f"dropped_{k}": v for k, v in parser.dropped.items()})
             stats.update({f"sync_{k}": v for k, v in sync.stats.items()})
             stats["parsed"] += parser.parsed
+
+
+def merge_by_time(
+    streams: Sequence[Iterator[tuple[int, Event | BookTicker]]],
+) -> Iterator[tuple[int, Event | BookTicker]]:
+    """Time-ordered streams (one per file) merged by time; equal times come out in file order."""
+    if len(streams) == 1:
+        return streams[0]
+    if len(streams) == 2:
+        return _merge_two(*streams)
+    return heapq.merge(*streams, key=_TIME)  # stable: equal times come out in file order
 
 
 def _merge_two(
@@ -299,7 +307,13 @@ def pace(
         yield now_ns, item
 
 
-def replay_stats(source: ReplaySource | None, executions: Mapping[str, PaperExecution]) -> dict[str, Any]:
+class CountsPerSymbol(Protocol):
+    """A source's counters per symbol (`ReplaySource`, `bot.venues.event_cache.CachedSource`)."""
+
+    stats: dict[str, Counter[str]]
+
+
+def replay_stats(source: CountsPerSymbol | None, executions: Mapping[str, PaperExecution]) -> dict[str, Any]:
     """Per symbol: the source's counters and the simulated venue's position, fills and fees."""
     out: dict[str, Any] = {}
     for symbol, execution in executions.items():

@@ -21,12 +21,15 @@ MOCK_TARGETS = [Target("mock:1", mock_seed=1, minutes=0.5), Target("mock:2", moc
 POINTS = grid_points([("quoter.gamma_per_quote", [0.05, 0.2]), ("quoter.order_size_base", [0.5, 1.0])])
 
 
-def test_a_recording_run_is_the_replay_mmbot_replay_makes() -> None:
-    """The sweep's run of a config gives the very summary figures `mmbot replay` logs for it."""
+def test_a_recording_run_is_the_replay_mmbot_replay_makes(tmp_path: Path) -> None:
+    """The sweep's run of a config gives the very summary figures `mmbot replay` logs for it, also
+    when it writes (first run) and then reads (second run) the event cache."""
     settings = load_settings()
     plan = plan_replay([SPOT])
     summary = run_session(for_instruments(settings, plan.spot, plan.perp), plan, speed=None)
-    metrics = run_recording(settings, [str(SPOT)])
+    metrics = run_recording(settings, [str(SPOT)], cache_dir=str(tmp_path))
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert run_recording(settings, [str(SPOT)], cache_dir=str(tmp_path)) == metrics
     assert summary["fills"] > 0
     assert metrics["pnl"] == summary["pnl"]
     assert metrics["fills"] == summary["fills"]

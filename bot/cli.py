@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=["all", "gbm", "jump", "pump_decay"], default="all", help="price paths (default: all)"
     )
     p.add_argument("--hedge-hours", type=float, default=24.0, help="perp rebalance interval (default: %(default)s)")
-    p.add_argument("--sale-days", type=float, default=10.0, help="TWAP length of the sale (default: %(default)s)")
+    p.add_argument(
+        "--sale-days", type=float, default=None, help="TWAP length of the sale (default: deal.sale_twap_days)"
+    )
     p.add_argument(
         "--cex-volume",
         type=float,

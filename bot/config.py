@@ -534,6 +534,18 @@ class DealConfig(Section):
         0.0, description="simulated DEX volume = this × the spot venue's public trade volume (quote)"
     )
 
+    sale_twap_days: PosFloat = Field(10.0, description="the initial sale: TWAP over this many days")
+    sale_max_participation: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.25, description="the sale sells at most this share of the token's daily volume a day"
+    )
+    sale_daily_volume_quote: PosFloat | None = Field(
+        None, description="the token's daily volume for the participation cap, quote (none: no cap)"
+    )
+    sale_floor_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = Field(
+        5.0, description="limit: no part of a day's slice sells more than this % below the reference price"
+    )
+    sale_fee_rate: Fraction = Field(0.001, description="taker fee on the sale, fraction of notional")
+
     @field_validator("dex_token_fraction")
     @classmethod
     def _constant_product_is_half(cls, value: float) -> float:

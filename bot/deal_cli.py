@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from bot.config import ConfigError, DealConfig, load_settings
-from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, date_ns, ns_date, plan_deal
+from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, date_ns, ns_date, plan_deal, sale_schedule
+from bot.core.execution import SaleSchedule
 
 
 def _valuation_ns(deal: DealConfig, at: str | None) -> int | None:
@@ -34,10 +35,60 @@ def cmd_deal_plan(args: argparse.Namespace) -> int:
     at_ns = _valuation_ns(deal, getattr(args, "at", None))
     terms = DealTerms.from_config(deal)
     plan = plan_deal(terms, at_ns)
+    schedule = schedule_of(deal, terms)
     print(render_text(terms, plan, dated=deal.start_date is not None, at_ns=at_ns))
+    print(render_schedule(schedule, deal.sale_twap_days))
     if getattr(args, "json", False):
-        print(json.dumps(plan_json(plan), separators=(",", ":")))
+        print(json.dumps({**plan_json(plan), "sale_schedule": schedule_json(schedule)}, separators=(",", ":")))
     return 0
+
+
+def schedule_of(deal: DealConfig, terms: DealTerms) -> SaleSchedule:
+    return sale_schedule(
+        terms,
+        deal.sale_twap_days,
+        deal.sale_fee_rate,
+        deal.sale_daily_volume_quote,
+        deal.sale_max_participation,
+        deal.sale_floor_pct,
+    )
+
+
+def schedule_json(s: SaleSchedule) -> dict[str, Any]:
+    return {
+        "tokens": _r(s.total_base),
+        "days": s.days,
+        "tokens_per_day": _r(s.slice_base),
+        "binding": s.binding,
+        "book_density_quote": _r(s.book_density_quote),
+        "impact_pct": round(100 * s.impact_frac, 4),
+        "fee_pct": round(100 * s.fee_rate, 4),
+        "expected_cost_quote": _r(s.expected_cost_quote),
+        "expected_avg_px": round(s.expected_avg_px, 6),
+        "perp_covers_unsold": [_r(s.unsold_after_day(d)) for d in range(s.days + 1)],
+    }
+
+
+def render_schedule(s: SaleSchedule, twap_days: float) -> str:
+    if s.total_base <= 0:
+        return "\nInitial sale schedule: nothing to sell"
+    why = {
+        "twap": f"TWAP over {twap_days:g} days",
+        "participation": "capped by the participation limit (deal.sale_max_participation)",
+        "floor": "capped by the limit floor (deal.sale_floor_pct)",
+    }[s.binding]
+    return "\n".join(
+        [
+            "",
+            "Initial sale schedule (article plan)",
+            f"  {_n(s.total_base)} tokens over {s.days} days, {_n(s.slice_base)} a day ({why})",
+            f"  book: {_n(s.book_density_quote * 0.01)} USDT of bids per 1 % below the mid (the CEX bid obligations)",
+            f"  expected cost {_n(s.expected_cost_quote)} USDT: impact {100 * s.impact_frac:.2f} % + fee "
+            f"{100 * s.fee_rate:.2f} % per slice, average {s.expected_avg_px:.4f} vs {s.ref_px:g}",
+            f"  the perp covers the unsold tokens: {_n(s.unsold_after_day(0))} at the start, "
+            f"{_n(s.unsold_after_day(1))} after day 1, 0 after day {s.days}",
+        ]
+    )
 
 
 def _tranche_json(t: TrancheRisk) -> dict[str, float]:

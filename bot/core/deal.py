@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.core.execution import SaleSchedule, book_density_quote, plan_sale
 from bot.core.lp import ConstantProductLp
 from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
@@ -335,3 +336,20 @@ class DealState:
     @property
     def sold_avg_px(self) -> float | None:
         return self.sold_quote / self.sold_base if self.sold_base > 0 else None
+
+
+def sale_schedule(
+    terms: DealTerms,
+    twap_days: float,
+    fee_rate: float,
+    daily_volume_quote: float | None,
+    max_participation: float,
+    floor_pct: float | None,
+) -> SaleSchedule:
+    """The article's sale (`plan_deal(...).article.tokens_to_sell_base`) as an execution schedule
+    into the book the deal's CEX bid obligations describe (Σ bid depth over each venue's band)."""
+    density = sum(book_density_quote(v.bid_depth_quote, v.depth_band_pct) for v in terms.venues)
+    to_sell = plan_deal(terms).article.tokens_to_sell_base
+    return plan_sale(
+        to_sell, terms.token_price_px, twap_days, density, fee_rate, daily_volume_quote, max_participation, floor_pct
+    )

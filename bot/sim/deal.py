@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.config import ConfigError, DealConfig, Settings, load_settings
-from bot.core.deal import DealTerms, plan_deal
+from bot.core.deal import DealTerms, plan_deal, sale_schedule
 from bot.core.options import NS_PER_DAY
 from bot.sim.pool import ConstantProductPool
 
@@ -278,11 +278,14 @@ class SimParams:
     seed: int = 1
     step_hours: float = 1.0
     hedge_hours: float = 24.0
-    sale_days: float = 10.0  # TWAP of the initial sale, equal daily slices
+    sale_days: float = 10.0  # the initial sale's schedule (bot/core/execution.py): TWAP length...
+    sale_fee_rate: float = 0.001  # ...its taker fee...
+    sale_daily_volume_quote: float | None = None  # ...the token's daily volume for the participation cap...
+    sale_max_participation: float = 0.25
+    sale_floor_pct: float = 5.0  # ...and its limit floor below the reference price
     cex_volume_quote_per_day: float = 500_000.0  # our CEX fill volume at the start price (an input)
     pool_noise_volume_frac: float = 0.1  # pool noise swaps per day, fraction of the pool's value (an input)
     funding_annual: float = 0.0  # perp funding rate, > 0: shorts receive (an input)
-    spot_taker_fee: float = 0.0005
 
 
 STRATEGIES = ("deal", "hold_unhedged", "hedge_no_sale")
@@ -330,14 +333,21 @@ def simulate_model(
     s0 = terms.token_price_px
     sigma_impl = terms.implied_vol_annual
     prices = price_paths(model, rng, s0, n, n_steps, dt)
-    plan = plan_deal(terms).article
     lent = terms.tokens_lent_base
     pool = ConstantProductPool.balanced(terms.dex_pool_size_quote, s0, terms.dex_fee_rate, n)
     x0, y0 = float(pool.x[0]), float(pool.y[0])
-    to_sell = plan.tokens_to_sell_base
-    sale_steps = max(1, round(params.sale_days * 24.0 / dt_h))
-    per_day_quote = to_sell * s0 / max(params.sale_days, dt_h / 24.0)
-    impact = sale_impact_frac(terms, per_day_quote)
+    schedule = sale_schedule(
+        terms,
+        params.sale_days,
+        params.sale_fee_rate,
+        params.sale_daily_volume_quote,
+        params.sale_max_participation,
+        params.sale_floor_pct,
+    )
+    to_sell = schedule.total_base
+    steps_per_day = max(1, round(24.0 / dt_h))
+    per_step_base = schedule.slice_base / steps_per_day
+    impact = schedule.impact_frac
     tranches = [
         (c.strike_px, c.quantity_base, (c.expiry_ns - terms.start_ns) / (NS_PER_DAY * 365.0)) for c in terms.calls
     ]
@@ -354,6 +364,7 @@ def simulate_model(
     perp_pnl = {name: zeros.copy() for name in STRATEGIES}  # the books' own count, not the attribution's
     spot = {name: np.full(n, lent - x0) for name in STRATEGIES}
     sale_cash = zeros.copy()
+    sold = 0.0
     payoff = zeros.copy()
     settled = [False] * len(tranches)
     hedge_cost_rate = edge.hedge_cost_bps / 1e4
@@ -385,12 +396,14 @@ def simulate_model(
 
     for i in range(n_steps):
         s = prices[i]
-        if i < sale_steps and to_sell > 0:  # the TWAP: an equal slice per step, perp covering the rest
-            q = to_sell / sale_steps
+        selling = sold < to_sell - 1e-9
+        if selling:  # the schedule's daily slice spread over the day's steps, the perp covering the rest
+            q = min(per_step_base, to_sell - sold)
+            sold += q
             spot["deal"] = spot["deal"] - q
             sale_cash += q * s
-            acc["deal"]["sale_cost"] -= q * s * (impact + params.spot_taker_fee)
-        if i % hedge_every == 0 or i < sale_steps:
+            acc["deal"]["sale_cost"] -= q * s * (impact + params.sale_fee_rate)
+        if i % hedge_every == 0 or selling:
             rebalance(s, settle_due(s, i * dt))
         cex_volume = params.cex_volume_quote_per_day * (s / s0) * dt_h / 24.0
         s_next = prices[i + 1]
@@ -421,7 +434,7 @@ def simulate_model(
     pool_value = pool.value_quote(s_end)
     # the loan returned: tokens missing from the book are bought back (the sale's impact and fee again)
     short = np.maximum(lent - spot["deal"], 0.0)
-    acc["deal"]["sale_cost"] -= short * s_end * (impact + params.spot_taker_fee)
+    acc["deal"]["sale_cost"] -= short * s_end * (impact + params.sale_fee_rate)
     results: dict[str, StrategyResult] = {}
     for name in STRATEGIES:
         a = acc[name]
@@ -526,18 +539,23 @@ def run_deal_simulation(
             "params": asdict(params),
             "path_models": {m: asdict(catalogue[m]) for m in models},
             "cex_edge": {**asdict(edge), "quoting_bps": round(edge.quoting_bps, 4)},
-            "sale_impact_pct": round(
-                100
-                * sale_impact_frac(
-                    terms,
-                    plan_deal(terms).article.tokens_to_sell_base * terms.token_price_px / max(params.sale_days, 1 / 24),
-                ),
-                4,
-            ),
+            "sale_schedule": _schedule_json(terms, params),
             "tokens_to_sell": plan_deal(terms).article.tokens_to_sell_base,
         }
     )
     return payload
+
+
+def _schedule_json(terms: DealTerms, params: SimParams) -> dict[str, Any]:
+    s = sale_schedule(
+        terms,
+        params.sale_days,
+        params.sale_fee_rate,
+        params.sale_daily_volume_quote,
+        params.sale_max_participation,
+        params.sale_floor_pct,
+    )
+    return {"days": s.days, "tokens_per_day": s.slice_base, "binding": s.binding, "impact_pct": 100 * s.impact_frac}
 
 
 def _row(name: str, st: dict[str, Any]) -> str:
@@ -553,9 +571,9 @@ def format_report(payload: dict[str, Any]) -> str:
     lines = [
         f"deal simulation: {payload['paths_per_model']} paths per model × {', '.join(payload['models'])}, "
         f"seed {p['seed']}, steps {p['step_hours']:g} h, perp rebalanced every {p['hedge_hours']:g} h",
-        f"  initial sale: {payload['tokens_to_sell']:,.0f} tokens by TWAP over {p['sale_days']:g} days, "
-        f"book impact {payload['sale_impact_pct']:.2f} % + taker fee {100 * p['spot_taker_fee']:.2f} % per slice "
-        "(the buy-back at the loan's end pays the same)",
+        f"  initial sale: {payload['tokens_to_sell']:,.0f} tokens over {payload['sale_schedule']['days']} days "
+        f"({payload['sale_schedule']['binding']}), book impact {payload['sale_schedule']['impact_pct']:.2f} % + "
+        f"taker fee {100 * p['sale_fee_rate']:.2f} % per slice (the buy-back at the loan's end pays the same)",
         f"  CEX quoting edge {e['quoting_bps']:+.2f} bps of volume (spread {e['spread_capture_bps']:+.2f}, "
         f"fees {e['quote_fees_bps']:+.2f}, inventory {e['inventory_bps']:+.2f}), perp hedge cost "
         f"{e['hedge_cost_bps']:.2f} bps of hedged notional; {e['provenance']}",
@@ -587,9 +605,11 @@ def cmd_simulate_deal(args: argparse.Namespace) -> int:
     if args.paths < 1:
         raise ConfigError(f"--paths: must be ≥ 1 (got {args.paths})")
     models = list(path_models(1.0)) if args.model == "all" else [args.model]
+    # the article's deal unless the config names one: the default config's deal is the mock's small one
+    deal = settings.deal if getattr(args, "config", None) else DealConfig()
     for name, value in (
         ("--hedge-hours", args.hedge_hours),
-        ("--sale-days", args.sale_days),
+        ("--sale-days", 1.0 if args.sale_days is None else args.sale_days),
         ("--measure-minutes", args.measure_minutes),
     ):
         if not (math.isfinite(value) and value > 0):
@@ -598,14 +618,15 @@ def cmd_simulate_deal(args: argparse.Namespace) -> int:
         n_paths=args.paths,
         seed=args.seed,
         hedge_hours=args.hedge_hours,
-        sale_days=args.sale_days,
+        sale_days=args.sale_days if args.sale_days is not None else deal.sale_twap_days,
+        sale_fee_rate=deal.sale_fee_rate,
+        sale_daily_volume_quote=deal.sale_daily_volume_quote,
+        sale_max_participation=deal.sale_max_participation,
+        sale_floor_pct=deal.sale_floor_pct,
         cex_volume_quote_per_day=args.cex_volume,
         pool_noise_volume_frac=args.pool_noise,
         funding_annual=args.funding,
-        spot_taker_fee=settings.mock.spot.taker_fee,
     )
-    # the article's deal unless the config names one: the default config's deal is the mock's small one
-    deal = settings.deal if getattr(args, "config", None) else DealConfig()
     settings = settings.model_copy(update={"deal": deal})
     started = time.process_time()
     payload = run_deal_simulation(settings, params, models, args.measure_minutes)

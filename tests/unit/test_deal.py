@@ -82,7 +82,7 @@ def test_cli_json_last_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deal", "plan", "--json"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     data = json.loads(last)
-    assert set(data) == {"article", "counting_return_obligation"}
+    assert set(data) == {"article", "counting_return_obligation", "sale_schedule"}
     a = data["article"]
     assert (a["tokens_deployed"], a["usdt_needed"], a["tokens_to_sell"]) == (700_000, 700_000, 2_300_000)
     assert a["option_delta"] == pytest.approx(OPTION_DELTA, abs=0.5)
@@ -112,3 +112,35 @@ def test_cli_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path.write_text("[deal]\ntokens_lent_base = -5\n")
     assert main(["deal", "plan", "--config", str(path)]) == 2
     assert "deal.tokens_lent_base" in capsys.readouterr().err
+
+
+def test_sale_schedule_by_hand() -> None:
+    from bot.core.deal import sale_schedule
+
+    terms = DealTerms.from_config(DealConfig())
+    # bids 100k + 50k + 50k within ±2 %: ρ = 10M quote per unit of relative price
+    twap = sale_schedule(terms, 10, 0.001, None, 0.25, 5.0)
+    assert (twap.days, twap.slice_base, twap.binding) == (10, 230_000, "twap")
+    assert twap.impact_frac == pytest.approx(230_000 / (2 * 10_000_000))  # 1.15 %
+    assert twap.expected_cost_quote == pytest.approx(2_300_000 * (0.0115 + 0.001))  # 28,750
+    assert [twap.unsold_after_day(d) for d in (0, 1, 10, 11)] == [2_300_000, 2_070_000, 0, 0]
+    # at once: 2.3M into 10M/unit reaches 23 % below the mid; the 5 % floor caps a day at 500k
+    floor = sale_schedule(terms, 1, 0.001, None, 0.25, 5.0)
+    assert (floor.binding, floor.slice_base, floor.days) == ("floor", 500_000, 5)
+    # 25 % of 400k of daily volume: 100k a day, 23 days (the last one sells the remaining 100k)
+    capped = sale_schedule(terms, 10, 0.001, 400_000, 0.25, 5.0)
+    assert (capped.binding, capped.slice_base, capped.days) == ("participation", 100_000, 23)
+    assert capped.expected_cost_quote == pytest.approx(2_300_000 * (100_000 / 20_000_000 + 0.001))
+
+
+def test_cli_shows_the_sale_schedule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deal", "plan", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "2,300,000 tokens over 10 days, 230,000 a day (TWAP over 10 days)" in out
+    assert "expected cost 28,750 USDT: impact 1.15 % + fee 0.10 % per slice" in out
+    sched = json.loads(out.strip().splitlines()[-1])["sale_schedule"]
+    assert (sched["days"], sched["expected_cost_quote"], sched["perp_covers_unsold"][:2]) == (
+        10,
+        28_750,
+        [2_300_000, 2_070_000],
+    )

@@ -320,3 +320,22 @@ async def test_spot_inventory_survives_a_restart() -> None:
             await restarted.close()
     assert before == after == {SPOT: 2000, PERP: -2}
 
+
+
+async def test_the_adapter_rides_out_the_venue_closing_its_sockets() -> None:
+    """Venues close long-lived sockets; every feed resubscribes and fills are reported after it."""
+    async with dialect(ws_max_age_s=0.5) as server:
+        venue = CcxtVenue(config(server))
+        async with streaming(venue) as events:
+            await until(lambda: private_topics(server) >= {"order", "execution"}, what="the private subscriptions")
+            first_private = {c.conn_id for c in server.connections if c.path.endswith("/v5/private")}
+
+            def resubscribed() -> bool:
+                again = {c.conn_id for c in server.connections if c.path.endswith("/v5/private")} - first_private
+                return bool(again) and private_topics(server) >= {"order", "execution"}
+
+            await until(resubscribed, timeout_s=10, what="a new private socket, subscribed again")
+            await venue.execute(PlaceOrder(PERP, "after", Side.BUY, 0, 1, OrderType.MARKET, post_only=False))
+            await until(lambda: any(isinstance(e, OrderFilled) and e.client_id == "after" for e in events))
+    downs = {e.reason for e in events if isinstance(e, FeedStatus) and not e.connected}
+    assert "orders_network" in downs  # it noticed the close, and came back

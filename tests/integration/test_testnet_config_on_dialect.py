@@ -1,0 +1,120 @@
+"""`mmbot run --config config/bybit-testnet.toml` against the Bybit dialect server, as a new user
+would run it against Bybit's testnet: ccxt's own client, any key, `ccxt.sandbox_url_base` pointing at
+a dialect server on 127.0.0.1 (in this process, so its state is the ground truth). No network.
+
+1. the bot quotes, fills on spot and hedges on the perp;
+2. SIGKILL: its resting quotes stay at the venue; an outside taker then fills one of them (a fill the
+   bot never sees);
+3. restart with the same ledger: recovery finds that fill in the venue's history, no mismatch; the
+   bot trades again; SIGTERM: exit 0.
+
+Then: no order of ours rests at the venue, the ledger's fill ids are exactly the venue's executions
+(none lost, none twice), and the positions rebuilt from the ledger equal the venue's, spot and perp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import until
+from test_kill_recovery import BotProcess
+
+from bot.domain import Side
+from bot.runtime.ledger import recover_state
+from bot.venues.mock.dialects import DialectServer, dialect_factory
+from bot.venues.mock.dialects.markets import PERP_SYMBOL, SPOT_SYMBOL, btc_config
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "bybit-testnet.toml"
+
+
+async def start_bot(server: DialectServer, ledger: Path) -> BotProcess:
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "MMBOT__CCXT__SANDBOX_URL_BASE": f"http://127.0.0.1:{server.port}",
+        "MMBOT__CCXT__API_KEY": "any-key",
+        "MMBOT__CCXT__API_SECRET": "any-secret",
+        "MMBOT__CCXT__SPOT_BASE_ALLOCATION": "1.0",  # the dialect account's starting BTC is not inventory
+        "MMBOT__METRICS__ENABLED": "false",
+    }
+    argv = ["-m", "bot.cli", "run", "--config", str(CONFIG), "--ledger", str(ledger), "--log-format", "json"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
+    )
+    return BotProcess(proc)
+
+
+def fill_a_resting_bid(server: DialectServer) -> str:
+    exchange = server.exchange
+    bid = max(
+        (o for o in exchange.open_orders() if o.symbol == SPOT_SYMBOL and o.side is Side.BUY),
+        key=lambda o: o.price_ticks,
+    )
+    depth = exchange.snapshot(SPOT_SYMBOL, exchange.now_ns).bids
+    lots = sum(size for price, size in depth if price >= bid.price_ticks)
+    exchange.simulate_taker(SPOT_SYMBOL, Side.SELL, lots, limit_ticks=bid.price_ticks)
+    server.pacer.wake()
+    return bid.client_id
+
+
+@pytest.mark.slow
+async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    async with DialectServer(dialect_factory("bybit"), btc_config(taker_a_per_s=6.0)) as server:  # busy: quick fills
+        executions = server.dialect._executions  # type: ignore[attr-defined]
+        first = await start_bot(server, ledger)
+        try:
+            await first.wait_for("recovery.completed", timeout_s=30)
+            await first.wait_for("order.filled", timeout_s=40, symbol=SPOT_SYMBOL)
+            await first.wait_for("hedge.filled", timeout_s=30)
+            await until(
+                lambda: any(o.symbol == SPOT_SYMBOL and o.side is Side.BUY for o in server.exchange.open_orders()),
+                20.0,
+                "a resting bid",
+            )
+            first.kill()
+            assert await first.exit_code() == -signal.SIGKILL
+        finally:
+            first.kill()
+        seen_before = len(executions)
+        orphan = fill_a_resting_bid(server)
+        await until(lambda: len(executions) > seen_before, 10.0, "the orphan's execution")
+        dead = [e.row for e in executions[seen_before:]]
+        assert {r["orderLinkId"] for r in dead} == {orphan}
+
+        second = await start_bot(server, ledger)
+        try:
+            i = await second.wait_for("recovery.completed", timeout_s=30)
+            recovery = second.records[i]
+            assert recovery["fill_history"] == "ok" and recovery["last_run_ended_cleanly"] is False
+            assert {f"{SPOT_SYMBOL}:{r['execId']}" for r in dead} <= set(recovery["recovered_fill_ids"])
+            assert recovery["mismatches"] == {}
+            await second.wait_for("order.filled", timeout_s=40, after=i)
+            second.proc.send_signal(signal.SIGTERM)
+            assert await second.exit_code(timeout_s=30) == 0
+        finally:
+            second.kill()
+
+        (summary,) = [r for r in second.records if r.get("event") == "session.summary"]
+        assert summary["open_orders_at_exit"] == 0
+        assert server.exchange.open_orders() == []
+
+        symbol_of = {"spot": SPOT_SYMBOL, "linear": PERP_SYMBOL}
+        venue_fills = {(symbol_of[e.category], e.row["execId"]) for e in executions}
+        db = sqlite3.connect(ledger)
+        try:
+            rows = db.execute("SELECT symbol, fill_id FROM fills ORDER BY id").fetchall()
+            rebuilt = recover_state(db).positions_lots
+        finally:
+            db.close()
+        assert len(rows) == len(set(rows))  # none twice
+        assert set(rows) == venue_fills  # none lost, none extra
+        assert any(s == PERP_SYMBOL for s, _ in rows)  # the perp hedged
+        venue_positions = server.exchange.positions()
+        assert {s: rebuilt.get(s, 0) for s in venue_positions} == venue_positions

@@ -4,6 +4,8 @@
 # open_orders_at_exit == 0), and always clean up (down -v). Exit 0 only if all of that held.
 #
 #   scripts/compose-smoke.sh                 # SMOKE_TIMEOUT_S=240 by default
+#   scripts/compose-smoke.sh sim-testnet     # the Bybit dialect server + the bot on config/bybit-testnet.toml
+#                                            # (ccxt's own client, no keys, no internet); also waits for a hedge fill
 #
 # Uses `docker compose` when the plugin is present, else `docker-compose` (1.29+). Needs python3 on
 # the host to read the JSON logs.
@@ -14,11 +16,18 @@ TIMEOUT_S=${SMOKE_TIMEOUT_S:-240}
 STOP_TIMEOUT_S=${SMOKE_STOP_TIMEOUT_S:-30}
 HEALTH_TIMEOUT_S=${SMOKE_HEALTH_TIMEOUT_S:-90}
 PROJECT=${SMOKE_PROJECT:-mmbotsmoke$$}
+STACK=${1:-default}
+case "$STACK" in
+  default) SERVICES=(exchange bot); BOT=bot; PROFILE=(); EVENTS=(quote.updated order.filled) ;;
+  sim-testnet) SERVICES=(exchange-bybit bot-sim-testnet); BOT=bot-sim-testnet; PROFILE=(--profile sim-testnet)
+               EVENTS=(quote.updated order.filled hedge.filled) ;;
+  *) echo "compose-smoke: unknown stack '$STACK' (default, sim-testnet)" >&2; exit 2 ;;
+esac
 
 if docker compose version >/dev/null 2>&1; then
-  DC=(docker compose -p "$PROJECT" -f docker-compose.yml)
+  DC=(docker compose -p "$PROJECT" -f docker-compose.yml ${PROFILE[@]+"${PROFILE[@]}"})
 elif command -v docker-compose >/dev/null 2>&1; then
-  DC=(docker-compose -p "$PROJECT" -f docker-compose.yml)
+  DC=(docker-compose -p "$PROJECT" -f docker-compose.yml ${PROFILE[@]+"${PROFILE[@]}"})
 else
   echo "compose-smoke: neither 'docker compose' nor 'docker-compose' is installed" >&2
   exit 2
@@ -54,22 +63,24 @@ for line in sys.stdin:
 
 log "building the image"
 "${DC[@]}" build >/dev/null
-log "starting exchange and bot (project $PROJECT)"
-"${DC[@]}" up -d exchange bot
-BOT_CID=$("${DC[@]}" ps -q bot)
+log "starting ${SERVICES[*]} (stack $STACK, project $PROJECT)"
+"${DC[@]}" up -d "${SERVICES[@]}"
+BOT_CID=$("${DC[@]}" ps -q "$BOT")
 [[ -n "$BOT_CID" ]] || fail "the bot container did not start"
 
-log "waiting up to ${TIMEOUT_S}s for quote.updated and order.filled"
+log "waiting up to ${TIMEOUT_S}s for ${EVENTS[*]}"
 deadline=$((SECONDS + TIMEOUT_S))
 while :; do
   seen=$(events_of "$BOT_CID" | sort -u)
-  if grep -qx 'quote.updated' <<<"$seen" && grep -qx 'order.filled' <<<"$seen"; then
-    log "the bot has quoted and filled"
+  missing=()
+  for event in "${EVENTS[@]}"; do grep -qx "$event" <<<"$seen" || missing+=("$event"); done
+  if (( ${#missing[@]} == 0 )); then
+    log "the bot has ${EVENTS[*]}"
     break
   fi
   state=$(docker inspect -f '{{.State.Status}}' "$BOT_CID")
-  [[ "$state" == "running" ]] || fail "the bot container is '$state' before quoting and filling"
-  (( SECONDS < deadline )) || fail "no quote.updated + order.filled within ${TIMEOUT_S}s"
+  [[ "$state" == "running" ]] || fail "the bot container is '$state' before ${missing[*]}"
+  (( SECONDS < deadline )) || fail "no ${missing[*]} within ${TIMEOUT_S}s"
   sleep 2
 done
 # /health answers 200 once the book is synced and the bot quotes: docker's HEALTHCHECK must agree
@@ -85,7 +96,7 @@ done
 log "docker health of the bot: $health"
 
 log "stopping the bot with SIGTERM (SIGKILL after ${STOP_TIMEOUT_S}s)"
-"${DC[@]}" stop -t "$STOP_TIMEOUT_S" bot >/dev/null
+"${DC[@]}" stop -t "$STOP_TIMEOUT_S" "$BOT" >/dev/null
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$BOT_CID")
 summary=$(docker logs "$BOT_CID" 2>&1 | python3 -c '
 import json, sys

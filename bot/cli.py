@@ -1,17 +1,27 @@
 """`mmbot` entry point. Parses arguments and hands off to the module that owns each command.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration (one line on stderr,
-no traceback, before any venue is touched).
+no traceback, before any venue is touched), 130 interrupted.
+
+`main` is total: a bad argument is one line from the parser (`OneLineParser`), a bad config one
+`ConfigError` line, and anything else a command lets escape (an exception group from a task group
+included) one `unexpected error` line with exit 1, secret values masked. `MMBOT_TRACEBACK=1` shows
+the traceback instead, for debugging.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from bot.config import ConfigError
+from bot.secret_names import scrub, secret_values_in
 
 # command -> "module:function"; each function takes the parsed argparse.Namespace and returns an exit code
 HANDLERS: dict[str, str] = {
@@ -49,18 +59,68 @@ def _duration_s(text: str) -> float:
     return value
 
 
+def _number(
+    kind: Callable[[str], float], low: float | None = None, high: float | None = None, strict: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number of `kind` within [low, high] (low excluded when `strict`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number: {text!r}")
+        if low is not None and (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low:g}: {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high:g}: {text!r}")
+        return value
+
+    return parse
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r} (use {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def _http_url(text: str) -> str:
+    url = urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise argparse.ArgumentTypeError(f"not an http:// URL: {text!r} (e.g. http://127.0.0.1:9108)")
+    return text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the error and where to find help) and exit 2,
+    not the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+SEED = _number(int, 0, 2**63 - 1)  # numpy's generators take non-negative seeds
+POSITIVE = _number(float, 0, strict=True)
+MINUTES = _number(float, 0, 7 * 24 * 60, strict=True)  # simulated: at most a week
 LOG_FORMAT_HELP = "json lines, console, or auto: console on a terminal (default: %(default)s)"
+LOG_LEVEL_HELP = f"{', '.join(LOG_LEVELS)} (default: %(default)s)"
 
 
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         p.add_argument("--config", metavar="FILE", help="TOML config (default: config/default.toml)")
     p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto", help=LOG_FORMAT_HELP)
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default: %(default)s)")
+    p.add_argument("--log-level", type=_log_level, default="INFO", help=LOG_LEVEL_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmbot", description="Paper-trading market-making bot")
+    parser = OneLineParser(prog="mmbot", description="Paper-trading market-making bot")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run the bot (default: dry run on the in-process mock exchange)")
@@ -72,18 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="print the effective config (secrets masked)")
     p.add_argument("file", nargs="?", help="TOML config (default: config/default.toml)")
     p.add_argument("--log-format", choices=["json", "console", "auto"], default="auto", help=LOG_FORMAT_HELP)
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default: %(default)s)")
+    p.add_argument("--log-level", type=_log_level, default="INFO", help=LOG_LEVEL_HELP)
 
     sim = sub.add_parser("simulate", help="offline experiments").add_subparsers(dest="experiment", required=True)
     p = sim.add_parser("as2008", help="Avellaneda-Stoikov (2008) Monte Carlo, section 3")
-    p.add_argument("--gamma", type=float, default=0.1, help="risk aversion, per unit of price (default: %(default)s)")
-    p.add_argument("--paths", type=int, default=1000, help="simulated paths per strategy (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--gamma", type=POSITIVE, default=0.1, help="risk aversion, per unit of price (default: %(default)s)"
+    )
+    p.add_argument(
+        "--paths",
+        type=_number(int, 1, 1_000_000),
+        default=1000,
+        help="simulated paths per strategy (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
     p = sim.add_parser("toxicity", help="same seeded toxic market, risk guard off vs on")
     _common(p)
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--minutes",
+        type=MINUTES,
+        default=30.0,
+        help="simulated minutes per run (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     p = sim.add_parser("deal", help="the token-loan deal over its term: the article's sale vs holding vs hedging")
@@ -122,18 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = ex.add_parser("serve", help="serve the mock exchange over websockets")
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: %(default)s)")
-    p.add_argument(
-        "--dialect", choices=["bybit"], help="speak this venue's REST + websocket protocol (loopback only)"
-    )
+    p.add_argument("--port", type=_number(int, 0, 65535), default=8765, help="port to listen on (default: %(default)s)")
+    p.add_argument("--dialect", choices=["bybit"], help="speak this venue's REST + websocket protocol (loopback only)")
     p.add_argument("--hedge-mode", action="store_true", help="--dialect: the account is in hedge position mode")
     p.add_argument(
-        "--ws-max-age-s", type=float, default=None, help="--dialect: close every websocket after this long"
+        "--ws-max-age-s", type=POSITIVE, default=None, help="--dialect: close every websocket after this long"
     )
     p = ex.add_parser("record", help="write the mock market's public data as a Binance recording")
     _common(p)
-    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's mock.seed)")
+    p.add_argument("--minutes", type=MINUTES, default=10.0, help="simulated minutes (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=None, help="random seed (default: the config's mock.seed)")
     p.add_argument("--out", required=True, metavar="FILE", help="the spot recording (.gz: gzipped)")
     p.add_argument("--perp-out", metavar="FILE", help="also the perp's recording (default: none)")
 
@@ -148,13 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("targets", nargs="+", metavar="FILE", help="recordings (spot, then its perp) and/or mock:SEED")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a key and its values")
-    p.add_argument("--search", type=int, metavar="N", help="an Optuna search of N trials over the --space keys")
+    p.add_argument(
+        "--search",
+        type=_number(int, 1, 1_000_000),
+        metavar="N",
+        help="an Optuna search of N trials over the --space keys",
+    )
     p.add_argument("--space", action="append", default=[], metavar="KEY=LO:HI", help="a key's range for --search")
-    p.add_argument("--seed", type=int, default=1, help="the search's random seed (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=1, help="the search's random seed (default: %(default)s)")
     p.add_argument("--objective", default="pnl", help="best trial by this metric (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default: %(default)s)")
+    p.add_argument(
+        "--workers", type=_number(int, 1, 1024), default=1, help="local worker processes (default: %(default)s)"
+    )
     p.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS instead")
-    p.add_argument("--minutes", type=float, default=10.0, help="simulated minutes per mock run (default: %(default)s)")
+    p.add_argument(
+        "--minutes", type=MINUTES, default=10.0, help="simulated minutes per mock run (default: %(default)s)"
+    )
     p.add_argument("--cache", metavar="DIR", help="replay recordings from their parsed events cached in DIR")
     p.add_argument("--out", metavar="DIR", help="write sweep.json and sweep.png there")
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
@@ -167,15 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("soak", help="chaos soak on the in-process mock exchange")
     _common(p)
-    p.add_argument("--hours", type=float, default=2.0, help="simulated hours (default: %(default)s)")
+    p.add_argument(
+        "--hours",
+        type=_number(float, 0, 365 * 24, strict=True),
+        default=2.0,
+        help="simulated hours (default: %(default)s)",
+    )
     p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list (default: %(default)s)')
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     p = sub.add_parser("status", help="one-screen view of a running bot")
-    p.add_argument("--url", default="http://127.0.0.1:9108", help="the bot's metrics address (default: %(default)s)")
+    p.add_argument(
+        "--url",
+        type=_http_url,
+        default="http://127.0.0.1:9108",
+        help="the bot's metrics address (default: %(default)s)",
+    )
     p.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
-    p.add_argument("--interval", type=float, default=2.0, help="--watch refresh, seconds (default: %(default)s)")
+    p.add_argument(
+        "--interval",
+        type=_number(float, 0, 3600, strict=True),
+        default=2.0,
+        help="--watch refresh, seconds (default: %(default)s)",
+    )
 
     p = sub.add_parser("report", help="HTML + PNG report from a ledger")
     p.add_argument("--ledger", metavar="PATH", help="SQLite ledger (default: the config's ledger.path)")
@@ -194,17 +288,48 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line: OneLineParser), as a return value
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return _handler(args)(args)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `mmbot deal plan | head`: the reader left, which is not our error
         sys.stderr.close()
         return 0
+    except Exception as exc:  # the last resort: one line, never a traceback
+        return _report(exc, _command_name(args))
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    parts = ["mmbot", args.command, *(getattr(args, a) for a in ("experiment", "action") if getattr(args, a, None))]
+    return " ".join(parts)
+
+
+def _report(exc: Exception, command: str) -> int:
+    """One line on stderr for whatever a command let escape: a ConfigError (also one raised inside a
+    task group) is exit 2, anything else exit 1. Secret values from the environment are masked."""
+    leaf = _first_leaf(exc)
+    if isinstance(leaf, BrokenPipeError):
+        return 0
+    if os.environ.get("MMBOT_TRACEBACK") == "1":
+        raise exc
+    if isinstance(leaf, ConfigError):
+        line, code = str(leaf), 2
+    else:
+        line, code = f"{command}: unexpected error: {type(leaf).__name__}: {leaf}", 1
+    line = " ".join(scrub(line, secret_values_in(os.environ)).split())  # one line, whatever the message held
+    print(line, file=sys.stderr)
+    return code
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first exception that is not a group (an asyncio.TaskGroup wraps what its tasks raised)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import math
+import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from bot.secret_names import looks_secret
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 
@@ -57,6 +64,28 @@ class RuntimeConfig(Section):
     )
     speed: PosFloat = Field(1.0, description="mock exchange clock speed vs wall clock (dry run)")
     warmup_s: NonNegFloat = Field(5.0, description="excluded from in-band statistics")
+
+    @field_validator("venue")
+    @classmethod
+    def _known_venue(cls, venue: str) -> str:
+        if venue in ("mock", "ccxt"):
+            return venue
+        url = urlsplit(venue)
+        if url.scheme not in ("ws", "wss") or not _has_host_and_port(url):
+            scheme = f"scheme {url.scheme!r}" if url.scheme else "no scheme"
+            # the value itself is not repeated: a URL can carry credentials (ws://user:pass@host)
+            raise ValueError(f'unknown venue ({scheme}): use "mock", "ccxt" or "ws://HOST:PORT"')
+        if url.username or url.password:
+            raise ValueError("a venue URL carries no credentials (keys come from the environment)")
+        return venue
+
+
+def _has_host_and_port(url: SplitResult) -> bool:
+    """A host, and a port that is a number in range if one is given (`url.port` raises otherwise)."""
+    try:
+        return bool(url.hostname) and (url.port is None or url.port >= 0)
+    except ValueError:
+        return False
 
 
 class MarketConfig(Section):
@@ -270,7 +299,7 @@ class MockMarketConfig(Section):
     informed_size_base: PosFloat = Field(1.0, description="mean informed taker size (exponential), base units")
     # the "hawkes" flow model (mock.flow_model; docs/mock-market.md); the "classic" model ignores these
     hawkes_base_per_s: NonNegFloat = Field(
-        1.0, description='hawkes: mu, exogenous taker arrivals per second (both sides; mean rate mu / (1 - n))'
+        1.0, description="hawkes: mu, exogenous taker arrivals per second (both sides; mean rate mu / (1 - n))"
     )
     hawkes_branching: Annotated[float, Field(ge=0, le=0.99, allow_inf_nan=False)] = Field(
         0.5, description="hawkes: n, arrivals each arrival triggers on average (self-excitation)"
@@ -716,26 +745,26 @@ class ConfigError(Exception):
 SECRET_FIELDS = {("ccxt", "api_key"), ("ccxt", "api_secret"), ("ccxt", "api_password")}
 
 
-def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Load `path` (default: the embedded default config) plus environment overrides.
 
     `overrides` are nested section dicts applied over the file (used by CLI flags and tests).
-    Raises ConfigError with a one-line message on any problem.
+    `environ` is checked for `MMBOT__...` names that match no setting (default: `os.environ`, which
+    is also what pydantic-settings reads). Raises ConfigError with a one-line message on any problem.
     """
     file_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        with file_path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {file_path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+    data = _read_toml(file_path)
     for section, key in SECRET_FIELDS:
         if isinstance(data.get(section), dict) and key in data[section]:
             raise ConfigError(
-                f"{section}.{key}: secrets are read only from the environment "
+                f"config error: {section}.{key}: secrets are read only from the environment "
                 f"(MMBOT__{section.upper()}__{key.upper()}), never from a config file"
             )
+    check_environment(os.environ if environ is None else environ)
     for section, values in (overrides or {}).items():
         merged = dict(data.get(section, {}))
         merged.update(values)
@@ -744,20 +773,105 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except SettingsError as exc:  # an environment value pydantic-settings cannot parse (check_environment missed it)
+        raise ConfigError(f"config error: environment: {exc}") from None
+
+
+def _read_toml(file_path: Path) -> dict[str, Any]:
+    """The file's TOML as a dict; every way it can fail is one ConfigError line naming the file."""
+    try:
+        with file_path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file_path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config error: {file_path}: is a directory, not a TOML config file") from None
+    except OSError as exc:  # permission denied, an I/O error
+        raise ConfigError(f"config error: {file_path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (tomllib decodes before it parses)
+        raise ConfigError(f"config error: {file_path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file_path}: not valid TOML: {exc}") from None
+
+
+ENV_PREFIX = "MMBOT__"
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse `MMBOT__...` variables that name no setting, and values of list/table settings that are
+    not JSON, with one line naming the variable and never its value.
+
+    pydantic-settings reads only the variables of sections it knows, so a misspelt section
+    (`MMBOT__QOUTER__GAMMA_PER_QUOTE`) would otherwise be ignored without a word, while a misspelt key
+    in a known section is refused: both are refused here, the same way."""
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        field = _env_field(parts)
+        if isinstance(field, str):
+            raise ConfigError(f"config error: {field}: unknown key (environment variable {name})")
+        if field is not None and _is_complex(field.annotation):
+            try:
+                json.loads(environ[name])
+            except ValueError:
+                raise ConfigError(
+                    f"config error: {'.'.join(parts)}: environment variable {name} must hold JSON (a list or table)"
+                ) from None
+
+
+def _env_field(parts: list[str]) -> FieldInfo | str | None:
+    """The setting `parts` names: its FieldInfo; None when it lies inside a free-form table or below
+    a leaf (the model validates those); or, when a part names nothing, the dotted path up to it."""
+    model: type[BaseModel] | None = Settings
+    field: FieldInfo | None = None
+    for i, part in enumerate(parts):
+        if model is None:
+            return None
+        if part not in model.model_fields:
+            return ".".join(parts[: i + 1]) if part else ".".join([*parts[:i], "(empty)"])
+        field = model.model_fields[part]
+        model = _section_model(field.annotation)
+    return field
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _is_complex(annotation: Any) -> bool:
+    """Does pydantic-settings read this field's environment value as JSON? (a section, list, tuple,
+    set or dict, alone or in a union)"""
+    if _section_model(annotation) is not None:
+        return True
+    origin = get_origin(annotation)
+    if origin in (list, tuple, dict, set, frozenset):
+        return True
+    if origin in (Union, UnionType):
+        return any(_is_complex(arg) for arg in get_args(annotation) if arg is not type(None))
+    return False
+
+
+_URL_USERINFO = re.compile(r"//[^/@\s]*@")
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One line: the first failing field, the reason, and how many more errors there are."""
+    """One line: the first failing field, the reason, and how many more errors there are.
+
+    The value given is shown only for a known field whose name does not look secret: never for an
+    unknown key (a misspelt `api_secrett` holds a secret as surely as `api_secret`)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"]) or "config"
-    reason = first["msg"]
-    if first["type"] == "extra_forbidden":
+    reason = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our validators' messages
+    unknown = first["type"] == "extra_forbidden"
+    if unknown:
         reason = "unknown key"
     given = first.get("input")
     shown = "" if isinstance(given, dict | list) or first["type"] == "missing" else f" (got {given!r})"
-    if any(part in {"api_key", "api_secret", "api_password"} for part in map(str, first["loc"])):
-        shown = ""  # never echo a secret back
+    shown = _URL_USERINFO.sub("//***@", shown)  # ws://user:pass@host: never the credentials
+    if unknown or any(looks_secret(str(part)) for part in first["loc"]):
+        shown = ""  # never echo what may be a secret
     more = f" [+{len(errors) - 1} more]" if len(errors) > 1 else ""
     return f"config error: {where}: {reason}{shown}{more}"
 

@@ -27,9 +27,10 @@ from typing import Any, Literal, TextIO
 import orjson
 import structlog
 
+from bot.secret_names import REDACTED, looks_secret
+
 LogFormat = Literal["json", "console", "auto"]
 
-REDACTED = "**********"
 _NOTHING_BOUND: Mapping[str, Any] = MappingProxyType({})
 # The fields `bind_context` bound in this context. Each bind sets a new dict: one never changes once set,
 # so a task's copy of the context keeps what was bound when it started.
@@ -41,13 +42,11 @@ _LEVEL_METHODS = (
     (logging.ERROR, "error"),
     (logging.CRITICAL, "critical"),
 )
-_SECRET_KEY_PARTS = ("secret", "password", "api_key", "apikey", "signature", "passphrase")
 
 
 def _is_secret_key(key: str) -> bool:
     """`api_secret`, `auth_token`, `Signature`...; not `tokens` (a rate-limit bucket's level)."""
-    lowered = key.lower()
-    return lowered.endswith("token") or any(part in lowered for part in _SECRET_KEY_PARTS)
+    return looks_secret(key)  # the one rule, shared with config errors and the CLI
 
 
 class Redactor:

@@ -164,7 +164,10 @@ def parse_speed(value: str | float) -> float | None:
     """`--speed` / `replay.speed` -> `ReplayVenue(speed=...)`: "max" is None (as fast as possible)."""
     if isinstance(value, str) and value.strip().lower() == "max":
         return None
-    speed = float(value)
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = float("nan")  # refused below, with the one message
     if not speed > 0 or speed == float("inf"):
         raise ValueError(f'replay speed must be a number > 0 or "max", got {value!r}')
     return speed

@@ -9,17 +9,25 @@ new secret is covered without editing this file).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 import bot.app
 from bot.cli import main
 from bot.config import Settings
-from bot.logs import get_logger
+from bot.logs import configure_logging, get_logger
 from bot.runtime.metrics import Metrics
 from bot.runtime.report import build_report
 from bot.venues.mock_inprocess import InProcessMockVenue
@@ -138,3 +146,65 @@ def test_error_paths_carry_no_secret(
     assert out.err.strip(), "an error was reported"
     assert_clean("stdout", out.out)
     assert_clean("stderr", out.err)
+
+
+# ---- property: no error or log line prints the value of an unknown key or a secret-looking name ----
+
+SECRET_WORDS = ["key", "secret", "password", "passphrase", "token", "apikey", "api_key", "secrett", "signature"]
+words = st.from_regex(r"[a-z]{1,6}", fullmatch=True)
+secret_names = st.builds(
+    lambda pre, word, post, upper: ("_".join(p for p in (pre, word, post) if p)).upper() if upper else "_".join(
+        p for p in (pre, word, post) if p),
+    st.one_of(st.just(""), words), st.sampled_from(SECRET_WORDS), st.one_of(st.just(""), st.just("2")), st.booleans(),
+)  # fmt: skip
+# distinctive: the prefix cannot occur in any message by chance; the rest is any printable text
+printable = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
+secret_values = st.builds(lambda tail: "Zq9" + tail, st.text(printable, min_size=3, max_size=12))
+SECTIONS = sorted(Settings.model_fields)
+
+
+def _known(section: str, key: str) -> bool:
+    model = getattr(Settings.model_fields.get(section), "annotation", None)
+    return key in getattr(model, "model_fields", {})
+
+
+def _cli_output(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue() + err.getvalue()
+
+
+@settings(max_examples=60)
+@given(
+    section=st.one_of(st.sampled_from(SECTIONS), words),
+    key=st.one_of(secret_names, words),
+    value=secret_values,
+    from_env=st.booleans(),
+)
+def test_an_unknown_or_secret_looking_key_never_has_its_value_printed(
+    section: str, key: str, value: str, from_env: bool
+) -> None:
+    assume(not _known(section.lower(), key.lower()))  # a known, ordinary field may show its bad value
+    clean = {k: "" for k in os.environ if k.upper().startswith("MMBOT__")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.toml"
+        if from_env:
+            env, argv = {**clean, f"MMBOT__{section}__{key}": value}, ["check-config", str(path)]
+            path.write_text("")
+        else:
+            env, argv = clean, ["check-config", str(path)]
+            path.write_text(f"[{section.lower()}]\n{key.lower()} = {json.dumps(value)}\n")
+        code, output = _cli_output(argv, {k: v for k, v in env.items() if v != ""})
+    assert code == 2, output
+    assert value not in output and value[:6] not in output
+
+
+@settings(max_examples=60)
+@given(name=secret_names, value=secret_values)
+def test_a_log_field_with_a_secret_looking_name_is_masked(name: str, value: str) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream=stream)
+    get_logger().info("venue.debug", **{name: value, "ok": 1})
+    line = stream.getvalue()
+    assert value not in line and "**********" in line and '"ok":1' in line

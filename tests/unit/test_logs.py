@@ -32,6 +32,7 @@ from bot.logs import (
     get_logger,
     render_json,
 )
+from bot.secret_names import looks_secret
 
 
 def test_values_under_secret_keys_are_masked_and_other_keys_kept() -> None:
@@ -96,10 +97,9 @@ def _reference_redact(secrets: list[str], event: dict[str, Any]) -> dict[str, An
             return [scrub(v) for v in value]
         return value
 
-    secret_key = re.compile(r"token$|secret|password|api_key|apikey|signature|passphrase", re.IGNORECASE)
+    # which keys look secret is bot.secret_names' rule (tested on its own in tests/unit/test_secret_names.py)
     return {
-        k: REDACTED if secret_key.search(k) and v not in (None, "") else scrub(v) if secrets else v
-        for k, v in event.items()
+        k: REDACTED if looks_secret(k) and v not in (None, "") else scrub(v) if secrets else v for k, v in event.items()
     }
 
 

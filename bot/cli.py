@@ -12,6 +12,7 @@ the traceback instead, for debugging.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
@@ -108,6 +109,7 @@ class OneLineParser(argparse.ArgumentParser):
 SEED = _number(int, 0, 2**63 - 1)  # numpy's generators take non-negative seeds
 POSITIVE = _number(float, 0, strict=True)
 MINUTES = _number(float, 0, 7 * 24 * 60, strict=True)  # simulated: at most a week
+JSON_HELP = "stdout: one JSON object and nothing else (tables and log lines go to stderr)"
 LOG_FORMAT_HELP = "json lines, console, or auto: console on a terminal (default: %(default)s)"
 LOG_LEVEL_HELP = f"{', '.join(LOG_LEVELS)} (default: %(default)s)"
 
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated paths per strategy (default: %(default)s)",
     )
     p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = sim.add_parser("toxicity", help="same seeded toxic market, risk guard off vs on")
     _common(p)
     p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
@@ -156,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="simulated minutes per run (default: %(default)s)",
     )
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = sim.add_parser("deal", help="the token-loan deal over its term: the article's sale vs holding vs hedging")
     _common(p)
@@ -211,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--speed", default=None, help='replay speed multiple, or "max" (default: replay.speed)')
-    p.add_argument("--json", action="store_true", help="last line of stdout: the session summary")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--cache", metavar="DIR", help="read each file's parsed events from DIR, or write them there")
 
     p = sub.add_parser("sweep", help="grid or Optuna search over config keys, each trial a full replay")
@@ -236,12 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache", metavar="DIR", help="replay recordings from their parsed events cached in DIR")
     p.add_argument("--out", metavar="DIR", help="write sweep.json and sweep.png there")
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")
     _common(p)
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("--at", default=None, help="value the calls on this ISO date (default: the deal's start)")
 
     p = sub.add_parser("soak", help="chaos soak on the in-process mock exchange")
@@ -254,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list (default: %(default)s)')
     p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = sub.add_parser("status", help="one-screen view of a running bot")
     p.add_argument(
@@ -293,6 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2, one line: OneLineParser), as a return value
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        if getattr(args, "json", False):
+            # stdout is the JSON document only (bot/output.py): everything else the command prints goes to stderr
+            args.json_stdout = sys.stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                return _handler(args)(args)
         return _handler(args)(args)
     except KeyboardInterrupt:
         return 130

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 from typing import Any
 
 from bot.config import ConfigError, DealConfig, load_settings
 from bot.core.deal import DealPlan, DealTerms, HedgeView, TrancheRisk, date_ns, ns_date, plan_deal, sale_schedule
 from bot.core.execution import SaleSchedule
+from bot.output import write_json
 
 
 def _valuation_ns(deal: DealConfig, at: str | None) -> int | None:
@@ -39,7 +39,7 @@ def cmd_deal_plan(args: argparse.Namespace) -> int:
     print(render_text(terms, plan, dated=deal.start_date is not None, at_ns=at_ns))
     print(render_schedule(schedule, deal.sale_twap_days))
     if getattr(args, "json", False):
-        print(json.dumps({**plan_json(plan), "sale_schedule": schedule_json(schedule)}, separators=(",", ":")))
+        write_json(args, {**plan_json(plan), "sale_schedule": schedule_json(schedule)})
     return 0
 
 

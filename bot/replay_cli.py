@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
-
 from bot.app import build_engine, secret_values
 from bot.config import MarketConfig, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
 from bot.logs import bind_context, configure_logging, get_logger
+from bot.output import write_json
 from bot.venues.binance import NATIVE_DECODER, BookTicker, infer_instrument
 from bot.venues.event_cache import CachedSource
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
@@ -273,7 +272,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"mmbot replay: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+        write_json(args, summary)
     if summary["stop_reason"] == "interrupted":
         return 130
     return 0 if summary["open_orders_at_exit"] == 0 else 1

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.config import ConfigError, Settings, format_validation_error, load_settings
 from bot.logs import configure_logging
+from bot.output import write_json
 from bot.sweep_output import format_table, params_toml, write_plot
 from bot.sweep_runs import (
     Runner,
@@ -353,5 +354,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         write_plot(trials, args.objective, out / "sweep.png")
         print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
     if args.json:
-        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+        write_json(args, payload)
     return 0

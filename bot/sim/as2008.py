@@ -17,7 +17,6 @@ without changing either strategy's distribution. Vectorised over paths with nump
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bot.core.quoting import MarketInputs, QuoteParams, as_quote
+from bot.output import write_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,5 +157,5 @@ def cmd_simulate_as2008(args: argparse.Namespace) -> int:
     if args.json:
         payload: dict[str, Any] = {"gamma": gamma, "paths": paths, "seed": seed}
         payload.update({name: asdict(stats) for name, stats in results.items()})
-        print(json.dumps(payload))
+        write_json(args, payload)
     return 0

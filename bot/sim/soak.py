@@ -30,6 +30,7 @@ from bot.app import build_engine
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event
+from bot.output import write_json
 from bot.sim.driver import deliver_until, run_simulation
 from bot.sim.soak_checks import SoakChecker
 from bot.sim.soak_setup import FaultSpecError, RecordingMockExchange, fault_config, limits, parse_faults
@@ -252,7 +253,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
     run = run_soak(settings, hours=args.hours, faults=faults, seed=args.seed, progress=progress)
     report = run.report()
     if args.json:
-        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+        write_json(args, report)
     else:
         sys.stdout.write(_text_report(report) + "\n")
     return 1 if run.checker.counts else 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import math
 import sys
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.core.toxicity import markout_quote
 from bot.domain import Command, Event, OrderFilled
 from bot.logs import bind_context, configure_logging, get_logger
+from bot.output import write_json
 from bot.sim.driver import run_simulation
 from bot.venues.mock.exchange import MockExchange
 
@@ -292,5 +292,5 @@ def cmd_simulate_toxicity(args: argparse.Namespace) -> int:
     payload = compare(base, int(args.seed), float(args.minutes) * 60.0, log=get_logger())
     print(format_report(payload))
     if args.json:
-        print(json.dumps(payload))
+        write_json(args, payload)
     return 0

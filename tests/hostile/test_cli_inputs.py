@@ -7,6 +7,10 @@ name; other commands' holes of the same kind are next to them.
 
 from __future__ import annotations
 
+import argparse
+import gzip
+import itertools
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +115,53 @@ def test_an_unexpected_error_is_one_line_with_the_secret_masked(tmp_path: Path) 
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     line = assert_one_line(proc, 1, "mmbot check-config: unexpected error: RuntimeError: auth failed for")
     assert "**********" in line
+
+
+# ---- --json: stdout holds one JSON document and nothing else (issue #20 item 10) ----
+
+SPOT_FILE = Path(__file__).resolve().parents[1] / "data" / "binance" / "spot_btcusdt_20240808.gz"
+
+JSON_COMMANDS = {  # every command with --json, with arguments that keep it short
+    "simulate as2008": ["--paths", "20"],
+    "simulate toxicity": ["--minutes", "0.2"],
+    "soak": ["--hours", "0.01"],
+    "deal plan": [],
+    "replay": ["{spot}"],
+    "sweep": ["mock:1", "--minutes", "0.2", "--grid", "quoter.gamma_per_quote=0.05,0.1"],
+}
+
+
+def _commands_with_json() -> set[str]:
+    from bot.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> set[str]:
+        found = {prefix.strip()} if any("--json" in a.option_strings for a in parser._actions) else set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found |= walk(sub, f"{prefix} {name}")
+        return found
+
+    return walk(build_parser(), "")
+
+
+def test_every_json_command_is_checked() -> None:
+    assert _commands_with_json() == set(JSON_COMMANDS)
+
+
+def small_spot(tmp_path: Path, lines: int = 4000) -> Path:
+    """The bundled spot recording's first `lines` lines (its REST snapshot among them)."""
+    out = tmp_path / "spot.gz"
+    with gzip.open(SPOT_FILE, "rb") as src, gzip.open(out, "wb") as dst:
+        dst.writelines(itertools.islice(src, lines))
+    return out
+
+
+@pytest.mark.parametrize("command", sorted(JSON_COMMANDS))
+def test_json_stdout_is_one_json_document(tmp_path: Path, command: str) -> None:
+    extra = [a.replace("{spot}", str(small_spot(tmp_path))) for a in JSON_COMMANDS[command]]
+    proc = mmbot([*command.split(), *extra, "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)  # the whole of stdout: one JSON value, nothing before or after
+    assert isinstance(document, dict) and document
+    assert "Traceback" not in proc.stderr

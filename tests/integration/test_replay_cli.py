@@ -27,7 +27,8 @@ SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
 
 
 class Run:
-    """One `mmbot replay ... --json --log-format json`: exit code, every stdout line parsed, stderr."""
+    """One `mmbot replay ... --json --log-format json`: exit code, the summary (stdout holds that one JSON
+    document and nothing else), the log lines (on stderr with --json, every one JSON), stderr."""
 
     def __init__(self, argv: Iterable[str | Path], stderr: io.StringIO | None = None) -> None:
         out, self.err_stream = io.StringIO(), stderr or io.StringIO()
@@ -35,10 +36,11 @@ class Run:
             self.code = main(["replay", *map(str, argv), "--json", "--log-format", "json"])
         self.stdout = out.getvalue()
         self.stderr = self.err_stream.getvalue()
-        lines = self.stdout.splitlines()
-        self.records: list[dict[str, Any]] = [orjson.loads(line) for line in lines]  # every line is JSON
-        self.summary = self.records[-1] if self.records else {}
-        self.logs = self.records[:-1]
+        assert len(self.stdout.splitlines()) <= 1, "stdout: the summary only"
+        self.summary: dict[str, Any] = orjson.loads(self.stdout) if self.stdout else {}
+        # the log lines, among the progress bar's redraws (which start with "\r") and error lines
+        lines = self.stderr.replace("\r", "\n").splitlines()
+        self.logs: list[dict[str, Any]] = [orjson.loads(line) for line in lines if line.startswith("{")]
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [r for r in self.logs if r.get("event") == name]
@@ -80,7 +82,7 @@ def shipped() -> tuple[Run, Run]:
 
 def test_the_shipped_pair_quotes_fills_and_hedges(shipped: tuple[Run, Run]) -> None:
     run = shipped[0]
-    assert run.code == 0 and run.stderr == ""  # no progress bar off a terminal
+    assert run.code == 0 and "\r" not in run.stderr and "replay " not in run.stderr  # no progress bar off a terminal
     summary = run.summary
     assert summary["fills"] > 0 and summary["hedges"] > 0 and summary["hedge_fills"] > 0
     assert summary["stop_reason"] == "replay_finished"
@@ -159,9 +161,9 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
 
     run = Run([cut(SPOT_FILE, tmp_path / "spot.gz", 20)], stderr=Terminal())
     assert run.code == 0
-    assert run.stderr.startswith("\r") and run.stderr.endswith("\n")
+    assert "\rreplay " in run.stderr and run.stderr.endswith("\n")
     assert "100%" in run.stderr.rsplit("\r", 1)[-1]  # the last redraw shows every byte read
-    # the bar went to stderr only: every stdout line parsed as JSON (Run), the last is the summary
+    # the bar went to stderr only: stdout is the summary alone (Run)
     assert run.summary["stop_reason"] == "replay_finished"
 
 

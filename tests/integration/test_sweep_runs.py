@@ -70,9 +70,9 @@ def test_the_command_prints_the_table_the_best_toml_and_one_json_object(
     argv = ["sweep", "mock:1", "--minutes", "0.5", "--grid", "quoter.gamma_per_quote=0.05,0.2"]
     argv += ["--grid", "quoter.order_size_base=0.5,1.0", "--json", "--out", str(tmp_path)]
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    lines = out.strip().splitlines()
-    payload = orjson.loads(lines[-1])
+    captured = capsys.readouterr()
+    payload = orjson.loads(captured.out)  # with --json, stdout is the one JSON object and nothing else
+    out = captured.err  # the table and the best TOML, for a human
     assert [t["params"] for t in payload["trials"]] == POINTS
     for trial in payload["trials"]:
         assert set(trial["metrics"]) >= {"pnl", "pnl_per_unit", "inventory_std", "max_drawdown", "fills"}
@@ -82,7 +82,7 @@ def test_the_command_prints_the_table_the_best_toml_and_one_json_object(
     assert best["metrics"]["pnl"] == max(t["metrics"]["pnl"] for t in payload["trials"])
     toml = tomllib.loads(best["toml"])
     assert toml["quoter"]["gamma_per_quote"] == best["params"]["quoter.gamma_per_quote"]
-    assert best["toml"] in out  # printed for a human too, above the JSON line
+    assert best["toml"] in out  # printed for a human too, on stderr
     assert "pnl/unit" in out and "adverse" in out  # the table's header
     assert (tmp_path / "sweep.png").stat().st_size > 0
     assert orjson.loads((tmp_path / "sweep.json").read_bytes())["trials"] == payload["trials"]

@@ -162,8 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sim.add_parser("deal", help="the token-loan deal over its term: the article's sale vs holding vs hedging")
     _common(p)
-    p.add_argument("--paths", type=int, default=1000, help="price paths per model (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--paths", type=_number(int, 1, 1_000_000), default=1000, help="price paths per model (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
     p.add_argument(
         "--model", choices=["all", "gbm", "jump", "pump_decay"], default="all", help="price paths (default: all)"
     )
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="mock minutes to measure the CEX edge (default: %(default)s)",
     )
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ex = sub.add_parser("exchange", help="the mock exchange").add_subparsers(dest="action", required=True)
     p = ex.add_parser("serve", help="serve the mock exchange over websockets")

@@ -39,9 +39,7 @@ delta (so its hedge) goes to zero.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,6 +50,7 @@ from numpy.typing import NDArray
 from bot.config import ConfigError, DealConfig, Settings, load_settings
 from bot.core.deal import DealTerms, plan_deal, sale_schedule
 from bot.core.options import NS_PER_DAY
+from bot.output import write_json
 from bot.sim.pool import ConstantProductPool
 
 HOURS_PER_YEAR = 365.0 * 24.0
@@ -634,5 +633,5 @@ def cmd_simulate_deal(args: argparse.Namespace) -> int:
     print(format_report(payload))
     print(f"cpu {payload['cpu_s']:.1f} s")
     if args.json:
-        sys.stdout.write(json.dumps(payload, separators=(",", ":")) + "\n")
+        write_json(args, payload)
     return 0

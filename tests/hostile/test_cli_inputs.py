@@ -124,6 +124,7 @@ SPOT_FILE = Path(__file__).resolve().parents[1] / "data" / "binance" / "spot_btc
 JSON_COMMANDS = {  # every command with --json, with arguments that keep it short
     "simulate as2008": ["--paths", "20"],
     "simulate toxicity": ["--minutes", "0.2"],
+    "simulate deal": ["--paths", "20", "--model", "gbm", "--measure-minutes", "0.2"],
     "soak": ["--hours", "0.01"],
     "deal plan": [],
     "replay": ["{spot}"],

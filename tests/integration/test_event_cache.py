@@ -33,11 +33,13 @@ UNSTABLE = {"ts", "run_id", "event_cache", *WALL_CLOCK_FIELDS}
 
 
 def replay(*extra: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         code = main(["replay", str(SPOT_FILE), str(PERP_FILE), "--json", "--log-format", "json", *map(str, extra)])
     assert code == 0
-    records = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    # with --json the log lines are on stderr and stdout is the summary alone: logs first, summary last
+    records = [orjson.loads(line) for line in err.getvalue().splitlines() if line.startswith("{")]
+    records.append(orjson.loads(out.getvalue()))
     return [{k: v for k, v in r.items() if k not in UNSTABLE} for r in records], records[-1]
 
 

@@ -135,10 +135,11 @@ def test_sale_schedule_by_hand() -> None:
 
 def test_cli_shows_the_sale_schedule(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deal", "plan", "--json"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.err  # with --json the text goes to stderr, stdout is the JSON alone
     assert "2,300,000 tokens over 10 days, 230,000 a day (TWAP over 10 days)" in out
     assert "expected cost 28,750 USDT: impact 1.15 % + fee 0.10 % per slice" in out
-    sched = json.loads(out.strip().splitlines()[-1])["sale_schedule"]
+    sched = json.loads(captured.out)["sale_schedule"]
     assert (sched["days"], sched["expected_cost_quote"], sched["perp_covers_unsold"][:2]) == (
         10,
         28_750,

@@ -190,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_engine:
         settings = for_instruments(load_settings(None), plan.spot, plan.perp)
         with open(os.devnull, "w") as null:
-            configure_logging("json", "INFO", stream=null)  # the bot's logging cost, not the terminal's
+            # the bot's logging cost, not the terminal's; in blocks, as `mmbot replay` writes them
+            configure_logging("json", "INFO", stream=null, flush_each_line=False)
             bot_s, bot_cpu_s, summary = timed(lambda: run_session(settings, plan, None), args.repeat)
             dec_s, dec_cpu_s, _ = timed(lambda: run_session(settings, plan, None, decode_tickers=True), args.repeat)
             out.update(

@@ -260,7 +260,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     skip_deal = deal_is_for_another_market(settings, plan.spot)
     config_market = settings.market.spot_symbol
     settings = for_instruments(settings, plan.spot, plan.perp)
-    configure_logging(args.log_format, args.log_level, secrets=secret_values(settings))
+    # a batch job: its log lines go out in blocks, not a flush per line (a terminal still gets each line)
+    configure_logging(args.log_format, args.log_level, secrets=secret_values(settings), flush_each_line=False)
     bind_context(run_id=uuid.uuid4().hex[:12], venue="replay", symbol=plan.spot.symbol)
     if skip_deal:
         log = get_logger("mmbot.replay")

@@ -300,3 +300,31 @@ def test_a_line_reaches_a_pipe_at_once_and_a_closed_pipe_does_not_stop_the_bot()
         child.kill()
     assert child.returncode == 0, err
     assert b"still running" in err
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.flushes = 0
+        self._tty = tty
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+@pytest.mark.parametrize(("tty", "flushes_per_line"), [(False, 0), (True, 1)])
+def test_a_batch_command_writes_its_lines_unflushed_except_to_a_terminal(tty: bool, flushes_per_line: int) -> None:
+    """`flush_each_line=False` (`mmbot replay`): the same lines, left to the stream's buffer; a
+    terminal still sees each line as it is logged."""
+    stream = _CountingStream(tty)
+    configure_logging("json", "INFO", stream=stream, flush_each_line=False)  # type: ignore[arg-type]
+    log = get_logger()
+    for i in range(3):
+        log.info("batch.line", i=i)
+    if not tty:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [(r["event"], r["i"]) for r in lines] == [("batch.line", 0), ("batch.line", 1), ("batch.line", 2)]
+    assert stream.flushes == 3 * flushes_per_line

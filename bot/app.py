@@ -77,7 +77,16 @@ def build_engine(
         lp_volume_ratio=deal.dex_volume_ratio if terms is not None else 0.0,
     )
     sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)
-    arrivals = ArrivalEstimator(est.a_per_s, est.k_per_px, est.ak_window_s, est.ak_min_trades, start_ns=start_ns)
+    arrivals = ArrivalEstimator(
+        est.a_per_s,
+        est.k_per_px,
+        est.ak_window_s,
+        est.ak_min_trades,
+        buckets=est.ak_buckets,
+        refit_ms=est.ak_refit_ms,
+        start_ns=start_ns,
+        order_size_base=q.order_size_base if est.ak_fill_weighted else None,
+    )
     sigma_long = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms)
     return Engine(params, sigma, arrivals, start_ns=start_ns, sigma_long=sigma_long)
 

@@ -99,6 +99,9 @@ class MarketConfig(Section):
 
 class QuoterConfig(Section):
     model: Literal["glft", "as"] = Field("glft", description="GLFT infinite horizon or A-S finite horizon")
+    glft_xi: Literal["gamma", "zero"] = Field(
+        "gamma", description='GLFT market-impact parameter ξ: "gamma" (ξ = γ) or "zero" (ξ = 0, Guéant 2017)'
+    )
     gamma_per_quote: PosFloat = Field(
         0.05, description="risk aversion γ, 1/quote currency (CARA utility of wealth in quote)"
     )
@@ -136,6 +139,11 @@ class EstimatorConfig(Section):
         10, description="depth buckets of the A, k fit (edges span 3 mean trade depths)"
     )
     ak_refit_ms: Annotated[int, Field(ge=0)] = Field(1000, description="refit A, k at most this often")
+    ak_fill_weighted: bool = Field(
+        True,
+        description="A, k as the fill rate of one quoter.order_size_base quote: a print counts min(1, size/Δ) "
+        "fills (false: every print counts one, as before issue #16)",
+    )
 
 
 class VenueCredentials(Section):

@@ -57,6 +57,7 @@ from bot.domain import (
     FeedStatus,
     FundingPaid,
     Instrument,
+    Liquidity,
     MarkPrice,
     OrderAccepted,
     OrderCanceled,
@@ -392,6 +393,10 @@ class Engine:
         self.portfolio.on_fill(event, self._mid_px(market_key(event.venue, event.symbol)), hedge=False)
         if q is not None:
             q.risk.on_fill(event.side, instrument.price(event.price_ticks), instrument.size(event.size_lots), now_ns)
+            if event.liquidity is Liquidity.MAKER:  # its public print is our quote's fill, not market flow
+                q.arrivals.on_own_fill(
+                    event.ts_recv_ns, instrument.price(event.price_ticks), instrument.size(event.size_lots)
+                )
         notional = instrument.notional(event.price_ticks, event.size_lots)
         size_base = instrument.size(event.size_lots)
         self.stats.fills += 1

@@ -6,9 +6,10 @@ Pure and synchronous: the caller passes `now_ns` on every call; nothing here rea
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
+from itertools import accumulate
 
 from bot.domain import Side
 
@@ -103,29 +104,40 @@ class ArrivalFit:
 
 
 class ArrivalEstimator:
-    """A and k of `λ(δ) = A·exp(−k·δ)` from public trades, refitted over a rolling window.
+    """A and k of `λ(δ) = A·exp(−k·δ)`: the rate at which a Δ-sized quote at depth δ gets filled.
 
-    Each trade's depth δ is its distance from the mid at that moment (buyer-initiated: price − mid,
-    seller-initiated: mid − price, floored at 0). In the model, λ(δ) is the rate at which a resting
-    quote at depth δ gets hit, i.e. the rate of takers that reach AT LEAST δ. So the fit counts, for
-    bucket edges δ_j, the trades in the window with depth >= δ_j, divides by the window length and
-    by 2 (the model's λ is per side; both sides are pooled, which assumes symmetric flow), and
-    regresses `ln λ(δ_j) = ln A − k·δ_j` by least squares weighted by the counts (Var ln N ≈ 1/N).
+    Each public trade's depth δ is its distance from the mid at that moment (buyer-initiated: price −
+    mid, seller-initiated: mid − price, floored at 0). In GLFT, λ(δ) is the arrival rate of fills of
+    one Δ-sized quote resting at δ: a taker that reaches AT LEAST δ, and fills it in full only if it
+    trades at least Δ. So each print counts `min(1, size/Δ)` fills (`order_size_base` = Δ; None counts
+    every print as one, the pre-#16 behaviour), and our own maker fills, which print on the public tape
+    too (the mock does; a venue's tape does), are taken out first (`on_own_fill`): they are our quote's
+    fills, not the market's flow, and would feed our own depth back into the fit.
 
-    Bucket edges start at the shallowest depth seen (trades never print inside the market's own
-    spread, so exceedance is flat below it) and span 3 mean excess depths (≈ 3/k, where λ has fallen
-    to 5 %) in `buckets` steps; edges with fewer than `_MIN_BUCKET_COUNT` trades are not used.
-    Counts are arrivals (not volume), per unit time.
+    The fit counts, for bucket edges δ_j, the fill-weighted trades in the window with depth >= δ_j,
+    divides by the window length and by 2 (λ is per side; both sides are pooled, which assumes
+    symmetric flow), and regresses `ln λ(δ_j) = ln A − k·δ_j` by least squares weighted by the print
+    counts (Var ln N ≈ 1/N).
 
-    Speed: the window's depths are also kept sorted as trades arrive and expire (an insort and a
-    delete, O(log n) search plus a short memmove each), with a running sum, so a refit is a dozen
-    bisects instead of sorting the whole window: sorting ~2,500 trades once a second was the
-    engine's worst tick-to-quote tail (~200 µs, bench/tick_to_quote.py). The running sum is
-    recomputed exactly each time the window has turned over, so float drift cannot build up.
+    Robust to stray prints: the first edge is the `_FIRST_EDGE_QUANTILE` quantile of the window's
+    depths, not the shallowest one (a single print at depth 0 through a lagging mid pulled the edges
+    to 0 and took A = 2, k = 60 to 1.38 / 48.9), and the edges span 3 trimmed mean excess depths
+    (≈ 3/k; the deepest `_TRIM_TOP` share left out, so one fat-finger print far out cannot stretch
+    them) in `buckets` steps; edges with fewer than `_MIN_BUCKET_COUNT` prints are not used. Fitting
+    from the quantile on loses nothing under the model: exceedance of an exponential is memoryless, so
+    the slope is k and the intercept extrapolates to ln A at δ = 0.
+
+    Speed: the window's depths (and their fill weights) are also kept sorted as trades arrive and
+    expire (an insort and a delete each), so a refit is a dozen bisects, one C-level suffix sum of the
+    weights and one slice sum instead of sorting the whole window: sorting ~2,500 trades once a second
+    was the engine's worst tick-to-quote tail (~200 µs, bench/tick_to_quote.py).
     """
 
     _MIN_BUCKET_COUNT = 5
     _SPAN_MEAN_DEPTHS = 3.0
+    _FIRST_EDGE_QUANTILE = 0.05
+    _TRIM_TOP = 0.01
+    _OWN_MATCH_NS = 2 * _NS_PER_S  # an own fill's print arrives within this of the fill
 
     def __init__(
         self,
@@ -136,20 +148,24 @@ class ArrivalEstimator:
         buckets: int = 10,
         refit_ms: int = 1000,
         start_ns: int | None = None,
+        order_size_base: float | None = None,
     ) -> None:
         if not (0 < a0_per_s < math.inf and 0 < k0_per_px < math.inf):
             raise ValueError(f"warm start A, k must be finite and > 0, got {a0_per_s!r}, {k0_per_px!r}")
         if not (0 < window_s < math.inf) or min_trades < 2 or buckets < 3 or refit_ms < 0:
             raise ValueError("need window_s > 0, min_trades >= 2, buckets >= 3, refit_ms >= 0")
+        if order_size_base is not None and not (0 < order_size_base < math.inf):
+            raise ValueError(f"order_size_base must be finite and > 0, got {order_size_base!r}")
         self._window_ns = int(window_s * _NS_PER_S)
         self._min_trades = min_trades
         self._buckets = buckets
         self._refit_ns = refit_ms * 1_000_000
         self._start_ns = start_ns
-        self._trades: deque[tuple[int, float]] = deque()  # (ts_ns, depth_px), oldest first
+        self._order_size_base = order_size_base
+        self._trades: deque[tuple[int, float, float]] = deque()  # (ts_ns, depth_px, fills), oldest first
         self._sorted_depths: list[float] = []  # the same depths, ascending
-        self._depth_sum_px = 0.0  # running sum of the window's depths
-        self._expired_since_resum = 0
+        self._sorted_fills: list[float] = []  # their fill weights, in the same order
+        self._own: deque[tuple[int, float, float]] = deque()  # our fills not yet seen printed: (ts, px, size)
         self._last_fit_ns: int | None = None
         self._has_fit = False
         self._estimate = ArrivalFit(a0_per_s, k0_per_px, "warm_start", 0, start_ns or 0)
@@ -158,18 +174,48 @@ class ArrivalEstimator:
     def estimate(self) -> ArrivalFit:
         return self._estimate
 
-    def on_trade(self, now_ns: int, trade_px: float, mid_px: float, aggressor: Side) -> None:
+    def on_own_fill(self, now_ns: int, fill_px: float, size_base: float) -> None:
+        """One of our maker fills: its print on the public tape (same price, within 2 s) is ours."""
+        if size_base > 0.0:
+            self._own.append((now_ns, fill_px, size_base))
+
+    def on_trade(
+        self, now_ns: int, trade_px: float, mid_px: float, aggressor: Side, size_base: float = math.inf
+    ) -> None:
         """Record one public trade. `mid_px` is the mid just before the trade (from our book)."""
         if self._start_ns is None:
             self._start_ns = now_ns
         if not (0 < mid_px < math.inf and 0 < trade_px < math.inf):
             return
+        if self._own:
+            size_base = self._minus_own(now_ns, trade_px, size_base)
+            if not size_base > 0.0:
+                return  # all of it was our own fill
+        delta = self._order_size_base
+        fills = 1.0 if delta is None or size_base >= delta else size_base / delta
         depth_px = trade_px - mid_px if aggressor is Side.BUY else mid_px - trade_px
         if not depth_px > 0.0:
             depth_px = 0.0
-        self._trades.append((now_ns, depth_px))
-        insort(self._sorted_depths, depth_px)
-        self._depth_sum_px += depth_px
+        self._trades.append((now_ns, depth_px, fills))
+        i = bisect_right(self._sorted_depths, depth_px)
+        self._sorted_depths.insert(i, depth_px)
+        self._sorted_fills.insert(i, fills)
+
+    def _minus_own(self, now_ns: int, trade_px: float, size_base: float) -> float:
+        """`size_base` less our own fills at this price (consumed); expired own fills are dropped."""
+        own = self._own
+        while own and own[0][0] < now_ns - self._OWN_MATCH_NS:
+            own.popleft()
+        for j, (ts, px, size) in enumerate(own):
+            if abs(px - trade_px) <= 1e-9 * trade_px:
+                taken = min(size, size_base)
+                size_base -= taken
+                if size - taken > 0.0:
+                    own[j] = (ts, px, size - taken)
+                else:
+                    del own[j]
+                break
+        return size_base
 
     def update(self, now_ns: int) -> ArrivalFit:
         """Refit if `refit_ms` has passed since the last fit; return the current estimate."""
@@ -182,18 +228,18 @@ class ArrivalEstimator:
         return self._estimate
 
     def _expire(self, now_ns: int) -> None:
-        """Drop trades older than the window from the deque, the sorted depths and the running sum."""
+        """Drop trades older than the window from the deque and the sorted lists."""
         trades = self._trades
         depths = self._sorted_depths
+        weights = self._sorted_fills
         cutoff = now_ns - self._window_ns
         while trades and trades[0][0] < cutoff:
-            depth_px = trades.popleft()[1]
-            del depths[bisect_left(depths, depth_px)]  # any equal value will do
-            self._depth_sum_px -= depth_px
-            self._expired_since_resum += 1
-        if self._expired_since_resum >= len(depths):  # the window turned over: drop accumulated rounding
-            self._depth_sum_px = math.fsum(depths)
-            self._expired_since_resum = 0
+            _, depth_px, fills = trades.popleft()
+            i = bisect_left(depths, depth_px)
+            while weights[i] != fills:  # equal depths: find the entry with this weight
+                i += 1
+            del depths[i]
+            del weights[i]
 
     def _fit(self, now_ns: int) -> ArrivalFit:
         self._expire(now_ns)
@@ -205,11 +251,14 @@ class ArrivalEstimator:
         if duration_s <= 0:
             return self._keep("too_few_trades" if self._has_fit else "warm_start", n, now_ns)
         depths = self._sorted_depths
-        shallowest = depths[0]
-        mean_excess = self._depth_sum_px / n - shallowest
+        lo = int(self._FIRST_EDGE_QUANTILE * n)
+        hi = max(lo + 1, n - int(self._TRIM_TOP * n))
+        first_edge = depths[lo]
+        mean_excess = sum(depths[lo:hi]) / (hi - lo) - first_edge
         if not mean_excess > 0:
             return self._keep("no_depth_dispersion", n, now_ns)
-        result = _fit_exceedance(depths, shallowest, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,
+        suffix = list(accumulate(reversed(self._sorted_fills)))  # suffix[n − 1 − i] = Σ fills[i:]
+        result = _fit_exceedance(depths, suffix, first_edge, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,
                                  self._buckets, self._MIN_BUCKET_COUNT, 2.0 * duration_s)  # fmt: skip
         if result is None:
             return self._keep("too_few_buckets", n, now_ns)
@@ -227,18 +276,30 @@ class ArrivalEstimator:
 
 
 def _fit_exceedance(
-    sorted_depths: list[float], first_edge: float, width: float, buckets: int, min_count: int, exposure_s: float
+    sorted_depths: list[float],
+    fills_suffix: list[float],
+    first_edge: float,
+    width: float,
+    buckets: int,
+    min_count: int,
+    exposure_s: float,
 ) -> tuple[float, float] | None:
-    """Weighted least squares of ln(N(δ_j) / exposure_s) on δ_j; returns (ln A, k) or None (< 3 points)."""
+    """Weighted least squares of ln(F(δ_j) / exposure_s) on δ_j, F = fills at depth >= δ_j (from
+    `fills_suffix`, the reversed running sum of the sorted fill weights); weights = print counts.
+    Returns (ln A, k) or None (< 3 usable edges)."""
     n = len(sorted_depths)
     sw = swx = swy = swxx = swxy = 0.0
     points = 0
     for j in range(buckets):
         edge = first_edge + j * width
-        count = n - bisect_left(sorted_depths, edge)
+        i = bisect_left(sorted_depths, edge)
+        count = n - i
         if count < min_count:
             break
-        y = math.log(count / exposure_s)
+        fills = fills_suffix[count - 1]
+        if not fills > 0.0:
+            break
+        y = math.log(fills / exposure_s)
         w = float(count)
         sw += w
         swx += w * edge

@@ -171,8 +171,9 @@ class MarketQuoter:
         if mid is None:
             return False
         tick = self.spot.tick_size
-        self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor)
-        self.risk.on_trade(event.aggressor, self.spot.size(event.size_lots), event.ts_recv_ns)
+        size_base = self.spot.size(event.size_lots)
+        self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor, size_base)
+        self.risk.on_trade(event.aggressor, size_base, event.ts_recv_ns)
         return True
 
     def feed_lost(self) -> list[Command]:

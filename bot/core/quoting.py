@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple, Protocol
 from bot.domain import Instrument, Side
 
 ModelName = Literal["glft", "as"]
+GlftXi = Literal["gamma", "zero"]
 
 _BPS = 1e-4
 
@@ -40,6 +41,7 @@ class QuoteParams:
     """
 
     model: ModelName = "glft"
+    glft_xi: GlftXi = "gamma"  # GLFT's market-impact parameter: ξ = γ, or ξ = 0
     gamma_per_quote: float = 0.05  # γ, 1/quote currency
     horizon_s: float = 60.0  # A-S only: the rolling horizon T − t
     order_size_base: float = 1.0  # Δ, base units per quote (level 0)
@@ -54,6 +56,8 @@ class QuoteParams:
     def __post_init__(self) -> None:
         if self.model not in ("glft", "as"):
             raise ValueError(f"model must be 'glft' or 'as', got {self.model!r}")
+        if self.glft_xi not in ("gamma", "zero"):
+            raise ValueError(f"glft_xi must be 'gamma' or 'zero', got {self.glft_xi!r}")
         for name in ("gamma_per_quote", "horizon_s", "order_size_base", "size_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -214,10 +218,19 @@ def glft_quote(params: QuoteParams, market: MarketInputs) -> TheoQuote:
         bid   = s − (half + skew·q),  ask = s + (half − skew·q)
 
     so the reservation (centre) is s − skew·q. With Δ = 1 this is DOMAIN.md's C-form (C = σ·c2).
+
+    `params.glft_xi == "zero"`: no market impact (Guéant 2017, "Optimal market making", Applied
+    Mathematical Finance 24(2)), the ξ → 0 limit of the above:
+
+        c1    = 1/k,   c2 = sqrt( γ·e / (2·A·Δ·k) )
     """
     gamma = params.gamma_per_quote
     size = params.order_size_base
     k = market.k_per_px
+    if params.glft_xi == "zero":
+        c2 = math.sqrt(gamma * math.e / (2.0 * market.a_per_s * size * k))
+        skew = market.sigma_px_per_sqrt_s * c2
+        return _theo("glft", params, market, skew, 1.0 / k + 0.5 * size * skew)
     x = gamma * size
     ratio = x / k
     log_term = math.log1p(ratio)

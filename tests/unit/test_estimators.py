@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -262,3 +263,85 @@ def test_estimators_build_from_config() -> None:
     )
     assert sigma.sigma_px_per_sqrt_s == cfg.sigma_px_per_sqrt_s
     assert arrivals.estimate.k_per_px == cfg.k_per_px
+
+
+# ---- A and k as the fill rate of a Δ-sized quote, robust to stray prints (issue #16, item 2) ----
+
+
+def _poisson_tape(
+    seed: int,
+    a: float,
+    k: float,
+    end_s: float,
+    size: Callable[[random.Random], float] | None = None,
+    half_spread_px: float = 0.01,
+):
+    """(t_s, side, price, size) around mid 100 with `λ(δ) = A·exp(−k·δ)` per side for δ beyond the
+    market's half spread (no print inside the spread, as on a venue): takers arrive at A·exp(−k·h)
+    and reach h + Exp(k)."""
+    rng = random.Random(seed)
+    out = []
+    for side in (Side.BUY, Side.SELL):
+        t = 0.0
+        while (t := t + rng.expovariate(a * math.exp(-k * half_spread_px))) < end_s:
+            depth = half_spread_px + rng.expovariate(k)
+            out.append((t, side, 100.0 + depth if side is Side.BUY else 100.0 - depth, size(rng) if size else 1.0))
+    return sorted(out, key=lambda e: e[0])
+
+
+def _fit(tape, order_size_base: float | None = None, own: tuple[tuple[float, float, float], ...] = ()) -> ArrivalFit:
+    est = ArrivalEstimator(1.0, 20.0, window_s=600.0, min_trades=50, refit_ms=0, start_ns=0,
+                           order_size_base=order_size_base)  # fmt: skip
+    for t, px, size in own:
+        est.on_own_fill(int(t * S), px, size)
+    for t, side, px, size in tape:
+        est.on_trade(int(t * S), px, 100.0, side, size)
+    return est.update(600 * S)
+
+
+def test_one_stray_print_at_depth_zero_does_not_wreck_the_fit() -> None:
+    # The issue's case: A = 2, k = 60 recovered as 1.98 / 60.3, then 1.38 / 48.9 after ONE print at
+    # depth 0 (through a lagging mid): the first bucket edge followed the shallowest print to 0.
+    tape = _poisson_tape(seed=3, a=2.0, k=60.0, end_s=600.0)
+    clean = _fit(tape)
+    stray = _fit([*tape, (300.0, Side.BUY, 100.0, 1.0)])
+    for fit in (clean, stray):
+        assert fit.a_per_s == pytest.approx(2.0, rel=AK_TOL)
+        assert fit.k_per_px == pytest.approx(60.0, rel=AK_TOL)
+
+
+def test_outliers_at_both_ends_do_not_wreck_the_fit() -> None:
+    # 1 % of prints at depth 0 (a lagging mid) and 0.5 % of fat-finger prints 20 mean depths out
+    tape = _poisson_tape(seed=5, a=2.0, k=60.0, end_s=600.0)
+    rng = random.Random(9)
+    zeros = [(rng.uniform(0, 600), Side.SELL, 100.0, 1.0) for _ in range(len(tape) // 100)]
+    far = [(rng.uniform(0, 600), Side.BUY, 100.0 + 20.0 / 60.0, 1.0) for _ in range(len(tape) // 200)]
+    fit = _fit(sorted([*tape, *zeros, *far], key=lambda e: e[0]))
+    assert fit.a_per_s == pytest.approx(2.0, rel=AK_TOL)
+    assert fit.k_per_px == pytest.approx(60.0, rel=AK_TOL)
+
+
+def test_prints_smaller_than_the_quote_count_as_partial_fills() -> None:
+    # Prints of Exp(mean 0.1) base against a quote of Δ = 1: each fills E[min(1, v)] = 0.1·(1 − e^−10)
+    # of one quote, so the fill rate of our quote is A·0.09995, not A (counting prints overstates it 10x)
+    tape = _poisson_tape(seed=7, a=4.0, k=50.0, end_s=600.0, size=lambda rng: rng.expovariate(10.0))
+    prints = _fit(tape)
+    fills = _fit(tape, order_size_base=1.0)
+    expected_a = 4.0 * 0.1 * (1 - math.exp(-10.0))
+    assert prints.a_per_s == pytest.approx(4.0, rel=AK_TOL)
+    assert fills.a_per_s == pytest.approx(expected_a, rel=AK_TOL)
+    assert fills.k_per_px == pytest.approx(50.0, rel=AK_TOL)  # size independent of depth: k unchanged
+    # prints of at least Δ each fill one quote: the same A as counting prints
+    assert _fit(tape, order_size_base=1e-9).a_per_s == pytest.approx(prints.a_per_s, rel=1e-9)
+
+
+def test_our_own_fills_are_not_the_market_flow() -> None:
+    # the market's tape, plus our maker fills printed at our quote 0.05 from mid: 600 fills of 1
+    tape = _poisson_tape(seed=11, a=2.0, k=60.0, end_s=600.0)
+    ours = [(t + 0.5, Side.BUY, 100.05, 1.0) for t in range(600)]
+    with_ours = sorted([*tape, *ours], key=lambda e: e[0])
+    market = _fit(tape, order_size_base=1.0)
+    polluted = _fit(with_ours, order_size_base=1.0)
+    cleaned = _fit(with_ours, order_size_base=1.0, own=tuple((t - 0.01, px, size) for t, _, px, size in ours))
+    assert polluted.k_per_px < 0.8 * market.k_per_px  # our own prints 3/k deep flatten the curve
+    assert (cleaned.a_per_s, cleaned.k_per_px) == pytest.approx((market.a_per_s, market.k_per_px), rel=1e-9)

@@ -336,3 +336,32 @@ def test_ladder_respects_the_spread_cap_when_the_book_allows(
     quotes = build_ladder(theo, QuoteParams(min_spread_bps=0.0), instrument(tick=tick), None, None, adjust)
     bids, asks = prices(quotes, Side.BUY), prices(quotes, Side.SELL)
     assert asks[0] - bids[0] <= cap_ticks
+
+
+def test_glft_without_market_impact_hand_values() -> None:
+    # ξ = 0 (Guéant 2017): c1 = 1/k, c2 = sqrt(γ·e/(2·A·Δ·k)). The paper's market, γ = 0.1, Δ = 1:
+    # c1 = 1/1.5 = 0.6666666667; c2 = sqrt(0.1·2.718281828/(2·140·1.5)) = sqrt(6.472100e-4) = 0.0254403215
+    # skew = σ·c2 = 0.050880643; half = c1 + σ·c2/2 = 0.692106988
+    params = QuoteParams(model="glft", glft_xi="zero", gamma_per_quote=0.1, min_spread_bps=0.0)
+    q = glft_quote(params, market(inventory_base=2.0))
+    c2 = math.sqrt(0.1 * math.e / (2 * 140.0 * 1.5))
+    assert c2 == pytest.approx(0.0254403215, rel=1e-8)
+    assert q.skew_px_per_base == pytest.approx(2.0 * c2, rel=1e-12)
+    assert q.half_spread_px == pytest.approx(1 / 1.5 + c2, rel=1e-12)
+    assert q.reservation_px == pytest.approx(100.0 - 2.0 * 2.0 * c2, rel=1e-12)
+
+
+@given(gamma=st.floats(1e-4, 1.0), k=st.floats(0.5, 500.0), size=st.floats(0.01, 10.0))
+def test_glft_xi_zero_is_the_small_impact_limit_of_xi_gamma(gamma: float, k: float, size: float) -> None:
+    # as ξΔ/k → 0, (1/ξΔ)·ln(1 + ξΔ/k) → 1/k and (1 + ξΔ/k)^(k/ξΔ + 1) → e: the two forms meet
+    tiny = gamma * 1e-7 / size  # a γ so small against k that ξΔ/k is ~1e-7 or less
+    m = market(k_per_px=k)
+    with_xi = glft_quote(QuoteParams(gamma_per_quote=tiny, order_size_base=size, min_spread_bps=0.0), m)
+    zero = glft_quote(QuoteParams(glft_xi="zero", gamma_per_quote=tiny, order_size_base=size, min_spread_bps=0.0), m)
+    assert zero.half_spread_px == pytest.approx(with_xi.half_spread_px, rel=1e-5)
+    assert zero.skew_px_per_base == pytest.approx(with_xi.skew_px_per_base, rel=1e-5)
+
+
+def test_glft_xi_is_selectable_in_config() -> None:
+    assert QuoteParams(**QuoterConfig(glft_xi="zero").model_dump()).glft_xi == "zero"
+    assert QuoterConfig().glft_xi == "gamma"

@@ -199,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=_number(int, 0, 65535), default=8765, help="port to listen on (default: %(default)s)")
-    p.add_argument("--dialect", choices=["bybit"], help="speak this venue's REST + websocket protocol (loopback only)")
+    p.add_argument(
+        "--dialect",
+        choices=["bybit", "binance"],
+        help="speak this venue's protocol (loopback only; binance: public data)",
+    )
     p.add_argument("--hedge-mode", action="store_true", help="--dialect: the account is in hedge position mode")
     p.add_argument(
         "--ws-max-age-s", type=POSITIVE, default=None, help="--dialect: close every websocket after this long"

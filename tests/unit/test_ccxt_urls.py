@@ -81,3 +81,18 @@ def test_the_guard_runs_on_the_venue_urls_before_the_override() -> None:
     cfg = CcxtConfig(exchange="bybit", mode="testnet", sandbox_url_base="http://127.0.0.1:1", **KEYS)
     with pytest.raises(ConfigError, match="mainnet"):
         build_exchange(cfg, Broken)
+
+
+@pytest.mark.parametrize(
+    ("exchange", "mode", "perp", "types"),
+    [
+        ("binance", "demo", "BTC/USDT:USDT", ["spot", "linear"]),  # no COIN-M (dapi) fetch to fail start-up
+        ("bybit", "testnet", "BTC/USDT:USDT", ["spot", "linear"]),  # no inverse / option fetches
+        ("okx", "demo", "BTC/USDT:USDT", ["spot", "swap"]),
+        ("binance", "paper", "", ["spot"]),
+    ],
+)
+def test_only_the_market_types_we_trade_are_loaded(exchange: str, mode: str, perp: str, types: list[str]) -> None:
+    keys = {} if mode == "paper" else dict(KEYS, api_password="p")
+    cfg = CcxtConfig(exchange=exchange, mode=mode, perp_symbol=perp, **keys)
+    assert build_exchange(cfg).options["fetchMarkets"]["types"] == types

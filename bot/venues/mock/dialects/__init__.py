@@ -4,6 +4,7 @@ websocket protocol, so ccxt's own, unmodified client trades against it over loop
 - `server.py`: `DialectServer`, the aiohttp server (loopback only) that paces the core and routes
   HTTP requests and websocket messages to a dialect.
 - `bybit.py`: Bybit v5 (what ccxt's `bybit` / `ccxt.pro.bybit` call for our orders and feeds).
+- `binance.py`: Binance public data (markets, depth snapshot + diff stream, trades): live paper trading.
 - `markets.py`: the BTC/USDT spot + BTC/USDT:USDT perp the dialects list (the testnet configs' symbols).
 - `cli.py`: `mmbot exchange serve --dialect NAME`.
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.venues.mock.dialects import bybit
+from bot.venues.mock.dialects import binance, bybit
 from bot.venues.mock.dialects.server import Dialect, DialectServer
 
-DIALECTS: dict[str, Callable[..., Dialect]] = {"bybit": bybit.make}
+DIALECTS: dict[str, Callable[..., Dialect]] = {"bybit": bybit.make, "binance": binance.make}
 
 
 def dialect_factory(name: str, **options: Any) -> Callable[[DialectServer], Dialect]:

@@ -35,6 +35,15 @@ class VenueLimits:
 
 SPOT_LIMITS = VenueLimits(min_qty=0.000048, min_notional=1.0, qty_step="0.000001", tick="0.01")
 PERP_LIMITS = VenueLimits(min_qty=0.001, min_notional=5.0, qty_step="0.001", tick="0.1")
+# Binance BTCUSDT: spot tickSize 0.01, stepSize 0.00001, NOTIONAL 5 (the exchangeInfo entry in
+# tests/data/ccxt/binance_btcusdt_market.json); USD-M tickSize 0.10, stepSize 0.001, MIN_NOTIONAL 100
+# (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information)
+BINANCE_SPOT_LIMITS = VenueLimits(min_qty=0.00001, min_notional=5.0, qty_step="0.00001", tick="0.01")
+BINANCE_PERP_LIMITS = VenueLimits(min_qty=0.001, min_notional=100.0, qty_step="0.001", tick="0.1")
+LIMITS: dict[str, tuple[VenueLimits, VenueLimits]] = {
+    "bybit": (SPOT_LIMITS, PERP_LIMITS),
+    "binance": (BINANCE_SPOT_LIMITS, BINANCE_PERP_LIMITS),
+}
 
 
 def _flow(**overrides: Any) -> dict[str, Any]:
@@ -52,13 +61,16 @@ def _flow(**overrides: Any) -> dict[str, Any]:
     return flow
 
 
-def btc_config(base: MockExchangeConfig | None = None, **market_overrides: Any) -> MockExchangeConfig:
-    """The dialect's core config: BTC markets, with seed/latency/faults taken from `base`."""
+def btc_config(
+    base: MockExchangeConfig | None = None, dialect: str = "bybit", **market_overrides: Any
+) -> MockExchangeConfig:
+    """The dialect's core config: BTC markets on `dialect`'s grid, with seed/latency/faults from `base`."""
     base = base or MockExchangeConfig()
+    spot_limits, perp_limits = LIMITS[dialect]
     spot = MockMarketConfig(
         symbol=SPOT_SYMBOL,
-        tick_size=float(SPOT_LIMITS.tick),
-        lot_size=float(SPOT_LIMITS.qty_step),
+        tick_size=float(spot_limits.tick),
+        lot_size=float(spot_limits.qty_step),
         maker_fee=0.001,
         taker_fee=0.001,
         bg_level_spacing_ticks=50,  # 0.50 USDT between background levels
@@ -66,8 +78,8 @@ def btc_config(base: MockExchangeConfig | None = None, **market_overrides: Any) 
     )
     perp = MockMarketConfig(
         symbol=PERP_SYMBOL,
-        tick_size=float(PERP_LIMITS.tick),
-        lot_size=float(PERP_LIMITS.qty_step),
+        tick_size=float(perp_limits.tick),
+        lot_size=float(perp_limits.qty_step),
         maker_fee=0.0002,
         taker_fee=0.00055,
         bg_level_spacing_ticks=5,
@@ -87,7 +99,8 @@ def btc_config(base: MockExchangeConfig | None = None, **market_overrides: Any) 
     )
 
 
-def quiet_btc_config(base: MockExchangeConfig | None = None) -> MockExchangeConfig:
+def quiet_btc_config(base: MockExchangeConfig | None = None, dialect: str = "bybit") -> MockExchangeConfig:
     """A still BTC market for tests: constant fair value, static ladder, no takers or churn."""
-    cfg = btc_config(base, taker_a_per_s=0.0, informed_share=0.0, bg_churn_per_s=0.0, bg_size_growth=0.0)
+    quiet = {"taker_a_per_s": 0.0, "informed_share": 0.0, "bg_churn_per_s": 0.0, "bg_size_growth": 0.0}
+    cfg = btc_config(base, dialect, **quiet)
     return cfg.model_copy(update={"sigma_px_per_sqrt_s": 0.0, "basis_vol_bps_per_sqrt_s": 0.0})

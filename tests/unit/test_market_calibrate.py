@@ -25,12 +25,12 @@ def halves():
 def test_calibrate_on_the_first_half_and_score_on_the_second(halves) -> None:
     first_tape, first, second = halves
     # a cheaper fit than the command's (shorter flow simulations, one impact/volatility round)
-    mock = fit_mock_config(first, first_tape, symbol="BTC/USDT", flow_seconds=200, check_seconds=120, iterations=1)
+    mock = fit_mock_config(first, first_tape, symbol="BTC/USDT", flow_seconds=200, check_seconds=60, iterations=1)
     settings = load_settings_text(to_toml(mock, "test", "BTC/USDT", "BTC/USDT:USDT"))
     assert settings.mock.flow_model == "hawkes"
     assert settings.mock.spot.tick_size == 0.01
     got = mock_stats(settings.mock, second.duration_s, seed=2)  # a seed the fit did not use
-    rows = {r.name: r for r in scorecard(second, got)}
+    rows = {r.name: r for r in scorecard(second, [got])}
     assert rows["spread: 1-tick share"].ok  # the same (1-tick) regime
     assert got.spread_median_ticks == 1
     assert rows["sign autocorrelation, lag 1"].ok  # within 0.1
@@ -51,7 +51,20 @@ def test_scorecard_rules() -> None:
 def test_check_command_prints_a_row_per_statistic_with_a_verdict(tmp_path: Path, capsys) -> None:
     preset = ROOT / "config" / "mock-btcusdt.toml"
     plot = tmp_path / "scorecard.png"
-    args = [str(SPOT), "--window", "0.5:1", "--check", str(preset), "--minutes", "1", "--plot", str(plot), "--json"]
+    args = [
+        str(SPOT),
+        "--window",
+        "0.5:1",
+        "--check",
+        str(preset),
+        "--minutes",
+        "1",
+        "--seeds",
+        "2",
+        "--plot",
+        str(plot),
+        "--json",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
     payload = json.loads(out[-1])

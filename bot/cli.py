@@ -34,6 +34,7 @@ HANDLERS: dict[str, str] = {
     "exchange serve": "bot.venues.mock.dialects.cli:cmd_exchange_serve",
     "exchange record": "bot.venues.mock.record:cmd_exchange_record",
     "replay": "bot.replay_cli:cmd_replay",
+    "calibrate": "bot.calibrate:cmd_calibrate",
     "sweep": "bot.sweep:cmd_sweep",
     "deal plan": "bot.deal_cli:cmd_deal_plan",
     "soak": "bot.sim.soak:cmd_soak",
@@ -245,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", metavar="DIR", help="replay recordings from their parsed events cached in DIR")
     p.add_argument("--out", metavar="DIR", help="write sweep.json and sweep.png there")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    p = sub.add_parser("calibrate", help="fit σ, A, k and the informed share from a recording; a TOML block")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help="recorded Binance spot file (a perp file is ignored)")
+    p.add_argument("--order-size", type=float, help="Δ, base units (default: the config's quoter.order_size_base)")
+    p.add_argument("--target-inventory-std", type=float, help="suggest γ for this inventory std, base units")
+    p.add_argument("--out", metavar="DIR", help="write intensity.png (fitted λ(δ) vs the data) here")
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")

@@ -99,6 +99,10 @@ def trade_fill_id(trade: Mapping[str, Any]) -> str:
     return str(trade.get("id") or f"{trade.get('order') or ''}:{trade.get('timestamp')}:{trade.get('amount')}")
 
 
+# a post-only order the venue accepted and then cancelled because it would have crossed: bybit v5
+# `rejectReason` (docs v5/order/create-order, "PostOnly ... it will be cancelled"; v5 enums)
+POST_ONLY_CANCEL_REASONS = frozenset({"EC_PostOnlyWillTakeLiquidity"})
+
 # where venues put the client order id in a trade's raw payload (bybit executions, okx fills, binance)
 _TRADE_CLIENT_ID_KEYS = ("orderLinkId", "clOrdId", "clientOrderId")
 
@@ -209,11 +213,15 @@ class OrderTracker:
             events.append(OrderAccepted(symbol, cid, order.venue_order_id, ts_venue_ns, ts_recv_ns))
         if status in ("canceled", "expired"):
             order.done = True
-            events.append(OrderCanceled(symbol, cid, self._cancel_reason(order), ts_venue_ns, ts_recv_ns))
+            events.append(OrderCanceled(symbol, cid, self._cancel_reason(order, report), ts_venue_ns, ts_recv_ns))
         return events
 
     @staticmethod
-    def _cancel_reason(order: TrackedOrder) -> str:
+    def _cancel_reason(order: TrackedOrder, report: Mapping[str, Any]) -> str:
+        info = report.get("info")
+        venue_reason = info.get("rejectReason") if isinstance(info, Mapping) else None
+        if venue_reason in POST_ONLY_CANCEL_REASONS:  # the venue took it, then refused to let it cross
+            return "post_only_would_cross"
         if order.cancel_requested:
             return "requested"
         if order.command.order_type is not OrderType.LIMIT:

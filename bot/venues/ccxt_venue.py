@@ -201,9 +201,17 @@ class CcxtVenue:
                     "upgrade it to UTA (account menu) so spot and perp share one account"
                 )
         perps = [s.instrument.symbol for s in self._specs.values() if s.instrument.kind is InstrumentKind.PERP]
-        if perps and self._exchange.has.get("fetchPositions"):
+        if not perps:
+            return
+        if self._exchange.has.get("fetchPositionMode"):  # binance, okx: the account setting itself
+            mode = await self._call_with_retries(self._exchange.fetch_position_mode, perps[0])
+            hedged = bool((mode or {}).get("hedged"))
+        elif self._exchange.has.get("fetchPositions"):  # bybit: rows per symbol carry positionIdx
             rows = await self._call_with_retries(self._exchange.fetch_positions, perps)
-            if any(row.get("hedged") for row in rows):
+            hedged = any(row.get("hedged") for row in rows)
+        else:
+            hedged = False
+        if hedged:
                 raise ConfigError(
                     f"config error: ccxt.perp_symbol: {exchange} {perps[0]} is in hedge (two-way) position "
                     "mode; the bot sends no position side: switch the account to one-way mode"

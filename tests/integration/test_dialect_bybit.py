@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import ccxt
 import pytest
-from conftest import until
+from conftest import until, wait_for_event
 
 from bot.config import CcxtConfig, ConfigError
 from bot.domain import (
@@ -25,6 +25,7 @@ from bot.domain import (
     Event,
     FeedStatus,
     OrderAccepted,
+    OrderCanceled,
     OrderFilled,
     OrderRejected,
     OrderType,
@@ -339,3 +340,35 @@ async def test_the_adapter_rides_out_the_venue_closing_its_sockets() -> None:
             await until(lambda: any(isinstance(e, OrderFilled) and e.client_id == "after" for e in events))
     downs = {e.reason for e in events if isinstance(e, FeedStatus) and not e.connected}
     assert "orders_network" in downs  # it noticed the close, and came back
+
+
+async def test_a_crossing_post_only_quote_is_reported_as_such_not_as_a_venue_cancel() -> None:
+    """Bybit accepts the create and then cancels the order with EC_PostOnlyWillTakeLiquidity; before,
+    the adapter reported that as OrderCanceled(reason="venue")."""
+    async with dialect() as server:
+        venue = CcxtVenue(config(server))
+        async with streaming(venue) as events:
+            await until(lambda: private_topics(server) >= {"order", "execution"}, what="the private subscriptions")
+            _, ask = best(server, SPOT)
+            await venue.execute(PlaceOrder(SPOT, "cross", Side.BUY, ask, 1000))  # post-only at the ask
+            cancel = await wait_for_event(events, lambda e: isinstance(e, OrderCanceled) and e.client_id == "cross")
+    assert isinstance(cancel, OrderCanceled) and cancel.reason == "post_only_would_cross"
+
+
+async def test_the_venues_rate_limit_code_pauses_new_orders() -> None:
+    """10006 over HTTP 200 is ccxt's RateLimitExceeded: the 11th order in one (frozen) second is
+    rejected as rate_limited and the next ones locally, without a request."""
+    frozen = 1_000_000_000
+    async with dialect(monotonic_ns=lambda: frozen) as server:
+        venue = CcxtVenue(config(server, rate_limit_pause_ms=60_000))
+        events: list[Event] = []
+        await venue.connect()
+        venue._sink = events.append
+        try:
+            for i in range(12):
+                await venue.execute(PlaceOrder(PERP, f"o{i}", Side.BUY, 500_000, 1))
+        finally:
+            await venue.close()
+    rejected = [(e.client_id, e.reason) for e in events if isinstance(e, OrderRejected)]
+    assert rejected == [("o10", "rate_limited"), ("o11", "rate_limited")]
+    assert len(server.dialect._orders) == 10  # type: ignore[attr-defined]  # o11 never reached the venue

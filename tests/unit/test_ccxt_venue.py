@@ -717,3 +717,18 @@ async def test_unknown_symbol_in_config_is_a_config_error() -> None:
     venue, _fake, _ = make_venue(spot_symbol="NOPE/USDT")
     with pytest.raises(ConfigError, match=r"ccxt\.spot_symbol"):
         await venue.connect()
+
+
+async def test_a_hedge_mode_account_is_refused_where_the_venue_reports_its_position_mode() -> None:
+    """binance and okx answer fetch_position_mode for the account (no open position needed)."""
+    venue, fake, _clock = make_venue("binance", "demo")
+    fake.has["fetchPositionMode"] = True
+
+    async def fetch_position_mode(symbol: str) -> dict[str, Any]:
+        fake.calls.append(("fetch_position_mode", (symbol,)))
+        return {"info": {"dualSidePosition": True}, "hedged": True}
+
+    fake.fetch_position_mode = fetch_position_mode  # type: ignore[method-assign]
+    with pytest.raises(ConfigError, match=r"hedge \(two-way\) position mode"):
+        await venue.connect()
+    assert fake.called("fetch_position_mode") == [("BTC/USDT:USDT",)]

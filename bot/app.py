@@ -22,12 +22,12 @@ from bot.core.hedger import HedgeParams
 from bot.core.quoting import QuoteParams
 from bot.domain import Instrument
 from bot.logs import bind_context, configure_logging, get_logger
-from bot.runtime.ledger import Ledger, LedgerObserver
+from bot.runtime.ledger import Ledger, LedgerError, LedgerFailed, LedgerObserver
 from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer
 from bot.runtime.recovery import reconcile
 from bot.runtime.runner import Observer, Runner
 from bot.runtime.status_feed import StatusFeed
-from bot.venues.base import Venue
+from bot.venues.base import Venue, fill_session
 
 NS_PER_S = 1_000_000_000
 
@@ -169,8 +169,26 @@ async def _metrics_server(settings: Settings, metrics: Metrics) -> AsyncIterator
         await server.stop()
 
 
-def _open_ledger(settings: Settings) -> Ledger | None:
-    return Ledger(settings.ledger.path, settings.ledger) if settings.ledger.path else None
+class LedgerFailure:
+    """What the ledger's `on_failure` does while the bot runs: log `ledger.failed` once and stop the
+    runner cleanly (orders canceled, summary logged); the command then exits 1 with that line."""
+
+    def __init__(self) -> None:
+        self.runner: Runner | None = None
+        self.reason: str | None = None
+
+    def __call__(self, line: str) -> None:
+        self.reason = line
+        get_logger().error("ledger.failed", reason=line)
+        if self.runner is not None:
+            self.runner.request_stop("ledger_failed")
+
+
+def _open_ledger(settings: Settings, on_failure: LedgerFailure) -> Ledger | None:
+    """The ledger, opened before any venue is touched: a second writer or a damaged file is refused
+    (LedgerUnusable, one line, exit 1) before the bot cancels anyone's orders in reconciliation."""
+    path = settings.ledger.path
+    return Ledger(path, settings.ledger, on_failure=on_failure) if path else None
 
 
 def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: int) -> DealState | None:
@@ -201,33 +219,40 @@ def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: 
 
 async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dict[str, Any]:
     log = get_logger()
-    venue, clock_ns = build_venue(settings)
-    async with _starting(venue, "cannot start"):
-        await venue.connect()
-    instruments = venue.instruments
-    spot = instruments.get(settings.market.spot_symbol)
-    if spot is None:
-        await _close_quietly(venue)
-        raise ConfigError(
-            f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
-        )
-    perp = instruments.get(settings.market.perp_symbol)
-    ledger = _open_ledger(settings)
+    failure = LedgerFailure()
+    ledger = _open_ledger(settings, failure)
     try:
+        venue, clock_ns = build_venue(settings)
+        async with _starting(venue, "cannot start"):
+            await venue.connect()
+        instruments = venue.instruments
+        spot = instruments.get(settings.market.spot_symbol)
+        if spot is None:
+            await _close_quietly(venue)
+            raise ConfigError(
+                f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
+            )
+        perp = instruments.get(settings.market.perp_symbol)
+        session = fill_session(venue)
         # the in-process mock is a new, empty exchange every run: earlier runs say nothing about it
         persistent_venue = settings.runtime.venue != "mock"
-        state = ledger.recover(venue=venue.name) if ledger is not None and persistent_venue else None
+        try:
+            state = ledger.recover(venue.name, session) if ledger is not None and persistent_venue else None
+        except LedgerFailed:
+            await _close_quietly(venue)
+            raise
         deal_state = _deal_state(settings, ledger, run_id, clock_ns())
         engine = build_engine(
             settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6], deal_state=deal_state
         )
         async with _starting(venue, "reconciliation failed"):
             recovered = await reconcile(engine, venue, state, ledger if state is not None else None)
-        log.info("recovery.completed", **recovered)
+        log.info("recovery.completed", venue_session=session, **recovered)
         metrics = Metrics()
         observers: list[Observer] = [MetricsObserver(metrics)]
         if ledger is not None:
-            ledger.start_run(run_id, clock_ns(), venue.name, (i for i in (spot, perp) if i), masked_dump(settings))
+            instruments_used = (i for i in (spot, perp) if i)
+            ledger.start_run(run_id, clock_ns(), venue.name, instruments_used, masked_dump(settings), session=session)
             observers.append(LedgerObserver(ledger, run_id))
         period_ns = settings.metrics.status_push_ms * 1_000_000
         observers.append(StatusFeed(run_id, venue.name, period_ns, metrics=metrics, ledger=ledger))
@@ -239,8 +264,15 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             cancel_timeout_s=settings.runtime.cancel_timeout_ms / 1000,
             observers=tuple(observers),
         )
-        async with _metrics_server(settings, metrics):
-            summary = await runner.run(duration_s)
+        failure.runner = runner
+        if failure.reason is None:  # the ledger may already have failed in reconciliation
+            async with _metrics_server(settings, metrics):
+                summary = await runner.run(duration_s)
+        else:
+            summary = {}
+            await _close_quietly(venue)
+        if failure.reason is not None:
+            raise LedgerFailed(failure.reason)
         if ledger is not None:
             ledger.end_run(run_id, clock_ns(), summary)
         return summary
@@ -256,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bind_context(run_id=run_id, venue=settings.runtime.venue, symbol=settings.market.spot_symbol)
     try:
         summary = asyncio.run(_run(settings, args.duration, run_id))
-    except VenueStartError as exc:
+    except (VenueStartError, LedgerError) as exc:  # an unreachable venue, a busy or damaged ledger
         get_logger().error("session.failed", reason=str(exc))
         print(f"mmbot: {exc}", file=sys.stderr)
         return 1

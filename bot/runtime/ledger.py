@@ -4,10 +4,25 @@ One writer (the runner's engine task) owns a `Ledger`; report and status tools o
 read-only (WAL lets them read while the bot writes). Rows are only ever inserted, never updated,
 except `runs.ended_ns`/`summary_json`, written once at a clean shutdown.
 
+Fill identity: a fill is `(venue, venue_session, symbol, fill_id)`. A venue numbers its fills within a
+session (the mock exchange starts again at `F1` every time it starts; ccxt trade ids are the
+exchange's own and never repeat, so ccxt's session is ""), so one ledger keeps every fill of every run
+even when ids repeat across venue sessions, and a restart against the same session finds the fills it
+already has (`Venue.fill_session`, `bot.venues.base.fill_session`). Every row names its venue.
+
+Opening is checked, never a traceback: one writer per file (a lock file `<ledger>.lock` held with
+`flock` for the ledger's life; the OS drops it when the process dies, also on `kill -9`), the file
+must be an SQLite database that passes `PRAGMA quick_check`, and an older schema is migrated in one
+transaction (a newer one is refused). Each refusal is a `LedgerUnusable` whose message is one line
+naming the file and what to do. An SQLite error while the bot runs (disk full, a file corrupted under
+us) makes the ledger fail once: with `on_failure` the callback gets that one line and every later
+write is dropped (the runner stops the bot cleanly on it); without, `LedgerFailed` is raised.
+
 Durability and cost: the database runs in WAL mode with `synchronous=NORMAL`, so a commit is an
 append to the WAL without an fsync (the fsync happens at checkpoints). A process crash loses
 nothing that was committed; a power cut may lose the last commits. Fills are committed at once
-(a fill must never be lost or counted twice: `UNIQUE(symbol, fill_id)` and `INSERT OR IGNORE`);
+(a fill must never be lost or counted twice: `UNIQUE(venue, venue_session, symbol, fill_id)` and
+`INSERT OR IGNORE`);
 everything else is batched and committed when `commit_rows` rows are pending, when
 `commit_interval_ms` has passed since the last commit (checked on each write and on `flush()`),
 or on `close()`.
@@ -15,8 +30,8 @@ or on `close()`.
 Typical use by the runner::
 
     ledger = Ledger(settings.ledger.path, settings.ledger)
-    state = ledger.recover()                      # before the engine starts
-    ledger.start_run(run_id, now_ns, venue="mock", instruments=venue.instruments.values())
+    state = ledger.recover(venue.name, fill_session(venue))  # before the engine starts
+    ledger.start_run(run_id, now_ns, venue="mock", instruments=venue.instruments.values(), session=fill_session(venue))
     ledger.record_command(run_id, command, now_ns)  # for every command sent
     ledger.record_event(run_id, event)              # for every venue event (non-order ones ignored)
     ledger.record_quote(run_id, QuoteSample(...))   # after each quote decision (sampled inside)
@@ -28,7 +43,10 @@ Typical use by the runner::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +71,8 @@ from bot.domain import (
     PlaceOrder,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,6 +80,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_ns   INTEGER NOT NULL,
     ended_ns     INTEGER,               -- NULL: the run did not end cleanly (or is still running)
     venue        TEXT NOT NULL DEFAULT '',
+    venue_session TEXT NOT NULL DEFAULT '',  -- the namespace of the venue's fill ids (see above)
     config_json  TEXT,
     summary_json TEXT
 );
@@ -74,6 +94,7 @@ CREATE TABLE IF NOT EXISTS instruments (
     lot_size  REAL NOT NULL,            -- base units
     maker_fee REAL NOT NULL,
     taker_fee REAL NOT NULL,
+    venue     TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, symbol)
 );
 CREATE TABLE IF NOT EXISTS order_events (
@@ -92,7 +113,8 @@ CREATE TABLE IF NOT EXISTS order_events (
     reduce_only    INTEGER,
     tag            TEXT,
     venue_order_id TEXT,
-    reason         TEXT
+    reason         TEXT,
+    venue          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS order_events_client ON order_events (client_id);
 CREATE TABLE IF NOT EXISTS fills (
@@ -111,8 +133,10 @@ CREATE TABLE IF NOT EXISTS fills (
     fee_quote   REAL NOT NULL,          -- positive = paid
     liquidity   TEXT NOT NULL,
     leaves_lots INTEGER NOT NULL,
-    tag         TEXT NOT NULL,          -- quote|hedge|'' (from the order's PlaceOrder.tag)
-    UNIQUE (symbol, fill_id)
+    tag         TEXT NOT NULL,          -- quote|hedge|recovered|'' (from the order's PlaceOrder.tag)
+    venue       TEXT NOT NULL DEFAULT '',
+    venue_session TEXT NOT NULL DEFAULT '',
+    UNIQUE (venue, venue_session, symbol, fill_id)
 );
 CREATE TABLE IF NOT EXISTS hedges (
     id          INTEGER PRIMARY KEY,
@@ -124,7 +148,8 @@ CREATE TABLE IF NOT EXISTS hedges (
     order_type  TEXT NOT NULL,
     price_ticks INTEGER NOT NULL,
     size_lots   INTEGER NOT NULL,
-    reason      TEXT NOT NULL
+    reason      TEXT NOT NULL,
+    venue       TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS funding (
     id           INTEGER PRIMARY KEY,
@@ -132,7 +157,8 @@ CREATE TABLE IF NOT EXISTS funding (
     ts_venue_ns  INTEGER NOT NULL,
     symbol       TEXT NOT NULL,
     rate         REAL NOT NULL,
-    amount_quote REAL NOT NULL          -- > 0: received
+    amount_quote REAL NOT NULL,         -- > 0: received
+    venue        TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS quotes (
     id             INTEGER PRIMARY KEY,
@@ -146,7 +172,8 @@ CREATE TABLE IF NOT EXISTS quotes (
     spread_bps     REAL,                -- (ask - bid) / mid * 1e4; NULL unless both sides quoted
     inventory_base REAL NOT NULL,
     net_delta_base REAL NOT NULL,
-    risk_state     TEXT NOT NULL
+    risk_state     TEXT NOT NULL,
+    venue          TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pnl (
     id              INTEGER PRIMARY KEY,
@@ -170,6 +197,41 @@ CREATE TABLE IF NOT EXISTS deal_events (     -- the token-loan deal's life (bot/
 
 class LedgerError(Exception):
     """Misuse of the ledger (e.g. a fill on a symbol whose instrument was never registered)."""
+
+
+class LedgerUnusable(LedgerError):
+    """The ledger cannot be opened: another writer holds it, it is not a (sound) SQLite ledger, or its
+    schema is newer than this code. The message is one line naming the file and what to do."""
+
+
+class LedgerFailed(LedgerError):
+    """An SQLite error while writing (disk full, a file corrupted under us): one line, as above."""
+
+
+# Schema migrations: MIGRATIONS[v] takes a ledger at user_version v to v + 1, in one transaction.
+_V1_TO_V2 = """
+ALTER TABLE runs ADD COLUMN venue_session TEXT NOT NULL DEFAULT '';
+ALTER TABLE instruments ADD COLUMN venue TEXT NOT NULL DEFAULT '';
+ALTER TABLE order_events ADD COLUMN venue TEXT NOT NULL DEFAULT '';
+ALTER TABLE hedges ADD COLUMN venue TEXT NOT NULL DEFAULT '';
+ALTER TABLE funding ADD COLUMN venue TEXT NOT NULL DEFAULT '';
+ALTER TABLE quotes ADD COLUMN venue TEXT NOT NULL DEFAULT '';
+UPDATE instruments SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = instruments.run_id), '');
+UPDATE order_events SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = order_events.run_id), '');
+UPDATE hedges SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = hedges.run_id), '');
+UPDATE funding SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = funding.run_id), '');
+UPDATE quotes SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = quotes.run_id), '');
+ALTER TABLE fills RENAME TO fills_v1;
+{fills}
+-- version 1 had one fill-id namespace for the whole file: its rows keep it (session '')
+INSERT INTO fills (id, run_id, ts_venue_ns, ts_recv_ns, symbol, client_id, fill_id, side, price_ticks, size_lots,
+                   price_px, size_base, fee_quote, liquidity, leaves_lots, tag, venue, venue_session)
+SELECT f.id, f.run_id, f.ts_venue_ns, f.ts_recv_ns, f.symbol, f.client_id, f.fill_id, f.side, f.price_ticks,
+       f.size_lots, f.price_px, f.size_base, f.fee_quote, f.liquidity, f.leaves_lots, f.tag,
+       COALESCE((SELECT venue FROM runs r WHERE r.run_id = f.run_id), ''), ''
+FROM fills_v1 f ORDER BY f.id;
+DROP TABLE fills_v1;
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,25 +303,29 @@ class Ledger:
         path: str | Path,
         config: LedgerConfig | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         cfg = config or LedgerConfig()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._quote_sample_ns = cfg.quote_sample_ms * 1_000_000
         self._commit_interval_ns = cfg.commit_interval_ms * 1_000_000
         self._commit_rows = cfg.commit_rows
         self._clock_ns = clock_ns
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so batching is explicit
-        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
-        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._on_failure = on_failure
+        self.failure: str | None = None
+        """The one line of the SQLite error that made the ledger fail (then every write is dropped)."""
+        self._lock_fd = _lock(self.path)
+        try:
+            self._conn: sqlite3.Connection | None = _open_checked(self.path)
+        except BaseException:
+            _unlock(self._lock_fd)
+            raise
         self._pending = 0
         self._last_commit_ns = clock_ns()
         self._instruments: dict[str, Instrument] = {}
         self._tags: dict[str, str] = {}  # client_id -> PlaceOrder.tag, so fills carry their tag
         self._last_quote: dict[str, tuple[int, str]] = {}  # symbol -> (ts_ns, risk_state) of last sample
+        self._runs: dict[str, tuple[str, str]] = {}  # run_id -> (venue, venue_session)
 
     # ---- runs -------------------------------------------------------------------------------------
 
@@ -270,11 +336,14 @@ class Ledger:
         venue: str = "",
         instruments: Iterable[Instrument] = (),
         config: Mapping[str, Any] | None = None,
+        session: str = "",
     ) -> None:
-        """Open a run. `config`: the effective settings (masked) for the record."""
+        """Open a run on `venue` (its name) whose fill ids are unique within `session` (the venue's
+        `fill_session`). `config`: the effective settings (masked) for the record."""
+        self._runs[run_id] = (venue, session)
         self._write(
-            "INSERT INTO runs (run_id, started_ns, venue, config_json) VALUES (?, ?, ?, ?)",
-            (run_id, now_ns, venue, _json(config)),
+            "INSERT INTO runs (run_id, started_ns, venue, venue_session, config_json) VALUES (?, ?, ?, ?, ?)",
+            (run_id, now_ns, venue, session, _json(config)),
         )
         self.register_instruments(run_id, instruments)
         self._commit()
@@ -284,7 +353,8 @@ class Ledger:
         for ins in instruments:
             self._instruments[ins.symbol] = ins
             self._write(
-                "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO instruments (run_id, symbol, kind, base, quote, tick_size, lot_size,"
+                " maker_fee, taker_fee, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     ins.symbol,
@@ -295,8 +365,19 @@ class Ledger:
                     ins.lot_size,
                     ins.maker_fee,
                     ins.taker_fee,
+                    self._venue_of(run_id)[0],
                 ),
             )
+
+    def _venue_of(self, run_id: str) -> tuple[str, str]:
+        """(venue, venue_session) of a run: this process's, or one an earlier process recorded (a
+        restart writes the fills it recovers under the last run's id)."""
+        known = self._runs.get(run_id)
+        if known is None:
+            rows = self._read("SELECT venue, venue_session FROM runs WHERE run_id = ?", (run_id,))
+            known = (str(rows[0][0]), str(rows[0][1])) if rows else ("", "")
+            self._runs[run_id] = known
+        return known
 
     def end_run(self, run_id: str, now_ns: int, summary: Mapping[str, Any] | None = None) -> None:
         """Mark a run as ended cleanly (with the session summary) and commit."""
@@ -311,8 +392,8 @@ class Ledger:
             self._tags[command.client_id] = command.tag
             self._write(
                 "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, side, price_ticks, size_lots,"
-                " order_type, post_only, reduce_only, tag, reason)"
-                " VALUES (?, ?, 'place', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " order_type, post_only, reduce_only, tag, reason, venue)"
+                " VALUES (?, ?, 'place', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     now_ns,
@@ -326,12 +407,13 @@ class Ledger:
                     int(command.reduce_only),
                     command.tag,
                     reason,
+                    self._venue_of(run_id)[0],
                 ),
             )
             if command.tag == "hedge":
                 self._write(
                     "INSERT INTO hedges (run_id, ts_ns, symbol, client_id, side, order_type, price_ticks, size_lots,"
-                    " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " reason, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id,
                         now_ns,
@@ -342,18 +424,20 @@ class Ledger:
                         command.price_ticks,
                         command.size_lots,
                         reason,
+                        self._venue_of(run_id)[0],
                     ),
                 )
         elif isinstance(command, CancelOrder):
             self._write(
-                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, reason)"
-                " VALUES (?, ?, 'cancel', ?, ?, ?)",
-                (run_id, now_ns, command.symbol, command.client_id, reason),
+                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, reason, venue)"
+                " VALUES (?, ?, 'cancel', ?, ?, ?, ?)",
+                (run_id, now_ns, command.symbol, command.client_id, reason, self._venue_of(run_id)[0]),
             )
         elif isinstance(command, CancelAll):
             self._write(
-                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, reason) VALUES (?, ?, 'cancel_all', ?, ?)",
-                (run_id, now_ns, command.symbol, reason),
+                "INSERT INTO order_events (run_id, ts_ns, kind, symbol, reason, venue)"
+                " VALUES (?, ?, 'cancel_all', ?, ?, ?)",
+                (run_id, now_ns, command.symbol, reason, self._venue_of(run_id)[0]),
             )
         # RequestSnapshot is not an order command: nothing to record
         self._maybe_commit()
@@ -370,8 +454,9 @@ class Ledger:
             return written
         if isinstance(event, FundingPaid):
             self._write(
-                "INSERT INTO funding (run_id, ts_venue_ns, symbol, rate, amount_quote) VALUES (?, ?, ?, ?, ?)",
-                (run_id, event.ts_venue_ns, event.symbol, event.rate, event.amount_quote),
+                "INSERT INTO funding (run_id, ts_venue_ns, symbol, rate, amount_quote, venue)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, event.ts_venue_ns, event.symbol, event.rate, event.amount_quote, self._venue_of(run_id)[0]),
             )
         elif isinstance(event, OrderAccepted):
             self._order_event(run_id, event, "accepted", venue_order_id=event.venue_order_id)
@@ -397,14 +482,25 @@ class Ledger:
         reason: str | None = None,
     ) -> None:
         self._write(
-            "INSERT INTO order_events (run_id, ts_ns, ts_venue_ns, kind, symbol, client_id, venue_order_id, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, event.ts_recv_ns, event.ts_venue_ns, kind, event.symbol, event.client_id, venue_order_id, reason),
+            "INSERT INTO order_events (run_id, ts_ns, ts_venue_ns, kind, symbol, client_id, venue_order_id, reason,"
+            " venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                event.ts_recv_ns,
+                event.ts_venue_ns,
+                kind,
+                event.symbol,
+                event.client_id,
+                venue_order_id,
+                reason,
+                self._venue_of(run_id)[0],
+            ),
         )
 
     def record_fill(self, run_id: str, fill: OrderFilled, tag: str | None = None) -> bool:
-        """Record and commit a fill at once. Returns False (and writes nothing) for a duplicate
-        `(symbol, fill_id)`. `tag` defaults to the tag of the PlaceOrder with the same client id."""
+        """Record and commit a fill at once, in the run's venue session. Returns False (and writes
+        nothing) for a duplicate `(venue, venue_session, symbol, fill_id)`, or once the ledger failed.
+        `tag` defaults to the tag of the PlaceOrder with the same client id."""
         ins = self._instruments.get(fill.symbol)
         if ins is None:
             raise LedgerError(f"fill on {fill.symbol!r}: instrument not registered (start_run(instruments=...))")
@@ -412,8 +508,9 @@ class Ledger:
             tag = self._tag_of(fill.client_id)
         cur = self._write(
             "INSERT OR IGNORE INTO fills (run_id, ts_venue_ns, ts_recv_ns, symbol, client_id, fill_id, side,"
-            " price_ticks, size_lots, price_px, size_base, fee_quote, liquidity, leaves_lots, tag)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " price_ticks, size_lots, price_px, size_base, fee_quote, liquidity, leaves_lots, tag, venue,"
+            " venue_session)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 fill.ts_venue_ns,
@@ -430,19 +527,20 @@ class Ledger:
                 fill.liquidity.value,
                 fill.leaves_lots,
                 tag,
+                *self._venue_of(run_id),
             ),
         )
         self._commit()  # a fill is the one record we never batch
-        return cur.rowcount == 1
+        return cur is not None and cur.rowcount == 1 and self.failure is None
 
     def _tag_of(self, client_id: str) -> str:
         tag = self._tags.get(client_id)
         if tag is None:  # an order placed by an earlier run of this ledger
-            row = self._db.execute(
+            rows = self._read(
                 "SELECT tag FROM order_events WHERE client_id = ? AND kind = 'place' ORDER BY id DESC LIMIT 1",
                 (client_id,),
-            ).fetchone()
-            tag = row[0] if row and row[0] is not None else ""
+            )
+            tag = rows[0][0] if rows and rows[0][0] is not None else ""
             self._tags[client_id] = tag
         return tag
 
@@ -458,7 +556,7 @@ class Ledger:
         self._last_quote[sample.symbol] = (sample.ts_ns, sample.risk_state)
         self._write(
             "INSERT INTO quotes (run_id, ts_ns, symbol, mid_px, bid_px, ask_px, reservation_px, spread_bps,"
-            " inventory_base, net_delta_base, risk_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " inventory_base, net_delta_base, risk_state, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 sample.ts_ns,
@@ -471,6 +569,7 @@ class Ledger:
                 sample.inventory_base,
                 sample.net_delta_base,
                 sample.risk_state,
+                self._venue_of(run_id)[0],
             ),
         )
         self._maybe_commit()
@@ -507,19 +606,49 @@ class Ledger:
             raise LedgerError("ledger is closed")
         return self._conn
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor | None:
+        """Execute one write inside the open batch; None (nothing written) once the ledger failed."""
+        if self.failure is not None:
+            return None
         db = self._db
-        if not db.in_transaction:
-            db.execute("BEGIN")
-        self._pending += 1
-        return db.execute(sql, params)
+        try:
+            if not db.in_transaction:
+                db.execute("BEGIN")
+            self._pending += 1
+            return db.execute(sql, params)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return None
 
     def _commit(self) -> None:
         db = self._db
-        if db.in_transaction:
-            db.execute("COMMIT")
+        if self.failure is None and db.in_transaction:
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._fail(exc)
         self._pending = 0
         self._last_commit_ns = self._clock_ns()
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        """The file went bad under us: say so once, in one line, and write nothing more."""
+        self.failure = _failure_line(self.path, exc)
+        with contextlib.suppress(sqlite3.Error):
+            self._db.rollback()
+        if self._on_failure is None:
+            raise LedgerFailed(self.failure) from None
+        self._on_failure(self.failure)
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """A query of our own rows; an SQLite error fails the ledger (LedgerFailed, or `on_failure`
+        and an empty answer)."""
+        if self.failure is not None:
+            return []
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return []
 
     def _maybe_commit(self) -> None:
         if self._pending >= self._commit_rows or self._clock_ns() - self._last_commit_ns >= self._commit_interval_ns:
@@ -535,12 +664,16 @@ class Ledger:
         return self._pending
 
     def close(self) -> None:
-        """Commit everything pending and close. Idempotent."""
+        """Commit everything pending, close and release the lock. Idempotent; after a failure it
+        only closes (the failure was already reported)."""
         if self._conn is None:
             return
-        self._commit()
-        self._conn.close()
+        with contextlib.suppress(LedgerFailed):
+            self._commit()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
         self._conn = None
+        _unlock(self._lock_fd)
 
     def __enter__(self) -> Ledger:
         return self
@@ -550,23 +683,27 @@ class Ledger:
 
     # ---- recovery ---------------------------------------------------------------------------------
 
-    def recover(self, venue: str | None = None) -> RecoveredState:
+    def recover(self, venue: str | None = None, session: str | None = None) -> RecoveredState:
         """Rebuild positions, realised PnL, fees, seen fill ids and open orders from committed rows;
-        with `venue`, only from the runs on that venue (one ledger may hold runs on several)."""
+        with `venue`, only from the runs on that venue (one ledger may hold runs on several), with
+        `session` too, only from the runs on that venue session (what that exchange still holds)."""
         self.flush(force=True)
-        return recover_state(self._db, venue)
+        try:
+            return recover_state(self._db, venue, session)
+        except sqlite3.Error as exc:
+            raise LedgerFailed(_failure_line(self.path, exc)) from None
 
-    def last_fill_venue_ns(self, venue: str | None = None) -> int | None:
-        """`ts_venue_ns` of the newest fill recorded (on `venue`'s runs), else the start of the last run
-        (the bot's clock), else None: where a restart asks the venue's fill history to resume."""
+    def last_fill_venue_ns(self, venue: str | None = None, session: str | None = None) -> int | None:
+        """`ts_venue_ns` of the newest fill recorded (on `venue`'s runs, in `session`), else the start
+        of the last such run (the bot's clock), else None: where a restart asks the venue's fill
+        history to resume."""
         self.flush(force=True)
-        runs = "SELECT run_id FROM runs" + (" WHERE venue = ?" if venue is not None else "")
-        args: tuple[str, ...] = (venue,) if venue is not None else ()
-        row = self._db.execute(f"SELECT MAX(ts_venue_ns) FROM fills WHERE run_id IN ({runs})", args).fetchone()
-        if row[0] is not None:
-            return int(row[0])
-        row = self._db.execute(f"SELECT MAX(started_ns) FROM runs WHERE run_id IN ({runs})", args).fetchone()
-        return int(row[0]) if row[0] is not None else None
+        runs, args = _runs_on(venue, session)
+        row = self._read(f"SELECT MAX(ts_venue_ns) FROM fills WHERE run_id IN ({runs})", args)
+        if row and row[0][0] is not None:
+            return int(row[0][0])
+        row = self._read(f"SELECT MAX(started_ns) FROM runs WHERE run_id IN ({runs})", args)
+        return int(row[0][0]) if row and row[0][0] is not None else None
 
 
 def read_deal_events(db: sqlite3.Connection) -> list[DealEvent]:
@@ -577,10 +714,16 @@ def read_deal_events(db: sqlite3.Connection) -> list[DealEvent]:
     return [DealEvent(kind, ts, qty, px, strike, amount) for kind, ts, qty, px, strike, amount in rows]
 
 
-def recover_state(db: sqlite3.Connection, venue: str | None = None) -> RecoveredState:
+def _runs_on(venue: str | None, session: str | None) -> tuple[str, tuple[str, ...]]:
+    """The subquery of the run ids on `venue` (and `session`), None meaning any, and its arguments."""
+    where = [(col, v) for col, v in (("venue", venue), ("venue_session", session)) if v is not None]
+    sql = "SELECT run_id FROM runs" + (" WHERE " + " AND ".join(f"{col} = ?" for col, _ in where) if where else "")
+    return sql, tuple(v for _, v in where)
+
+
+def recover_state(db: sqlite3.Connection, venue: str | None = None, session: str | None = None) -> RecoveredState:
     """`Ledger.recover` on any connection (also works on a read-only one)."""
-    runs = "SELECT run_id FROM runs" + (" WHERE venue = ?" if venue is not None else "")
-    args: tuple[str, ...] = (venue,) if venue is not None else ()
+    runs, args = _runs_on(venue, session)
     run = db.execute(f"SELECT run_id, ended_ns FROM runs WHERE run_id IN ({runs}) ORDER BY rowid DESC LIMIT 1", args)
     run = run.fetchone()
     positions: dict[str, int] = {}
@@ -634,6 +777,130 @@ def recover_state(db: sqlite3.Connection, venue: str | None = None) -> Recovered
         fill_count=count,
         tags_by_client_id=tags,
     )
+
+
+# ---- opening: lock, integrity, schema ------------------------------------------------------------
+
+_MOVE_ASIDE = "move it aside (or restore a backup) and start again, or pass another --ledger PATH"
+
+
+def _lock(path: Path) -> int:
+    """Take `<path>.lock` (flock, exclusive, non-blocking) for this writer; returns its descriptor.
+
+    A lock file rather than the database itself: SQLite's own locks are POSIX record locks, which
+    any close of another descriptor on the same file would drop. The OS releases a flock when the
+    process dies, so a `kill -9` leaves nothing to clean up."""
+    if path.is_dir():
+        raise LedgerUnusable(
+            f"ledger {path}: is a directory, not a ledger file: point ledger.path (--ledger) at a file"
+        )
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LedgerUnusable(f"ledger {path}: cannot create its lock file {lock_path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LedgerUnusable(
+            f"ledger {path}: in use by another mmbot (pid {holder}, lock {lock_path}): stop that bot, "
+            "or give this one its own ledger (--ledger PATH)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _failure_line(path: Path, exc: sqlite3.Error) -> str:
+    return (
+        f"ledger {path}: SQLite error while writing ({_one_line(str(exc))}): the bot stopped recording; {_MOVE_ASIDE}"
+    )
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    """Connect, check the file is a sound SQLite ledger, create or migrate the schema."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        header = b""
+    except OSError as exc:
+        raise LedgerUnusable(f"ledger {path}: cannot read it: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise LedgerUnusable(f"ledger {path}: not an SQLite database (its header is not SQLite's); {_MOVE_ASIDE}")
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so batching is explicit
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise LedgerUnusable(f"ledger {path}: cannot open it ({_one_line(str(exc))}); {_MOVE_ASIDE}") from None
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise LedgerUnusable(
+                f"ledger {path}: damaged (SQLite quick_check: {_one_line('; '.join(problems))[:200]}); {_MOVE_ASIDE}"
+                " (`sqlite3 FILE .recover` may salvage its rows)"
+            )
+        _migrate(conn, path)  # before WAL mode: a refused file is left byte for byte as it was
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise LedgerUnusable(f"ledger {path}: damaged or unreadable ({_one_line(str(exc))}); {_MOVE_ASIDE}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION: create it in an empty file, migrate an older one in one
+    transaction, refuse a newer one."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if version > SCHEMA_VERSION:
+        raise LedgerUnusable(
+            f"ledger {path}: schema version {version} is newer than this mmbot's ({SCHEMA_VERSION}): "
+            "run a newer mmbot, or pass another --ledger PATH"
+        )
+    if tables and not {"runs", "fills"} <= tables:
+        raise LedgerUnusable(f"ledger {path}: an SQLite database, but not an mmbot ledger; pass another --ledger PATH")
+    if tables and version < SCHEMA_VERSION:  # version 1 (stamped 1 at every open): the only older one
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # statement by statement: executescript would commit the open transaction first
+            for statement in _statements(_V1_TO_V2.format(fills=_fills_table())):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _fills_table() -> str:
+    start = SCHEMA.index("CREATE TABLE IF NOT EXISTS fills (")
+    return SCHEMA[start : SCHEMA.index(");", start) + 2]
+
+
+def _statements(script: str) -> list[str]:
+    """`script`'s statements (none of ours contains a ';' inside a literal), comments dropped."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
 def _apply_fill(pos_lots: int, avg_px: float, signed_lots: int, px: float, lot_base: float) -> tuple[int, float, float]:

@@ -6,11 +6,13 @@
    nothing of ours can fill, so the positions and the fill history read next are one consistent
    picture.
 2. Ask the venue for our positions (the venue is the source of truth).
-3. Fill history (venues with `fills_since`, ledger runs on this venue): fetch our fills since the
-   newest fill the ledger recorded, minus `FILL_OVERLAP_NS` (clock skew, fills delivered out of
-   order), and record the ones the ledger lacks, deduplicated by `(symbol, fill_id)`, under the
-   last run's id with tag "recovered": the fills made while the bot was dead, or in flight when it
-   died. The ledger is then rebuilt, so its positions include them.
+3. Fill history (venues with `fills_since`, ledger runs on this venue session): fetch our fills
+   since the newest fill the ledger recorded in this session, minus `FILL_OVERLAP_NS` (clock skew,
+   fills delivered out of order), and record the ones the ledger lacks, deduplicated by
+   `(venue, venue_session, symbol, fill_id)`, under the session's last run id with tag "recovered":
+   the fills made while the bot was dead, or in flight when it died. The ledger is then rebuilt, so
+   its positions include them. A venue session the ledger has no run on (a mock exchange that was
+   restarted: its ids start at F1 again) has nothing to recover and starts from its own positions.
 4. Compare the ledger's positions with the venue's; enter the venue's positions into the engine,
    at the ledger's average entry where the two agree (PnL continues), at the first mid otherwise.
    Every fetched fill is already in those positions, so each is marked as seen in the engine's
@@ -33,7 +35,7 @@ from typing import Any
 from bot.core.engine import Engine
 from bot.domain import CancelOrder, OrderFilled
 from bot.runtime.ledger import Ledger, RecoveredState
-from bot.venues.base import Venue, fetch_fills_since
+from bot.venues.base import Venue, fetch_fills_since, fill_session
 
 NS_PER_S = 1_000_000_000
 FILL_OVERLAP_NS = 60 * NS_PER_S
@@ -64,7 +66,7 @@ async def reconcile(
 ) -> dict[str, Any]:
     """Steps 1-4 above; returns the fields of `recovery.completed`.
 
-    `ledger_state` is the ledger's view of this venue (None: do not consult the ledger); `ledger`,
+    `ledger_state` is the ledger's view of this venue session (None: do not consult the ledger); `ledger`,
     when given with it, is where recovered fills are written (step 3)."""
     symbols = set(engine.portfolio.positions)
     orphans = [o for o in await venue.open_orders() if o.symbol in symbols]
@@ -76,7 +78,7 @@ async def reconcile(
     if ledger is not None and ledger_state is not None and ledger_state.last_run_id is not None:
         history = await _recover_fills(venue, ledger, ledger_state, symbols)
         if history.recovered:
-            ledger_state = ledger.recover(venue=venue.name)
+            ledger_state = ledger.recover(venue=venue.name, session=fill_session(venue))
         for fill in history.fetched:
             engine.orders.on_fill(fill)  # in venue_positions already: a replay must count as a duplicate
     ledger_positions = dict(ledger_state.positions_lots) if ledger_state is not None else {}
@@ -129,7 +131,7 @@ async def _wait_gone(venue: Venue, client_ids: set[str], symbols: Collection[str
 async def _recover_fills(venue: Venue, ledger: Ledger, state: RecoveredState, symbols: Collection[str]) -> FillRecovery:
     """Step 3: fetch the venue's fills since the ledger's newest one and record the missing ones."""
     last_run_id = state.last_run_id
-    resume_ns = ledger.last_fill_venue_ns(venue=venue.name)
+    resume_ns = ledger.last_fill_venue_ns(venue=venue.name, session=fill_session(venue))
     if last_run_id is None or resume_ns is None:
         return FillRecovery()
     since_ns = resume_ns - FILL_OVERLAP_NS

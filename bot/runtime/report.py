@@ -94,14 +94,21 @@ def load_run(db: sqlite3.Connection, run_id: str) -> RunData:
     runs = _rows(db, "SELECT * FROM runs ORDER BY rowid")
     run = next((r for r in runs if r["run_id"] == run_id), {"run_id": run_id})
     quote_rows = _rows(db, "SELECT * FROM quotes WHERE run_id = ? ORDER BY ts_ns, id", (run_id,))
-    # positions continue from earlier runs: accumulate over every fill, keep this run's
+    # positions continue from earlier runs on the same exchange (venue session): accumulate over
+    # that session's fills, keep this run's
     position: dict[str, float] = {}
     fills: list[dict[str, Any]] = []
+    session = (run.get("venue", ""), run.get("venue_session", ""))
     for f in _rows(db, "SELECT * FROM fills ORDER BY id"):
+        if (f.get("venue", ""), f.get("venue_session", "")) != session and f["run_id"] != run_id:
+            continue
         sign = 1.0 if f["side"] == "buy" else -1.0
         position[f["symbol"]] = position.get(f["symbol"], 0.0) + sign * f["size_base"]
         if f["run_id"] == run_id:
             fills.append({**f, "position_base": position[f["symbol"]]})
+    fill_counts = dict(db.execute("SELECT run_id, COUNT(*) FROM fills GROUP BY run_id").fetchall())
+    for r in runs:
+        r["fills"] = int(fill_counts.get(r["run_id"], 0))
     pnl_rows = _rows(
         db, "SELECT ts_ns, total_quote, components_json FROM pnl WHERE run_id = ? ORDER BY ts_ns", (run_id,)
     )
@@ -387,9 +394,16 @@ def render_html(data: RunData, images: dict[str, bytes]) -> str:
     parts.append("<h2>All runs in this ledger</h2>")
     parts.append(
         _table(
-            ["run", "venue", "started", "ended cleanly"],
+            ["run", "venue", "venue session", "started", "ended cleanly", "fills"],
             [
-                [r["run_id"], r.get("venue") or "-", _utc(r.get("started_ns")), "yes" if r.get("ended_ns") else "no"]
+                [
+                    r["run_id"],
+                    r.get("venue") or "-",
+                    r.get("venue_session") or "-",
+                    _utc(r.get("started_ns")),
+                    "yes" if r.get("ended_ns") else "no",
+                    r.get("fills", 0),
+                ]
                 for r in data.all_runs
             ],
         )

@@ -20,6 +20,10 @@ EventSink = Callable[[Event], None]
 
 class Venue(Protocol):
     name: str
+    # Optional: `fill_session: str`, the namespace in which the venue's fill ids are unique (read it
+    # with `fill_session(venue)`). A venue that numbers fills again whenever it starts (the mock
+    # exchange, simulated execution) names each start differently; one whose ids never repeat (a real
+    # exchange's trade ids) leaves it out, which means "".
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
@@ -63,6 +67,12 @@ class FillHistory(Protocol):
     """
 
     async def fills_since(self, since_ns: int) -> list[OrderFilled]: ...
+
+
+def fill_session(venue: object) -> str:
+    """The venue's fill-id namespace (see `Venue`): the ledger keys fills by it, so ids that repeat
+    across venue sessions never collide and a restart on the same session recognises its fills."""
+    return str(getattr(venue, "fill_session", "") or "")
 
 
 async def fetch_fills_since(venue: object, since_ns: int) -> list[OrderFilled] | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -128,6 +129,8 @@ class CcxtVenue:
         self._cfg = config
         self._exchange = build_exchange(config, exchange_factory)  # ConfigError before any network
         self._paper_mode = config.mode == "paper"
+        # the exchange's trade ids never repeat (fill session ""); simulated fills restart at 1 each run
+        self.fill_session = f"paper:{uuid.uuid4().hex[:12]}" if self._paper_mode else ""
         self._paper_factory = paper_factory or default_paper_factory
         self._paper: dict[str, SimulatedExecution] = {}  # by symbol, paper mode only
         self._clock_ns = clock_ns

@@ -8,6 +8,7 @@ current simulated time. The clock is injectable so tests never wait.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ class InProcessMockVenue:
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.exchange = exchange
+        self.fill_session = f"mock:{uuid.uuid4().hex[:12]}"  # a new exchange numbers its fills from F1 again
         self._pacer = Pacer(exchange, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
 
     @property

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,6 +64,12 @@ class VenueUnavailable(ConnectionError):
     """The mock exchange cannot be reached (the runner retries or gives up)."""
 
 
+class VenueSessionChanged(ConnectionError):
+    """A reconnect found another exchange session (the server was restarted and lost its orders,
+    positions and fill numbering): nothing the bot holds is true any more, so the stream ends and
+    the runner stops the bot; the next start reconciles with the new session."""
+
+
 class WsMockVenue:
     def __init__(
         self,
@@ -87,6 +94,8 @@ class WsMockVenue:
         self._clock_ns = clock_ns
         self._ws: ClientConnection | None = None
         self._instruments: dict[str, Instrument] = {}
+        self.fill_session = ""
+        """`mock-ws:<the server's session>`, set by the first connect (see `bot.venues.base.fill_session`)."""
         self._pending: deque[str | bytes] = deque()  # read while answering a request, not yet streamed
         self._outbox: deque[dict[str, Any]] = deque()
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -125,6 +134,16 @@ class WsMockVenue:
         except (ConnectionClosed, TimeoutError, ProtocolError, KeyError, TypeError) as exc:
             await ws.close()
             raise VenueUnavailable(f"{self.url}: subscribe failed: {exc}") from exc
+        # a server that names no session: each connection is its own namespace (never a collision)
+        session = f"mock-ws:{message.get('session') or uuid.uuid4().hex[:16]}"
+        if self.fill_session and session != self.fill_session:
+            await ws.close()
+            log.error("venue.session_changed", url=self.url, was=self.fill_session, now=session)
+            raise VenueSessionChanged(
+                f"{self.url}: the exchange restarted (session {self.fill_session} is now {session}): "
+                "its orders, positions and fill ids are new; restart the bot to reconcile"
+            )
+        self.fill_session = session
         self._instruments = {i.symbol: i for i in instruments}
         self._awaiting_snapshot = set(self._instruments)  # the server sends a snapshot per symbol
         self._ws = ws

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import signal
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
@@ -79,6 +80,8 @@ class MockExchangeServer:
         self.speed = speed
         start_ns = time.time_ns()
         self.exchange = MockExchange(config, seed=seed, start_ns=start_ns)
+        self.session = uuid.uuid4().hex[:16]
+        """This server's fill-id namespace: its fills are numbered from F1 again at every start."""
         self._pacer = Pacer(self.exchange, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
         self._subscribers: set[ServerConnection] = set()
         self._backlog: deque[str] = deque(maxlen=_BACKLOG)
@@ -192,7 +195,7 @@ class MockExchangeServer:
         now = self.now_ns()
         if op == "subscribe":
             instruments = [encode_instrument(i) for i in ex.instruments.values()]
-            return {"type": "subscribed", "instruments": instruments, "ts_ns": now}
+            return {"type": "subscribed", "instruments": instruments, "session": self.session, "ts_ns": now}
         if op == "ping":
             return {"type": "pong", "ts_ns": now}
         if op == "open_orders":

@@ -447,7 +447,10 @@ class Engine:
         key = market_key(event.venue, event.symbol)
         if key not in self.portfolio.positions:
             return
-        ours = self.portfolio.position_lots(key)
+        # lots restored or seeded but still waiting for a mid are ours too: without them every
+        # snapshot of a burst (a venue replaying what it queued while we were away, before any book)
+        # found the same difference again and seeded it again, cumulatively
+        ours = self.portfolio.position_lots(key) + self._pending_seeds.get(key, 0)
         diff = event.position_lots - ours
         if diff == 0:
             self._suspect_diffs.pop(key, None)

@@ -194,23 +194,35 @@ def _int(message: dict[str, Any], key: str) -> int:
     return value
 
 
+MAX_UNITS = 2**53
+"""Largest price in ticks or size in lots the protocol accepts: beyond it a decimal string no longer
+maps to one exact integer of ticks or lots (floats are exact integers only up to 2**53), and no
+market trades such a size (1e300 of anything is a typo or an attack, not an order)."""
+
+
 def _price_ticks(inst: Instrument, message: dict[str, Any], key: str) -> int:
     px = _num(message, key)
     if px <= 0:
         raise ProtocolError("non_positive_price", key)
     try:
-        return inst.ticks(px)
+        ticks = inst.ticks(px)
     except OverflowError:  # beyond any grid (px / tick is inf)
         raise ProtocolError("absurd_price", key) from None
+    if ticks > MAX_UNITS:
+        raise ProtocolError("absurd_price", f"{key}: {px:g} is more than {MAX_UNITS} ticks")
+    return ticks
 
 
 def _size_lots(inst: Instrument, value: float, key: str, allow_zero: bool) -> int:
     if value < 0 or (value == 0 and not allow_zero):
         raise ProtocolError("bad_size", key)
     try:
-        return inst.lots(value)
+        lots = inst.lots(value)
     except OverflowError:
         raise ProtocolError("absurd_size", key) from None
+    if lots > MAX_UNITS:
+        raise ProtocolError("absurd_size", f"{key}: {value:g} is more than {MAX_UNITS} lots")
+    return lots
 
 
 def _decode_levels(inst: Instrument, message: dict[str, Any], key: str, allow_zero: bool) -> tuple[Level, ...]:
@@ -352,9 +364,26 @@ def encode_command(command: Command, instruments: dict[str, Instrument]) -> dict
     raise ProtocolError("unencodable", type(command).__name__)
 
 
+COMMAND_OPS = ("place", "cancel", "cancel_all", "snapshot")
+REQUEST_OPS = ("subscribe", "ping", "open_orders", "positions", "fills", "fault")
+OPS = REQUEST_OPS + COMMAND_OPS
+
+
+def check_op(message: dict[str, Any]) -> str:
+    """The message's `op`, or ProtocolError naming what is wrong with it (and the ops there are)."""
+    op = message.get("op")
+    if op is None:
+        raise ProtocolError("missing_op", f'the message has no "op" (one of {", ".join(OPS)})')
+    if not isinstance(op, str) or op not in OPS:
+        raise ProtocolError("unknown_op", f"{op!r} (one of {', '.join(OPS)})"[:200])
+    return op
+
+
 def decode_command(message: dict[str, Any], instruments: dict[str, Instrument]) -> Command:
     """A client's order message as a command (the server side). Raises ProtocolError."""
-    op = message.get("op")
+    op = check_op(message)
+    if op not in COMMAND_OPS:
+        raise ProtocolError("not_a_command", repr(op))
     symbol = message.get("symbol")
     if op == "cancel_all":
         if symbol is not None and (not isinstance(symbol, str) or symbol not in instruments):

@@ -8,7 +8,10 @@ docs/mock-protocol.md.
 A `disconnect` or `restart` fault is a real outage here: the server closes every socket and answers
 new handshakes with HTTP 503 until the venue is back. Private messages produced while no client is
 subscribed are kept (bounded) and replayed to the next subscriber, as a venue's user stream would
-resume; public messages of that time are gone, so a client resyncs from a fresh snapshot.
+resume; public messages of that time are gone, so a client resyncs from a fresh snapshot. Of the
+position snapshots (one per symbol every `position_interval_ms`) only the newest per symbol is kept,
+in its place after the fills it follows: a position is a state, not a change, and a day idle must
+not turn into thousands of stale snapshots replayed at once.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bot.domain import (
     FeedStatus,
     MarkPrice,
     PlaceOrder,
+    PositionSnapshot,
     RequestSnapshot,
     TradePrint,
 )
@@ -45,6 +49,7 @@ from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock.pacing import Pacer
 from bot.venues.mock.protocol import (
     ProtocolError,
+    check_op,
     decode_command,
     decode_fills_request,
     dumps,
@@ -85,6 +90,7 @@ class MockExchangeServer:
         self._pacer = Pacer(self.exchange, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
         self._subscribers: set[ServerConnection] = set()
         self._backlog: deque[str] = deque(maxlen=_BACKLOG)
+        self._backlog_position: dict[str, str] = {}  # symbol -> its newest position message in the backlog
         self._outage = False
         self._server: Server | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -136,8 +142,20 @@ class MockExchangeServer:
             return
         if self._subscribers:
             broadcast(self._subscribers, message)
+        elif isinstance(event, PositionSnapshot):
+            self._keep_newest_position(event.symbol, message)
         elif not isinstance(event, _PUBLIC):
             self._backlog.append(message)
+
+    def _keep_newest_position(self, symbol: str, message: str) -> None:
+        """Replace the symbol's older position snapshot in the backlog with this one (appended: it
+        follows every fill queued so far, as the exchange sent it)."""
+        older = self._backlog_position.get(symbol)
+        if older is not None:
+            with contextlib.suppress(ValueError):  # already pushed out of the bounded backlog
+                self._backlog.remove(older)
+        self._backlog.append(message)
+        self._backlog_position[symbol] = message
 
     async def _on_feed_status(self, event: FeedStatus, message: str) -> None:
         if event.connected:
@@ -171,16 +189,20 @@ class MockExchangeServer:
             log.info("client.disconnected", remote=str(ws.remote_address))
 
     async def _on_message(self, ws: ServerConnection, raw: str | bytes) -> None:
+        """Answer one message. Every refusal goes back on the sender's own connection: a place the
+        edge refuses is an `order_rejected` for its client id (so the sender's order ends), anything
+        else an `error` naming what was wrong; the account stream other clients read never sees it."""
         req_id = None
+        message: dict[str, Any] = {}
         try:
             message = loads(raw)
             req_id = message.get("req_id")
             reply = self._answer(message)
         except ProtocolError as exc:
-            log.warning("client.message_refused", reason=exc.reason, detail=str(exc))
-            reply = {"type": "error", "reason": exc.reason, "message": str(exc)}
-        except (KeyError, ValueError, TypeError) as exc:
-            reply = {"type": "error", "reason": "bad_request", "message": str(exc)}
+            log.warning("client.message_refused", reason=exc.reason, detail=str(exc)[:200])
+            reply = self._refusal(message, exc.reason, str(exc))
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            reply = self._refusal(message, "bad_request", f"{type(exc).__name__}: {exc}")
         if reply is not None:
             if req_id is not None:
                 reply["req_id"] = req_id
@@ -189,8 +211,15 @@ class MockExchangeServer:
                 await self._subscribe(ws)
         self._pacer.wake()  # a command's consequences may fall due before the pump's next wake-up
 
+    def _refusal(self, message: dict[str, Any], reason: str, text: str) -> dict[str, Any]:
+        symbol, client_id = message.get("symbol"), message.get("client_id")
+        if message.get("op") == "place" and symbol in self.exchange.instruments and isinstance(client_id, str):
+            return {"type": "order_rejected", "symbol": symbol, "client_id": client_id, "reason": reason,
+                    "message": text[:200], "ts_ns": self.now_ns()}  # fmt: skip
+        return {"type": "error", "reason": reason, "message": text[:200]}
+
     def _answer(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        op = message.get("op")
+        op = check_op(message)
         ex = self.exchange
         now = self.now_ns()
         if op == "subscribe":
@@ -237,6 +266,7 @@ class MockExchangeServer:
         for symbol in self.exchange.instruments:
             self.exchange.submit(RequestSnapshot(symbol, "subscribe"), now)
         backlog, self._backlog = list(self._backlog), deque(maxlen=_BACKLOG)
+        self._backlog_position = {}
         for message in backlog:
             await ws.send(message)
 

@@ -271,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--faults", default="all", help='"all", "none" or a comma-separated list (default: %(default)s)')
     p.add_argument("--seed", type=SEED, default=1, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--restarts",
+        type=_number(int, 0, 1000),
+        default=6,
+        help="bot restarts (clean stops and crashes in turn, each after an idle gap) against the running "
+        "exchange, all runs on one ledger (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = sub.add_parser("status", help="one-screen view of a running bot")

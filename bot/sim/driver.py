@@ -47,8 +47,10 @@ def run_simulation(
     cancel_timeout_ns: int = 5 * NS_PER_S,
     on_step: StepHook | None = None,
     on_note: NoteHook | None = None,
+    shutdown: bool = True,
 ) -> SimResult:
-    """Run until `start_ns + duration_ns`, then shut down (cancel all, wait for the venue's answers)."""
+    """Run until `start_ns + duration_ns`, then shut down (cancel all, wait for the venue's answers);
+    `shutdown=False` just stops there, as a bot killed outright would (its orders stay at the venue)."""
     now = start_ns
     end = start_ns + duration_ns
     next_timer = start_ns + timer_ns
@@ -85,6 +87,8 @@ def run_simulation(
         commands.extend(engine.requote(now))
         step(now, events, commands)
 
+    if not shutdown:
+        return SimResult(engine.summary(now), events_seen, commands_sent, now, note_counts)
     step(now, [], engine.shutdown(now))
     now = deliver_until(exchange, engine, now, now + cancel_timeout_ns, lambda: engine.open_order_count() == 0, step)
     return SimResult(engine.summary(now), events_seen, commands_sent, now, note_counts)

@@ -5,7 +5,9 @@ synchronous simulation driver (`bot.sim.driver.run_simulation`) at simulated tim
 market take seconds. The mock exchange injects every fault it can (`bot.sim.soak_setup.CHAOS`,
 seeded); `bot.sim.soak_checks.SoakChecker` checks the invariants after every step. After the
 driver's shutdown the exchange is run on until every fill it executed has been delivered (bounded),
-then the end-of-run invariants are checked.
+then the end-of-run invariants are checked. With `restarts`, the bot is stopped and started again
+that many times against the exchange that keeps running, every run on one SQLite ledger, and the
+ledger is checked against the exchange after each restart (`bot.sim.soak_restarts`).
 
 Output: a progress bar on stderr when it is a TTY; `--json` prints one JSON object as the last line
 of stdout. Exit code 1 when any invariant was violated, 2 on a bad config or `--faults`.
@@ -17,8 +19,10 @@ import argparse
 import math
 import os
 import platform
+import random
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,14 +35,17 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event
 from bot.output import write_json
+from bot.runtime.ledger import Ledger
 from bot.sim.driver import deliver_until, run_simulation
 from bot.sim.soak_checks import SoakChecker
+from bot.sim.soak_restarts import SESSION, VENUE, RestartLog, SoakVenue, idle_gap_ns, ledger_matches_exchange, restart
 from bot.sim.soak_setup import FaultSpecError, RecordingMockExchange, fault_config, limits, parse_faults
 
 NS_PER_S = 1_000_000_000
 RSS_SAMPLE_NS = 60 * NS_PER_S  # simulated time between memory samples
 SETTLE_NS = 60 * NS_PER_S  # after shutdown: how long the exchange may take to deliver the last fills
 DEFAULT_RSS_LIMIT_MB = 64.0
+FILL_HISTORY = 200_000  # the exchange's fill history with restarts: a day of fills, for recovery
 
 Progress = Callable[[float], None]
 """Called with the fraction of simulated time done (0..1)."""
@@ -70,6 +77,8 @@ class SoakRun:
     wall_s: float
     rss_growth_mb: float | None
     settle_s: float
+    restarts: RestartLog
+    earlier_summaries: list[dict[str, Any]]  # the engine summaries of the runs before the last
 
     def report(self) -> dict[str, Any]:
         summary = self.engine.summary(0)
@@ -86,23 +95,8 @@ class SoakRun:
             "faults_on": list(self.faults_on),
             "wall_s": round(self.wall_s, 2),
             "settle_s": round(self.settle_s, 3),
-            "bot": {
-                key: summary[key]
-                for key in (
-                    "fills",
-                    "hedge_fills",
-                    "quotes",
-                    "rejects",
-                    "resyncs",
-                    "stale_episodes",
-                    "duplicate_fills_dropped",
-                    "position_mismatches",
-                    "max_abs_inventory",
-                    "net_delta",
-                    "net_delta_in_band_pct",
-                    "pnl",
-                )
-            },
+            "restarts": self.restarts.report(),
+            "bot": bot_totals([*self.earlier_summaries, summary]),
             "worst_s": {name: ns / NS_PER_S for name, ns in self.checker.worst_ns.items()},
             "limits_s": {
                 "stale_feed": self.checker.limits.stale_feed_ns / NS_PER_S,
@@ -114,34 +108,88 @@ class SoakRun:
         }
 
 
+_SUMMED = ("fills", "hedge_fills", "quotes", "rejects", "resyncs", "stale_episodes", "duplicate_fills_dropped",
+           "position_mismatches")  # fmt: skip
+
+
+def bot_totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bot's figures over every run: counts summed, the largest inventory; net delta, time in
+    band and PnL are the last run's (a run's PnL starts from the positions it adopted)."""
+    last = summaries[-1]
+    totals: dict[str, Any] = {key: sum(s[key] for s in summaries) for key in _SUMMED}
+    totals["max_abs_inventory"] = max(s["max_abs_inventory"] for s in summaries)
+    totals.update({key: last[key] for key in ("net_delta", "net_delta_in_band_pct", "pnl")})
+    return totals
+
+
 def run_soak(
     settings: Settings,
     *,
     hours: float,
     faults: tuple[str, ...],
     seed: int,
+    restarts: int = 0,
     rss_limit_mb: float = DEFAULT_RSS_LIMIT_MB,
     progress: Progress | None = None,
 ) -> SoakRun:
+    """The soak; with `restarts` > 0 the bot runs `restarts + 1` times on one ledger (see the module doc)."""
     started = time.perf_counter()
     mock_cfg = settings.mock.model_copy(update={"faults": fault_config(settings.mock.faults, faults), "seed": seed})
     start_ns = 0
     duration_ns = int(hours * 3600 * NS_PER_S)
-    exchange = RecordingMockExchange(mock_cfg, start_ns=start_ns)
+    exchange = RecordingMockExchange(mock_cfg, start_ns=start_ns, fill_history_size=FILL_HISTORY if restarts else 1)
     spot = exchange.instruments[settings.market.spot_symbol]
     perp = exchange.instruments.get(settings.market.perp_symbol)
-    engine = build_engine(settings, spot, perp, start_ns, venue_name="mock")
+    engine = build_engine(settings, spot, perp, start_ns, venue_name=VENUE, client_id_tag="r0")
     perp_lot = perp.lot_size if perp is not None else spot.lot_size
     checker = SoakChecker(
         exchange, engine, spot.symbol, limits(settings, start_ns, duration_ns, perp_lot, rss_limit_mb)
     )
+    with tempfile.TemporaryDirectory(prefix="mmbot-soak-") as tmp:
+        ledger = Ledger(os.path.join(tmp, "ledger.sqlite"), settings.ledger) if restarts else None
+        try:
+            return _soak_runs(settings, exchange, engine, checker, ledger, hours, faults, seed, restarts, started,
+                              progress)  # fmt: skip
+        finally:
+            if ledger is not None:
+                ledger.close()
 
+
+def _soak_runs(
+    settings: Settings,
+    exchange: RecordingMockExchange,
+    engine: Engine,
+    checker: SoakChecker,
+    ledger: Ledger | None,
+    hours: float,
+    faults: tuple[str, ...],
+    seed: int,
+    restarts: int,
+    started: float,
+    progress: Progress | None,
+) -> SoakRun:
+    start_ns = checker.limits.start_ns
+    duration_ns = int(hours * 3600 * NS_PER_S)
+    end_ns = start_ns + duration_ns
+    instruments = list(exchange.instruments.values())
+    venue = SoakVenue(exchange)
+    log = RestartLog()
+    rng = random.Random(seed)
+    run_id = "run0"
     next_sample = start_ns
     next_progress = start_ns
     progress_step_ns = max(duration_ns // 200, 1)
 
+    def record(now_ns: int, events: list[Event], commands: list[Command]) -> None:
+        if ledger is not None:  # what the runner's LedgerObserver records, per command and event
+            for command in commands:
+                ledger.record_command(run_id, command, now_ns)
+            for event in events:
+                ledger.record_event(run_id, event)
+
     def on_step(now_ns: int, events: list[Event], commands: list[Command]) -> None:
         nonlocal next_sample, next_progress
+        record(now_ns, events, commands)
         checker.on_step(now_ns, events, commands)
         if now_ns >= next_sample:
             checker.on_rss(now_ns, rss_mb())
@@ -150,19 +198,57 @@ def run_soak(
             progress(min(1.0, (now_ns - start_ns) / duration_ns))
             next_progress = now_ns + progress_step_ns
 
-    result = run_simulation(
-        exchange,
-        engine,
-        start_ns=start_ns,
-        duration_ns=duration_ns,
-        timer_ns=settings.runtime.timer_ms * 1_000_000,
-        cancel_timeout_ns=settings.runtime.cancel_timeout_ms * 1_000_000,
-        on_step=on_step,
-        on_note=checker.on_note,
-    )
-    end_ns, extra_events = settle(exchange, engine, checker, result.end_ns)
+    now = start_ns
+    events = commands = 0
+    summaries: list[dict[str, Any]] = []
+    for i in range(restarts + 1):
+        run_id = f"run{i}"
+        log.runs.append(run_id)
+        if ledger is not None:
+            ledger.start_run(run_id, now, VENUE, instruments, session=SESSION)
+        last = i == restarts
+        crash = not last and i % 2 == 1  # clean stop, crash, clean stop, ...
+        run_end = end_ns if last else start_ns + duration_ns * (i + 1) // (restarts + 1)
+        result = run_simulation(
+            exchange,
+            engine,
+            start_ns=now,
+            duration_ns=max(run_end - now, 0),
+            timer_ns=settings.runtime.timer_ms * 1_000_000,
+            cancel_timeout_ns=settings.runtime.cancel_timeout_ms * 1_000_000,
+            on_step=on_step,
+            on_note=checker.on_note,
+            shutdown=not crash,
+        )
+        events += result.events
+        commands += result.commands
+        now = result.end_ns
+        if last or ledger is None:
+            break
+        summaries.append(result.summary)
+        if crash:
+            log.crash += 1  # nothing more: its orders rest at the exchange, its run never ends
+        else:
+            log.clean += 1
+            ledger.end_run(run_id, now, result.summary)
+        # the bot is down: the market runs on, at most half the way to the next run's end
+        next_end = start_ns + duration_ns * (i + 2) // (restarts + 1)
+        gap_ns = min(idle_gap_ns(rng), max((next_end - now) // 2, 0))
+        venue.advance(now + gap_ns)
+        log.idle_s += gap_ns / NS_PER_S
+        engine = build_engine(settings, checker.spot, exchange.instruments.get(settings.market.perp_symbol),
+                              exchange.now_ns, venue_name=VENUE, client_id_tag=f"r{i + 1}")  # fmt: skip
+        fields = restart(engine, venue, ledger)
+        now = exchange.now_ns
+        log.fills_recovered += int(fields["fills_recovered"])
+        log.orphans_canceled += int(fields["orphans_canceled"])
+        checker.on_restart(engine, now, ledger_matches_exchange(ledger, exchange), fields["mismatches"])
+    end_ns, extra_events = settle(exchange, engine, checker, now, record)
     final_rss = rss_mb()
     checker.finish(end_ns, final_rss)
+    if ledger is not None:
+        ledger.end_run(run_id, end_ns, engine.summary(end_ns))
+        checker.on_final_ledger(end_ns, ledger_matches_exchange(ledger, exchange))
     if progress is not None:
         progress(1.0)
     return SoakRun(
@@ -172,22 +258,33 @@ def run_soak(
         checker=checker,
         engine=engine,
         fault_counts={name: exchange.faults.counts[name] for name in sorted(exchange.faults.counts)},
-        events=result.events + extra_events,
-        commands=result.commands,
+        events=events + extra_events,
+        commands=commands,
         wall_s=time.perf_counter() - started,
         rss_growth_mb=checker.rss_growth_mb(final_rss),
-        settle_s=(end_ns - result.end_ns) / NS_PER_S,
+        settle_s=(end_ns - now) / NS_PER_S,
+        restarts=log,
+        earlier_summaries=summaries,
     )
 
 
-def settle(exchange: RecordingMockExchange, engine: Engine, checker: SoakChecker, now_ns: int) -> tuple[int, int]:
+def settle(
+    exchange: RecordingMockExchange,
+    engine: Engine,
+    checker: SoakChecker,
+    now_ns: int,
+    record: Callable[[int, list[Event], list[Command]], None] | None = None,
+) -> tuple[int, int]:
     """After shutdown, keep delivering until no executed fill is in flight (at most SETTLE_NS).
 
-    The engine is stopping, so it places nothing; what it answers (e.g. a snapshot request) is sent."""
+    The engine is stopping, so it places nothing; what it answers (e.g. a snapshot request) is sent.
+    `record` gets each step too (the ledger's recording, with restarts)."""
     events_seen = 0
 
     def step(now: int, events: list[Event], commands: list[Command]) -> None:
         nonlocal events_seen
+        if record is not None:
+            record(now, events, commands)
         for command in commands:
             exchange.submit(command, now)
         for name, fields in engine.drain_notes():
@@ -233,6 +330,7 @@ def _text_report(report: dict[str, Any]) -> str:
         "faults fired: " + ", ".join(f"{k}={v}" for k, v in report["faults"].items()),
         "checks: " + ", ".join(f"{k}={v}" for k, v in report["checks"].items()),
         f"rss growth after warm-up: {report['rss_growth_mb']} MB",
+        "restarts: " + ", ".join(f"{k}={v}" for k, v in report["restarts"].items()),
         f"violations: {sum(report['violation_counts'].values())}",
     ]
     lines.extend(
@@ -250,7 +348,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.hours) and args.hours > 0):
         raise ConfigError(f"--hours must be a finite number > 0, got {args.hours!r}")
     progress = ProgressBar(sys.stderr, args.hours) if sys.stderr.isatty() else None
-    run = run_soak(settings, hours=args.hours, faults=faults, seed=args.seed, progress=progress)
+    run = run_soak(settings, hours=args.hours, faults=faults, seed=args.seed, restarts=args.restarts, progress=progress)
     report = run.report()
     if args.json:
         write_json(args, report)

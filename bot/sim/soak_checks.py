@@ -22,9 +22,14 @@ Invariants (names as they appear in the report):
   order size.
 - `hedge_band`: after each hedge, |net delta - target| is back within the band within `hedge_bound`.
 - `memory_growth`: RSS grows by less than `rss_limit_mb` between the end of warm-up and the end.
+- `restart_reconcile` (soaks with restarts): right after each restart's reconciliation, and at the
+  end, the ledger holds exactly the exchange's fills (none missing, none it never made, none twice)
+  and its positions equal the exchange's; the reconciliation itself found no mismatch.
 
 A check that never had anything to check cannot fail, so the report also counts how often each
-invariant was exercised (`checks`).
+invariant was exercised (`checks`), and how often a fill reached the engine twice, per order tag
+(`duplicate_quote_fill`, `duplicate_hedge_fill`: the engine's two duplicate checks, the order
+manager's for quote fills and the portfolio's for hedge fills, each exercised).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from bot.domain import (
     Instrument,
     OpenOrder,
     OrderFilled,
+    PlaceOrder,
     PositionSnapshot,
     Side,
 )
@@ -49,6 +55,7 @@ from bot.domain import (
 NS_PER_S = 1_000_000_000
 MAX_RECORDS = 200  # violation records kept in the report (all are counted)
 RECENT_FILLS = 10_000  # delivered fill ids remembered to recognise a duplicate (the mock repeats at once)
+RECENT_ORDERS = 10_000  # client id -> tag of the orders placed last (to say whose fill a duplicate is)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,7 @@ class CheckState:
     undelivered: dict[tuple[str, str], ExchangeFill] = field(default_factory=dict)  # executed, not yet delivered
     recent: set[tuple[str, str]] = field(default_factory=set)  # delivered fill ids, bounded (duplicate detection)
     recent_order: deque[tuple[str, str]] = field(default_factory=deque)
+    tags: dict[str, str] = field(default_factory=dict)  # client id -> PlaceOrder.tag, the last RECENT_ORDERS
     fills_executed: int = 0
     ledger_lots: dict[str, int] = field(default_factory=dict)  # Σ delivered fills, per symbol
     booked_in_step: int = 0
@@ -191,6 +199,7 @@ class SoakChecker:
             self.state.mismatch_notes.append(dict(fields))
 
     def on_step(self, now_ns: int, events: list[Event], commands: list[Command]) -> None:
+        self._remember_tags(commands)
         self._take_exchange_fills()
         new_fills, snapshots = self._walk_events(now_ns, events)
         self._check_booking(now_ns, new_fills)
@@ -213,6 +222,15 @@ class SoakChecker:
             st.undelivered[(fill.symbol, fill.fill_id)] = fill
             st.fills_executed += 1
 
+    def _remember_tags(self, commands: list[Command]) -> None:
+        tags = self.state.tags
+        for command in commands:
+            if type(command) is PlaceOrder:
+                assert isinstance(command, PlaceOrder)
+                tags[command.client_id] = command.tag
+                if len(tags) > RECENT_ORDERS:
+                    del tags[next(iter(tags))]  # the oldest (dicts keep insertion order)
+
     def _remember(self, key: tuple[str, str]) -> None:
         st = self.state
         st.recent.add(key)
@@ -230,7 +248,9 @@ class SoakChecker:
             if kind is OrderFilled:
                 assert isinstance(event, OrderFilled)
                 key = (event.symbol, event.fill_id)
-                if key not in st.recent:
+                if key in st.recent:  # the same fill again: the engine must drop it (checked after the step)
+                    self.checks[f"duplicate_{st.tags.get(event.client_id, 'unknown')}_fill"] += 1
+                else:
                     self._remember(key)
                     if st.undelivered.pop(key, None) is None:
                         self.violate(now_ns, "fill_accounting", phantom_fill=event.fill_id, client_id=event.client_id)
@@ -390,6 +410,42 @@ class SoakChecker:
                 band_base=lim.hedge_band_base,
                 hedge_sent_s_ago=(now_ns - pending.since_ns) / NS_PER_S,
             )
+
+    # ------------------------------------------------------------------ restarts
+
+    def on_restart(
+        self, engine: EngineView, now_ns: int, ledger_problems: dict[str, Any], mismatches: dict[str, Any]
+    ) -> None:
+        """A new engine took over after restart reconciliation (`bot.sim.soak_restarts`): check the
+        ledger against the exchange, then watch the new engine from the exchange's positions on."""
+        self.checks["restart_reconcile"] += 1
+        if ledger_problems:
+            self.violate(now_ns, "restart_reconcile", where="after_restart", **ledger_problems)
+        if mismatches:
+            self.violate(now_ns, "restart_reconcile", where="recovery", mismatches=mismatches)
+        self._take_exchange_fills()
+        st = self.state
+        if not ledger_problems.get("missing_fills"):
+            # every fill made while no bot listened is in the ledger, and so in the positions the
+            # new engine adopted: reaching it later would be a replay, which it must drop
+            for key in st.undelivered:
+                self._remember(key)
+            st.undelivered.clear()
+        self.engine = engine
+        positions = self.exchange.positions()
+        st.ledger_lots = {symbol: positions.get(symbol, 0) for symbol in self.symbols}
+        st.booked_in_step = 0
+        st.mismatch_notes.clear()
+        st.venue_up = True
+        st.reachable_since_ns = now_ns
+        st.last_spot_book_ns = now_ns
+        st.pause = st.stale = st.hedge_pending = None
+
+    def on_final_ledger(self, now_ns: int, ledger_problems: dict[str, Any]) -> None:
+        """The ledger against the exchange once more, after the last run's shutdown."""
+        self.checks["restart_reconcile"] += 1
+        if ledger_problems:
+            self.violate(now_ns, "restart_reconcile", where="end", **ledger_problems)
 
     # ------------------------------------------------------------------ memory and the end
 

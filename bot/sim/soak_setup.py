@@ -24,8 +24,8 @@ CHAOS: dict[str, tuple[str, float]] = {
     "duplicate": ("duplicate_prob", 0.002),
     "reject": ("reject_prob", 0.01),
     "delayed_ack": ("delayed_ack_prob", 0.01),
-    "duplicate_fill": ("duplicate_fill_prob", 0.02),
-    **{name: (f"{name}_per_hour", 20.0) for name in EPISODES},
+    "duplicate_fill": ("duplicate_fill_prob", 0.08),
+    **{name: (f"{name}_per_hour", 40.0) for name in EPISODES},
 }
 assert set(CHAOS) == set(FAULT_NAMES), "every fault the mock can inject must be in the soak's profile"
 
@@ -69,12 +69,14 @@ class RecordingMockExchange(MockExchange):
     id) and queues its `OrderFilled`; the record is taken right after it, before any delivery.
     """
 
-    def __init__(self, config: MockExchangeConfig, seed: int | None = None, start_ns: int = 0) -> None:
+    def __init__(
+        self, config: MockExchangeConfig, seed: int | None = None, start_ns: int = 0, fill_history_size: int = 1
+    ) -> None:
         self._fill_log: list[ExchangeFill] = []
-        # The exchange's own fill history only answers the websocket `fills` request, which the soak
-        # never makes; at its default size (100k fills) it is a day of exchange-side memory that would
-        # be counted against the bot's memory check.
-        super().__init__(config, seed=seed, start_ns=start_ns, fill_history_size=1)
+        # The exchange's own fill history answers restart recovery (`fills_since`); a soak without
+        # restarts never asks, and at the default size (100k fills) it is a day of exchange-side
+        # memory that would be counted against the bot's memory check.
+        super().__init__(config, seed=seed, start_ns=start_ns, fill_history_size=fill_history_size)
 
     def _fill(self, market: Any, order: Order, price: int, lots: int, liquidity: Any) -> None:
         super()._fill(market, order, price, lots, liquidity)

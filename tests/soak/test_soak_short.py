@@ -1,8 +1,10 @@
-"""The CI soak: 15 simulated minutes of the bot against the mock exchange with every fault firing.
+"""The CI soak: 15 simulated minutes of the bot against the mock exchange with every fault firing,
+and five bot restarts (clean stops and crashes in turn, idle gaps) on one ledger.
 
-It must end with zero violations, every fault type must have fired, and every invariant must have
-had something to check. The tamper tests prove the checker catches a bot that loses or doubles a
-fill (a checker that cannot fail is a defect).
+It must end with zero violations, every fault type must have fired a few times (duplicate fills on
+quote and on hedge fills), and every invariant must have had something to check. The tamper tests
+prove the checker catches a bot that loses or doubles a fill, an engine without either of its
+duplicate-fill checks, and a ledger that misses a fill (a checker that cannot fail is a defect).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import pytest
 from bot.cli import main
 from bot.config import load_settings
 from bot.core.engine import Engine
+from bot.core.orders import OrderManager
 from bot.core.portfolio import Portfolio
 from bot.domain import OrderFilled
+from bot.runtime.ledger import Ledger
 from bot.sim.soak import run_soak
 from bot.venues.mock.faults import FAULT_NAMES
 
@@ -31,7 +35,7 @@ PAUSING_RISK = {"max_drawdown_quote": 2.0, "pause_cooldown_s": 10.0, "halt_windo
 @pytest.fixture(scope="module")
 def short_soak() -> dict[str, Any]:
     settings = load_settings(None, {"risk": PAUSING_RISK})
-    return run_soak(settings, hours=0.25, faults=FAULT_NAMES, seed=SEED).report()
+    return run_soak(settings, hours=0.25, faults=FAULT_NAMES, seed=SEED, restarts=5).report()
 
 
 def test_short_soak_has_no_violations(short_soak: dict[str, Any]) -> None:
@@ -41,7 +45,7 @@ def test_short_soak_has_no_violations(short_soak: dict[str, Any]) -> None:
 
 def test_every_fault_fired(short_soak: dict[str, Any]) -> None:
     assert set(short_soak["faults"]) == set(FAULT_NAMES)
-    assert all(count >= 1 for count in short_soak["faults"].values()), short_soak["faults"]
+    assert all(count >= 3 for count in short_soak["faults"].values()), short_soak["faults"]
 
 
 def test_every_invariant_was_exercised(short_soak: dict[str, Any]) -> None:
@@ -50,8 +54,18 @@ def test_every_invariant_was_exercised(short_soak: dict[str, Any]) -> None:
                  "stale_quote", "open_after_pause", "open_after_shutdown", "memory_growth"):  # fmt: skip
         assert checks.get(name, 0) >= 1, name
     assert short_soak["bot"]["fills"] > 100
-    assert short_soak["bot"]["duplicate_fills_dropped"] >= 1  # the duplicate_fill fault reached the engine
+    # the duplicate_fill fault reached both of the engine's duplicate checks, a few times each
+    assert checks.get("duplicate_quote_fill", 0) >= 3 and checks.get("duplicate_hedge_fill", 0) >= 3, checks
     assert short_soak["worst_s"]["stale_quote"] <= short_soak["limits_s"]["cancel_bound"]
+
+
+def test_restarts_were_exercised(short_soak: dict[str, Any]) -> None:
+    restarts = short_soak["restarts"]
+    assert restarts["restarts"] == 5 and restarts["crashes"] >= 2 and restarts["runs"] == 6
+    assert restarts["idle_gap_s"] > 0
+    assert restarts["orphans_canceled"] >= 1  # a crash left quotes resting: reconciliation canceled them
+    assert restarts["fills_recovered"] >= 1  # fills made while no bot listened, found in the fill history
+    assert short_soak["checks"]["restart_reconcile"] == 6  # after each restart and at the end
 
 
 def test_a_bot_that_books_a_fill_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,3 +130,51 @@ def test_cli_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     assert main(["soak", *argv]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _without_seen(cls: type, method: str) -> Any:
+    """`cls.method` with its duplicate check removed: the seen-fill set forgets the fill first."""
+    original = getattr(cls, method)
+
+    def forgetful(self: Any, fill: OrderFilled, *args: Any, **kwargs: Any) -> Any:
+        self._seen_fills.discard((fill.symbol, fill.fill_id))
+        return original(self, fill, *args, **kwargs)
+
+    return forgetful
+
+
+@pytest.mark.parametrize(
+    ("cls", "method"), [(OrderManager, "on_fill"), (Portfolio, "on_fill")], ids=["order_manager", "portfolio"]
+)
+def test_an_engine_without_one_of_its_duplicate_fill_checks_is_caught(
+    monkeypatch: pytest.MonkeyPatch, cls: type, method: str
+) -> None:
+    """The order manager drops a repeated quote fill, the portfolio a repeated hedge fill (the
+    hedger's own check sits behind the portfolio's and is never reached first); remove either and the
+    soak must report it."""
+    monkeypatch.setattr(cls, method, _without_seen(cls, method))
+    report = run_soak(load_settings(), hours=0.05, faults=("duplicate_fill",), seed=SEED).report()
+    assert report["checks"].get("duplicate_quote_fill", 0) >= 1 and report["checks"].get("duplicate_hedge_fill", 0) >= 1
+    assert report["violation_counts"].get("fill_accounting", 0) >= 1, report["violation_counts"]
+
+
+def test_with_both_checks_the_same_duplicate_soak_is_clean() -> None:
+    report = run_soak(load_settings(), hours=0.05, faults=("duplicate_fill",), seed=SEED).report()
+    assert report["violation_counts"] == {}
+    assert report["bot"]["duplicate_fills_dropped"] >= 1
+
+
+def test_a_ledger_that_misses_a_fill_is_caught_at_the_next_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Ledger.record_fill
+    calls = {"n": 0}
+
+    def lossy(self: Ledger, run_id: str, fill: OrderFilled, tag: str | None = None) -> bool:
+        calls["n"] += 1
+        return False if calls["n"] == 5 else original(self, run_id, fill, tag)
+
+    monkeypatch.setattr(Ledger, "record_fill", lossy)
+    report = run_soak(load_settings(), hours=0.1, faults=(), seed=SEED, restarts=1).report()
+    assert calls["n"] > 5
+    assert report["violation_counts"].get("restart_reconcile", 0) >= 1
+    first = next(v for v in report["violations"] if v["invariant"] == "restart_reconcile")
+    assert first["details"]["missing_count"] == 1

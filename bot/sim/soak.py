@@ -46,6 +46,7 @@ RSS_SAMPLE_NS = 60 * NS_PER_S  # simulated time between memory samples
 SETTLE_NS = 60 * NS_PER_S  # after shutdown: how long the exchange may take to deliver the last fills
 DEFAULT_RSS_LIMIT_MB = 64.0
 FILL_HISTORY = 200_000  # the exchange's fill history with restarts: a day of fills, for recovery
+CRASH_WAIT_NS = 120 * NS_PER_S  # longest a crash waits for the bot to have an order resting
 
 Progress = Callable[[float], None]
 """Called with the fraction of simulated time done (0..1)."""
@@ -223,6 +224,17 @@ def _soak_runs(
         events += result.events
         commands += result.commands
         now = result.end_ns
+        # a crash worth the name leaves orders resting: run on (at most CRASH_WAIT_NS) until one is
+        waited_ns = 0
+        while crash and not exchange.open_orders() and waited_ns < CRASH_WAIT_NS:
+            more = run_simulation(
+                exchange, engine, start_ns=now, duration_ns=NS_PER_S, timer_ns=settings.runtime.timer_ms * 1_000_000,
+                on_step=on_step, on_note=checker.on_note, shutdown=False,
+            )  # fmt: skip
+            events += more.events
+            commands += more.commands
+            now, waited_ns = more.end_ns, waited_ns + NS_PER_S
+            result = more
         if last or ledger is None:
             break
         summaries.append(result.summary)

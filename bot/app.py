@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.config import ConfigError, Settings, check_instrument_bounds, load_settings, masked_dump
 from bot.core.deal import DealEvent, DealState, DealTerms, ns_date
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
@@ -53,6 +53,7 @@ def build_engine(
 ) -> Engine:
     """`deal_state`: where the deal stood (from the ledger's deal events): its start when the config
     has no start_date, and the tranches already settled. None: a deal starting at `start_ns`."""
+    check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)  # ConfigError: exit 2
     q = settings.quoter
     est = settings.estimator
     deal = settings.deal
@@ -233,6 +234,11 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
                 f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
             )
         perp = instruments.get(settings.market.perp_symbol)
+        try:  # the venue's own grid and minimum, before any order (build_engine checks again: cheap)
+            check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)
+        except ConfigError:
+            await _close_quietly(venue)
+            raise
         session = fill_session(venue)
         # the in-process mock is a new, empty exchange every run: earlier runs say nothing about it
         persistent_venue = settings.runtime.venue != "mock"

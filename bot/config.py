@@ -733,6 +733,23 @@ class Settings(BaseSettings):
             raise ValueError("must be a finite number")
         return value
 
+    @model_validator(mode="after")
+    def _sizes_within_limits(self) -> Settings:
+        """Sizes bounded by the risk limits always, and by the instrument where the config defines it
+        (the in-process mock); other venues' instruments are checked when they are known
+        (`check_instrument_bounds`, from `bot.app.build_engine`)."""
+        largest = largest_level_base(self.quoter)
+        hard = self.risk.inventory_hard_base
+        if largest > hard:
+            raise ValueError(
+                f"quoter.order_size_base: the largest quote level ({largest:g} base) is above "
+                f"risk.inventory_hard_base ({hard:g}): one fill would pass the hard inventory limit"
+            )
+        if self.runtime.venue == "mock":
+            spot = self.mock.spot
+            check_instrument_bounds(self, spot.lot_size, self.mock.initial_px, spot.min_notional_quote, ValueError)
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -748,6 +765,56 @@ class Settings(BaseSettings):
 
 class ConfigError(Exception):
     """A bad configuration, with one line that names the field and the reason."""
+
+
+MAX_EXACT_LOTS = 2**53  # sizes are whole lots, and a float holds every integer up to here exactly
+
+
+def largest_level_base(quoter: QuoterConfig) -> float:
+    """The size of the quote ladder's largest level (level i is order_size_base * size_decay**i)."""
+    return quoter.order_size_base * max(1.0, quoter.size_decay ** (quoter.levels - 1))
+
+
+def check_instrument_bounds(
+    settings: Settings,
+    lot_size: float,
+    reference_px: float | None = None,
+    min_notional_quote: float = 0.0,
+    error: type[Exception] = ConfigError,
+) -> None:
+    """Refuse sizes the instrument cannot carry, naming the field: a quote level smaller than one lot
+    (it would round to nothing), any size past `MAX_EXACT_LOTS` lots, and, when a reference price is
+    known, a quote level whose notional is below the venue's minimum (every order refused) or above
+    `risk.max_notional_quote` (one fill past the notional limit)."""
+    q, risk = settings.quoter, settings.risk
+    prefix = "" if error is ValueError else "config error: "
+    smallest = q.order_size_base * min(1.0, q.size_decay ** (q.levels - 1))
+    largest = largest_level_base(q)
+    if smallest < lot_size:
+        raise error(
+            f"{prefix}quoter.order_size_base: a quote level of {smallest:g} base is smaller than one lot "
+            f"({lot_size:g}): it would round to nothing"
+        )
+    sizes = [("quoter.order_size_base", largest), ("risk.inventory_hard_base", risk.inventory_hard_base)]
+    if settings.hedger.max_order_base is not None:
+        sizes.append(("hedger.max_order_base", settings.hedger.max_order_base))
+    for name, size in sizes:
+        if size / lot_size > MAX_EXACT_LOTS:
+            raise error(f"{prefix}{name}: {size:g} base is more than 2^53 lots of {lot_size:g}")
+    if reference_px is None:
+        return
+    notional = largest * reference_px
+    if notional > risk.max_notional_quote:
+        raise error(
+            f"{prefix}quoter.order_size_base: the largest quote level is worth {notional:,.0f} quote at "
+            f"{reference_px:g}, above risk.max_notional_quote ({risk.max_notional_quote:,.0f})"
+        )
+    if smallest * reference_px < min_notional_quote:
+        raise error(
+            f"{prefix}quoter.order_size_base: a quote level of {smallest:g} base is worth "
+            f"{smallest * reference_px:g} quote at {reference_px:g}, below the venue's minimum order "
+            f"value ({min_notional_quote:g})"
+        )
 
 
 SECRET_FIELDS = {("ccxt", "api_key"), ("ccxt", "api_secret"), ("ccxt", "api_password")}
@@ -870,7 +937,7 @@ def format_validation_error(exc: ValidationError) -> str:
     unknown key (a misspelt `api_secrett` holds a secret as surely as `api_secret`)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
+    where = ".".join(str(part) for part in first["loc"])
     reason = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our validators' messages
     unknown = first["type"] == "extra_forbidden"
     if unknown:
@@ -881,6 +948,8 @@ def format_validation_error(exc: ValidationError) -> str:
     if unknown or any(looks_secret(str(part)) for part in first["loc"]):
         shown = ""  # never echo what may be a secret
     more = f" [+{len(errors) - 1} more]" if len(errors) > 1 else ""
+    if not where:  # a check across sections: its message starts with the field it names
+        return f"config error: {reason}{more}"
     return f"config error: {where}: {reason}{shown}{more}"
 
 

@@ -300,7 +300,21 @@ def to_toml(mock: Mapping[str, Any], header: str, spot_symbol: str, perp_symbol:
     for name, section in nested.items():
         lines += ["", f"[mock.{name}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in section.items()]
+    size = quote_size_for(float(mock.get("initial_px", 100.0)), float(nested.get("spot", {}).get("lot_size", 0.01)))
+    lines += [
+        "",
+        "[quoter]",
+        "# about 100 quote a level at the fitted price (the default 1 base is the 100-USDT token's)",
+    ]
+    lines += [f"order_size_base = {_toml_value(size)}"]
     return "\n".join(lines) + "\n"
+
+
+def quote_size_for(price_px: float, lot_size: float, notional_quote: float = 100.0) -> float:
+    """A quote level worth about `notional_quote` at `price_px`, in whole lots (at least one): the
+    config refuses a level worth more than `risk.max_notional_quote` (bot.config.check_instrument_bounds)."""
+    lots = max(1, round(notional_quote / price_px / lot_size))
+    return float(f"{lots * lot_size:.12g}")
 
 
 def _toml_value(value: object) -> str:

@@ -60,6 +60,55 @@ CASES = [
     ("misspelt env section", ["check-config"], {"MMBOT__QOUTER__GAMMA_PER_QUOTE": "5"}, {}, ["qouter", "unknown key"]),
     ("ftp venue", ["check-config", "v.toml"], {}, {"v.toml": b'[runtime]\nvenue = "ftp://x"\n'}, ["runtime.venue"]),
     ("ftp venue flag", ["run", "--venue", "ftp://x", "--duration", "1s"], {}, {}, ["runtime.venue"]),
+    (
+        "order size 1e308",
+        ["check-config", "s.toml"],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 1e308\n"},
+        ["quoter.order_size_base", "inventory_hard_base"],
+    ),
+    (
+        "order size 1e308 run",
+        ["run", "--config", "s.toml", "--duration", "1s", "--ledger", ""],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 1e308\n"},
+        ["quoter.order_size_base"],
+    ),
+    (
+        "order size 1e12",
+        ["check-config", "s.toml"],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 1e12\n"},
+        ["quoter.order_size_base"],
+    ),
+    (
+        "order size 1e12, limits raised",
+        ["check-config", "s.toml"],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 1e12\n[risk]\ninventory_hard_base = 1e13\n"},
+        ["quoter.order_size_base", "risk.max_notional_quote"],
+    ),
+    (
+        "order size below a lot",
+        ["check-config", "s.toml"],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 0.001\n"},
+        ["quoter.order_size_base", "lot"],
+    ),
+    (
+        "order below min notional",
+        ["check-config", "s.toml"],
+        {},
+        {"s.toml": b"[quoter]\norder_size_base = 0.02\n"},
+        ["quoter.order_size_base", "minimum order value"],
+    ),
+    (
+        "ladder past the hard limit",
+        ["check-config"],
+        {"MMBOT__QUOTER__LEVELS": "5", "MMBOT__QUOTER__SIZE_DECAY": "2"},
+        {},
+        ["quoter.order_size_base", "16"],
+    ),
     # item 8: the misspelt secret's value is not echoed (assert_one_line checks no 'hunter2' anywhere)
     ("misspelt secret", ["check-config"], {"MMBOT__CCXT__API_SECRETT": "hunter2"}, {}, ["ccxt.api_secrett"]),
     ("secret in venue url", ["check-config"], {"MMBOT__RUNTIME__VENUE": "ws://u:hunter2@h:1"}, {}, ["runtime.venue"]),
@@ -166,3 +215,21 @@ def test_json_stdout_is_one_json_document(tmp_path: Path, command: str) -> None:
     document = json.loads(proc.stdout)  # the whole of stdout: one JSON value, nothing before or after
     assert isinstance(document, dict) and document
     assert "Traceback" not in proc.stderr
+
+
+def test_sizes_are_checked_against_a_venues_own_instrument() -> None:
+    """Where the config does not define the instrument (ccxt, ws, replay), the venue's grid is checked
+    when the engine is built, before any order: a quote level below one lot, or past 2^53 lots."""
+    from bot.app import build_engine
+    from bot.config import ConfigError, Settings
+    from bot.domain import Instrument, InstrumentKind
+
+    btc = Instrument("BTC/USDT", InstrumentKind.SPOT, "BTC", "USDT", tick_size=0.01, lot_size=0.001)
+    fine = Settings().model_copy(update={"runtime": Settings().runtime.model_copy(update={"venue": "ccxt"})})
+    assert build_engine(fine, btc, None, 0) is not None  # 1 base is 1000 lots
+    tiny = fine.model_copy(update={"quoter": fine.quoter.model_copy(update={"order_size_base": 0.0001})})
+    with pytest.raises(ConfigError, match=r"^config error: quoter.order_size_base: .* smaller than one lot"):
+        build_engine(tiny, btc, None, 0)
+    dust = Instrument("X/USDT", InstrumentKind.SPOT, "X", "USDT", tick_size=0.01, lot_size=1e-18)
+    with pytest.raises(ConfigError, match=r"quoter.order_size_base: 1 base is more than 2\^53 lots"):
+        build_engine(fine, dust, None, 0)

@@ -688,4 +688,3 @@ def _diff(old: dict[int, int], new: dict[int, int]) -> dict[int, int]:
 
 def make(server: DialectServer, **options: Any) -> BybitDialect:
     return BybitDialect(server, **options)
-

@@ -649,6 +649,9 @@ class BybitDialect:
             await conn.send({**base, "success": False, "ret_msg": refusal, "op": "subscribe"})
             return
         conn.topics.update(topics)
+        live = {c.conn_id for c in self.server.connections}
+        for key in [k for k in self._views if k[0] not in live]:  # views of sockets that have gone
+            del self._views[key]
         await conn.send({**base, "success": True, "ret_msg": "", "op": "subscribe"})
         for topic in topics:  # an order book topic starts with a snapshot
             parts = topic.split(".")

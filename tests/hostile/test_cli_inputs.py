@@ -177,6 +177,7 @@ JSON_COMMANDS = {  # every command with --json, with arguments that keep it shor
     "soak": ["--hours", "0.01"],
     "deal plan": [],
     "replay": ["{spot}"],
+    "calibrate": ["{spot}"],
     "sweep": ["mock:1", "--minutes", "0.2", "--grid", "quoter.gamma_per_quote=0.05,0.1"],
 }
 

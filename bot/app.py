@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from bot.config import ConfigError, Settings, check_instrument_bounds, load_settings, masked_dump
-from bot.core.deal import DealEvent, DealState, DealTerms, ns_date
+from bot.core.deal import DealEvent, DealLifecycle, DealState, DealTerms, ns_date
 from bot.core.engine import Engine, EngineParams
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedger import HedgeParams
@@ -76,6 +76,11 @@ def build_engine(
         lp=terms.lp_position() if terms is not None and terms.dex_pool_size_quote > 0 else None,
         option_vol_annual=None if deal.use_estimator_vol else deal.implied_vol_annual,
         lp_volume_ratio=deal.dex_volume_ratio if terms is not None else 0.0,
+        deal_lifecycle=(
+            DealLifecycle(terms.loan_return_ns, terms.tokens_lent_base, returned=state.loan_returned_base > 0)
+            if terms is not None
+            else None
+        ),
     )
     sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)
     arrivals = ArrivalEstimator(

@@ -47,6 +47,7 @@ from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
 if TYPE_CHECKING:  # the core does not depend on the settings machinery at run time
     from bot.config import DealConfig
+    from bot.core.portfolio import Portfolio
 
 DAYS_PER_YEAR = 365.0
 NS_PER_YEAR_365 = DAYS_PER_YEAR * NS_PER_DAY
@@ -353,3 +354,36 @@ def sale_schedule(
     return plan_sale(
         to_sell, terms.token_price_px, twap_days, density, fee_rate, daily_volume_quote, max_participation, floor_pct
     )
+
+
+class DealLifecycle:
+    """The deal's dated events in a running engine: calls settled at their expiry (exercised in the
+    money, lapsed out of it: `Portfolio.settle_calls`) and the loan's return date. Each happens once,
+    also across restarts (`returned`: the ledger already holds the loan's return); the caller records
+    the `DealEvent`s this hands back and logs the notes."""
+
+    def __init__(self, loan_return_ns: int | None, tokens_lent_base: float, returned: bool = False) -> None:
+        self.loan_return_ns = loan_return_ns
+        self.tokens_lent_base = tokens_lent_base
+        self.returned = returned
+
+    def on_mark(
+        self, portfolio: Portfolio, price_px: float, now_ns: int, sigma_annual: float
+    ) -> list[tuple[str, dict[str, object], DealEvent]]:
+        """(log event name, its fields, the ledger's DealEvent) for whatever fell due by `now_ns`."""
+        out: list[tuple[str, dict[str, object], DealEvent]] = []
+        for s in portfolio.settle_calls(price_px, now_ns, sigma_annual):
+            kind = "exercised" if s.exercised else "lapsed"
+            fields: dict[str, object] = {
+                "strike_px": s.strike_px,
+                "quantity_base": s.quantity_base,
+                "spot_px": s.spot_px,
+                "payoff_quote": round(s.payoff_quote, 6),
+            }
+            event = DealEvent(kind, now_ns, s.quantity_base, s.spot_px, s.strike_px, s.payoff_quote)
+            out.append((f"deal.call_{kind}", fields, event))
+        if not self.returned and self.loan_return_ns is not None and now_ns >= self.loan_return_ns:
+            self.returned = True
+            event = DealEvent("loan_returned", now_ns, self.tokens_lent_base, price_px)
+            out.append(("deal.loan_returned", {"tokens_base": self.tokens_lent_base, "spot_px": price_px}, event))
+        return out

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.book import OrderBook
+from bot.core.deal import DealEvent, DealLifecycle
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedge_desk import HedgeDesk
 from bot.core.hedger import HedgeParams, Hedger
@@ -109,6 +110,7 @@ class EngineParams:
     # None: price the calls with the LONG σ estimator (annualised), never the quoting half-life
     option_vol_annual: float | None = None
     lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the main spot's public trade volume
+    deal_lifecycle: DealLifecycle | None = None  # calls settled at expiry, the loan's return date
     venue: str = DEFAULT_VENUE  # the main spot market's venue
     extra_markets: tuple[MarketSpec, ...] = ()  # more spot venues (same token), quoted on the same book
     hedge_venue: str = DEFAULT_VENUE
@@ -237,6 +239,7 @@ class Engine:
         self._pending_seeds: dict[str, int] = {}  # restored positions waiting for a mid to be entered at
         self._suspect_diffs: dict[str, int] = {}  # venue − ours seen on the last position snapshot
         self._underlying_mark = (math.nan, 0)  # (main mid, time) the calls and pool were last valued at
+        self._deal_events: list[DealEvent] = []  # settled calls, the loan's return: for the ledger
         # equity is read on every requote but changes only with the portfolio (its `version`) or a mid
         # (`_marks_version`, bumped when any book's mid moves): cache it on both
         self._marks_version = 0
@@ -521,7 +524,7 @@ class Engine:
 
     def _mark_portfolio(self, now_ns: int) -> None:
         main_key = self.quoter.key
-        deal = bool(self.p.options or self.p.lp is not None)
+        deal = bool(self.p.options or self.p.lp is not None or self.p.deal_lifecycle is not None)
         for key, book, instrument in self._books:
             mid_ticks = book.mid_ticks
             if mid_ticks is None or not book.is_valid:
@@ -537,6 +540,18 @@ class Engine:
                 if mid != last_px or now_ns - last_ns >= NS_PER_S:
                     self._underlying_mark = (mid, now_ns)
                     self.portfolio.mark_underlying(mid, now_ns, self._option_vol_annual(mid))
+                    if self.p.deal_lifecycle is not None:
+                        self._deal_due(self.p.deal_lifecycle, mid, now_ns)
+
+    def _deal_due(self, lifecycle: DealLifecycle, mid: float, now_ns: int) -> None:
+        for name, fields, event in lifecycle.on_mark(self.portfolio, mid, now_ns, self._option_vol_annual(mid)):
+            self.notes.append((name, fields))
+            self._deal_events.append(event)
+
+    def pop_deal_events(self) -> list[DealEvent]:
+        """The deal events since the last call (the ledger observer records them)."""
+        out, self._deal_events = self._deal_events, []
+        return out
 
     def _option_vol_annual(self, spot_px: float) -> float:
         """The calls' Black-Scholes σ: the configured implied vol, else the long-horizon σ estimator.

@@ -95,6 +95,7 @@ class PnlAttribution:
     options_quote: float
     lp_fees_quote: float
     total_quote: float
+    option_exercise_quote: float = 0.0
 
     def components(self) -> dict[str, float]:
         return {
@@ -104,6 +105,7 @@ class PnlAttribution:
             "hedge_cost": self.hedge_cost_quote,
             "funding": self.funding_quote,
             "options": self.options_quote,
+            "option_exercise": self.option_exercise_quote,
             "lp_fees": self.lp_fees_quote,
         }
 
@@ -127,6 +129,18 @@ class _Attribution:
     quote_fees: float = 0.0
     hedge_cost: float = 0.0
     lp_fees: float = 0.0
+    option_exercise: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettlement:
+    """A call settled at expiry: exercised (payoff (S − K)·q > 0) or lapsed (payoff 0)."""
+
+    strike_px: float
+    quantity_base: float
+    spot_px: float
+    payoff_quote: float
+    exercised: bool
 
 
 MAX_REMEMBERED_FILLS = 100_000
@@ -257,6 +271,30 @@ class Portfolio:
         if self.lp is not None and u.lp_value0_quote is None:
             u.lp_value0_quote = self.lp.value_quote(price_px)
 
+    def settle_calls(self, price_px: float, now_ns: int, sigma_annual: float) -> list[CallSettlement]:
+        """Settle every call whose expiry has come (`expiry_ns <= now_ns`) at the underlying price: an
+        in-the-money call is exercised (bought from the project at the strike, worth (S − K)·q, booked
+        as `option_exercise`), an out-of-the-money one lapses. Either leaves the book, so its delta and
+        its hedge go to zero. The calls are revalued first, so the PnL is continuous: their value at
+        expiry *is* the payoff, and moves from `options` into `option_exercise`."""
+        due = [o for o in self.options if o.expiry_ns <= now_ns]
+        if not due:
+            return []
+        self.mark_underlying(price_px, now_ns, sigma_annual)
+        out = []
+        for option in due:
+            payoff = option.quantity_base * max(price_px - option.strike_px, 0.0)
+            out.append(CallSettlement(option.strike_px, option.quantity_base, price_px, payoff, payoff > 0.0))
+            self._attr.option_exercise += payoff
+        self.options = tuple(o for o in self.options if o.expiry_ns > now_ns)
+        u = self._under
+        risk = total_risk(self.options, price_px, sigma_annual, now_ns)
+        u.option_value_quote = risk.value_quote
+        u.option_delta_base = risk.delta_base
+        u.option_gamma_base_per_px = risk.gamma_base_per_px
+        self.version += 1
+        return out
+
     # ---- reads -----------------------------------------------------------------------------------
 
     def position_lots(self, symbol: str) -> int:
@@ -288,7 +326,8 @@ class Portfolio:
     def _deal_changes_quote(self) -> tuple[float, float]:
         """(calls, pool): their value change since their first mark, quote."""
         u = self._under
-        option_change = u.option_value_quote - (u.option_value0_quote or 0.0) if self.options else 0.0
+        # once marked, even with every call settled: their value moved into option_exercise
+        option_change = u.option_value_quote - u.option_value0_quote if u.option_value0_quote is not None else 0.0
         lp_change = 0.0
         if self.lp is not None and u.price_px is not None and u.lp_value0_quote is not None:
             lp_change = self.lp.value_quote(u.price_px) - u.lp_value0_quote
@@ -297,7 +336,8 @@ class Portfolio:
     def total_pnl_quote(self) -> float:
         """`pnl().total_quote` without the attribution (the engine's equity, read on every requote)."""
         option_change, lp_change = self._deal_changes_quote()
-        return sum(pos.pnl_quote for pos in self.positions.values()) + option_change + lp_change + self._attr.lp_fees
+        linear = sum(pos.pnl_quote for pos in self.positions.values())
+        return linear + option_change + lp_change + self._attr.lp_fees + self._attr.option_exercise
 
     def pnl(self) -> PnlAttribution:
         u = self._under
@@ -314,4 +354,5 @@ class Portfolio:
             options_quote=option_change + u.option_hedge_quote,
             lp_fees_quote=self._attr.lp_fees,
             total_quote=total,
+            option_exercise_quote=self._attr.option_exercise,
         )

@@ -936,6 +936,10 @@ class LedgerObserver:
         self.ledger.record_command(self.run_id, command, now_ns)
 
     def on_batch(self, engine: Any, now_ns: int, tick_to_quote_us: float) -> None:
+        pop = getattr(engine, "pop_deal_events", None)  # the deal's calls settled, its loan returned
+        if pop is not None:
+            for event in pop():
+                self.ledger.record_deal_event(self.run_id, event)
         self.ledger.flush()
 
     def close(self) -> None:

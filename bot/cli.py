@@ -250,10 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit σ, A, k and the informed share from a recording; a TOML block")
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="recorded Binance spot file (a perp file is ignored)")
-    p.add_argument("--order-size", type=float, help="Δ, base units (default: the config's quoter.order_size_base)")
-    p.add_argument("--target-inventory-std", type=float, help="suggest γ for this inventory std, base units")
+    p.add_argument("--order-size", type=POSITIVE, help="Δ, base units (default: the config's quoter.order_size_base)")
+    p.add_argument("--target-inventory-std", type=POSITIVE, help="suggest γ for this inventory std, base units")
     p.add_argument("--out", metavar="DIR", help="write intensity.png (fitted λ(δ) vs the data) here")
-    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")

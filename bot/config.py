@@ -461,6 +461,14 @@ class ReplayConfig(Section):
     spot_taker_fee: float | None = Field(None, ge=0, le=0.01, description="unset: Binance VIP 0 (0.001)")
     perp_maker_fee: float | None = Field(None, ge=-0.01, le=0.01, description="unset: Binance USD-M VIP 0 (0.0002)")
     perp_taker_fee: float | None = Field(None, ge=0, le=0.01, description="unset: Binance USD-M VIP 0 (0.0005)")
+    diff_book_warmup_s: NonNegFloat = Field(
+        120.0,
+        description="a recording with no REST snapshot (a continuation day): its book is built from its "
+        "diffs alone once they have run this long without a gap (docs/replay.md)",
+    )
+    diff_book_depth_bps: PosFloat = Field(
+        10.0, description="...and hold levels on both sides at least this far from the mid, bps"
+    )
 
 
 class HedgerConfig(Section):

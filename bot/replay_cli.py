@@ -16,18 +16,18 @@ import itertools
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.app import build_engine, secret_values
-from bot.config import MarketConfig, Settings, load_settings
+from bot.config import MarketConfig, ReplayConfig, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
 from bot.logs import bind_context, configure_logging, get_logger
 from bot.output import write_json
-from bot.venues.binance import NATIVE_DECODER, BookTicker, infer_instrument
+from bot.venues.binance import NATIVE_DECODER, BookTicker, read_recording_info
 from bot.venues.event_cache import CachedSource
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
@@ -48,20 +48,27 @@ class ReplayPlan:
     file_instruments: tuple[Instrument, ...]
     spot: Instrument
     perp: Instrument | None
+    from_diffs: tuple[bool, ...] = ()  # per file: no REST snapshot in it, its book is built from its diffs
+
+
+def _utc(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns / 1e9))
 
 
 def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
-    """Check the files and infer their instruments: exactly one spot file, at most one perp file, and
-    the perp (if any) of the same base and quote. Raises ReplayUsageError with a one-line reason."""
+    """Check the files and infer their instruments: exactly one spot file, at most one perp file, the
+    perp (if any) of the same base and quote and recorded over the same time (at least in part).
+    Raises ReplayUsageError with a one-line reason naming the file."""
     paths = tuple(Path(f) for f in files)
-    instruments = []
+    infos = []
     for path in paths:
         try:
-            instruments.append(infer_instrument(path))
+            infos.append(read_recording_info(path))
         except OSError as exc:  # missing, unreadable, or not gzip although named .gz
             raise ReplayUsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (ValueError, EOFError) as exc:  # not Binance data, or a truncated .gz
             raise ReplayUsageError(f"cannot replay {path}: {exc}") from None
+    instruments = [info.instrument for info in infos]
     spots = [i for i in instruments if i.kind is InstrumentKind.SPOT]
     perps = [i for i in instruments if i.kind is InstrumentKind.PERP]
     if len(spots) != 1 or len(perps) > 1:
@@ -71,7 +78,29 @@ def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
     perp = perps[0] if perps else None
     if perp is not None and (perp.base, perp.quote) != (spot.base, spot.quote):
         raise ReplayUsageError(f"the perp {perp.symbol} does not hedge the spot {spot.symbol}")
-    return ReplayPlan(paths, tuple(instruments), spot, perp)
+    if perp is not None:
+        s_path, s_info = next((p, i) for p, i in zip(paths, infos, strict=True) if i.instrument is spot)
+        p_path, p_info = next((p, i) for p, i in zip(paths, infos, strict=True) if i.instrument is perp)
+        if p_info.last_recv_ns < s_info.first_recv_ns or p_info.first_recv_ns > s_info.last_recv_ns:
+            raise ReplayUsageError(
+                f"{p_path}: recorded {_utc(p_info.first_recv_ns)} to {_utc(p_info.last_recv_ns)} UTC, never at the "
+                f"same time as the spot file {s_path} ({_utc(s_info.first_recv_ns)} to {_utc(s_info.last_recv_ns)})"
+            )
+    return ReplayPlan(paths, tuple(instruments), spot, perp, tuple(not i.has_snapshot for i in infos))
+
+
+def unsynced_reason(path: Path, stats: Mapping[str, int], from_diffs: bool, config: ReplayConfig) -> str:
+    """Why a file's book never synced, in one line naming the file."""
+    if from_diffs:
+        return (
+            f"{path}: no REST snapshot (a continuation day?), and its diffs never built a book: it takes "
+            f"replay.diff_book_warmup_s = {config.diff_book_warmup_s:g} s of diffs without a gap, with levels "
+            f"{config.diff_book_depth_bps:g} bps either side of the mid (replay.diff_book_depth_bps)"
+        )
+    return (
+        f"{path}: its book never synced to its REST snapshot (snapshot older than every diff: "
+        f"{stats.get('sync_snapshot_too_old', 0)}, gaps: {stats.get('sync_gap', 0)})"
+    )
 
 
 def deal_is_for_another_market(settings: Settings, spot: Instrument) -> bool:
@@ -186,7 +215,23 @@ def run_session(
     source: ReplaySource | CachedSource = (
         CachedSource(plan.paths, plan.file_instruments, cache_dir)
         if cache_dir is not None
-        else ReplaySource(plan.paths, plan.file_instruments, tickers=decode_tickers)
+        else ReplaySource(
+            plan.paths,
+            plan.file_instruments,
+            tickers=decode_tickers,
+            from_diffs=plan.from_diffs or None,
+            config=settings.replay,
+            on_book_built=lambda symbol, path, builder: log.warning(
+                "replay.book_from_diffs",
+                symbol=symbol,
+                file=str(path),
+                diffs=builder.diffs,
+                bid_levels=len(builder.bids),
+                ask_levels=len(builder.asks),
+                warmup_s=settings.replay.diff_book_warmup_s,
+                depth_bps=settings.replay.diff_book_depth_bps,
+            ),
+        )
     )
     executions = make_executions(source.instruments, settings.replay)
     stream: Iterator[tuple[int, Event | BookTicker]] = iter(source)
@@ -226,6 +271,12 @@ def run_session(
     finish_replay(executions, driver, shutdown, end_ns, end_ns + cancel_timeout_ns)
     if engine.open_order_count() > 0:
         log.warning("shutdown.stragglers", open_orders=engine.open_order_count())
+    if isinstance(source, ReplaySource) and stop_reason == "replay_finished":
+        flags = plan.from_diffs or (False,) * len(plan.paths)
+        for path, inst, from_diffs in zip(plan.paths, plan.file_instruments, flags, strict=True):
+            stats = source.stats[inst.symbol]
+            if not stats.get("sync_synced"):  # no book ever: an empty result is not a result
+                raise ReplayUsageError(unsynced_reason(path, stats, from_diffs, settings.replay))
     wall_s = time.perf_counter() - wall0
     summary = engine.summary(driver.now_ns)
     duration_s = (end_ns - start_ns) / 1e9

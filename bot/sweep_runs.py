@@ -205,7 +205,7 @@ def _open_source(plan: Any, cache_dir: str | None) -> Any:
     from bot.venues.replay import ReplaySource
 
     if cache_dir is None:
-        return ReplaySource(plan.paths, plan.file_instruments)
+        return ReplaySource(plan.paths, plan.file_instruments, from_diffs=plan.from_diffs or None)
     from bot.venues.event_cache import CachedSource
 
     return CachedSource(plan.paths, plan.file_instruments, Path(cache_dir))

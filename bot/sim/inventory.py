@@ -111,7 +111,7 @@ def run_recording(settings: Settings, files: Sequence[str]) -> dict[str, Any]:
 
     plan = plan_replay(files)
     settings = for_instruments(settings, plan.spot, plan.perp)
-    source = ReplaySource(plan.paths, plan.file_instruments)
+    source = ReplaySource(plan.paths, plan.file_instruments, from_diffs=plan.from_diffs or None, config=settings.replay)
     executions = make_executions(source.instruments, settings.replay)
     stream = iter(source)
     first = next(stream)

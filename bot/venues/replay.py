@@ -40,7 +40,14 @@ from bot.domain import (
     Timer,
 )
 from bot.venues.base import EventSink
-from bot.venues.binance import BinanceParser, BookSync, BookTicker, infer_instrument, iter_line_batches
+from bot.venues.binance import (
+    BinanceParser,
+    BookSync,
+    BookTicker,
+    DiffBookBuilder,
+    iter_line_batches,
+    read_recording_info,
+)
 from bot.venues.paper import PaperExecution
 
 _NS_PER_MS = 1_000_000
@@ -52,6 +59,9 @@ class ReplaySource:
 
     `instruments` (optional, one per path) skips inferring each file's instrument from its data.
     `tickers=True` also yields the files' `BookTicker`s (for checking the replayed book).
+    `from_diffs` (one flag per path): that file holds no REST snapshot, so its book is built from its
+    diffs (`DiffBookBuilder`, with `config`'s warm-up and depth); `on_book_built(symbol, path,
+    builder)` is told when one is. Without `instruments`, both are read from the files.
     After (or during) iteration, `stats` counts per symbol what was read, dropped and released.
     """
 
@@ -61,12 +71,21 @@ class ReplaySource:
         instruments: Sequence[Instrument] | None = None,
         *,
         tickers: bool = False,
+        from_diffs: Sequence[bool] | None = None,
+        config: ReplayConfig | None = None,
+        on_book_built: Callable[[str, Path, DiffBookBuilder], None] | None = None,
     ) -> None:
         if not paths:
             raise ValueError("no files to replay")
         self.paths = [Path(p) for p in paths]
         if instruments is None:
-            instruments = [infer_instrument(p) for p in self.paths]
+            infos = [read_recording_info(p) for p in self.paths]
+            instruments = [info.instrument for info in infos]
+            if from_diffs is None:
+                from_diffs = [not info.has_snapshot for info in infos]
+        self.from_diffs = list(from_diffs) if from_diffs is not None else [False] * len(self.paths)
+        self.config = config or ReplayConfig()
+        self.on_book_built = on_book_built
         if len(instruments) != len(self.paths):
             raise ValueError("one instrument per file")
         self._file_instruments = list(instruments)
@@ -87,14 +106,22 @@ class ReplaySource:
         return sum(stats["lines"] for stats in self.stats.values())
 
     def __iter__(self) -> Iterator[tuple[int, Event | BookTicker]]:
-        return merge_by_time(
-            [self._file(path, inst) for path, inst in zip(self.paths, self._file_instruments, strict=True)]
-        )
+        files = zip(self.paths, self._file_instruments, self.from_diffs, strict=True)
+        return merge_by_time([self._file(path, inst, diffs) for path, inst, diffs in files])
 
-    def _file(self, path: Path, instrument: Instrument) -> Iterator[tuple[int, Event | BookTicker]]:
+    def _file(self, path: Path, instrument: Instrument, from_diffs: bool) -> Iterator[tuple[int, Event | BookTicker]]:
         """(now ns, event) of one file, in file order (its clock never goes backwards)."""
         parser = BinanceParser(instrument)
         sync = BookSync(instrument.symbol)
+        builder = (
+            DiffBookBuilder(
+                instrument.symbol,
+                round(self.config.diff_book_warmup_s * 1e9),
+                self.config.diff_book_depth_bps,
+            )
+            if from_diffs
+            else None
+        )
         stats = self.stats[instrument.symbol]
         skip_tickers = not self.tickers
         lines = skipped = 0
@@ -112,6 +139,8 @@ class ReplaySource:
                     kind = type(item)
                     if kind is BookDelta:
                         released: Iterable[Event] = sync.on_delta(item)  # type: ignore[arg-type]
+                        if builder is not None and not sync.synced:  # no snapshot to come: build one
+                            released = self._build(builder, sync, item, released, path)  # type: ignore[arg-type]
                     elif kind is BookSnapshot:
                         released = sync.on_snapshot(item)  # type: ignore[arg-type]
                     else:
@@ -124,7 +153,23 @@ class ReplaySource:
             stats["tickers_skipped"] += skipped
             stats.update({f"dropped_{k}": v for k, v in parser.dropped.items()})
             stats.update({f"sync_{k}": v for k, v in sync.stats.items()})
+            if builder is not None:
+                stats.update({f"book_from_diffs_{k}": v for k, v in builder.stats.items()})
             stats["parsed"] += parser.parsed
+
+    def _build(
+        self, builder: DiffBookBuilder, sync: BookSync, delta: BookDelta, released: list[Event], path: Path
+    ) -> list[Event]:
+        """Feed a diff of an unsynced file without a snapshot to its builder; once the built book
+        covers the depth, sync from it as from a REST snapshot at the diff's id."""
+        if released:  # a gap ended the synced run: the diff is released to invalidate, build again
+            builder.reset()
+        snapshot = builder.on_delta(delta)
+        if snapshot is None:
+            return released
+        if self.on_book_built is not None:
+            self.on_book_built(delta.symbol, path, builder)
+        return [*released, *sync.on_snapshot(snapshot)]
 
 
 def merge_by_time(

@@ -179,6 +179,7 @@ JSON_COMMANDS = {  # every command with --json, with arguments that keep it shor
     "replay": ["{spot}"],
     "calibrate": ["{spot}"],
     "sweep": ["mock:1", "--minutes", "0.2", "--grid", "quoter.gamma_per_quote=0.05,0.1"],
+    "calibrate": ["{spot}"],
 }
 
 
@@ -234,3 +235,51 @@ def test_sizes_are_checked_against_a_venues_own_instrument() -> None:
     dust = Instrument("X/USDT", InstrumentKind.SPOT, "X", "USDT", tick_size=0.01, lot_size=1e-18)
     with pytest.raises(ConfigError, match=r"quoter.order_size_base: 1 base is more than 2\^53 lots"):
         build_engine(fine, dust, None, 0)
+
+
+# ---- replays that cannot sync their book (issue #20 item 5) ----
+
+PERP_FILE = SPOT_FILE.with_name("usdm_btcusdt_20240808.gz")
+DAY_NS = 86_400 * 10**9
+
+
+def recording(tmp_path: Path, name: str, src: Path, seconds: float | None = None, shift_ns: int = 0) -> Path:
+    """`src` without its REST snapshot line(s), cut to its first `seconds`, receive times shifted."""
+    out = tmp_path / name
+    with gzip.open(src, "rb") as fh, gzip.open(out, "wb") as dst:
+        first = None
+        for line in fh:
+            ts, rest = line.split(b" ", 1)
+            first = first or int(ts)
+            if seconds is not None and int(ts) - first > seconds * 1e9:
+                break
+            if b'"lastUpdateId"' not in rest or name.startswith("with_snapshot"):
+                dst.write(b"%d %s" % (int(ts) + shift_ns, rest))
+    return out
+
+
+def test_a_continuation_day_is_replayed_from_its_diffs_and_says_so(tmp_path: Path) -> None:
+    proc = mmbot(["replay", str(recording(tmp_path, "cont.gz", SPOT_FILE)), "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["quotes"] > 0 and summary["fills"] > 0
+    assert summary["replay"]["BTC/USDT"]["book_from_diffs_built"] == 1
+    built = [json.loads(line) for line in proc.stderr.splitlines() if '"replay.book_from_diffs"' in line]
+    assert len(built) == 1 and built[0]["warmup_s"] == 120.0 and built[0]["file"].endswith("cont.gz")
+
+
+@pytest.mark.parametrize("case", ["too short to build", "spot and perp of different days", "perp never syncs"])
+def test_a_replay_that_cannot_sync_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    if case == "too short to build":  # 60 s of diffs without a snapshot: under the 120 s warm-up
+        files, needles = [recording(tmp_path, "short.gz", SPOT_FILE, 60)], ["short.gz", "no REST snapshot"]
+    elif case == "spot and perp of different days":
+        perp = recording(tmp_path, "with_snapshot_perp.gz", PERP_FILE, 20, shift_ns=DAY_NS)
+        files, needles = [SPOT_FILE, perp], ["with_snapshot_perp.gz", "never at the same time"]
+    else:  # the perp's snapshot dropped and too short to build: the spot alone would hedge in nothing
+        files = [
+            recording(tmp_path, "with_snapshot_spot.gz", SPOT_FILE, 30),
+            recording(tmp_path, "p.gz", PERP_FILE, 30),
+        ]
+        needles = ["p.gz", "no REST snapshot"]
+    proc = mmbot(["replay", *map(str, files)], tmp_path)  # the log lines on stdout, the error on stderr
+    assert_one_line(proc, 2, "mmbot replay: ", *needles)

@@ -54,6 +54,7 @@ class RunData:
     pnl_t_s: np.ndarray
     pnl: dict[str, np.ndarray]  # component -> values; "total" included
     all_runs: list[dict[str, Any]] = field(default_factory=list)
+    deal_events: list[dict[str, Any]] = field(default_factory=list)  # the whole deal's, every run
 
 
 class ReportError(Exception):
@@ -137,7 +138,12 @@ def load_run(db: sqlite3.Connection, run_id: str) -> RunData:
     names = sorted({name for c in components for name in c})
     pnl = {name: np.array([c.get(name, np.nan) for c in components], dtype=float) for name in names}
     pnl["total"] = np.array([r["total_quote"] for r in pnl_rows], dtype=float)
+    try:
+        deal_events = _rows(db, "SELECT * FROM deal_events ORDER BY id")
+    except sqlite3.OperationalError:  # a ledger written before the table existed
+        deal_events = []
     return RunData(
+        deal_events=deal_events,
         run=run,
         t0_ns=t0,
         quote_symbols=symbols,
@@ -377,6 +383,25 @@ def render_html(data: RunData, images: dict[str, bytes]) -> str:
         "<h2>Final PnL (quote)</h2>",
         _table(["component", "value"], final_pnl) if final_pnl else "<p>none</p>",
     ]
+    if data.deal_events:  # the token-loan deal's life: its start, sale, settled calls, the loan's return
+        parts.append("<h2>Deal events</h2>")
+        parts.append(
+            _table(
+                ["time", "run", "event", "quantity (base)", "price", "strike", "amount (quote)"],
+                [
+                    [
+                        _utc(e["ts_ns"]),
+                        e["run_id"],
+                        e["kind"],
+                        f"{e['quantity_base']:,.4f}",
+                        f"{e['price_px']:,.6f}",
+                        "-" if e["strike_px"] is None else f"{e['strike_px']:g}",
+                        f"{e['amount_quote']:,.4f}",
+                    ]
+                    for e in data.deal_events
+                ],
+            )
+        )
     captions = {
         "price.png": "Mid, our quotes and fills",
         "inventory.png": "Inventory and net delta",

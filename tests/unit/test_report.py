@@ -217,3 +217,15 @@ def test_report_falls_back_to_immutable_on_read_only_media(
     text = build_report(ledger_path, tmp_path / "r").read_text()
     assert "report: run run-ro" in text
     assert uris[-1].endswith("?mode=ro&immutable=1")
+
+
+def test_report_lists_the_deal_events(ledger_path: Path, tmp_path: Path) -> None:
+    from bot.core.deal import DealEvent
+
+    with Ledger(ledger_path) as led:
+        build_run(led, "r1", minutes=1)
+        led.record_deal_event("r1", DealEvent("exercised", T0, 10.0, 110.0, strike_px=90.0, amount_quote=200.0))
+        led.record_deal_event("r1", DealEvent("loan_returned", T0 + 1, 300.0, 110.0))
+    text = build_report(ledger_path, tmp_path / "r").read_text()
+    assert "<h2>Deal events</h2>" in text
+    assert "exercised" in text and "loan_returned" in text and "200.0000" in text

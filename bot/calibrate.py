@@ -248,6 +248,10 @@ def write_plot(result: dict[str, Any], out_dir: Path) -> Path:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if getattr(args, "mock_config", None) or getattr(args, "check", None):  # the mock market's flags
+        from bot.market_calibrate import cmd_calibrate_market
+
+        return cmd_calibrate_market(args)
     if args.target_inventory_std is not None and not (0 < args.target_inventory_std < math.inf):
         raise ConfigError(f"--target-inventory-std must be a finite number > 0, got {args.target_inventory_std!r}")
     try:

@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-inventory-std", type=POSITIVE, help="suggest γ for this inventory std, base units")
     p.add_argument("--out", metavar="DIR", help="write intensity.png (fitted λ(δ) vs the data) here")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
+    from bot.market_calibrate import add_market_flags  # the mock-market flags (docs/mock-market.md)
+
+    add_market_flags(p)
 
     deal = sub.add_parser("deal", help="the token-loan deal").add_subparsers(dest="action", required=True)
     p = deal.add_parser("plan", help="initial hedge plan of the token-loan + call-option deal")

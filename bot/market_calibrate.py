@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import math
 import random
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ import numpy as np
 
 from bot.config import ConfigError, MockExchangeConfig, Settings, load_settings
 from bot.market_stats import MarketStats, Tape, autocorrelation, collect_events, market_stats
+from bot.output import write_json
 from bot.venues.mock.flow import HawkesClock, SignProcess
 
 INFORMED_SHARE = 0.05  # the flow-only fits' assumption, and the informed grid's start
@@ -328,26 +327,25 @@ def _toml_value(value: object) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# command line: `python -m bot.market_calibrate FILE --mock-config OUT.toml | --check CFG`
-# (the flags of `mmbot calibrate` once its base command, owned by the quoting issue, lands)
+# command line: `mmbot calibrate FILE --mock-config OUT.toml | --check CFG` (bot/calibrate.py hands
+# these two over; its own fit of σ, A, k runs without them)
 # --------------------------------------------------------------------------------------------------
 
 
 def add_market_flags(parser: argparse.ArgumentParser) -> None:
-    """The mock-market flags, for `mmbot calibrate` and this module's own entry point."""
-    group = parser.add_mutually_exclusive_group(required=True)
+    """The mock-market flags of `mmbot calibrate` (its FILE, --json and --config are the command's own)."""
+    group = parser.add_mutually_exclusive_group()
     group.add_argument("--mock-config", metavar="OUT.toml", help="write a config whose [mock] reproduces FILE")
-    group.add_argument("--check", metavar="CFG", help="score the mock under CFG against FILE (the scorecard)")
+    group.add_argument("--check", metavar="CFG", help="score the mock under CFG against FILE (the realism scorecard)")
     parser.add_argument(
-        "--window", default="0:1", help="the part of FILE to use, as fractions of its duration (default: %(default)s)"
+        "--window", default="0:1", help="--mock-config/--check: the part of FILE, as fractions (default: %(default)s)"
     )
     parser.add_argument(
-        "--seed", type=int, help="first mock seed (default: 1 to fit, 101 to score: seeds the fit did not use)"
+        "--seed", type=int, help="--mock-config/--check: first mock seed (default: 1 to fit, 101 to score)"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="--check: mock seeds, the median is scored (default: 3)")
-    parser.add_argument("--minutes", type=float, help="--check: simulated minutes (default: FILE's window length)")
+    parser.add_argument("--seeds", type=int, default=3, help="--check: mock seeds, their median is scored (default: 3)")
+    parser.add_argument("--minutes", type=float, help="--check: simulated minutes (default: the window's length)")
     parser.add_argument("--plot", metavar="PNG", help="--check: also draw the scorecard's plot here")
-    parser.add_argument("--json", action="store_true", help="last line of stdout: one JSON object")
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -372,13 +370,28 @@ def _real(path: str, window: tuple[float, float]) -> tuple[Tape, MarketStats]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _spot_file(files: list[str]) -> str:
+    """The spot recording among FILE...: a perp file is ignored (its mock perp copies the spot's flow,
+    without impact), as the base `mmbot calibrate` ignores it."""
+    from bot.domain import InstrumentKind
+    from bot.venues.binance import infer_instrument
+
+    for path in files:
+        if not Path(path).is_file():
+            raise ConfigError(f"recording not found: {path}")
+        try:
+            if infer_instrument(path).kind is InstrumentKind.SPOT:
+                return path
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    raise ConfigError("no spot recording among the files (a perp file alone cannot calibrate the spot mock)")
+
+
 def cmd_calibrate_market(args: argparse.Namespace) -> int:
-    files = args.files
-    if len(files) != 1:
-        raise ConfigError("give one spot recording (the perp is calibrated alike, without impact)")
     window = _window(args.window)
-    tape, real = _real(files[0], window)
-    label = f"{files[0]} [{args.window}]"
+    path = _spot_file(args.files)
+    tape, real = _real(path, window)
+    label = f"{path} [{args.window}]"
     if args.seed is None:
         args.seed = 1 if args.mock_config else 101
     if args.mock_config:
@@ -389,12 +402,12 @@ def cmd_calibrate_market(args: argparse.Namespace) -> int:
 def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, label: str) -> int:
     from bot.venues.binance import infer_instrument
 
-    instrument = infer_instrument(args.files[0])
+    instrument = infer_instrument(_spot_file(args.files))
     spot = instrument.symbol.split(":")[0]
     perp = f"{spot}:{instrument.quote}"
     mock = fit_mock_config(real, tape, symbol=spot, seed=args.seed)
     header = (
-        f"Calibrated by `python -m bot.market_calibrate {args.files[0]} --window {args.window} --seed {args.seed}\n"
+        f"Calibrated by `mmbot calibrate {_spot_file(args.files)} --window {args.window} --seed {args.seed}\n"
         f"--mock-config {args.mock_config}`"
         " (bot/market_calibrate.py, docs/mock-market.md)\n"
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
@@ -409,7 +422,7 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
     Path(args.mock_config).write_text(text)
     print(f"wrote {args.mock_config}")
     if args.json:
-        print(json.dumps({"mock": mock, "fitted_on": real.to_dict()}))
+        write_json(args, {"mock": mock, "fitted_on": real.to_dict(), "out": args.mock_config})
     return 0
 
 
@@ -459,21 +472,5 @@ def _check(args: argparse.Namespace, tape: Tape, real: MarketStats, label: str) 
             "passed": sum(r.ok for r in rows),
             "total": len(rows),
         }
-        print(json.dumps(payload))
+        write_json(args, payload)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.market_calibrate", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", metavar="FILE", help="a Binance-format recording (spot)")
-    add_market_flags(parser)
-    args = parser.parse_args(argv)
-    try:
-        return cmd_calibrate_market(args)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

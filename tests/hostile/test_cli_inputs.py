@@ -179,7 +179,6 @@ JSON_COMMANDS = {  # every command with --json, with arguments that keep it shor
     "replay": ["{spot}"],
     "calibrate": ["{spot}"],
     "sweep": ["mock:1", "--minutes", "0.2", "--grid", "quoter.gamma_per_quote=0.05,0.1"],
-    "calibrate": ["{spot}"],
 }
 
 

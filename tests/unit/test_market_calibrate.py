@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main as mmbot
 from bot.config import ConfigError
-from bot.market_calibrate import fit_mock_config, load_settings_text, main, mock_stats, to_toml
+from bot.market_calibrate import fit_mock_config, load_settings_text, mock_stats, to_toml
 from bot.market_scorecard import scorecard, verdict
 from bot.market_stats import collect_tape, market_stats
 
@@ -52,6 +53,7 @@ def test_check_command_prints_a_row_per_statistic_with_a_verdict(tmp_path: Path,
     preset = ROOT / "config" / "mock-btcusdt.toml"
     plot = tmp_path / "scorecard.png"
     args = [
+        "calibrate",
         str(SPOT),
         "--window",
         "0.5:1",
@@ -65,18 +67,19 @@ def test_check_command_prints_a_row_per_statistic_with_a_verdict(tmp_path: Path,
         str(plot),
         "--json",
     ]
-    assert main(args) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    payload = json.loads(out[-1])
+    assert mmbot(args) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)  # with --json, stdout is the JSON document only
+    assert "rows within their rule" in captured.err  # the table, on stderr
     assert payload["total"] == len(payload["rows"]) >= 30
     assert {r["name"] for r in payload["rows"]} >= {"spread: 1-tick share", "passive bid: markout at 5 s"}
     assert plot.stat().st_size > 10_000
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path / "missing.gz"), "--check", "x.toml"]) == 2
+    assert mmbot(["calibrate", str(tmp_path / "missing.gz"), "--check", "x.toml"]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main([str(SPOT), "--window", "0.5:0.2", "--mock-config", str(tmp_path / "o.toml")]) == 2
+    assert mmbot(["calibrate", str(SPOT), "--window", "0.5:0.2", "--mock-config", str(tmp_path / "o.toml")]) == 2
     assert "--window" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         load_settings_text("[mock]\nflow_model = 'nope'\n")

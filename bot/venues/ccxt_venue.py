@@ -108,8 +108,10 @@ HISTORY_WINDOW_MS = {"bybit": 7 * 24 * 3600 * 1000}  # execution/list: startTime
 HISTORY_MAX_WINDOWS = 8  # a restart reads at most 8 windows (56 days on bybit) of history
 BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"bybit": (1, 50, 200, 1000)}
 # Venues exempting reduce-only (closing) orders from the minimum notional: bybit derivatives ("closing
-# orders are exempt from notional value but still adhere to minimum size", Bybit trading rules).
-REDUCE_ONLY_NOTIONAL_EXEMPT = frozenset({"bybit"})
+# orders are exempt from notional value but still adhere to minimum size", Bybit trading rules) and
+# binance USD-M (-4164 "Order's notional must be no smaller than 100 (unless you choose reduce only)",
+# quoted in TheFourGreatErrors/alpha-rptr#77).
+REDUCE_ONLY_NOTIONAL_EXEMPT = frozenset({"bybit", "binance"})
 PAPER_FILL_HISTORY = 100_000  # simulated fills kept for fills_since in paper mode
 
 

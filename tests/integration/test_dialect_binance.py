@@ -69,8 +69,8 @@ async def test_binance_paper_config_paper_fills_and_hedges_on_the_dialect_and_ex
         )  # fmt: skip
         bot = BotProcess(proc)
         try:
-            await bot.wait_for("order.filled", timeout_s=40, symbol=SPOT_SYMBOL)
-            await bot.wait_for("hedge.filled", timeout_s=40)
+            await bot.wait_for("order.filled", timeout_s=60, symbol=SPOT_SYMBOL)
+            await bot.wait_for("hedge.filled", timeout_s=60)  # 0.002 BTC a quote: one fill is a hedgeable 100+ USDT
             proc.send_signal(signal.SIGTERM)
             assert await bot.exit_code(timeout_s=30) == 0
         finally:

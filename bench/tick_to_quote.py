@@ -15,7 +15,11 @@ The engine section also has, to tell a slow code path from a busy machine:
   the start-up objects), and the collections seen during the run;
 - `timer_ms`: the engine also gets a `Timer` event this often, as from the runner (stale checks,
   order pruning, hedging on time); `--timer-ms 0` drives it with market events only, as before.
+- `markets`: the same engine measurement with 1 and with 4 spot markets (venues of the multi-venue
+  mock, bot/venues/mock/venues.py, hedged on a fifth): a book event concerns one market, and its cost
+  (`book_p50_us`, `book_mean_us`, CPU time) must not grow with the number of markets (issue #14).
 Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10] [--gc on|freeze] [--timer-ms N]
+       [--markets-seconds 120]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bot.config import load_settings
 from bot.domain import BookDelta, BookSnapshot, Event, Timer
 from bot.runtime.runner import Runner
 from bot.venues.mock.exchange import MockExchange
+from bot.venues.mock.venues import MockVenues
 from bot.venues.mock_inprocess import InProcessMockVenue
 
 
@@ -59,7 +64,7 @@ class _GcCounter:
             self.collections[info["generation"]] += 1
 
 
-def _feed(exchange: MockExchange, end_ns: int, timer_ns: int) -> Iterator[tuple[int, list[Event]]]:
+def _feed(exchange: MockExchange | MockVenues, end_ns: int, timer_ns: int) -> Iterator[tuple[int, list[Event]]]:
     """(now, events due by now) on simulated time, with a `Timer` every `timer_ns` as the runner
     sends (0: none, the bench of earlier sessions)."""
     now = 0
@@ -126,6 +131,51 @@ def bench_engine(seconds: float, gc_mode: str = "on", timer_ms: int | None = Non
     return {**stats, **cpu, "timer_ms": timer_ns // 1_000_000, "by_event": breakdown, "gc": gc_info}
 
 
+def bench_markets(seconds: float, n_markets: int) -> dict[str, object]:
+    """Per-event cost of the engine quoting `n_markets` spot venues of one book (and hedging on one
+    more), fed the multi-venue mock's events on simulated time."""
+    venues = {f"spot{i}": {} for i in range(n_markets)} | {"perp": {}}
+    market = {"quote_on": [{"venue": f"spot{i}"} for i in range(n_markets)], "hedge_venue": "perp", "venues": venues}
+    settings = load_settings(overrides={"market": market})  # the default config, its market quoted on n venues
+    group = MockVenues(settings.mock, settings.market.venues, start_ns=0)
+    spots = {f"spot{i}": group.exchanges[f"spot{i}"].instruments[settings.market.spot_symbol] for i in range(n_markets)}
+    perp = group.exchanges["perp"].instruments[settings.market.perp_symbol]
+    engine = build_engine(settings, spots["spot0"], perp, 0, spot_venues=spots)
+    book_ns: list[int] = []
+    book_cpu: list[int] = []
+    all_ns = 0
+    events = 0
+    wall_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
+    for now, due in _feed(group, int(seconds * 1e9), settings.runtime.timer_ms * 1_000_000):
+        for event in due:
+            c0 = cpu_ns()
+            t0 = wall_ns()
+            commands = engine.apply(event, now)
+            commands += engine.requote(now)
+            dt = wall_ns() - t0
+            cpu = cpu_ns() - c0
+            all_ns += dt
+            events += 1
+            if isinstance(event, BookDelta | BookSnapshot):
+                book_ns.append(dt)
+                book_cpu.append(cpu)
+            for command in commands:
+                group.submit(command, now)
+        engine.drain_notes()
+    book = _percentiles_us(book_ns)
+    return {
+        "markets": n_markets,
+        "events": events,
+        "book_events": len(book_ns),
+        "book_p50_us": book["p50_us"],
+        "book_p99_us": book["p99_us"],
+        "book_mean_us": round(float(np.mean(book_ns)) / 1000.0, 3),
+        "book_cpu_p50_us": _percentiles_us(book_cpu)["p50_us"],
+        "all_events_mean_us": round(all_ns / events / 1000.0, 3),
+        "fills": engine.stats.fills,
+    }
+
+
 def bench_runner(seconds: float) -> dict[str, float]:
     settings = load_settings(overrides={"metrics": {"enabled": False}})
 
@@ -166,9 +216,13 @@ def main() -> None:
     parser.add_argument(
         "--timer-ms", type=int, default=None, help="engine bench: Timer period (default runtime.timer_ms; 0 = none)"
     )
+    parser.add_argument(
+        "--markets-seconds", type=float, default=120.0, help="simulated seconds of the 1- and 4-market bench"
+    )
     args = parser.parse_args()
     engine = bench_engine(args.seconds, args.gc, args.timer_ms)
-    result = {"engine": engine, "runner": bench_runner(args.runner_seconds)}
+    markets = {str(n): bench_markets(args.markets_seconds, n) for n in (1, 4)}
+    result = {"engine": engine, "runner": bench_runner(args.runner_seconds), "markets": markets}
     print(json.dumps(result))
 
 

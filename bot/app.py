@@ -9,18 +9,18 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 
 from bot.config import ConfigError, Settings, check_instrument_bounds, load_settings, masked_dump
 from bot.core.deal import DealEvent, DealLifecycle, DealState, DealTerms, ns_date
-from bot.core.engine import Engine, EngineParams
+from bot.core.engine import Engine, EngineParams, MarketSpec
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedger import HedgeParams
 from bot.core.quoting import QuoteParams
-from bot.domain import Instrument
+from bot.domain import DEFAULT_VENUE, Instrument
 from bot.logs import bind_context, configure_logging, get_logger
 from bot.runtime.ledger import Ledger, LedgerError, LedgerFailed, LedgerObserver
 from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer
@@ -50,9 +50,14 @@ def build_engine(
     venue_name: str | None = None,
     client_id_tag: str = "",
     deal_state: DealState | None = None,
+    spot_venues: Mapping[str, Instrument] | None = None,
 ) -> Engine:
     """`deal_state`: where the deal stood (from the ledger's deal events): its start when the config
-    has no start_date, and the tranches already settled. None: a deal starting at `start_ns`."""
+    has no start_date, and the tranches already settled. None: a deal starting at `start_ns`.
+
+    `spot_venues` (venue → its spot instrument): a multi-venue session, one market per entry of
+    `market.quote_on` (the first is the main one, `spot` is ignored) hedged with `perp` on
+    `market.hedge_venue`. None: the single-venue engine on `spot`."""
     check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)  # ConfigError: exit 2
     q = settings.quoter
     est = settings.estimator
@@ -60,16 +65,21 @@ def build_engine(
     state = deal_state or DealState()
     deal_start = state.start_ns if state.start_ns is not None else start_ns
     terms = DealTerms.from_config(deal, start_ns=deal_start) if deal.apply_to_portfolio else None
+    risk = settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name)
+    markets: list[MarketSpec] = []
+    if spot_venues is not None:
+        markets = market_specs(settings, spot_venues)
+        spot, risk = markets[0].spot, markets[0].risk
     params = EngineParams(
         spot=spot,
         perp=perp,
-        quote=QuoteParams(**q.model_dump()),  # a field-for-field mirror of [quoter]
+        quote=markets[0].quote if markets else QuoteParams(**q.model_dump()),  # a mirror of [quoter]
         stale_feed_ns=settings.runtime.stale_feed_ms * 1_000_000,
         price_tolerance_ticks=q.price_tolerance_ticks,
         max_order_age_ns=q.max_order_age_ms * 1_000_000,
         warmup_ns=int(settings.runtime.warmup_s * NS_PER_S),
         hedge=HedgeParams.from_config(settings.hedger),
-        risk=settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name),
+        risk=risk,
         hedge_resume_after_ns=int(settings.hedger.halt_resume_s * NS_PER_S),
         client_id_tag=client_id_tag,
         options=terms.call_options(settled=state.settled_strikes) if terms is not None else (),
@@ -81,25 +91,61 @@ def build_engine(
             if terms is not None
             else None
         ),
+        venue=markets[0].venue if markets else DEFAULT_VENUE,
+        extra_markets=tuple(markets[1:]),
+        hedge_venue=settings.market.hedge_venue if markets else DEFAULT_VENUE,
     )
-    sigma = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms)
-    arrivals = ArrivalEstimator(
-        est.a_per_s,
-        est.k_per_px,
-        est.ak_window_s,
-        est.ak_min_trades,
-        buckets=est.ak_buckets,
-        refit_ms=est.ak_refit_ms,
-        start_ns=start_ns,
-        order_size_base=q.order_size_base if est.ak_fill_weighted else None,
-    )
-    sigma_long = SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms)
-    return Engine(params, sigma, arrivals, start_ns=start_ns, sigma_long=sigma_long)
+
+    def estimators(spec: MarketSpec | None = None) -> tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator]:
+        """One market's estimators, warm-started from [estimator]; A and k fill-weighted by its quote size."""
+        size_base = spec.quote.order_size_base if spec is not None else q.order_size_base
+        arrivals = ArrivalEstimator(
+            est.a_per_s,
+            est.k_per_px,
+            est.ak_window_s,
+            est.ak_min_trades,
+            buckets=est.ak_buckets,
+            refit_ms=est.ak_refit_ms,
+            start_ns=start_ns,
+            order_size_base=size_base if est.ak_fill_weighted else None,
+        )
+        return (
+            SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms),
+            arrivals,
+            SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms),
+        )
+
+    sigma, arrivals, sigma_long = estimators(markets[0] if markets else None)
+    return Engine(params, sigma, arrivals, start_ns=start_ns, sigma_long=sigma_long, make_estimators=estimators)
+
+
+def market_specs(settings: Settings, spot_venues: Mapping[str, Instrument]) -> list[MarketSpec]:
+    """The spot markets of `market.quote_on`, main venue first: each with [quoter] and [risk] as
+    configured, its own size and levels if set, and its venue's obligation."""
+    quoter = settings.quoter.model_dump()
+    out = []
+    for market in settings.market.quote_on:
+        own = {"order_size_base": market.order_size_base, "levels": market.levels}
+        quote = QuoteParams(**{**quoter, **{k: v for k, v in own.items() if v is not None}})
+        obligation = market.obligation or (market.venue if market.venue in settings.risk.obligations else None)
+        risk = settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=obligation)
+        out.append(MarketSpec(spot_venues[market.venue], quote, risk, venue=market.venue))
+    return out
 
 
 def build_venue(settings: Settings) -> tuple[Venue, Any]:
     """The configured venue and its clock (simulated for the in-process mock, wall clock otherwise)."""
     venue_spec = settings.runtime.venue
+    if settings.multi_venue:
+        from bot.venues.mock.venues import MockVenues, MultiMockVenue
+
+        start_ns = time.time_ns()
+        names = {m.venue for m in settings.market.quote_on} | {settings.market.hedge_venue} - {""}
+        group = MockVenues(
+            settings.mock, {n: c for n, c in settings.market.venues.items() if n in names}, start_ns=start_ns
+        )
+        multi = MultiMockVenue(group, speed=settings.runtime.speed, start_ns=start_ns)
+        return multi, multi.clock_ns
     if venue_spec == "mock":
         from bot.venues.mock.exchange import MockExchange
         from bot.venues.mock_inprocess import InProcessMockVenue
@@ -239,6 +285,19 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
                 f"config error: market.spot_symbol: venue {venue.name} lists no {settings.market.spot_symbol!r}"
             )
         perp = instruments.get(settings.market.perp_symbol)
+        spot_venues: dict[str, Instrument] | None = None
+        if settings.multi_venue:  # one market per spot venue, the perp on the hedge venue
+            spot_venues = {}
+            for i, market in enumerate(settings.market.quote_on):
+                symbol = market.symbol or settings.market.spot_symbol
+                listed = venue.instruments_of(market.venue).get(symbol)  # type: ignore[attr-defined]
+                if listed is None:
+                    await _close_quietly(venue)
+                    raise ConfigError(f"config error: market.quote_on.{i}.symbol: {market.venue} lists no {symbol!r}")
+                spot_venues[market.venue] = listed
+            if settings.market.hedge_venue:
+                hedge_instruments = venue.instruments_of(settings.market.hedge_venue)  # type: ignore[attr-defined]
+                perp = hedge_instruments.get(settings.market.perp_symbol)
         try:  # the venue's own grid and minimum, before any order (build_engine checks again: cheap)
             check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)
         except ConfigError:
@@ -254,7 +313,14 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             raise
         deal_state = _deal_state(settings, ledger, run_id, clock_ns())
         engine = build_engine(
-            settings, spot, perp, clock_ns(), venue_name=venue.name, client_id_tag=run_id[:6], deal_state=deal_state
+            settings,
+            spot,
+            perp,
+            clock_ns(),
+            venue_name=venue.name,
+            client_id_tag=run_id[:6],
+            deal_state=deal_state,
+            spot_venues=spot_venues,
         )
         async with _starting(venue, "reconciliation failed"):
             recovered = await reconcile(engine, venue, state, ledger if state is not None else None)

@@ -88,13 +88,63 @@ def _has_host_and_port(url: SplitResult) -> bool:
         return False
 
 
+VenueName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class SpotMarketConfig(Section):
+    """One spot market of a multi-venue session ([[market.quote_on]]); unset keys take [quoter]'s."""
+
+    venue: VenueName = Field(description="a venue of [venues]")
+    symbol: str | None = Field(None, min_length=3, description="ccxt-unified spot symbol (unset: market.spot_symbol)")
+    order_size_base: PosFloat | None = Field(None, description="quote size on this venue (unset: [quoter]'s)")
+    levels: Annotated[int, Field(ge=1, le=20)] | None = Field(None, description="ladder levels (unset: [quoter]'s)")
+    obligation: str | None = Field(
+        None, description="a key of [risk.obligations] (unset: the venue's name, if it has one there)"
+    )
+
+
+class MockVenueConfig(Section):
+    """One venue of the multi-venue mock ([venues.NAME]): the [mock] exchange, scaled. Every venue is
+    priced off one common fair value; each has its own liquidity, fees, latency and takers."""
+
+    kind: Literal["mock"] = Field("mock", description='"mock": a venue of the in-process multi-venue mock')
+    liquidity_scale: PosFloat = Field(1.0, description="background size × this (spot and perp)")
+    taker_rate_scale: PosFloat = Field(1.0, description="uninformed taker arrivals × this")
+    fee_scale: NonNegFloat = Field(1.0, description="maker and taker fees × this")
+    latency_scale: PosFloat = Field(1.0, description="order and response latencies × this")
+
+
 class MarketConfig(Section):
-    """The engine's instruments: the spot it quotes and the linear perp it hedges in."""
+    """The engine's instruments: the spot it quotes and the linear perp it hedges in. With
+    `quote_on` the spot is quoted on several venues at once and hedged on `hedge_venue`."""
 
     spot_symbol: str = Field("TOKEN/USDT", description="ccxt-unified symbol of the quoted spot market")
     perp_symbol: str = Field(
         "TOKEN/USDT:USDT", description='ccxt-unified symbol of the hedge perp ("" or unknown: no hedging)'
     )
+    quote_on: tuple[SpotMarketConfig, ...] = Field(
+        (),
+        description="the spot markets of a multi-venue session (runtime.venue = mock), main venue first "
+        "(empty, or a ws:// or ccxt venue: one venue, spot_symbol)",
+    )
+    hedge_venue: str = Field("", description="the venue of perp_symbol in a multi-venue session (a key of venues)")
+    venues: dict[VenueName, MockVenueConfig] = Field(
+        default_factory=dict, description="the venues of a multi-venue session, each once ([market.venues.NAME])"
+    )
+
+    @model_validator(mode="after")
+    def _one_market_per_venue(self) -> MarketConfig:
+        names = [m.venue for m in self.quote_on]
+        if len(set(names)) != len(names):
+            raise ValueError(f"quote_on: each venue once, got {names}")
+        if self.quote_on and not self.hedge_venue and self.perp_symbol:
+            raise ValueError("hedge_venue: a multi-venue session names the venue of perp_symbol")
+        for i, spot in enumerate(self.quote_on):
+            if spot.venue not in self.venues:
+                raise ValueError(f"quote_on.{i}.venue: {spot.venue!r} is not a key of market.venues")
+        if self.quote_on and self.hedge_venue and self.hedge_venue not in self.venues:
+            raise ValueError(f"hedge_venue: {self.hedge_venue!r} is not a key of market.venues")
+        return self
 
 
 class QuoterConfig(Section):
@@ -733,6 +783,19 @@ class Settings(BaseSettings):
     risk: RiskConfig = RiskConfig()
     metrics: MetricsConfig = MetricsConfig()
     ledger: LedgerConfig = LedgerConfig()
+
+    @model_validator(mode="after")
+    def _obligations_known(self) -> Settings:
+        for i, spot in enumerate(self.market.quote_on):
+            if spot.obligation is not None and spot.obligation not in self.risk.obligations:
+                raise ValueError(f"market.quote_on.{i}.obligation: {spot.obligation!r} is not in [risk.obligations]")
+        return self
+
+    @property
+    def multi_venue(self) -> bool:
+        """True when the session quotes several venues: `market.quote_on` on the in-process mock. With a
+        websocket mock or ccxt (one venue), the session quotes `market.spot_symbol` on that venue."""
+        return bool(self.market.quote_on) and self.runtime.venue == "mock"
 
     @field_validator("*", mode="after")
     @classmethod

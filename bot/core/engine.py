@@ -85,7 +85,7 @@ class EngineLike(Protocol):
     def summary(self, now_ns: int) -> dict[str, Any]: ...
 
 
-EstimatorFactory = Callable[[], tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator | None]]
+EstimatorFactory = Callable[["MarketSpec"], tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ class Engine:
                 )
             else:
                 assert make_estimators is not None
-                estimators = make_estimators()
+                estimators = make_estimators(spec)
             self.quoters.append(
                 MarketQuoter(
                     spec,
@@ -509,6 +509,8 @@ class Engine:
         desk = self.desk
         if desk is not None and desk.venue == event.venue and event.symbol in ("*", desk.perp.symbol):
             desk.awaiting_snapshot = True
+            if self.p.hedge_venue != DEFAULT_VENUE and desk.check_venue(now_ns, self.p.stale_feed_ns):
+                self.touch_all("hedge_venue")
         for q in quoters.values():
             out.extend(q.pull_quotes())
         return out
@@ -518,8 +520,13 @@ class Engine:
         for q in self.quoters:
             out.extend(q.on_timer(now_ns))
         self._mark_portfolio(now_ns)
-        if self.desk is not None:
-            out.extend(self.desk.on_timer(now_ns, self.stopping))
+        desk = self.desk
+        if desk is not None:
+            # a hedge venue of its own can fail alone: then no venue quotes the side that adds unhedged
+            # delta (on one venue the perp's feed is the spot's, whose loss pulls every quote already)
+            if self.p.hedge_venue != DEFAULT_VENUE and desk.check_venue(now_ns, self.p.stale_feed_ns):
+                self.touch_all("hedge_venue")
+            out.extend(desk.on_timer(now_ns, self.stopping))
         return out
 
     def _mark_portfolio(self, now_ns: int) -> None:
@@ -576,10 +583,11 @@ class Engine:
         desk = self.desk
         reference_px = desk.reference_px() if desk is not None else math.nan
         hedge_halted = desk is not None and desk.halted_ns is not None
+        withhold = desk.withheld_side() if desk is not None else None
         stopping = self.stopping
         while dirty:
             q = dirty.pop(0)
-            out.extend(q.requote(now_ns, inventory, self._equity, reference_px, hedge_halted, stopping))
+            out.extend(q.requote(now_ns, inventory, self._equity, reference_px, hedge_halted, stopping, withhold))
         return out
 
     # ================================================================== lifecycle & queries

@@ -35,6 +35,7 @@ from bot.domain import (
     OrderRejected,
     PlaceOrder,
     RequestSnapshot,
+    Side,
     market_key,
 )
 
@@ -72,6 +73,7 @@ class HedgeDesk:
         self.awaiting_snapshot = False
         self.mark_ticks: int | None = None
         self.halted_ns: int | None = None  # when the hedger halted (None: it is hedging)
+        self.down_reason = ""  # why the hedge venue cannot hedge now ("" = it can), see `check_venue`
         self.start_ns = start_ns
         self.resume_after_ns = resume_after_ns
         self.warmup_ns = warmup_ns
@@ -98,6 +100,32 @@ class HedgeDesk:
         self.awaiting_snapshot = True
         self._note("feed.gap", symbol=event.symbol, status=status.value, reason=update.reason)
         return [RequestSnapshot(event.symbol, status.value, venue=self.venue)]
+
+    def check_venue(self, now_ns: int, stale_ns: int) -> bool:
+        """Is the perp venue usable for hedging (book synced and fresh)? Notes and returns True when
+        that changed (`hedge.venue_down` / `hedge.venue_up`): the quoters must requote."""
+        if self.hedger is None:
+            return False
+        if self.awaiting_snapshot or not self.book.is_valid:
+            reason = "book not synced"
+        elif now_ns - self.last_book_ns > stale_ns:
+            reason = "stale feed"
+        else:
+            reason = ""
+        if reason == self.down_reason:
+            return False
+        if reason:
+            self._note("hedge.venue_down", symbol=self.perp.symbol, reason=reason)
+        else:
+            self._note("hedge.venue_up", symbol=self.perp.symbol, down_reason=self.down_reason)
+        self.down_reason = reason
+        return True
+
+    def withheld_side(self) -> Side | None:
+        """While the hedge venue is down, the side whose fills would grow the unhedged net delta."""
+        if not self.down_reason:
+            return None
+        return Side.BUY if self.portfolio.net_delta_base() >= 0.0 else Side.SELL
 
     def on_mark(self, mark_ticks: int) -> None:
         self.mark_ticks = mark_ticks

@@ -209,10 +209,12 @@ class MarketQuoter:
         reference_px: float,
         hedge_halted: bool,
         stopping: bool,
+        withhold: Side | None = None,
     ) -> list[Command]:
         """The order diff toward the quotes wanted now. `inventory_base`: the aggregate spot inventory
         of the whole book (what the model skews on and the inventory limits read); `equity(mid_ticks)`:
-        the whole portfolio's session PnL; `reference_px`: the perp's mark (NaN: none)."""
+        the whole portfolio's session PnL; `reference_px`: the perp's mark (NaN: none); `withhold`: a
+        side not to quote (the hedge venue is down and a fill there would add unhedged delta)."""
         self.dirty = False
         book = self.book
         desired: tuple[DesiredOrder, ...] = ()
@@ -225,7 +227,7 @@ class MarketQuoter:
             inputs, theo = self._theo(mid_ticks, inventory_base, now_ns)
             decision = self._evaluate_risk(mid_ticks, inputs, theo, equity, reference_px, now_ns)
             if not (decision.pause or decision.halt or hedge_halted):
-                desired = self._desired_quotes(best_bid, best_ask, mid_ticks, inputs, theo, decision)
+                desired = self._desired_quotes(best_bid, best_ask, mid_ticks, inputs, theo, decision, withhold)
                 max_places = decision.max_new_orders
         elif not stopping and self.risk.compliance is not None:
             # no quotes on a bad or silent feed: the obligations are not met for that time either
@@ -360,6 +362,7 @@ class MarketQuoter:
         inputs: MarketInputs,
         theo: TheoQuote,
         decision: RiskDecision,
+        withhold: Side | None = None,
     ) -> tuple[DesiredOrder, ...]:
         """The quotes wanted now, from the model quote, the guard's decision and the book's top (ticks)."""
         # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
@@ -370,6 +373,8 @@ class MarketQuoter:
             self._ladder = build_ladder(theo, self.quote, self.spot, best_bid, best_ask, decision)
             self._ladder_key = key
         desired = self.cap_exposure(self._ladder, inputs.inventory_base)
+        if withhold is not None:
+            desired = tuple(d for d in desired if d.side is not withhold)
         if desired != self._last_desired:
             self._last_desired = desired
             self.stats.quotes += 1

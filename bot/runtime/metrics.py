@@ -39,7 +39,16 @@ from urllib.parse import urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.domain import CancelOrder, Command, Event, OrderCanceled, OrderFilled, OrderRejected, PlaceOrder
+from bot.domain import (
+    CancelOrder,
+    Command,
+    Event,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    market_key,
+)
 
 LATENCY_BUCKETS_US = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
 """Tick-to-quote latency histogram buckets, microseconds."""
@@ -201,9 +210,11 @@ class Metrics:
         self.ready.set(0)
 
     def record_event(self, event: Event, tag: str = "") -> None:
-        """Count fills (by symbol, side, liquidity and the order's tag) and rejects (by reason)."""
+        """Count fills (by market, side, liquidity and the order's tag) and rejects (by reason). The
+        `symbol` label is the market key: "TOKEN/USDT@main" on a named venue, the bare symbol on one venue."""
         if isinstance(event, OrderFilled):
-            self.fills.labels(event.symbol, event.side.value, event.liquidity.value, tag).inc()
+            market = market_key(event.venue, event.symbol)
+            self.fills.labels(market, event.side.value, event.liquidity.value, tag).inc()
         elif isinstance(event, OrderRejected):
             self.rejects.labels(event.reason).inc()
 

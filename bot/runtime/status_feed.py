@@ -28,17 +28,19 @@ def _best(engine: Engine, side: Side) -> float | None:
 
 
 def _orders(engine: Engine, now_ns: int) -> tuple[OrderView, ...]:
+    # every market's orders, each named by its market key (the bare symbol on a single venue)
     views = [
         OrderView(
-            symbol=o.symbol,
+            symbol=q.key,
             client_id=o.client_id,
             side=o.side.value,
-            price_px=engine.spot.price(o.price_ticks),
-            size_base=engine.spot.size(o.open_lots),
+            price_px=q.spot.price(o.price_ticks),
+            size_base=q.spot.size(o.open_lots),
             age_s=round((now_ns - o.placed_ns) / NS_PER_S, 3),
             tag=o.tag,
         )
-        for o in engine.orders.live_orders()
+        for q in engine.quoters
+        for o in q.orders.live_orders()
     ]
     hedger = engine.hedger
     if hedger is not None:
@@ -58,21 +60,25 @@ def _orders(engine: Engine, now_ns: int) -> tuple[OrderView, ...]:
 
 
 def _obligations(engine: Engine, now_ns: int) -> tuple[ObligationView, ...]:
-    obligation = engine.p.risk.obligation
-    tracker = engine.risk.compliance
-    if obligation is None or tracker is None:
-        return ()
-    share = tracker.shares(now_ns)["all"]
-    breached = any(r.startswith("obligation_breached") for r in engine.risk_decision.reasons)
-    return (
-        ObligationView(
-            name=obligation.venue,
-            compliant=bool(engine.orders.live_orders(engine.spot.symbol, tag="quote")) and not breached,
-            compliance_ratio=share if share == share else None,
-            detail=f"spread <= {obligation.max_spread_bps} bps, depth >= {obligation.min_depth_quote} "
-            f"within ±{obligation.depth_band_pct} %",
-        ),
-    )
+    """One view per market with an obligation (each venue has its own)."""
+    views = []
+    for q in engine.quoters:
+        obligation = q.spec.risk.obligation
+        tracker = q.risk.compliance
+        if obligation is None or tracker is None:
+            continue
+        share = tracker.shares(now_ns)["all"]
+        breached = any(r.startswith("obligation_breached") for r in q.risk_decision.reasons)
+        views.append(
+            ObligationView(
+                name=obligation.venue,
+                compliant=bool(q.orders.live_orders(q.spot.symbol, tag="quote")) and not breached,
+                compliance_ratio=share if share == share else None,
+                detail=f"spread <= {obligation.max_spread_bps} bps, depth >= {obligation.min_depth_quote} "
+                f"within ±{obligation.depth_band_pct} %",
+            )
+        )
+    return tuple(views)
 
 
 def status_snapshot(engine: Engine, run_id: str, venue: str, now_ns: int, wall_ns: int) -> StatusSnapshot:
@@ -89,7 +95,7 @@ def status_snapshot(engine: Engine, run_id: str, venue: str, now_ns: int, wall_n
         run_id=run_id,
         venue=venue,
         symbol=symbol,
-        book_synced=symbol not in engine.awaiting_snapshot and engine.books[symbol].is_valid,
+        book_synced=not engine.quoter.awaiting_snapshot and engine.quoter.book.is_valid,
         quoting=reason == "",
         not_ready_reason=reason,
         mid_px=mid,

@@ -33,7 +33,7 @@ SPOT_VENUES = ("main", "second", "third")
 QUOTE = QuoteParams(order_size_base=1.0, min_spread_bps=10.0, gamma_per_quote=0.05)
 
 
-def estimators() -> tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator]:
+def estimators(spec: MarketSpec | None = None) -> tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator]:
     return SigmaEstimator(0.02, 60.0, 1000), ArrivalEstimator(1.0, 20.0, 300.0, 50), SigmaEstimator(0.02, 600.0, 1000)
 
 
@@ -185,3 +185,30 @@ def test_the_summary_reports_each_venue() -> None:
     venues = engine.summary(SEC)["venues"]
     assert set(venues) == {*SPOT_VENUES, "perpx"}
     assert venues["main"]["role"] == "spot" and venues["perpx"]["hedge"]["symbol"] == PERP.symbol
+
+
+def test_the_hedge_venue_down_withholds_the_side_that_adds_unhedged_delta_everywhere() -> None:
+    engine, _ = started()
+    now = SEC
+    bid = next(o for o in quotes_on(engine, "main") if o.side is Side.BUY)  # type: ignore[attr-defined]
+    fill = OrderFilled(
+        SPOT.symbol, bid.client_id, "f1", Side.BUY, bid.price_ticks, bid.size_lots, 0.0,  # type: ignore[attr-defined]
+        Liquidity.MAKER, 0, now, now, venue="main",
+    )  # fmt: skip
+    ack_all(engine, engine.apply(fill, now) + engine.requote(now), now)  # the hedge is sent, never filled
+    assert engine.portfolio.net_delta_base() > 0  # long, unhedged
+    engine.drain_notes()
+    out = engine.apply(FeedStatus("*", False, "socket closed", now, now, venue="perpx"), now)
+    out += engine.requote(now)
+    ack_all(engine, out, now)
+    assert [n for n, _ in engine.drain_notes() if n.startswith("hedge.venue")] == ["hedge.venue_down"]
+    for venue in SPOT_VENUES:  # every venue: no bid (buying adds to the long), the ask stays
+        assert {o.side for o in quotes_on(engine, venue)} == {Side.SELL}, venue  # type: ignore[attr-defined]
+    # the perp venue back: both sides again
+    now += SEC // 10
+    engine.apply(snapshot("perpx", PERP.symbol, seq=500), now)
+    out = engine.apply(Timer(now, now), now) + engine.requote(now)
+    ack_all(engine, out, now)
+    assert "hedge.venue_up" in [n for n, _ in engine.drain_notes()]
+    for venue in SPOT_VENUES:
+        assert {o.side for o in quotes_on(engine, venue)} == {Side.BUY, Side.SELL}, venue  # type: ignore[attr-defined]

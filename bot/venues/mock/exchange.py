@@ -27,6 +27,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 from bot.config import MockExchangeConfig, MockMarketConfig
 from bot.domain import (
@@ -116,6 +117,16 @@ class _Market:
             self.sizes = SizeLaw(cfg.size_median_base, cfg.size_log_sigma, cfg.size_tail_alpha, cfg.size_max_base)
 
 
+class FairValueSource(Protocol):
+    """What the exchange reads of its fair-value path (`FairValuePath`, or a view of a shared one)."""
+
+    @property
+    def now_px(self) -> float: ...
+    @property
+    def future_px(self) -> float: ...
+    def step(self) -> None: ...
+
+
 class MockExchange:
     """See the module docstring. One account; all times in ns (simulation clock)."""
 
@@ -125,7 +136,9 @@ class MockExchange:
         seed: int | None = None,
         start_ns: int = 0,
         fill_history_size: int = FILL_HISTORY_SIZE,
+        fair_value: FairValueSource | None = None,
     ) -> None:
+        """`fair_value`: a path shared with other venues (bot/venues/mock/venues.py), instead of its own."""
         self.config = config
         seed = config.seed if seed is None else seed
         self.seed = seed
@@ -152,7 +165,7 @@ class MockExchange:
         self._markets = {spot_inst.symbol: self._spot, perp_inst.symbol: self._perp}
 
         lookahead = max(1, math.ceil(config.informed_horizon_s / self._step_s))
-        self._fv = FairValuePath(
+        self._fv: FairValueSource = fair_value or FairValuePath(
             self._rng_market,
             config.initial_px,
             config.sigma_px_per_sqrt_s,
@@ -285,6 +298,15 @@ class MockExchange:
         if self._impact is not None:
             spot_px *= math.exp(self._impact.log_offset)
         return spot_px if symbol == self._spot.instrument.symbol else spot_px * (1.0 + self._basis.value)
+
+    def top(self, symbol: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """The best bid and ask now as (price ticks, size lots), ours included (None: an empty side)."""
+        book = self._markets[symbol].book
+        bid, ask = book.bids.best(), book.asks.best()
+        return (
+            (bid, book.bids.size_at(bid)) if bid is not None else None,
+            (ask, book.asks.size_at(ask)) if ask is not None else None,
+        )
 
     def queue_ahead_lots(self, symbol: str, client_id: str) -> int:
         """Size resting ahead of one of our orders in its price level's queue (for tests and research)."""

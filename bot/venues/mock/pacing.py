@@ -11,11 +11,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from bot.domain import Event
-from bot.venues.mock.exchange import MockExchange
 
 MAX_IDLE_S = 0.05  # wake at least this often so commands and faults take effect promptly
+
+
+class Pumped(Protocol):
+    """What the pacer drives: a `MockExchange`, or several of them (`bot.venues.mock.venues.MockVenues`)."""
+
+    def advance(self, now_ns: int) -> list[Event]: ...
+    def next_event_ns(self) -> int | None: ...
 
 
 class Pacer:
@@ -27,7 +34,7 @@ class Pacer:
 
     def __init__(
         self,
-        exchange: MockExchange,
+        exchange: Pumped,
         *,
         start_ns: int,
         speed: float = 1.0,

@@ -625,6 +625,11 @@ class DealConfig(Section):
         0.5, description="share of the pool value held in the token: a constant-product pool is always 0.5"
     )
     dex_fee_rate: Fraction = Field(0.003, description="fraction of swap volume paid to the pool")
+    dex_pool_model: Literal["constant_product", "formula"] = Field(
+        "constant_product",
+        description='"constant_product": a simulated x·y = k pool with its own price (public trades as noise '
+        'swaps, arbitrage to the spot mid); "formula": fees on volume, pool price = the mid',
+    )
     dex_volume_ratio: NonNegFloat = Field(
         0.0, description="simulated DEX volume = this × the spot venue's public trade volume (quote)"
     )

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.execution import SaleSchedule, book_density_quote, plan_sale
-from bot.core.lp import ConstantProductLp
+from bot.core.lp import ConstantProductLp, SimulatedPool
 from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
 if TYPE_CHECKING:  # the core does not depend on the settings machinery at run time
@@ -96,6 +96,7 @@ class DealTerms:
     dex_fee_rate: float = 0.0
     start_ns: int = 0
     loan_return_ns: int = round(NS_PER_YEAR_365)
+    dex_pool_model: str = "formula"
 
     @classmethod
     def from_config(cls, cfg: DealConfig, start_ns: int | None = None) -> DealTerms:
@@ -125,6 +126,7 @@ class DealTerms:
             dex_fee_rate=cfg.dex_fee_rate,
             start_ns=start,
             loan_return_ns=loan_end,
+            dex_pool_model=cfg.dex_pool_model,
         )
 
     def call_options(self, settled: Iterable[float] = ()) -> tuple[CallOption, ...]:
@@ -135,9 +137,12 @@ class DealTerms:
             CallOption(c.strike_px, c.quantity_base, c.expiry_ns) for c in self.calls if c.strike_px not in done
         )
 
-    def lp_position(self) -> ConstantProductLp:
+    def lp_position(self) -> ConstantProductLp | SimulatedPool:
         """The DEX pool position at the deal's token price: a constant-product pool holds equal value of
-        each asset (x·P = y), so L = value / (2√P)."""
+        each asset (x·P = y), so L = value / (2√P). `constant_product`: a simulated pool with its own
+        reserves and price; `formula`: the position priced at the CEX mid."""
+        if self.dex_pool_model == "constant_product":
+            return SimulatedPool.balanced(self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate)
         return ConstantProductLp.from_value(self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate)
 
 

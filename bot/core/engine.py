@@ -40,7 +40,7 @@ from bot.core.deal import DealEvent, DealLifecycle
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedge_desk import HedgeDesk
 from bot.core.hedger import HedgeParams, Hedger
-from bot.core.lp import ConstantProductLp
+from bot.core.lp import ConstantProductLp, SimulatedPool
 from bot.core.options import CallOption, annualised_vol
 from bot.core.orders import OrderManager
 from bot.core.portfolio import Portfolio
@@ -106,7 +106,7 @@ class EngineParams:
     client_id_tag: str = ""  # per run, so a restarted bot never reuses a client order id at the venue
     # the token-loan deal (docs/hedging.md): calls we hold and our DEX pool, counted in net delta
     options: tuple[CallOption, ...] = ()
-    lp: ConstantProductLp | None = None
+    lp: ConstantProductLp | SimulatedPool | None = None
     # None: price the calls with the LONG σ estimator (annualised), never the quoting half-life
     option_vol_annual: float | None = None
     lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the main spot's public trade volume
@@ -373,7 +373,7 @@ class Engine:
             return []
         if q is self.quoter and self.p.lp_volume_ratio > 0.0:
             notional = q.spot.notional(event.price_ticks, event.size_lots)
-            self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional)
+            self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional, event.aggressor.sign)
         return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:

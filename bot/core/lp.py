@@ -91,3 +91,97 @@ def impermanent_loss(price0_px: float, price1_px: float) -> float:
 def _check_price(price_px: float) -> None:
     if not (math.isfinite(price_px) and price_px > 0):
         raise ValueError(f"price must be finite and > 0, got {price_px!r}")
+
+
+class SimulatedPool:
+    """A constant-product pool we are the only LP of, with its own price (Uniswap v2 style; the
+    vectorised twin for `mmbot simulate deal` is `bot/sim/pool.py`).
+
+    Reserves x tokens, y quote, x·y = k; a swap pays `fee_rate` on its input (paid out to us as
+    `fees_quote`, tokens valued at the CEX price of the moment) and the net input moves along
+    x·y = k. Noise swaps come from the CEX's public trades (`swap`: a public buy buys tokens from the
+    pool too, `dex_volume_ratio` of its notional); arbitrageurs bring the pool back into
+    [S·(1 − f), S/(1 − f)] around the CEX mid S on every mark (`arbitrage`), paying the fee. Our
+    position is the pool: its delta is the token reserve x, its value x·S + y, so the impermanent
+    loss comes from the reserves, not from a formula.
+    """
+
+    def __init__(self, token_base: float, quote: float, fee_rate: float) -> None:
+        if not (token_base > 0 and quote > 0 and math.isfinite(token_base) and math.isfinite(quote)):
+            raise ValueError(f"reserves must be finite and > 0, got {token_base!r}, {quote!r}")
+        if not 0 <= fee_rate < 1:
+            raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
+        self.x = token_base
+        self.y = quote
+        self.fee_rate = fee_rate
+        self.fees_quote = 0.0
+        self.swap_volume_quote = 0.0
+        self.arb_volume_quote = 0.0
+
+    @classmethod
+    def balanced(cls, value_quote: float, price_px: float, fee_rate: float) -> SimulatedPool:
+        _check_price(price_px)
+        return cls(value_quote / 2.0 / price_px, value_quote / 2.0, fee_rate)
+
+    @property
+    def price_px(self) -> float:
+        return self.y / self.x
+
+    def _buy_tokens(self, quote_in: float) -> float:
+        k = self.x * self.y
+        fee = self.fee_rate * quote_in
+        self.y += quote_in - fee
+        self.x = k / self.y
+        return fee
+
+    def _sell_tokens(self, tokens_in: float, cex_px: float) -> float:
+        k = self.x * self.y
+        fee = self.fee_rate * tokens_in * cex_px
+        self.x += tokens_in * (1.0 - self.fee_rate)
+        self.y = k / self.x
+        return fee
+
+    def swap(self, side_sign: int, notional_quote: float, cex_px: float) -> float:
+        """A noise swap of `notional_quote` (side +1: buys tokens). Returns the fee we earned."""
+        if notional_quote <= 0:
+            return 0.0
+        fee = (
+            self._buy_tokens(notional_quote)
+            if side_sign > 0
+            else self._sell_tokens(notional_quote / self.price_px, cex_px)
+        )
+        self.fees_quote += fee
+        self.swap_volume_quote += notional_quote
+        return fee
+
+    def arbitrage(self, cex_px: float) -> float:
+        """Trade the pool back into the no-arbitrage band around `cex_px`. Returns the fee we earned."""
+        _check_price(cex_px)
+        f = self.fee_rate
+        k = self.x * self.y
+        low, high = cex_px * (1.0 - f), cex_px / (1.0 - f)
+        fee = 0.0
+        if self.price_px < low:
+            quote_in = (math.sqrt(k * low) - self.y) / (1.0 - f)
+            fee = self._buy_tokens(quote_in)
+            self.arb_volume_quote += quote_in
+        elif self.price_px > high:
+            tokens_in = (math.sqrt(k / high) - self.x) / (1.0 - f)
+            fee = self._sell_tokens(tokens_in, cex_px)
+            self.arb_volume_quote += tokens_in * cex_px
+        self.fees_quote += fee
+        return fee
+
+    # the position API the portfolio reads (as ConstantProductLp's): from the reserves
+    def token_base(self, price_px: float) -> float:
+        return self.x
+
+    def delta_base(self, price_px: float) -> float:
+        return self.x
+
+    def value_quote(self, price_px: float) -> float:
+        return self.x * price_px + self.y
+
+    def gamma_base_per_px(self, price_px: float) -> float:
+        _check_price(price_px)
+        return -math.sqrt(self.x * self.y) / (2.0 * price_px * math.sqrt(price_px))

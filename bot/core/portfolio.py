@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bot.core.lp import ConstantProductLp
+from bot.core.lp import ConstantProductLp, SimulatedPool
 from bot.core.options import CallOption, total_risk
 from bot.domain import DEFAULT_VENUE, FundingPaid, Instrument, OrderFilled, Side, market_key
 
@@ -160,7 +160,7 @@ class Portfolio:
         self,
         instruments: Iterable[Instrument],
         options: Iterable[CallOption] = (),
-        lp: ConstantProductLp | None = None,
+        lp: ConstantProductLp | SimulatedPool | None = None,
         keys: Mapping[str, Instrument] | None = None,
     ) -> None:
         # a position per market key (`bot.domain.market_key`: the bare symbol on the default venue);
@@ -225,11 +225,18 @@ class Portfolio:
         self.version += 1
         return True
 
-    def on_lp_volume(self, volume_quote: float) -> float:
-        """Accrue the pool's fees on `volume_quote` of (simulated) swaps; returns the fee booked."""
+    def on_lp_volume(self, volume_quote: float, side_sign: int = 1, cex_px: float | None = None) -> float:
+        """Accrue the pool's fees on `volume_quote` of (simulated) swaps; returns the fee booked. A
+        `SimulatedPool` takes it as one swap on `side_sign` (+1: tokens bought) at the CEX price."""
         if self.lp is None:
             return 0.0
-        fee = self.lp.fees_quote(volume_quote)
+        if isinstance(self.lp, SimulatedPool):
+            px = cex_px if cex_px is not None else self._under.price_px
+            if px is None:
+                return 0.0
+            fee = self.lp.swap(side_sign, volume_quote, px)
+        else:
+            fee = self.lp.fees_quote(volume_quote)
         self._attr.lp_fees += fee
         self.version += 1
         return fee
@@ -268,6 +275,8 @@ class Portfolio:
             u.option_gamma_base_per_px = risk.gamma_base_per_px
             if u.option_value0_quote is None:
                 u.option_value0_quote = risk.value_quote
+        if isinstance(self.lp, SimulatedPool) and u.lp_value0_quote is not None:
+            self._attr.lp_fees += self.lp.arbitrage(price_px)  # arbitrageurs trade it back to the CEX price
         if self.lp is not None and u.lp_value0_quote is None:
             u.lp_value0_quote = self.lp.value_quote(price_px)
 

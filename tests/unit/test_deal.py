@@ -10,6 +10,7 @@ import pytest
 from bot.cli import main
 from bot.config import DealConfig, load_settings
 from bot.core.deal import DealTerms, plan_deal
+from bot.core.lp import ConstantProductLp
 from bot.core.options import NS_PER_DAY
 
 # Black-Scholes at S = 1, σ = 1, τ = 1: d1 = ln(1/K) + 0.5
@@ -72,7 +73,8 @@ def test_terms_for_the_portfolio() -> None:
     assert calls[0].expiry_ns == 10 + 365 * NS_PER_DAY
     assert terms.loan_return_ns == 10 + 365 * NS_PER_DAY
     assert [c.strike_px for c in terms.call_options(settled={1.5})] == [1.25, 2.0]  # a settled tranche is gone
-    lp = terms.lp_position()
+    lp = DealTerms.from_config(DealConfig(dex_pool_model="formula")).lp_position()  # the simulated pool: test_dex_pool
+    assert isinstance(lp, ConstantProductLp)
     assert lp.liquidity == pytest.approx(500_000)  # √(500k tokens × 500k USDT)
     assert lp.delta_base(1.0) == pytest.approx(500_000)
     assert lp.fee_rate == 0.003

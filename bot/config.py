@@ -680,9 +680,20 @@ class RiskToxicityConfig(Section):
     ofi_min_trades: Annotated[int, Field(ge=1)] = Field(5, description="trades in the window before it counts")
     ofi_enter: Fraction = Field(0.5, description="|imbalance| against a side above this turns it toxic")
     ofi_exit: Fraction = Field(0.2, description="... and it stays toxic while above this")
-    widen_bps: NonNegFloat = Field(5.0, description="extra distance of a toxic side at full intensity, bps of mid")
+    widen_bps: NonNegFloat = Field(10.0, description="extra distance of a toxic side at full intensity, bps of mid")
     skew_bps: NonNegFloat = Field(2.0, description="shift of both quotes away from a toxic side, bps of mid")
     decay_halflife_s: PosFloat = Field(2.0, description="half-life of the response once a side clears, seconds")
+    flow_halflife_s: PosFloat = Field(
+        1.0, description="concentrated-flow score: half-life of its signed print weights, s"
+    )
+    flow_norm_halflife_s: PosFloat = Field(
+        30.0, description="... and of the typical print size and weight it is normalised by, s (> flow_halflife_s)"
+    )
+    flow_size_power: NonNegFloat = Field(2.0, description="... a print weighs (size / typical size) ** this")
+    flow_enter: Annotated[float, Field(ge=0)] = Field(
+        0.5, description="score against a side above this turns it toxic (~1 = steady one-sided flow; inf: off)"
+    )
+    flow_exit: Annotated[float, Field(ge=0)] = Field(0.2, description="... and it stays toxic while above this")
 
     @field_validator("signal_horizon_s")
     @classmethod
@@ -692,7 +703,7 @@ class RiskToxicityConfig(Section):
             raise ValueError(f"must be one of markout_horizons_s {tuple(horizons)}")
         return value
 
-    @field_validator("markout_exit_bps", "ofi_exit")
+    @field_validator("markout_exit_bps", "ofi_exit", "flow_exit")
     @classmethod
     def _exit_below_enter(cls, value: float, info: Any) -> float:
         enter = info.data.get(str(info.field_name).replace("_exit", "_enter"))

@@ -77,9 +77,18 @@ class ToxicityParams:
     ofi_min_trades: int = 5
     ofi_enter: float = 0.5
     ofi_exit: float = 0.2
-    widen_bps: float = 5.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
+    widen_bps: float = 10.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
     skew_bps: float = 2.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
     decay_halflife_s: float = 2.0
+    # concentrated one-sided flow (the seed's signals): each public print weighs (size/typical)^power,
+    # signed by its aggressor, decayed with flow_halflife_s; normalised by the same weights' decayed
+    # sum over flow_norm_halflife_s scaled to the short half-life, so a steady one-sided flow of typical
+    # prints scores ~1, two-sided flow ~0, and a burst of large one-sided prints well above 1
+    flow_halflife_s: float = 1.0
+    flow_norm_halflife_s: float = 30.0
+    flow_size_power: float = 2.0
+    flow_enter: float = 0.5  # score past this (against a side) turns it toxic; inf = signal off
+    flow_exit: float = 0.2
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -97,6 +106,10 @@ class ToxicityParams:
             raise ValueError("markout_min_fills and ofi_min_trades must be >= 1")
         if self.widen_bps < 0 or self.skew_bps < 0:
             raise ValueError("widen_bps and skew_bps must be >= 0")
+        if not (self.flow_halflife_s > 0 and self.flow_norm_halflife_s > self.flow_halflife_s):
+            raise ValueError("need 0 < flow_halflife_s < flow_norm_halflife_s")
+        if not 0 <= self.flow_exit <= self.flow_enter or self.flow_size_power < 0:
+            raise ValueError("need 0 <= flow_exit <= flow_enter (hysteresis) and flow_size_power >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,16 +287,72 @@ class SideToxicity:
                 self.intensity = 0.0
 
 
+class DecayedSum:
+    """A sum whose terms decay with a half-life in passed-in time (lazily, on each add or read)."""
+
+    __slots__ = ("_last_ns", "_rate_per_ns", "value")
+
+    def __init__(self, halflife_s: float) -> None:
+        self._rate_per_ns = math.log(2.0) / (halflife_s * NS_PER_S)
+        self._last_ns = 0
+        self.value = 0.0
+
+    def at(self, now_ns: int) -> float:
+        if now_ns > self._last_ns:
+            if self.value != 0.0:
+                self.value *= math.exp(-(now_ns - self._last_ns) * self._rate_per_ns)
+            self._last_ns = now_ns
+        return self.value
+
+    def add(self, now_ns: int, x: float) -> None:
+        self.value = self.at(now_ns) + x
+
+
+class FlowScore:
+    """Concentrated one-sided flow: `Σ sign·w / (W_long · h_short/h_long)` with `w = (size/typical)^p`.
+
+    `typical` is the decayed mean print size over the long half-life. One-sided flow of typical prints
+    at the usual rate scores ~±1; two-sided flow ~0; a burst (more prints than usual) or prints larger
+    than usual (a taker's size against the typical print) score more: the seed's "one-sided,
+    concentrated in size, not sliced in time".
+    """
+
+    __slots__ = ("_count", "_power", "_ratio", "_signed", "_size", "_weights")
+
+    def __init__(self, halflife_s: float, norm_halflife_s: float, size_power: float) -> None:
+        self._signed = DecayedSum(halflife_s)
+        self._weights = DecayedSum(norm_halflife_s)
+        self._size = DecayedSum(norm_halflife_s)
+        self._count = DecayedSum(norm_halflife_s)
+        self._ratio = halflife_s / norm_halflife_s
+        self._power = size_power
+
+    def on_trade(self, sign: int, size_base: float, now_ns: int) -> None:
+        count = self._count.at(now_ns)
+        typical = self._size.at(now_ns) / count if count > 0.0 else size_base
+        w = (size_base / typical) ** self._power if typical > 0.0 else 1.0
+        self._signed.add(now_ns, sign * w)
+        self._weights.add(now_ns, w)
+        self._size.add(now_ns, size_base)
+        self._count.add(now_ns, 1.0)
+
+    def score(self, now_ns: int) -> float:
+        norm = self._weights.at(now_ns) * self._ratio
+        return self._signed.at(now_ns) / norm if norm > 0.0 else 0.0
+
+
 class ToxicityMonitor:
     """Both signals and both sides. Feed fills, public trades and mids; read the per-side response."""
 
     def __init__(self, params: ToxicityParams) -> None:
         self.params = params
         self.markouts = MarkoutTracker(params.markout_horizons_s, params.signal_horizon_s, params.markout_window_s)
-        self.flow = RollingWindow(round(params.ofi_window_s * NS_PER_S))  # sums: buy size, sell size
+        self.trades = RollingWindow(round(params.ofi_window_s * NS_PER_S))  # sums: buy size, sell size
         self.bid = SideToxicity(params.decay_halflife_s)
         self.ask = SideToxicity(params.decay_halflife_s)
         self.ofi = 0.0
+        self.flow = FlowScore(params.flow_halflife_s, params.flow_norm_halflife_s, params.flow_size_power)
+        self.flow_score = 0.0  # > 0: buyers (threatens our ask), < 0: sellers (threatens our bid)
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
 
@@ -294,18 +363,21 @@ class ToxicityMonitor:
     def on_trade(self, aggressor_sign: int, size_base: float, now_ns: int) -> None:
         """A public trade: `aggressor_sign` +1 when the taker bought (lifted the ask), −1 when it sold."""
         if aggressor_sign > 0:
-            self.flow.add(now_ns, size_base, 0.0)
+            self.trades.add(now_ns, size_base, 0.0)
         else:
-            self.flow.add(now_ns, 0.0, size_base)
+            self.trades.add(now_ns, 0.0, size_base)
+        self.flow.on_trade(aggressor_sign, size_base, now_ns)
 
     def update(self, now_ns: int, mid_px: float) -> None:
         """Resolve due markouts, recompute both signals and step both sides' state machines."""
         p = self.params
         self.markouts.observe(now_ns, mid_px)
-        self.flow.expire(now_ns)
-        enough_trades = self.flow.count >= p.ofi_min_trades
-        ofi = order_flow_imbalance(self.flow.sum_a, self.flow.sum_b) if enough_trades else 0.0
+        self.trades.expire(now_ns)
+        enough_trades = self.trades.count >= p.ofi_min_trades
+        ofi = order_flow_imbalance(self.trades.sum_a, self.trades.sum_b) if enough_trades else 0.0
         self.ofi = ofi
+        flow = self.flow.score(now_ns)
+        self.flow_score = flow
         buys = self.markouts.recent_buys
         sells = self.markouts.recent_sells
         bid_bps = average_markout_bps(buys) if buys.count >= p.markout_min_fills else math.nan
@@ -316,23 +388,24 @@ class ToxicityMonitor:
         # side reads its pressure (see SideToxicity.update): the other sides skip computing it.
         bid, ask = self.bid, self.ask
         bid.update(
-            bid_bps < -p.markout_enter_bps or ofi < -p.ofi_enter,
-            bid_bps < -p.markout_exit_bps or ofi < -p.ofi_exit,
+            bid_bps < -p.markout_enter_bps or ofi < -p.ofi_enter or flow < -p.flow_enter,
+            bid_bps < -p.markout_exit_bps or ofi < -p.ofi_exit or flow < -p.flow_exit,
             now_ns,
-            self._pressure(-bid_bps, -ofi) if bid.state is TOXIC else 1.0,
+            self._pressure(-bid_bps, -ofi, -flow) if bid.state is TOXIC else 1.0,
         )
         ask.update(
-            ask_bps < -p.markout_enter_bps or ofi > p.ofi_enter,
-            ask_bps < -p.markout_exit_bps or ofi > p.ofi_exit,
+            ask_bps < -p.markout_enter_bps or ofi > p.ofi_enter or flow > p.flow_enter,
+            ask_bps < -p.markout_exit_bps or ofi > p.ofi_exit or flow > p.flow_exit,
             now_ns,
-            self._pressure(-ask_bps, ofi) if ask.state is TOXIC else 1.0,
+            self._pressure(-ask_bps, ofi, flow) if ask.state is TOXIC else 1.0,
         )
 
-    def _pressure(self, adverse_bps: float, ofi_against: float) -> float:
-        """A side's signal strength in [0, 1]: the stronger of its two ramps between exit and enter."""
+    def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
+        """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
         p = self.params
+        flow = ramp(flow_against, p.flow_exit, p.flow_enter) if p.flow_enter < math.inf else 0.0
         return max(
-            ramp(adverse_bps, p.markout_exit_bps, p.markout_enter_bps), ramp(ofi_against, p.ofi_exit, p.ofi_enter)
+            ramp(adverse_bps, p.markout_exit_bps, p.markout_enter_bps), ramp(ofi_against, p.ofi_exit, p.ofi_enter), flow
         )
 
     def bid_extra_px(self, mid_px: float) -> float:

@@ -179,6 +179,10 @@ PARAMS = ToxicityParams(
     widen_bps=10.0,
     skew_bps=4.0,
     decay_halflife_s=10.0,
+    # these tests drive the markout and OFI signals; the concentrated-flow score has its own
+    # (tests/unit/test_toxicity_flow.py) and is switched off here so it cannot fire first
+    flow_enter=math.inf,
+    flow_exit=math.inf,
 )
 
 

@@ -425,7 +425,7 @@ class SoakChecker:
             self.violate(now_ns, "restart_reconcile", where="recovery", mismatches=mismatches)
         self._take_exchange_fills()
         st = self.state
-        if not ledger_problems.get("missing_fills"):
+        if "fills" not in ledger_problems:
             # every fill made while no bot listened is in the ledger, and so in the positions the
             # new engine adopted: reaching it later would be a replay, which it must drop
             for key in st.undelivered:

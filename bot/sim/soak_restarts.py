@@ -119,30 +119,44 @@ def restart(engine: Engine, venue: SoakVenue, ledger: Ledger) -> dict[str, Any]:
 
 def ledger_matches_exchange(ledger: Ledger, exchange: RecordingMockExchange) -> dict[str, Any]:
     """Differences between the ledger (this session) and the exchange: fills missing from the
-    ledger, fills it holds that the exchange never made, and positions; {} when they agree."""
+    ledger, fills it holds that the exchange never made, fills held twice, and positions; {} when
+    they agree.
+
+    The exchange numbers its fills F1..Fn (`_fill_n` of them so far) and keeps only the newest in its
+    history, so the ids are checked by number in SQL (n distinct ids, every one within 1..n: exactly
+    the exchange's) and the symbols on the fills the history still holds; no set of a day's fills is
+    built in Python, whose memory the soak's memory check would count."""
     ledger.flush(force=True)
-    rows = ledger._read(
-        "SELECT symbol, fill_id FROM fills WHERE venue = ? AND venue_session = ?", (VENUE, SESSION)
-    )  # our own rows: the ledger's reader, which fails the ledger cleanly on an SQLite error
-    held = [(str(s), str(f)) for s, f in rows]
-    made = {(f.symbol, f.fill_id) for f in exchange.fills_since(0)}
+    made = exchange._fill_n
+    where = "FROM fills WHERE venue = ? AND venue_session = ?"
+    args = (VENUE, SESSION)
+    # our own rows, through the ledger's reader (an SQLite error fails the ledger cleanly)
+    ((held, distinct, lowest, highest),) = ledger._read(
+        f"SELECT COUNT(*), COUNT(DISTINCT fill_id), MIN(CAST(substr(fill_id, 2) AS INTEGER)),"
+        f" MAX(CAST(substr(fill_id, 2) AS INTEGER)) {where}",
+        args,
+    )
     problems: dict[str, Any] = {}
-    missing = sorted(made - set(held))
-    extra = sorted(set(held) - made)
-    if missing:
-        problems["missing_fills"] = [f"{s}:{f}" for s, f in missing[:10]]
-        problems["missing_count"] = len(missing)
-    if extra:
-        problems["extra_fills"] = [f"{s}:{f}" for s, f in extra[:10]]
-    if len(held) != len(set(held)):
-        problems["fills_twice"] = len(held) - len(set(held))
+    if distinct != made or (made and (lowest != 1 or highest != made)):
+        problems["fills"] = {"exchange_made": made, "ledger_distinct": distinct, "ledger_ids": [lowest, highest]}
+    if held != distinct:
+        problems["fills_twice"] = held - distinct
+    recent = exchange.fills_since(0)
+    if recent:
+        first = int(recent[0].fill_id[1:])
+        rows = ledger._read(
+            f"SELECT symbol, fill_id {where} AND CAST(substr(fill_id, 2) AS INTEGER) >= ?", (*args, first)
+        )
+        wrong = {(f.symbol, f.fill_id) for f in recent} ^ {(str(sym), str(fid)) for sym, fid in rows}
+        if wrong:
+            problems["symbol_or_id_differs"] = sorted(f"{sym}:{fid}" for sym, fid in wrong)[:10]
     ours = ledger.recover(VENUE, SESSION).positions_lots
     theirs = exchange.positions()
-    wrong = {
+    wrong_positions = {
         s: {"ledger_lots": ours.get(s, 0), "exchange_lots": lots}
         for s, lots in theirs.items()
         if ours.get(s, 0) != lots
     }
-    if wrong:
-        problems["positions"] = wrong
+    if wrong_positions:
+        problems["positions"] = wrong_positions
     return problems

@@ -54,17 +54,27 @@ async def start_bot(server: DialectServer, ledger: Path) -> BotProcess:
     return BotProcess(proc)
 
 
-def fill_a_resting_bid(server: DialectServer) -> str:
+def fill_a_resting_quote(server: DialectServer) -> str | None:
+    """An outside taker trades through our best resting spot quote (bid, else ask) and what is ahead
+    of it. None if nothing of ours rests any more: the market runs on after the kill, so its own
+    takers may have filled our quotes first."""
     exchange = server.exchange
-    bid = max(
-        (o for o in exchange.open_orders() if o.symbol == SPOT_SYMBOL and o.side is Side.BUY),
-        key=lambda o: o.price_ticks,
-    )
-    depth = exchange.snapshot(SPOT_SYMBOL, exchange.now_ns).bids
-    lots = sum(size for price, size in depth if price >= bid.price_ticks)
-    exchange.simulate_taker(SPOT_SYMBOL, Side.SELL, lots, limit_ticks=bid.price_ticks)
+    ours = [o for o in exchange.open_orders() if o.symbol == SPOT_SYMBOL]
+    bids = [o for o in ours if o.side is Side.BUY]
+    asks = [o for o in ours if o.side is Side.SELL]
+    book = exchange.snapshot(SPOT_SYMBOL, exchange.now_ns)
+    if bids:
+        quote = max(bids, key=lambda o: o.price_ticks)
+        lots = sum(size for price, size in book.bids if price >= quote.price_ticks)
+        exchange.simulate_taker(SPOT_SYMBOL, Side.SELL, lots, limit_ticks=quote.price_ticks)
+    elif asks:
+        quote = min(asks, key=lambda o: o.price_ticks)
+        lots = sum(size for price, size in book.asks if price <= quote.price_ticks)
+        exchange.simulate_taker(SPOT_SYMBOL, Side.BUY, lots, limit_ticks=quote.price_ticks)
+    else:
+        return None
     server.pacer.wake()
-    return bid.client_id
+    return quote.client_id
 
 
 @pytest.mark.slow
@@ -87,10 +97,14 @@ async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_p
         finally:
             first.kill()
         seen_before = len(executions)
-        orphan = fill_a_resting_bid(server)
-        await until(lambda: len(executions) > seen_before, 10.0, "the orphan's execution")
+        orphan = fill_a_resting_quote(server)
+        if orphan is not None:  # the market's own takers may have filled other quotes of ours too
+            await until(lambda: len(executions) > seen_before, 20.0, "the orphan's execution")
+        # else: a cancel the bot sent before the kill took our last quote (seen 1 run in 5 at load
+        # 10); what the restart must then recover is whatever the market filled while it was dead
         dead = [e.row for e in executions[seen_before:]]
-        assert {r["orderLinkId"] for r in dead} == {orphan}
+        if orphan is not None:
+            assert orphan in {r["orderLinkId"] for r in dead}
 
         second = await start_bot(server, ledger)
         try:

@@ -113,6 +113,16 @@ async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_p
             assert recovery["fill_history"] == "ok" and recovery["last_run_ended_cleanly"] is False
             assert {f"{SPOT_SYMBOL}:{r['execId']}" for r in dead} <= set(recovery["recovered_fill_ids"])
             assert recovery["mismatches"] == {}
+            # trades again: an outside taker trades through one of its quotes (waiting for the market's
+            # own takers to reach them timed out 1 run in 4 on a quiet machine)
+            taken = None
+            for _ in range(5):  # a quote may be canceled between the look and the take: look again
+                await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
+                            "a resting quote of the restarted bot")  # fmt: skip
+                taken = fill_a_resting_quote(server)
+                if taken is not None:
+                    break
+            assert taken is not None, "the restarted bot's quotes never stayed long enough to take one"
             await second.wait_for("order.filled", timeout_s=40, after=i)
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code(timeout_s=30) == 0

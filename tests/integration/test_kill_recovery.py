@@ -31,6 +31,7 @@ from conftest import Record, is_event, until
 from bot.config import load_settings
 from bot.domain import Side
 from bot.runtime.ledger import recover_state
+from bot.venues.mock import MockExchange
 from bot.venues.mock.server import MockExchangeServer
 
 SPOT = "TOKEN/USDT"
@@ -102,23 +103,23 @@ class BotProcess:
             self.proc.kill()
 
 
-def fill_an_orphan(server: MockExchangeServer) -> str | None:
-    """An outside taker trades through one of our resting spot quotes (and everything ahead of it):
-    the best bid, or the best ask if no bid rests. None if nothing of ours rests any more: the
-    market kept running after the kill, so background takers may already have filled them."""
-    exchange = server.exchange
-    ours = [o for o in exchange.open_orders() if o.symbol == SPOT]
+def take_a_resting_quote(exchange: MockExchange, symbol: str) -> str | None:
+    """An outside taker trades through our best resting quote on `symbol` (the bid, else the ask) and
+    everything ahead of it; its client id. None if nothing of ours rests: after a kill the market
+    runs on, so its own takers may have filled our quotes first, or a cancel sent before the kill
+    may have taken the last one."""
+    ours = [o for o in exchange.open_orders() if o.symbol == symbol]
     bids = [o for o in ours if o.side is Side.BUY]
     asks = [o for o in ours if o.side is Side.SELL]
-    book = exchange.snapshot(SPOT, exchange.now_ns)
+    book = exchange.snapshot(symbol, exchange.now_ns)
     if bids:
         quote = max(bids, key=lambda o: o.price_ticks)
         lots = sum(size for price, size in book.bids if price >= quote.price_ticks)
-        exchange.simulate_taker(SPOT, Side.SELL, lots, limit_ticks=quote.price_ticks)
+        exchange.simulate_taker(symbol, Side.SELL, lots, limit_ticks=quote.price_ticks)
     elif asks:
         quote = min(asks, key=lambda o: o.price_ticks)
         lots = sum(size for price, size in book.asks if price <= quote.price_ticks)
-        exchange.simulate_taker(SPOT, Side.BUY, lots, limit_ticks=quote.price_ticks)
+        exchange.simulate_taker(symbol, Side.BUY, lots, limit_ticks=quote.price_ticks)
     else:
         return None
     return quote.client_id
@@ -153,7 +154,7 @@ async def test_kill_9_mid_session_then_restart_loses_no_fill_and_counts_none_twi
         finally:
             first.kill()
         fills_before = len(exchange.fills_since(0))
-        orphan = fill_an_orphan(server)  # the bot is dead: it never sees this fill
+        orphan = take_a_resting_quote(exchange, SPOT)  # the bot is dead: it never sees this fill
         dead_fills = exchange.fills_since(0)[fills_before:]
         # The bot's quotes rested when it was killed (waited for above); whichever way they went
         # while it was dead, through our taker or the market's, at least one filled unseen.

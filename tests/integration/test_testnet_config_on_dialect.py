@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import until
-from test_kill_recovery import BotProcess
+from test_kill_recovery import BotProcess, take_a_resting_quote
 
 from bot.domain import Side
 from bot.runtime.ledger import recover_state
@@ -55,26 +55,10 @@ async def start_bot(server: DialectServer, ledger: Path) -> BotProcess:
 
 
 def fill_a_resting_quote(server: DialectServer) -> str | None:
-    """An outside taker trades through our best resting spot quote (bid, else ask) and what is ahead
-    of it. None if nothing of ours rests any more: the market runs on after the kill, so its own
-    takers may have filled our quotes first."""
-    exchange = server.exchange
-    ours = [o for o in exchange.open_orders() if o.symbol == SPOT_SYMBOL]
-    bids = [o for o in ours if o.side is Side.BUY]
-    asks = [o for o in ours if o.side is Side.SELL]
-    book = exchange.snapshot(SPOT_SYMBOL, exchange.now_ns)
-    if bids:
-        quote = max(bids, key=lambda o: o.price_ticks)
-        lots = sum(size for price, size in book.bids if price >= quote.price_ticks)
-        exchange.simulate_taker(SPOT_SYMBOL, Side.SELL, lots, limit_ticks=quote.price_ticks)
-    elif asks:
-        quote = min(asks, key=lambda o: o.price_ticks)
-        lots = sum(size for price, size in book.asks if price <= quote.price_ticks)
-        exchange.simulate_taker(SPOT_SYMBOL, Side.BUY, lots, limit_ticks=quote.price_ticks)
-    else:
-        return None
+    """An outside taker trades through our best resting spot quote (see take_a_resting_quote)."""
+    taken = take_a_resting_quote(server.exchange, SPOT_SYMBOL)
     server.pacer.wake()
-    return quote.client_id
+    return taken
 
 
 @pytest.mark.slow

@@ -109,6 +109,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 SEED = _number(int, 0, 2**63 - 1)  # numpy's generators take non-negative seeds
 POSITIVE = _number(float, 0, strict=True)
+NON_NEGATIVE = _number(float, 0)
 MINUTES = _number(float, 0, 7 * 24 * 60, strict=True)  # simulated: at most a week
 JSON_HELP = "stdout: one JSON object and nothing else (tables and log lines go to stderr)"
 LOG_FORMAT_HELP = "json lines, console, or auto: console on a terminal (default: %(default)s)"
@@ -176,17 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cex-volume",
-        type=float,
+        type=NON_NEGATIVE,
         default=500_000.0,
         help="our CEX fills, quote/day at the start price (default: %(default)s)",
     )
     p.add_argument(
         "--pool-noise",
-        type=float,
+        type=NON_NEGATIVE,
         default=0.1,
         help="pool noise swaps per day, fraction of its value (default: %(default)s)",
     )
-    p.add_argument("--funding", type=float, default=0.0, help="perp funding, per year, > 0 shorts receive (default: 0)")
+    p.add_argument(
+        "--funding", type=_number(float), default=0.0, help="perp funding, per year, > 0 shorts receive (default: 0)"
+    )
     p.add_argument(
         "--measure-minutes",
         type=float,

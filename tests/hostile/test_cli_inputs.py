@@ -56,6 +56,9 @@ CASES = [
         ["deal.calls", "MMBOT__DEAL__CALLS"],
     ),
     ("unknown log level", ["run", "--log-level", "LOUD", "--duration", "1s"], {}, {}, ["--log-level", "LOUD"]),
+    ("negative CEX volume", ["simulate", "deal", "--cex-volume", "-5"], {}, {}, ["--cex-volume", ">= 0"]),
+    ("negative pool noise", ["simulate", "deal", "--pool-noise", "-1"], {}, {}, ["--pool-noise", ">= 0"]),
+    ("NaN funding", ["simulate", "deal", "--funding", "nan"], {}, {}, ["--funding", "finite"]),
     # item 7
     ("misspelt env section", ["check-config"], {"MMBOT__QOUTER__GAMMA_PER_QUOTE": "5"}, {}, ["qouter", "unknown key"]),
     ("ftp venue", ["check-config", "v.toml"], {}, {"v.toml": b'[runtime]\nvenue = "ftp://x"\n'}, ["runtime.venue"]),

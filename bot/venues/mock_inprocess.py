@@ -45,10 +45,7 @@ class InProcessMockVenue:
         return None
 
     async def stream(self, sink: EventSink) -> None:
-        while True:
-            for event in self._pacer.due():
-                sink(event)
-            await self._pacer.sleep()
+        await self._pacer.pump(sink)
 
     async def execute(self, command: Command) -> None:
         self.exchange.submit(command, self.clock_ns())

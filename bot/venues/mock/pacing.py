@@ -60,6 +60,13 @@ class Pacer:
     def wake(self) -> None:
         self._wake.set()
 
+    async def pump(self, sink: Callable[[Event], None]) -> None:
+        """Forever: hand on to `sink` what fell due, then wait (a venue's `stream`)."""
+        while True:
+            for event in self.due():
+                sink(event)
+            await self.sleep()
+
     async def sleep(self) -> None:
         """Until the next scheduled event (in wall time), a `wake()`, or MAX_IDLE_S, whichever is first."""
         pending = self.exchange.next_event_ns()

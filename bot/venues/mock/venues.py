@@ -244,10 +244,7 @@ class MultiMockVenue:
         return None
 
     async def stream(self, sink: EventSink) -> None:
-        while True:
-            for event in self._pacer.due():
-                sink(event)
-            await self._pacer.sleep()
+        await self._pacer.pump(sink)
 
     async def execute(self, command: Command) -> None:
         self.venues.submit(command, self.clock_ns())

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import until
 from websockets.asyncio.client import connect
 
 from bot.app import _run, build_engine
@@ -92,6 +95,22 @@ async def test_the_idle_server_replays_one_position_snapshot_per_symbol() -> Non
     assert all(p["ts_ns"] >= newest - mock["position_interval_ms"] * 1_000_000 for p in positions)  # the newest
 
 
+async def run_until_holding(server: MockExchangeServer, settings: Any) -> dict[str, Any]:
+    """Run the bot until the exchange holds a spot position for it, then stop it as an operator does
+    (SIGINT: a clean stop that cancels its quotes). A fixed run length got no fill at all when the
+    machine was loaded and start-up took most of it."""
+    run = asyncio.create_task(_run(settings, duration_s=None, run_id="first"))
+    try:
+        await until(lambda: run.done() or server.exchange.positions()[SPOT.symbol] != 0, 60.0, "a spot position")
+        if not run.done():  # the runner's own handler turns SIGINT into request_stop while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        async with asyncio.timeout(30.0):
+            return await run
+    finally:
+        if not run.done():
+            run.cancel()
+
+
 def config_symbols(config: Any) -> list[str]:
     return [config.spot.symbol, config.perp.symbol]
 
@@ -112,7 +131,7 @@ async def test_a_bot_joining_an_idle_server_holding_positions_adopts_them_once(t
                 },
             )
 
-        first = await _run(settings(str(tmp_path / "l.sqlite")), duration_s=1.5, run_id="first")
+        first = await run_until_holding(server, settings(str(tmp_path / "l.sqlite")))
         assert first["fills"] > 0
         held = server.exchange.positions()
         assert any(held.values())

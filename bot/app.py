@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 import uuid
@@ -19,6 +20,7 @@ from bot.core.deal import DealEvent, DealLifecycle, DealState, DealTerms, ns_dat
 from bot.core.engine import Engine, EngineParams, MarketSpec
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedger import HedgeParams
+from bot.core.lp import PoolState
 from bot.core.quoting import QuoteParams
 from bot.domain import DEFAULT_VENUE, Instrument
 from bot.logs import bind_context, configure_logging, get_logger
@@ -83,7 +85,11 @@ def build_engine(
         hedge_resume_after_ns=int(settings.hedger.halt_resume_s * NS_PER_S),
         client_id_tag=client_id_tag,
         options=terms.call_options(settled=state.settled_strikes) if terms is not None else (),
-        lp=terms.lp_position() if terms is not None and terms.dex_pool_size_quote > 0 else None,
+        lp=(
+            terms.lp_position(state.pool, state.venue_session)
+            if terms is not None and terms.dex_pool_size_quote > 0
+            else None
+        ),
         option_vol_annual=None if deal.use_estimator_vol else deal.implied_vol_annual,
         lp_volume_ratio=deal.dex_volume_ratio if terms is not None else 0.0,
         deal_lifecycle=(
@@ -243,9 +249,13 @@ def _open_ledger(settings: Settings, on_failure: LedgerFailure) -> Ledger | None
     return Ledger(path, settings.ledger, on_failure=on_failure) if path else None
 
 
-def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: int) -> DealState | None:
+def _deal_state(
+    settings: Settings, ledger: Ledger | None, run_id: str, now_ns: int, venue_session: str = ""
+) -> DealState | None:
     """Where the deal stands, from the ledger (any venue: the deal outlives a venue session). A deal
-    without a configured start_date starts at its first run, which the ledger records."""
+    without a configured start_date starts at its first run, which the ledger records; the simulated
+    pool is where the last run left it (its deposit is recorded once, by the first run).
+    `venue_session`: the venue's fill session if it persists across runs, "" for a fresh exchange."""
     deal = settings.deal
     if not deal.apply_to_portfolio:
         return None
@@ -254,8 +264,16 @@ def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: 
         started = DealEvent("started", now_ns)
         if ledger is not None:
             ledger.record_deal_event(run_id, started)
-        state = DealState.from_events([started])
+        state = dataclasses.replace(state, start_ns=now_ns)
     terms = DealTerms.from_config(deal, start_ns=state.start_ns)
+    saved = ledger.pool_state() if ledger is not None else None
+    pool = PoolState.from_dict(saved) if saved is not None else None
+    state = dataclasses.replace(state, pool=pool, venue_session=venue_session)
+    if pool is None and ledger is not None and deal.dex_pool_model == "constant_product" and deal.dex_pool_size_quote:
+        fresh = terms.lp_position()
+        px = terms.token_price_px
+        deposit = DealEvent("lp_deposited", now_ns, fresh.token_base(px), px, None, fresh.value_quote(px) / 2.0)
+        ledger.record_deal_event(run_id, deposit)
     get_logger().info(
         "deal.state",
         start_date=ns_date(terms.start_ns),
@@ -265,6 +283,10 @@ def _deal_state(settings: Settings, ledger: Ledger | None, run_id: str, now_ns: 
         calls_settled=sorted(state.settled_strikes),
         sold_base=state.sold_base,
         loan_returned_base=state.loan_returned_base,
+        pool_restored=pool is not None,
+        pool_token_base=pool.token_base if pool is not None else None,
+        pool_quote=pool.quote if pool is not None else None,
+        pool_fees_quote=pool.fees_quote if pool is not None else None,
     )
     return state
 
@@ -311,7 +333,7 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
         except LedgerFailed:
             await _close_quietly(venue)
             raise
-        deal_state = _deal_state(settings, ledger, run_id, clock_ns())
+        deal_state = _deal_state(settings, ledger, run_id, clock_ns(), session if persistent_venue else "")
         engine = build_engine(
             settings,
             spot,

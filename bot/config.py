@@ -625,6 +625,11 @@ class DealConfig(Section):
         0.5, description="share of the pool value held in the token: a constant-product pool is always 0.5"
     )
     dex_fee_rate: Fraction = Field(0.003, description="fraction of swap volume paid to the pool")
+    dex_pool_share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        1.0,
+        description="our share of the simulated pool's liquidity (the pool holds dex_pool_size_quote / this); "
+        "our delta, value and fees are this share of the pool's",
+    )
     dex_pool_model: Literal["constant_product", "formula"] = Field(
         "constant_product",
         description='"constant_product": a simulated x·y = k pool with its own price (public trades as noise '

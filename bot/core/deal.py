@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.execution import SaleSchedule, book_density_quote, plan_sale
-from bot.core.lp import ConstantProductLp, SimulatedPool
+from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool
 from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
 if TYPE_CHECKING:  # the core does not depend on the settings machinery at run time
@@ -97,6 +97,7 @@ class DealTerms:
     start_ns: int = 0
     loan_return_ns: int = round(NS_PER_YEAR_365)
     dex_pool_model: str = "formula"
+    dex_pool_share: float = 1.0  # our fraction of the pool's liquidity
 
     @classmethod
     def from_config(cls, cfg: DealConfig, start_ns: int | None = None) -> DealTerms:
@@ -127,6 +128,7 @@ class DealTerms:
             start_ns=start,
             loan_return_ns=loan_end,
             dex_pool_model=cfg.dex_pool_model,
+            dex_pool_share=cfg.dex_pool_share,
         )
 
     def call_options(self, settled: Iterable[float] = ()) -> tuple[CallOption, ...]:
@@ -137,12 +139,18 @@ class DealTerms:
             CallOption(c.strike_px, c.quantity_base, c.expiry_ns) for c in self.calls if c.strike_px not in done
         )
 
-    def lp_position(self) -> ConstantProductLp | SimulatedPool:
+    def lp_position(self, state: PoolState | None = None, session: str = "") -> ConstantProductLp | SimulatedPool:
         """The DEX pool position at the deal's token price: a constant-product pool holds equal value of
         each asset (x·P = y), so L = value / (2√P). `constant_product`: a simulated pool with its own
-        reserves and price; `formula`: the position priced at the CEX mid."""
+        reserves and price, restored from `state` (the ledger's, where the last run left it: its
+        reserves, share and fees, not a fresh deposit) when given; `formula`: the position priced at
+        the CEX mid. `session`: the venue session now (trade ids already swapped hold within it)."""
         if self.dex_pool_model == "constant_product":
-            return SimulatedPool.balanced(self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate)
+            if state is not None:
+                return SimulatedPool.from_state(state, session)
+            return SimulatedPool.balanced(
+                self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate, self.dex_pool_share
+            )
         return ConstantProductLp.from_value(self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate)
 
 
@@ -314,6 +322,8 @@ class DealState:
     loan_returned_base: float = 0.0
     lp_token_base: float | None = None
     lp_quote: float | None = None
+    pool: PoolState | None = None  # the simulated pool as the last run left it (the ledger's deal_pool)
+    venue_session: str = ""  # the venue session of this run: trade ids the pool saw hold within it
 
     @classmethod
     def from_events(cls, events: Iterable[DealEvent]) -> DealState:

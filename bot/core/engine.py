@@ -40,7 +40,7 @@ from bot.core.deal import DealEvent, DealLifecycle
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.hedge_desk import HedgeDesk
 from bot.core.hedger import HedgeParams, Hedger
-from bot.core.lp import ConstantProductLp, SimulatedPool
+from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool
 from bot.core.options import CallOption, annualised_vol
 from bot.core.orders import OrderManager
 from bot.core.portfolio import Portfolio
@@ -240,6 +240,7 @@ class Engine:
         self._suspect_diffs: dict[str, int] = {}  # venue − ours seen on the last position snapshot
         self._underlying_mark = (math.nan, 0)  # (main mid, time) the calls and pool were last valued at
         self._deal_events: list[DealEvent] = []  # settled calls, the loan's return: for the ledger
+        self._pool_version = -1  # the simulated pool's version last handed to the ledger
         # equity is read on every requote but changes only with the portfolio (its `version`) or a mid
         # (`_marks_version`, bumped when any book's mid moves): cache it on both
         self._marks_version = 0
@@ -373,7 +374,9 @@ class Engine:
             return []
         if q is self.quoter and self.p.lp_volume_ratio > 0.0:
             notional = q.spot.notional(event.price_ticks, event.size_lots)
-            self.portfolio.on_lp_volume(self.p.lp_volume_ratio * notional, event.aggressor.sign)
+            self.portfolio.on_lp_volume(
+                self.p.lp_volume_ratio * notional, event.aggressor.sign, trade_id=event.trade_id
+            )
         return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
@@ -559,6 +562,15 @@ class Engine:
         """The deal events since the last call (the ledger observer records them)."""
         out, self._deal_events = self._deal_events, []
         return out
+
+    def pop_pool_state(self) -> PoolState | None:
+        """The simulated pool's state if it changed since the last call (the ledger observer persists
+        it, so a restart carries the reserves over), else None."""
+        lp = self.p.lp
+        if not isinstance(lp, SimulatedPool) or lp.version == self._pool_version:
+            return None
+        self._pool_version = lp.version
+        return lp.state()
 
     def _option_vol_annual(self, spot_px: float) -> float:
         """The calls' Black-Scholes σ: the configured implied vol, else the long-horizon σ estimator.

@@ -15,7 +15,9 @@ venue's public trade volume, see DealConfig.dex_volume_ratio), since the bot tra
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,58 +95,169 @@ def _check_price(price_px: float) -> None:
         raise ValueError(f"price must be finite and > 0, got {price_px!r}")
 
 
-class SimulatedPool:
-    """A constant-product pool we are the only LP of, with its own price (Uniswap v2 style; the
-    vectorised twin for `mmbot simulate deal` is `bot/sim/pool.py`).
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """Everything a `SimulatedPool` is, to persist it (the ledger's `deal_pool` row) and restore it
+    exactly: the reserves, our share of them, what we earned, and the trades already swapped
+    (`recent_trade_ids` of the venue session `session`), so a trade delivered again after a restart
+    or a reconnect is not swapped twice."""
 
-    Reserves x tokens, y quote, x·y = k; a swap pays `fee_rate` on its input (paid out to us as
-    `fees_quote`, tokens valued at the CEX price of the moment) and the net input moves along
-    x·y = k. Noise swaps come from the CEX's public trades (`swap`: a public buy buys tokens from the
-    pool too, `dex_volume_ratio` of its notional); arbitrageurs bring the pool back into
+    token_base: float  # x, the pool's whole token reserve
+    quote: float  # y, its quote reserve
+    fee_rate: float
+    share: float  # our fraction of the pool's liquidity (1.0: we are its only LP)
+    fees_quote: float  # our fee income so far (our share of every fee)
+    swap_volume_quote: float
+    arb_volume_quote: float
+    swaps: int
+    arbs: int
+    session: str = ""
+    recent_trade_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "token_base": self.token_base,
+            "quote": self.quote,
+            "fee_rate": self.fee_rate,
+            "share": self.share,
+            "fees_quote": self.fees_quote,
+            "swap_volume_quote": self.swap_volume_quote,
+            "arb_volume_quote": self.arb_volume_quote,
+            "swaps": self.swaps,
+            "arbs": self.arbs,
+            "session": self.session,
+            "recent_trade_ids": list(self.recent_trade_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PoolState:
+        return cls(
+            token_base=float(d["token_base"]),
+            quote=float(d["quote"]),
+            fee_rate=float(d["fee_rate"]),
+            share=float(d["share"]),
+            fees_quote=float(d["fees_quote"]),
+            swap_volume_quote=float(d["swap_volume_quote"]),
+            arb_volume_quote=float(d["arb_volume_quote"]),
+            swaps=int(d["swaps"]),
+            arbs=int(d["arbs"]),
+            session=str(d.get("session", "")),
+            recent_trade_ids=tuple(str(t) for t in d.get("recent_trade_ids", ())),
+        )
+
+
+class SimulatedPool:
+    """A constant-product pool with its own price (Uniswap v2 style; the vectorised twin for
+    `mmbot simulate deal` is `bot/sim/pool.py`), of which we hold `share` of the liquidity.
+
+    Reserves x tokens, y quote, x·y = k; a swap pays `fee_rate` on its input (our `share` of it paid
+    out to us as `fees_quote`, tokens valued at the CEX price of the moment) and the net input moves
+    along x·y = k. Noise swaps come from the CEX's public trades (`swap`: a public buy buys tokens
+    from the pool too, `dex_volume_ratio` of its notional); arbitrageurs bring the pool back into
     [S·(1 − f), S/(1 − f)] around the CEX mid S on every mark (`arbitrage`), paying the fee. Our
-    position is the pool: its delta is the token reserve x, its value x·S + y, so the impermanent
-    loss comes from the reserves, not from a formula.
+    position is `share` of the pool: its delta is share·x, its value share·(x·S + y), so the
+    impermanent loss comes from the reserves, not from a formula.
+
+    State persists (`state` / `from_state`): a restart carries the reserves, share and fees over
+    exactly, and a trade id already swapped in the same venue session is not swapped again.
     """
 
-    def __init__(self, token_base: float, quote: float, fee_rate: float) -> None:
+    RECENT_TRADES = 256  # trade ids remembered: a venue's re-delivery after a reconnect is recent
+
+    def __init__(self, token_base: float, quote: float, fee_rate: float, share: float = 1.0) -> None:
         if not (token_base > 0 and quote > 0 and math.isfinite(token_base) and math.isfinite(quote)):
             raise ValueError(f"reserves must be finite and > 0, got {token_base!r}, {quote!r}")
         if not 0 <= fee_rate < 1:
             raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
         self.x = token_base
         self.y = quote
         self.fee_rate = fee_rate
+        self.share = share
         self.fees_quote = 0.0
         self.swap_volume_quote = 0.0
         self.arb_volume_quote = 0.0
+        self.swaps = 0
+        self.arbs = 0
+        self.duplicate_trades = 0
+        self.session = ""
+        self._recent: deque[str] = deque(maxlen=self.RECENT_TRADES)
+        self._recent_set: set[str] = set()
+        self.version = 0  # bumped by every change: the ledger observer persists on a new version
 
     @classmethod
-    def balanced(cls, value_quote: float, price_px: float, fee_rate: float) -> SimulatedPool:
+    def balanced(cls, value_quote: float, price_px: float, fee_rate: float, share: float = 1.0) -> SimulatedPool:
+        """Our deposit worth `value_quote` at `price_px`, half in each asset, being `share` of the pool."""
         _check_price(price_px)
-        return cls(value_quote / 2.0 / price_px, value_quote / 2.0, fee_rate)
+        pool_value = value_quote / share
+        return cls(pool_value / 2.0 / price_px, pool_value / 2.0, fee_rate, share)
+
+    @classmethod
+    def from_state(cls, state: PoolState, session: str = "") -> SimulatedPool:
+        """The pool as persisted. The remembered trade ids hold only within the same venue `session`
+        (a new session numbers its trades afresh: an old id is a new trade there)."""
+        pool = cls(state.token_base, state.quote, state.fee_rate, state.share)
+        pool.fees_quote = state.fees_quote
+        pool.swap_volume_quote = state.swap_volume_quote
+        pool.arb_volume_quote = state.arb_volume_quote
+        pool.swaps = state.swaps
+        pool.arbs = state.arbs
+        pool.session = session
+        if session and session == state.session:
+            for trade_id in state.recent_trade_ids:
+                pool._remember(trade_id)
+        return pool
+
+    def state(self) -> PoolState:
+        return PoolState(
+            self.x,
+            self.y,
+            self.fee_rate,
+            self.share,
+            self.fees_quote,
+            self.swap_volume_quote,
+            self.arb_volume_quote,
+            self.swaps,
+            self.arbs,
+            self.session,
+            tuple(self._recent),
+        )
 
     @property
     def price_px(self) -> float:
         return self.y / self.x
+
+    def _remember(self, trade_id: str) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(trade_id)
+        self._recent_set.add(trade_id)
 
     def _buy_tokens(self, quote_in: float) -> float:
         k = self.x * self.y
         fee = self.fee_rate * quote_in
         self.y += quote_in - fee
         self.x = k / self.y
-        return fee
+        return fee * self.share
 
     def _sell_tokens(self, tokens_in: float, cex_px: float) -> float:
         k = self.x * self.y
         fee = self.fee_rate * tokens_in * cex_px
         self.x += tokens_in * (1.0 - self.fee_rate)
         self.y = k / self.x
-        return fee
+        return fee * self.share
 
-    def swap(self, side_sign: int, notional_quote: float, cex_px: float) -> float:
-        """A noise swap of `notional_quote` (side +1: buys tokens). Returns the fee we earned."""
+    def swap(self, side_sign: int, notional_quote: float, cex_px: float, trade_id: str | None = None) -> float:
+        """A noise swap of `notional_quote` (side +1: buys tokens). Returns our share of its fee. A
+        `trade_id` already swapped is ignored (counted in `duplicate_trades`)."""
         if notional_quote <= 0:
             return 0.0
+        if trade_id is not None:
+            if trade_id in self._recent_set:
+                self.duplicate_trades += 1
+                return 0.0
+            self._remember(trade_id)
         fee = (
             self._buy_tokens(notional_quote)
             if side_sign > 0
@@ -152,10 +265,12 @@ class SimulatedPool:
         )
         self.fees_quote += fee
         self.swap_volume_quote += notional_quote
+        self.swaps += 1
+        self.version += 1
         return fee
 
     def arbitrage(self, cex_px: float) -> float:
-        """Trade the pool back into the no-arbitrage band around `cex_px`. Returns the fee we earned."""
+        """Trade the pool back into the no-arbitrage band around `cex_px`. Returns our share of the fee."""
         _check_price(cex_px)
         f = self.fee_rate
         k = self.x * self.y
@@ -169,19 +284,23 @@ class SimulatedPool:
             tokens_in = (math.sqrt(k / high) - self.x) / (1.0 - f)
             fee = self._sell_tokens(tokens_in, cex_px)
             self.arb_volume_quote += tokens_in * cex_px
+        else:
+            return 0.0
         self.fees_quote += fee
+        self.arbs += 1
+        self.version += 1
         return fee
 
-    # the position API the portfolio reads (as ConstantProductLp's): from the reserves
+    # the position API the portfolio reads (as ConstantProductLp's): our share of the reserves
     def token_base(self, price_px: float) -> float:
-        return self.x
+        return self.share * self.x
 
     def delta_base(self, price_px: float) -> float:
-        return self.x
+        return self.share * self.x
 
     def value_quote(self, price_px: float) -> float:
-        return self.x * price_px + self.y
+        return self.share * (self.x * price_px + self.y)
 
     def gamma_base_per_px(self, price_px: float) -> float:
         _check_price(price_px)
-        return -math.sqrt(self.x * self.y) / (2.0 * price_px * math.sqrt(price_px))
+        return -self.share * math.sqrt(self.x * self.y) / (2.0 * price_px * math.sqrt(price_px))

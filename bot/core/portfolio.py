@@ -225,16 +225,19 @@ class Portfolio:
         self.version += 1
         return True
 
-    def on_lp_volume(self, volume_quote: float, side_sign: int = 1, cex_px: float | None = None) -> float:
+    def on_lp_volume(
+        self, volume_quote: float, side_sign: int = 1, cex_px: float | None = None, trade_id: str | None = None
+    ) -> float:
         """Accrue the pool's fees on `volume_quote` of (simulated) swaps; returns the fee booked. A
-        `SimulatedPool` takes it as one swap on `side_sign` (+1: tokens bought) at the CEX price."""
+        `SimulatedPool` takes it as one swap on `side_sign` (+1: tokens bought) at the CEX price, once
+        per `trade_id` (the public trade it mirrors)."""
         if self.lp is None:
             return 0.0
         if isinstance(self.lp, SimulatedPool):
             px = cex_px if cex_px is not None else self._under.price_px
             if px is None:
                 return 0.0
-            fee = self.lp.swap(side_sign, volume_quote, px)
+            fee = self.lp.swap(side_sign, volume_quote, px, trade_id)
         else:
             fee = self.lp.fees_quote(volume_quote)
         self._attr.lp_fees += fee

@@ -192,6 +192,12 @@ CREATE TABLE IF NOT EXISTS deal_events (     -- the token-loan deal's life (bot/
     strike_px     REAL,                 -- exercised/lapsed: the tranche
     amount_quote  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deal_pool (       -- the simulated DEX pool's latest state (bot/core/lp.py PoolState)
+    id          INTEGER PRIMARY KEY CHECK (id = 1),   -- one row: the state now, not a history
+    run_id      TEXT NOT NULL,
+    ts_ns       INTEGER NOT NULL,
+    state_json  TEXT NOT NULL           -- reserves, our share, fees, swap counts, recent trade ids
+);
 """
 
 
@@ -593,6 +599,23 @@ class Ledger:
         )
         self._commit()
 
+    def record_pool_state(self, run_id: str, ts_ns: int, state: Mapping[str, Any]) -> None:
+        """The pool's state now, replacing the last one, in the open batch: it commits with the fills
+        of the same batch, so a crash loses both or neither (the pool never runs ahead of the book)."""
+        self._write(
+            "INSERT INTO deal_pool (id, run_id, ts_ns, state_json) VALUES (1, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, ts_ns = excluded.ts_ns,"
+            " state_json = excluded.state_json",
+            (run_id, ts_ns, _json(dict(state))),
+        )
+        self._maybe_commit()
+
+    def pool_state(self) -> dict[str, Any] | None:
+        """The pool's last recorded state (None: never recorded)."""
+        self.flush(force=True)
+        rows = self._read("SELECT state_json FROM deal_pool WHERE id = 1")
+        return dict(json.loads(rows[0][0])) if rows else None  # repr floats: the reserves exactly
+
     def deal_events(self) -> list[DealEvent]:
         """Every deal event, oldest first (all runs: the deal outlives any one venue session)."""
         self.flush(force=True)
@@ -928,6 +951,8 @@ class LedgerObserver:
     def __init__(self, ledger: Ledger, run_id: str) -> None:
         self.ledger = ledger
         self.run_id = run_id
+        self._engine: Any = None  # the engine of the last batch, for what the shutdown still changes
+        self._last_ns = 0
 
     def on_event(self, event: Event, now_ns: int) -> None:
         self.ledger.record_event(self.run_id, event)
@@ -936,11 +961,23 @@ class LedgerObserver:
         self.ledger.record_command(self.run_id, command, now_ns)
 
     def on_batch(self, engine: Any, now_ns: int, tick_to_quote_us: float) -> None:
+        self._engine, self._last_ns = engine, now_ns
+        self._record_deal(engine, now_ns)
+        self.ledger.flush()
+
+    def _record_deal(self, engine: Any, now_ns: int) -> None:
         pop = getattr(engine, "pop_deal_events", None)  # the deal's calls settled, its loan returned
         if pop is not None:
             for event in pop():
                 self.ledger.record_deal_event(self.run_id, event)
-        self.ledger.flush()
+        pool = getattr(engine, "pop_pool_state", None)  # the simulated DEX pool, when it changed
+        if pool is not None:
+            state = pool()
+            if state is not None:
+                self.ledger.record_pool_state(self.run_id, now_ns, state.to_dict())
 
     def close(self) -> None:
+        # the shutdown's events (applied after the last batch) can still move the deal: keep them too
+        if self._engine is not None:
+            self._record_deal(self._engine, self._last_ns)
         self.ledger.flush(force=True)

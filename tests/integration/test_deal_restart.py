@@ -1,0 +1,80 @@
+"""A real restart of the deal (`mmbot run`'s composition root twice on one ledger, the default
+config's deal on the in-process mock): the second run starts from the pool the first one left, not
+from a fresh deposit, with the same reserves, share, fees and so the same LP delta (issue #15)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.app
+from bot.app import _run
+from bot.config import load_settings
+from bot.core.engine import Engine
+from bot.core.lp import SimulatedPool
+
+
+def settings(tmp_path: Path) -> Any:
+    return load_settings(
+        None,
+        {
+            "runtime": {"speed": 50.0},
+            "metrics": {"port": 0, "status_push_ms": 100},
+            "ledger": {"path": str(tmp_path / "ledger.sqlite")},
+        },
+    )
+
+
+def pool_row(tmp_path: Path) -> dict[str, Any]:
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    (state_json,) = db.execute("SELECT state_json FROM deal_pool").fetchone()
+    db.close()
+    return dict(json.loads(state_json))
+
+
+def test_the_pool_carries_over_a_restart_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engines: list[Engine] = []
+    at_build: list[dict[str, Any]] = []
+    build = bot.app.build_engine
+
+    def capture(*args: Any, **kwargs: Any) -> Engine:
+        engine = build(*args, **kwargs)
+        assert isinstance(engine.p.lp, SimulatedPool)
+        engines.append(engine)
+        at_build.append(engine.p.lp.state().to_dict())
+        return engine
+
+    monkeypatch.setattr(bot.app, "build_engine", capture)
+    cfg = settings(tmp_path)
+    asyncio.run(_run(cfg, duration_s=2.5, run_id="first"))
+    pool1 = engines[0].p.lp
+    assert isinstance(pool1, SimulatedPool)
+    assert pool1.swaps > 0 and pool1.arbs > 0  # the run traded the pool: there is something to carry
+    saved = pool_row(tmp_path)
+    assert saved == pool1.state().to_dict()  # the last state, the shutdown's swaps included
+
+    asyncio.run(_run(cfg, duration_s=2.5, run_id="second"))
+    # the second engine was built on the first run's pool, exactly (== on every float); the trade
+    # ids it had swapped are dropped: the in-process mock is a new exchange whose trade "7" is new
+    carried = {k: v for k, v in saved.items() if k != "recent_trade_ids"}
+    assert saved["recent_trade_ids"] and at_build[1]["recent_trade_ids"] == []
+    assert {k: v for k, v in at_build[1].items() if k != "recent_trade_ids"} == carried
+    assert at_build[1]["token_base"] != at_build[0]["token_base"]  # ...which is not a fresh deposit
+    pool2 = engines[1].p.lp
+    assert isinstance(pool2, SimulatedPool)
+    x1, share = saved["token_base"], saved["share"]
+    # its delta: our share of the token reserve, whatever it had moved to (not dex_pool_size / 2 / P)
+    assert SimulatedPool.from_state(pool1.state()).delta_base(100.0) == share * x1
+    # it went on trading from there: counts and fees only grow, nothing was re-applied or lost
+    assert pool2.swaps > saved["swaps"] and pool2.fees_quote > saved["fees_quote"]
+    assert pool_row(tmp_path) == pool2.state().to_dict()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    deposits = db.execute("SELECT run_id, quantity_base FROM deal_events WHERE kind = 'lp_deposited'").fetchall()
+    starts = db.execute("SELECT run_id FROM deal_events WHERE kind = 'started'").fetchall()
+    db.close()
+    assert deposits == [("first", pytest.approx(10.0))] and starts == [("first",)]  # once, by the first run

@@ -150,7 +150,9 @@ def build_venue(settings: Settings) -> tuple[Venue, Any]:
         group = MockVenues(
             settings.mock, {n: c for n, c in settings.market.venues.items() if n in names}, start_ns=start_ns
         )
-        multi = MultiMockVenue(group, speed=settings.runtime.speed, start_ns=start_ns)
+        multi = MultiMockVenue(
+            group, speed=settings.runtime.speed, start_ns=start_ns, timer_ms=settings.runtime.timer_ms
+        )
         return multi, multi.clock_ns
     if venue_spec == "mock":
         from bot.venues.mock.exchange import MockExchange
@@ -362,6 +364,7 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             timer_ms=settings.runtime.timer_ms,
             cancel_timeout_s=settings.runtime.cancel_timeout_ms / 1000,
             observers=tuple(observers),
+            clock_speed=settings.runtime.speed if settings.runtime.venue == "mock" else 1.0,
         )
         failure.runner = runner
         if failure.reason is None:  # the ledger may already have failed in reconciliation

@@ -7,6 +7,13 @@
 Fills and acks are never dropped: every event reaches `engine.apply`; only the quoting work is
 conflated. On SIGINT/SIGTERM, the duration, or a fatal venue error the runner cancels every open
 order (bounded by `cancel_timeout_s`, stragglers logged), logs `session.summary`, and returns.
+
+The duration is measured on the runner's clock (`clock_ns`): `duration_s × clock_speed` of it, so
+a mock at `speed` runs the same simulated length however fast the machine gets through it. A venue
+on simulated time that advances by progress (`ticks_in_feed`, the multi-venue mock) carries the
+timer ticks on its feed and waits, after each step, until the runner has applied the step's events
+and sent its commands (`Inbox.settled`): the runner then runs no wall timer, and each batch is one
+step of the simulation, as in the offline driver.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, Protocol
 from bot.core.engine import EngineLike
 from bot.domain import Command, Event, Timer
 from bot.logs import get_logger
-from bot.venues.base import Venue
+from bot.venues.base import Venue, ticks_in_feed
 
 
 class Observer(Protocol):
@@ -37,6 +44,21 @@ class Observer(Protocol):
 class _Stop:
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class Inbox:
+    """The runner's queue as the venue's sink (`bot.venues.base.SettlingSink`): `settled()` returns
+    once every item put so far has been applied and its batch's commands sent (the runner marks an
+    item done after that: `asyncio.Queue.join`)."""
+
+    def __init__(self, queue: asyncio.Queue[Event | _Stop]) -> None:
+        self._queue = queue
+
+    def __call__(self, event: Event, /) -> None:
+        self._queue.put_nowait(event)
+
+    async def settled(self) -> None:
+        await self._queue.join()
 
 
 @dataclass
@@ -59,16 +81,23 @@ class Runner:
         timer_ms: int = 100,
         cancel_timeout_s: float = 5.0,
         observers: tuple[Observer, ...] = (),
+        clock_speed: float = 1.0,
     ) -> None:
+        """`clock_speed`: the clock's seconds per nominal wall second (the mock's `speed`; 1 for a
+        real venue), which the duration is scaled by."""
         self.engine = engine
         self.venue = venue
         self.clock_ns = clock_ns
         self.timer_s = timer_ms / 1000.0
         self.cancel_timeout_s = cancel_timeout_s
         self.observers = observers
+        self.clock_speed = clock_speed
         self.stats = RunnerStats()
         self.log = get_logger("mmbot.runner").bind()  # bound once: the lazy proxy rebuilds its logger per call
         self._queue: asyncio.Queue[Event | _Stop] = asyncio.Queue()
+        self._inbox = Inbox(self._queue)
+        self._started_ns = 0
+        self._duration_ns: int | None = None
 
     def request_stop(self, reason: str) -> None:
         """Thread-unsafe but loop-safe: called from signal handlers and tests."""
@@ -83,18 +112,20 @@ class Runner:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.request_stop, sig.name.lower())
         started = time.monotonic()
-        started_ns = self.clock_ns()
+        started_ns = self._started_ns = self.clock_ns()
+        self._duration_ns = None if duration_s is None else int(duration_s * self.clock_speed * 1e9)
         self.log.info("session.started", venue=self.venue.name, duration_s=duration_s)
         try:
             async with asyncio.TaskGroup() as tg:
-                feed = tg.create_task(self._feed(), name="feed")
-                timer = tg.create_task(self._timer(duration_s, started), name="timer")
+                tasks = [tg.create_task(self._feed(), name="feed")]
+                if not ticks_in_feed(self.venue):
+                    tasks.append(tg.create_task(self._timer(), name="timer"))
                 try:
                     await self._loop()
                 finally:
                     await self._shutdown()
-                    feed.cancel()
-                    timer.cancel()
+                    for task in tasks:
+                        task.cancel()
         finally:
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,21 +147,18 @@ class Runner:
 
     async def _feed(self) -> None:
         try:
-            await self.venue.stream(self._queue.put_nowait)
+            await self.venue.stream(self._inbox)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a venue that gives up must stop the bot cleanly, not crash it
             self.log.error("feed.failed", error=repr(exc))
             self.request_stop("feed_failed")
 
-    async def _timer(self, duration_s: float | None, started: float) -> None:
+    async def _timer(self) -> None:
         while True:
             await asyncio.sleep(self.timer_s)
             now = self.clock_ns()
             self._queue.put_nowait(Timer(now, now))
-            if duration_s is not None and time.monotonic() - started >= duration_s:
-                self.request_stop("duration")
-                return
 
     async def _loop(self) -> None:
         queue = self._queue
@@ -140,6 +168,8 @@ class Runner:
             while not queue.empty():
                 batch.append(queue.get_nowait())
             stop = await self._process(batch)
+            for _ in batch:
+                queue.task_done()
             if stop is not None:
                 self.stats.stop_reason = stop.reason
                 self.log.info("session.stopping", reason=stop.reason)
@@ -158,6 +188,8 @@ class Runner:
             for observer in self.observers:
                 observer.on_event(item, now)
             commands.extend(self.engine.apply(item, now))
+            if stop is None and isinstance(item, Timer) and self._duration_over(now):
+                stop = _Stop("duration")
         if stop is None:
             commands.extend(self.engine.requote(now))
         tick_to_quote_us = (time.perf_counter_ns() - t0) / 1000.0
@@ -167,6 +199,9 @@ class Runner:
         for observer in self.observers:
             observer.on_batch(self.engine, now, tick_to_quote_us)
         return stop
+
+    def _duration_over(self, now_ns: int) -> bool:
+        return self._duration_ns is not None and now_ns - self._started_ns >= self._duration_ns
 
     async def _execute(self, commands: list[Command], now: int) -> None:
         for command in commands:
@@ -194,13 +229,13 @@ class Runner:
                 item = await asyncio.wait_for(self._queue.get(), timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 break
-            if isinstance(item, _Stop):
-                continue
-            now = self.clock_ns()
-            self.stats.events += 1
-            for observer in self.observers:
-                observer.on_event(item, now)
-            await self._execute(self.engine.apply(item, now), now)
-            self._log_notes()
+            if not isinstance(item, _Stop):
+                now = self.clock_ns()
+                self.stats.events += 1
+                for observer in self.observers:
+                    observer.on_event(item, now)
+                await self._execute(self.engine.apply(item, now), now)
+                self._log_notes()
+            self._queue.task_done()
         if self.engine.open_order_count() > 0:
             self.log.warning("shutdown.stragglers", open_orders=self.engine.open_order_count())

@@ -18,12 +18,28 @@ EventSink = Callable[[Event], None]
 """Where an adapter delivers events (the runner's queue `put_nowait`). Must not block."""
 
 
+@runtime_checkable
+class SettlingSink(Protocol):
+    """An `EventSink` that can also say when its consumer has caught up: `settled()` returns once
+    every event handed to it so far has been applied and the consumer's answers (commands) sent.
+
+    The runner's sink is one. A venue on simulated time that advances by progress
+    (`bot.venues.mock.pacing.ProgressPacer`) awaits it before moving its clock on, so a slow process
+    slows simulated time down instead of letting it race ahead of the bot."""
+
+    def __call__(self, event: Event, /) -> None: ...
+    async def settled(self) -> None: ...
+
+
 class Venue(Protocol):
     name: str
     # Optional: `fill_session: str`, the namespace in which the venue's fill ids are unique (read it
     # with `fill_session(venue)`). A venue that numbers fills again whenever it starts (the mock
     # exchange, simulated execution) names each start differently; one whose ids never repeat (a real
     # exchange's trade ids) leaves it out, which means "".
+    # Optional: `ticks_in_feed: bool` (read it with `ticks_in_feed(venue)`): True for a venue on
+    # simulated time that advances by progress (`bot.venues.mock.pacing.ProgressPacer`): its feed
+    # carries the runner's `Timer` ticks, on its own clock, and it waits for the sink to settle.
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
@@ -73,6 +89,12 @@ def fill_session(venue: object) -> str:
     """The venue's fill-id namespace (see `Venue`): the ledger keys fills by it, so ids that repeat
     across venue sessions never collide and a restart on the same session recognises its fills."""
     return str(getattr(venue, "fill_session", "") or "")
+
+
+def ticks_in_feed(venue: object) -> bool:
+    """Whether the venue's feed carries the timer ticks (see `Venue`): the runner then runs no wall
+    timer of its own, which would tick at times the simulation does not control."""
+    return bool(getattr(venue, "ticks_in_feed", False))
 
 
 async def fetch_fills_since(venue: object, since_ns: int) -> list[OrderFilled] | None:

@@ -8,7 +8,8 @@
                              then cross-venue arbitrage (a bid on one venue above an ask on another
                              is taken on both sides, fees allowed for)
     MultiMockVenue: all of it as one async `Venue` (one feed into the runner's one queue); commands
-                    go to the exchange their `venue` names.
+                    go to the exchange their `venue` names. Its clock advances by the bot's progress
+                    (`ProgressPacer`): a run is the same in simulated time however loaded the machine.
 
 Each venue is a whole `MockExchange` built from `[mock]` scaled by its `[venues.NAME]` entry, with its
 own seed, so liquidity, fees, latency and taker flow differ per venue while every venue's background
@@ -43,7 +44,7 @@ from bot.domain import (
 from bot.venues.base import EventSink
 from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock.market import FairValuePath
-from bot.venues.mock.pacing import Pacer
+from bot.venues.mock.pacing import ProgressPacer
 
 ARB_MAX_BASE = 2.0  # the arbitrageur's largest trade per crossing, base units
 
@@ -224,10 +225,16 @@ class MultiMockVenue:
         *,
         speed: float = 1.0,
         start_ns: int = 0,
+        timer_ms: int = 100,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.venues = venues
-        self._pacer = Pacer(venues, start_ns=start_ns, speed=speed, monotonic_ns=monotonic_ns)
+        # simulated time advances by the bot's progress, the timer ticks on it (pacing.py): four
+        # exchanges cost a loaded machine more than the wall clock gives them at the tests' speeds
+        self._pacer = ProgressPacer(
+            venues, start_ns=start_ns, speed=speed, timer_ns=timer_ms * 1_000_000, monotonic_ns=monotonic_ns
+        )
+        self.ticks_in_feed = True  # the runner runs no timer of its own (`bot.runtime.runner.Runner`)
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
@@ -238,7 +245,12 @@ class MultiMockVenue:
         return self.venues.exchanges[venue].instruments
 
     def clock_ns(self) -> int:
+        """Simulated time now (the current step's; the runner's clock)."""
         return self._pacer.now_ns()
+
+    @property
+    def steps(self) -> int:
+        return self._pacer.steps
 
     async def connect(self) -> None:
         return None

@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 
 from bot.config import ConfigError, Settings, check_instrument_bounds, load_settings, masked_dump
-from bot.core.deal import DealEvent, DealLifecycle, DealState, DealTerms, ns_date
+from bot.core.deal import DealEvent, DealLifecycle, DealState, DealTerms, ns_date, sale_schedule
 from bot.core.engine import Engine, EngineParams, MarketSpec
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
+from bot.core.execution import SaleExecutor, SaleParams, SaleSchedule
 from bot.core.hedger import HedgeParams
 from bot.core.lp import PoolState
 from bot.core.quoting import QuoteParams
@@ -97,6 +98,9 @@ def build_engine(
             if terms is not None
             else None
         ),
+        sale=_sale_executor(
+            settings, terms, state, spot, perp, markets[0].venue if markets else DEFAULT_VENUE, client_id_tag
+        ),
         venue=markets[0].venue if markets else DEFAULT_VENUE,
         extra_markets=tuple(markets[1:]),
         hedge_venue=settings.market.hedge_venue if markets else DEFAULT_VENUE,
@@ -123,6 +127,55 @@ def build_engine(
 
     sigma, arrivals, sigma_long = estimators(markets[0] if markets else None)
     return Engine(params, sigma, arrivals, start_ns=start_ns, sigma_long=sigma_long, make_estimators=estimators)
+
+
+def _sale_schedule(settings: Settings, terms: DealTerms) -> SaleSchedule:
+    """`mmbot deal plan`'s schedule of the initial sale."""
+    deal = settings.deal
+    return sale_schedule(
+        terms,
+        deal.sale_twap_days,
+        deal.sale_fee_rate,
+        deal.sale_daily_volume_quote,
+        deal.sale_max_participation,
+        deal.sale_floor_pct,
+    )
+
+
+def _sale_executor(
+    settings: Settings,
+    terms: DealTerms | None,
+    state: DealState,
+    spot: Instrument,
+    perp: Instrument | None,
+    venue: str,
+    client_id_tag: str,
+) -> SaleExecutor | None:
+    """The deal's initial sale carried out by the running bot (`deal.sale_execute`): the schedule of
+    `mmbot deal plan`, paced from the deal's start, what earlier runs sold (the ledger's `sold`
+    events) counted. None without the deal in the portfolio or a perp to cover the delta sold."""
+    deal = settings.deal
+    if terms is None or perp is None or not deal.sale_execute or not settings.hedger.enabled:
+        return None
+    schedule = _sale_schedule(settings, terms)
+    if schedule.total_base <= 0:
+        return None
+    params = SaleParams.from_schedule(
+        schedule,
+        terms.start_ns,
+        deal.sale_floor_pct,
+        deal.sale_child_base or settings.quoter.order_size_base,
+        settings.quoter.max_order_age_ms * 1_000_000,
+    )
+    tag = f"-{client_id_tag}" if client_id_tag else ""
+    return SaleExecutor(
+        params,
+        spot,
+        client_id_prefix=f"s{tag}",
+        venue=venue,
+        sold_by_day=state.sold_by_day(terms.start_ns),
+        carried_lots=state.sale_carried_lots,
+    )
 
 
 def market_specs(settings: Settings, spot_venues: Mapping[str, Instrument]) -> list[MarketSpec]:
@@ -290,6 +343,20 @@ def _deal_state(
         pool_quote=pool.quote if pool is not None else None,
         pool_fees_quote=pool.fees_quote if pool is not None else None,
     )
+    if deal.sale_execute:
+        schedule = _sale_schedule(settings, terms)
+        get_logger().info(
+            "deal.sale_schedule",
+            total_base=round(schedule.total_base, 8),
+            sold_base=state.sold_base,
+            days=schedule.days,
+            slice_base_per_day=round(schedule.slice_base, 8),
+            binding=schedule.binding,
+            ref_px=schedule.ref_px,
+            floor_px=round(schedule.ref_px * (1 - deal.sale_floor_pct / 100), 8),
+            expected_cost_quote=round(schedule.expected_cost_quote, 6),
+            expected_avg_px=round(schedule.expected_avg_px, 8),
+        )
     return state
 
 
@@ -336,6 +403,9 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             await _close_quietly(venue)
             raise
         deal_state = _deal_state(settings, ledger, run_id, clock_ns(), session if persistent_venue else "")
+        if deal_state is not None and ledger is not None and persistent_venue:  # this venue keeps earlier sales
+            carried = ledger.tagged_position_lots("sale", venue.name, session).get(spot.symbol, 0)
+            deal_state = dataclasses.replace(deal_state, sale_carried_lots=carried)
         engine = build_engine(
             settings,
             spot,

@@ -650,6 +650,14 @@ class DealConfig(Section):
         5.0, description="limit: no part of a day's slice sells more than this % below the reference price"
     )
     sale_fee_rate: Fraction = Field(0.001, description="taker fee on the sale, fraction of notional")
+    sale_execute: bool = Field(
+        True,
+        description="the running bot sells the schedule itself (with apply_to_portfolio and a perp to hedge "
+        "it): passive post-only sells on the main spot market, paced by the schedule, recorded in deal_events",
+    )
+    sale_child_base: PosFloat | None = Field(
+        None, description="largest resting sale order, base units (none: quoter.order_size_base)"
+    )
 
     @field_validator("dex_token_fraction")
     @classmethod

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.core.execution import SaleSchedule, book_density_quote, plan_sale
+from bot.core.execution import NS_PER_DAY_INT, SaleSchedule, book_density_quote, plan_sale
 from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool
 from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
@@ -322,8 +322,10 @@ class DealState:
     loan_returned_base: float = 0.0
     lp_token_base: float | None = None
     lp_quote: float | None = None
+    sales: tuple[tuple[int, float], ...] = ()  # every `sold` event: (ts_ns, quantity_base)
     pool: PoolState | None = None  # the simulated pool as the last run left it (the ledger's deal_pool)
     venue_session: str = ""  # the venue session of this run: trade ids the pool saw hold within it
+    sale_carried_lots: int = 0  # of this venue session's spot position, what earlier runs' sale sold
 
     @classmethod
     def from_events(cls, events: Iterable[DealEvent]) -> DealState:
@@ -332,12 +334,14 @@ class DealState:
         settled: set[float] = set()
         lp_tokens: float | None = None
         lp_quote: float | None = None
+        sales: list[tuple[int, float]] = []
         for ev in events:
             if ev.kind == "started":
                 start = ev.ts_ns if start is None else start  # the first start is the deal's
             elif ev.kind == "sold":
                 sold += ev.quantity_base
                 sold_quote += ev.quantity_base * ev.price_px
+                sales.append((ev.ts_ns, ev.quantity_base))
             elif ev.kind in ("exercised", "lapsed") and ev.strike_px is not None and ev.strike_px not in settled:
                 settled.add(ev.strike_px)  # settled once: a repeated row cannot pay twice
                 if ev.kind == "exercised":
@@ -347,7 +351,17 @@ class DealState:
                 returned += ev.quantity_base
             elif ev.kind == "lp_deposited":
                 lp_tokens, lp_quote = ev.quantity_base, ev.amount_quote
-        return cls(start, sold, sold_quote, frozenset(settled), exercised, payoff, returned, lp_tokens, lp_quote)
+        return cls(
+            start, sold, sold_quote, frozenset(settled), exercised, payoff, returned, lp_tokens, lp_quote, tuple(sales)
+        )
+
+    def sold_by_day(self, start_ns: int) -> dict[int, float]:
+        """Tokens sold per schedule day (day d: [start + d days, start + d + 1 days))."""
+        out: dict[int, float] = {}
+        for ts, qty in self.sales:
+            day = max(0, (ts - start_ns) // NS_PER_DAY_INT)
+            out[day] = out.get(day, 0.0) + qty
+        return out
 
     @property
     def sold_avg_px(self) -> float | None:

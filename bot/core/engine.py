@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from bot.core.book import OrderBook
 from bot.core.deal import DealEvent, DealLifecycle
 from bot.core.estimators import ArrivalEstimator, SigmaEstimator
+from bot.core.execution import SaleExecutor
 from bot.core.hedge_desk import HedgeDesk
 from bot.core.hedger import HedgeParams, Hedger
 from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool
@@ -64,6 +65,7 @@ from bot.domain import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    PlaceOrder,
     PositionSnapshot,
     Timer,
     TradePrint,
@@ -111,6 +113,7 @@ class EngineParams:
     option_vol_annual: float | None = None
     lp_volume_ratio: float = 0.0  # simulated DEX volume = this × the main spot's public trade volume
     deal_lifecycle: DealLifecycle | None = None  # calls settled at expiry, the loan's return date
+    sale: SaleExecutor | None = None  # the deal's initial sale, sold on the main spot market
     venue: str = DEFAULT_VENUE  # the main spot market's venue
     extra_markets: tuple[MarketSpec, ...] = ()  # more spot venues (same token), quoted on the same book
     hedge_venue: str = DEFAULT_VENUE
@@ -305,6 +308,8 @@ class Engine:
         return q, q.orders
 
     def _on_accepted(self, event: OrderAccepted, now_ns: int) -> list[Command]:
+        if self._is_sale(event.client_id):
+            return self._on_sale_order(event)
         desk = self.desk
         if desk is not None and desk.owns(event.client_id):
             return desk.on_order_event(event, now_ns, self.stopping)
@@ -312,6 +317,8 @@ class Engine:
         return []
 
     def _on_canceled(self, event: OrderCanceled, now_ns: int) -> list[Command]:
+        if self._is_sale(event.client_id):
+            return self._on_sale_order(event)
         desk = self.desk
         if desk is not None and desk.owns(event.client_id):
             return desk.on_order_event(event, now_ns, self.stopping)
@@ -322,6 +329,8 @@ class Engine:
         return []
 
     def _on_rejected(self, event: OrderRejected, now_ns: int) -> list[Command]:
+        if self._is_sale(event.client_id):
+            return self._on_sale_order(event)
         desk = self.desk
         if desk is not None and desk.owns(event.client_id):
             return desk.on_order_event(event, now_ns, self.stopping)
@@ -334,6 +343,8 @@ class Engine:
         return []
 
     def _on_cancel_rejected(self, event: CancelRejected, now_ns: int) -> list[Command]:
+        if self._is_sale(event.client_id):
+            return self._on_sale_order(event)
         q, orders = self._orders_of(event.venue, event.symbol)
         orders.on_cancel_rejected(event)
         q.touch("cancel_rejected")
@@ -380,6 +391,8 @@ class Engine:
         return []
 
     def _on_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
+        if self._is_sale(event.client_id):
+            return self._on_sale_fill(event, now_ns)
         desk = self.desk
         if desk is not None and desk.owns(event.client_id):
             return desk.on_fill(event, now_ns)
@@ -530,7 +543,75 @@ class Engine:
             if self.p.hedge_venue != DEFAULT_VENUE and desk.check_venue(now_ns, self.p.stale_feed_ns):
                 self.touch_all("hedge_venue")
             out.extend(desk.on_timer(now_ns, self.stopping))
+        if self.p.sale is not None:
+            out.extend(self._sale_orders(self.p.sale, now_ns))
         return out
+
+    # ================================================================== the deal's sale
+
+    def _is_sale(self, client_id: str) -> bool:
+        return self.p.sale is not None and self.p.sale.owns(client_id)
+
+    def _sale_orders(self, sale: SaleExecutor, now_ns: int) -> list[Command]:
+        q, desk = self.quoter, self.desk
+        can_trade = (
+            not self.stopping
+            and now_ns - self.start_ns >= self.p.warmup_ns
+            and q.book.is_valid
+            and not q.stale
+            and not q.awaiting_snapshot
+            and desk is not None
+            and desk.hedger is not None
+            and desk.halted_ns is None
+            and not desk.down_reason
+        )
+        out = sale.on_timer(now_ns, q.book.best_bid_ticks, q.book.best_ask_ticks, can_trade)
+        for c in out:
+            if isinstance(c, PlaceOrder):
+                self._note(
+                    "deal.sale_order",
+                    sale.venue,
+                    client_id=c.client_id,
+                    price=q.rounding.price_of_ticks(c.price_ticks),
+                    size=q.rounding.size_of_lots(c.size_lots),
+                    sold_base=q.rounding.size(sale.sold_base),
+                    target_base=q.rounding.size(sale.target_base(now_ns)),
+                )
+        return out
+
+    def _on_sale_order(self, event: OrderAccepted | OrderRejected | OrderCanceled | CancelRejected) -> list[Command]:
+        assert self.p.sale is not None
+        self.p.sale.on_order_event(event)
+        if isinstance(event, OrderRejected):
+            self._note("deal.sale_rejected", event.venue, client_id=event.client_id, reason=event.reason)
+        return []
+
+    def _on_sale_fill(self, event: OrderFilled, now_ns: int) -> list[Command]:
+        """A fill of the sale: booked in the main spot position like any fill (as hedge cost: its
+        slippage vs the mid and its fee), but not part of the inventory the quoters mean-revert
+        (`inventory_base`), recorded as a `sold` deal event, and hedged like any other delta."""
+        sale = self.p.sale
+        assert sale is not None
+        if not sale.on_fill(event, now_ns):
+            self.stats.duplicate_fills += 1
+            return []
+        self.portfolio.on_fill(event, self._mid_px(self.quoter.key), hedge=True)
+        size, px = self.spot.size(event.size_lots), self.spot.price(event.price_ticks)
+        self._deal_events.append(DealEvent("sold", now_ns, size, px))
+        self.stats.fees_quote += event.fee_quote
+        rounding = self.quoter.rounding
+        self._note(
+            "deal.sale_fill",
+            event.venue,
+            client_id=event.client_id,
+            price=rounding.price_of_ticks(event.price_ticks),
+            size=rounding.size_of_lots(event.size_lots),
+            fee=event.fee_quote,
+            sold_base=rounding.size(sale.sold_base),
+            total_base=sale.p.total_base,
+        )
+        desk = self.desk
+        return desk.hedge(now_ns, self.stopping) if desk is not None else []
 
     def _mark_portfolio(self, now_ns: int) -> None:
         main_key = self.quoter.key
@@ -611,6 +692,8 @@ class Engine:
             out.extend(q.orders.cancel_all())
         if self.desk is not None:
             out.extend(self.desk.cancel_all())
+        if self.p.sale is not None:
+            out.extend(self.p.sale.cancel_all())
         return out
 
     def _note(self, name: str, venue: str, **fields: Any) -> None:
@@ -639,7 +722,8 @@ class Engine:
 
     def open_order_count(self) -> int:
         hedges = self.desk.open_orders() if self.desk is not None else 0
-        return sum(len(q.orders.live_orders()) for q in self.quoters) + hedges
+        sale = self.p.sale.open_orders() if self.p.sale is not None else 0
+        return sum(len(q.orders.live_orders()) for q in self.quoters) + hedges + sale
 
     @property
     def position_lots(self) -> dict[str, int]:
@@ -647,12 +731,15 @@ class Engine:
         return {key: pos.lots for key, pos in self.portfolio.positions.items()}
 
     def inventory_base(self) -> float:
-        """The aggregate spot inventory of the whole book: every spot venue's position, base units."""
+        """The aggregate spot inventory of the whole book: every spot venue's position, base units,
+        less what the deal's sale sold (the quoters would buy that back; the perp covers it)."""
         portfolio = self.portfolio
         if portfolio.version != self._inventory_version:
             total = 0.0
             for q in self.quoters:
                 total += q.position.base
+            if self.p.sale is not None:
+                total -= self.p.sale.position_base
             self._inventory_base = total
             self._inventory_version = portfolio.version
         return self._inventory_base
@@ -769,6 +856,8 @@ class Engine:
             **(desk.summary() if desk is not None else {}),
             "obligations": self.quoter.obligation_summary(now_ns),
         }
+        if self.p.sale is not None:
+            out["sale"] = self.p.sale.summary(now_ns)
         if any(q.venue != DEFAULT_VENUE for q in self.quoters):
             out["venues"] = self.venue_summary(now_ns)
         return out

@@ -616,6 +616,18 @@ class Ledger:
         rows = self._read("SELECT state_json FROM deal_pool WHERE id = 1")
         return dict(json.loads(rows[0][0])) if rows else None  # repr floats: the reserves exactly
 
+    def tagged_position_lots(self, tag: str, venue: str, session: str) -> dict[str, int]:
+        """Σ signed lots of the fills tagged `tag` (e.g. "sale") per symbol, in the runs on `venue`'s
+        `session`: the part of that venue's position those orders made."""
+        self.flush(force=True)
+        runs, args = _runs_on(venue, session)
+        rows = self._read(
+            "SELECT symbol, SUM(CASE side WHEN 'buy' THEN size_lots ELSE -size_lots END) FROM fills"
+            f" WHERE tag = ? AND run_id IN ({runs}) GROUP BY symbol",
+            (tag, *args),
+        )
+        return {symbol: int(lots) for symbol, lots in rows if lots}
+
     def deal_events(self) -> list[DealEvent]:
         """Every deal event, oldest first (all runs: the deal outlives any one venue session)."""
         self.flush(force=True)

@@ -78,3 +78,46 @@ def test_the_pool_carries_over_a_restart_exactly(tmp_path: Path, monkeypatch: py
     starts = db.execute("SELECT run_id FROM deal_events WHERE kind = 'started'").fetchall()
     db.close()
     assert deposits == [("first", pytest.approx(10.0))] and starts == [("first",)]  # once, by the first run
+
+
+def test_the_sale_is_sold_once_across_a_restart(tmp_path: Path) -> None:
+    """The running bot sells the schedule's slice for the day and, restarted the same day on the
+    same ledger, sells nothing more: 2 tokens to sell over 10 days (0.2 a day), the deal begun 20
+    days ago so the whole of today's slice is due at once."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC)
+    if (now.hour, now.minute) == (23, 59):  # the two runs must fall on one schedule day (00:00 UTC)
+        pytest.skip("too close to 00:00 UTC: the second run would start a new day's slice")
+    start = now.date() - datetime.timedelta(days=20)
+    cfg = load_settings(
+        None,
+        {
+            "runtime": {"speed": 50.0},
+            "metrics": {"port": 0, "status_push_ms": 100},
+            "ledger": {"path": str(tmp_path / "ledger.sqlite")},
+            # deployed: 90/100 CEX asks + 1000/100 pool tokens = 10.9; 12.9 lent leaves 2 to sell
+            "deal": {"start_date": start.isoformat(), "tokens_lent_base": 12.9, "sale_twap_days": 10.0},
+        },
+    )
+    first = asyncio.run(_run(cfg, duration_s=6.0, run_id="first"))
+    sale1 = first["sale"]
+    assert sale1["total_base"] == pytest.approx(2.0) and sale1["slice_base_per_day"] == pytest.approx(0.2)
+    assert sale1["session_sold_base"] == pytest.approx(0.2)  # today's slice, all of it, no more
+    assert 99.0 < sale1["session_avg_px"] < 101.0  # passive sells near the mock's 100
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    sold = db.execute("SELECT SUM(quantity_base) FROM deal_events WHERE kind = 'sold'").fetchone()[0]
+    tagged = db.execute("SELECT SUM(size_base), COUNT(*) FROM fills WHERE tag = 'sale'").fetchone()
+    db.close()
+    assert sold == pytest.approx(0.2) and tagged[0] == pytest.approx(0.2)  # each fill once, in both tables
+    assert first["net_delta_in_band_pct"] > 90.0  # the perp covered what was sold
+
+    second = asyncio.run(_run(cfg, duration_s=2.0, run_id="second"))
+    assert second["sale"]["sold_base"] == pytest.approx(0.2)  # read back from the ledger
+    assert second["sale"]["session_sold_base"] == 0.0  # today's slice was sold: nothing again
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    placed = db.execute(
+        "SELECT COUNT(*) FROM order_events WHERE kind = 'place' AND tag = 'sale' AND run_id = 'second'"
+    ).fetchone()[0]
+    db.close()
+    assert placed == 0

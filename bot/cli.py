@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sale-days", type=float, default=None, help="TWAP length of the sale (default: deal.sale_twap_days)"
     )
+    p.add_argument("--out", metavar="DIR", help="also write deal_pnl.png, deal_by_source.png and deal.md there")
     p.add_argument(
         "--cex-volume",
         type=NON_NEGATIVE,

@@ -42,6 +42,7 @@ import argparse
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -502,9 +503,15 @@ def _summarise(results: dict[str, StrategyResult], ratio: Array) -> dict[str, An
 
 
 def run_deal_simulation(
-    settings: Settings, params: SimParams, models: list[str], measure_minutes: float, edge: CexEdge | None = None
+    settings: Settings,
+    params: SimParams,
+    models: list[str],
+    measure_minutes: float,
+    edge: CexEdge | None = None,
+    totals: dict[str, dict[str, Array]] | None = None,
 ) -> dict[str, Any]:
-    """Measure the CEX edge (unless given), then simulate every model; the `--json` payload."""
+    """Measure the CEX edge (unless given), then simulate every model; the `--json` payload.
+    `totals`, when given, receives each model's PnL per path per strategy (for the plots)."""
     terms = DealTerms.from_config(settings.deal)
     if edge is None:
         edge = measure_cex_edge(settings, measure_minutes, params.seed)
@@ -517,6 +524,8 @@ def run_deal_simulation(
         rng = np.random.default_rng([params.seed, index])
         results, ratio = simulate_model(terms, catalogue[name], params, edge, rng)
         by_model[name] = _summarise(results, ratio)
+        if totals is not None:
+            totals[name] = {strategy: r.total for strategy, r in results.items()}
         ratios.append(ratio)
         for strategy, r in results.items():
             pooled.setdefault(strategy, []).append(r.total)
@@ -628,10 +637,18 @@ def cmd_simulate_deal(args: argparse.Namespace) -> int:
     )
     settings = settings.model_copy(update={"deal": deal})
     started = time.process_time()
-    payload = run_deal_simulation(settings, params, models, args.measure_minutes)
+    totals: dict[str, dict[str, Array]] = {}
+    payload = run_deal_simulation(settings, params, models, args.measure_minutes, totals=totals)
     payload["cpu_s"] = round(time.process_time() - started, 2)
-    print(format_report(payload))
+    report = format_report(payload)
+    print(report)
     print(f"cpu {payload['cpu_s']:.1f} s")
+    out = getattr(args, "out", None)
+    if out:
+        from bot.sim.deal_plots import write_plots  # matplotlib only when asked for
+
+        for path in write_plots(Path(out), totals, payload, report):
+            print(f"wrote {path}")
     if args.json:
         write_json(args, payload)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,9 +130,14 @@ def test_flat_price_means_no_directional_pnl() -> None:
     np.testing.assert_allclose(deal["option_premium"] + deal["gamma_scalping"], 0.0, atol=1e-6)
 
 
-def test_cli_json_last_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "deal", "--paths", "20", "--json", "--measure-minutes", "1", "--hedge-hours", "48"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+def test_cli_json_last_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    argv = ["simulate", "deal", "--paths", "20", "--json", "--measure-minutes", "1", "--hedge-hours", "48"]
+    assert main([*argv, "--out", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # the plots do not take the last line
+    # the plots and the table: one PnL histogram panel per model, the by-source bars, the text table
+    assert all((out / f).stat().st_size > 10_000 for f in ("deal_pnl.png", "deal_by_source.png"))
+    assert "deal beats hedge_no_sale" in (out / "deal.md").read_text()
     data = json.loads(last)
     for name in ("deal", "hold_unhedged", "hedge_no_sale"):
         assert {"pnl_mean_quote", "pnl_std_quote", "pnl_p5_quote"} <= set(data[name])

@@ -324,7 +324,8 @@ def _deal_state(
     saved = ledger.pool_state() if ledger is not None else None
     pool = PoolState.from_dict(saved) if saved is not None else None
     state = dataclasses.replace(state, pool=pool, venue_session=venue_session)
-    if pool is None and ledger is not None and deal.dex_pool_model == "constant_product" and deal.dex_pool_size_quote:
+    simulated = deal.dex_pool_model in ("constant_product", "concentrated")
+    if pool is None and ledger is not None and simulated and deal.dex_pool_size_quote:
         fresh = terms.lp_position()
         px = terms.token_price_px
         deposit = DealEvent("lp_deposited", now_ns, fresh.token_base(px), px, None, fresh.value_quote(px) / 2.0)

@@ -630,10 +630,16 @@ class DealConfig(Section):
         description="our share of the simulated pool's liquidity (the pool holds dex_pool_size_quote / this); "
         "our delta, value and fees are this share of the pool's",
     )
-    dex_pool_model: Literal["constant_product", "formula"] = Field(
+    dex_pool_model: Literal["constant_product", "concentrated", "formula"] = Field(
         "constant_product",
         description='"constant_product": a simulated x·y = k pool with its own price (public trades as noise '
-        'swaps, arbitrage to the spot mid); "formula": fees on volume, pool price = the mid',
+        'swaps, arbitrage to the spot mid); "concentrated": the same as a Uniswap v3 range position '
+        '(dex_range_width); "formula": fees on volume, pool price = the mid',
+    )
+    dex_range_width: Annotated[float, Field(gt=1, allow_inf_nan=False)] | None = Field(
+        None,
+        description="concentrated pool: the range [P/w, P·w] around token_price_quote (centred, so 50/50 "
+        "in value); required with dex_pool_model = concentrated",
     )
     dex_volume_ratio: NonNegFloat = Field(
         0.0, description="simulated DEX volume = this × the spot venue's public trade volume (quote)"
@@ -666,6 +672,12 @@ class DealConfig(Section):
         if value != 0.5:
             raise ValueError("a constant-product (x·y = L²) pool holds equal value of each asset: must be 0.5")
         return value
+
+    @model_validator(mode="after")
+    def _range_for_concentrated(self) -> DealConfig:
+        if self.dex_pool_model == "concentrated" and self.dex_range_width is None:
+            raise ValueError("dex_range_width: required with dex_pool_model = concentrated (the range [P/w, P·w])")
+        return self
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> DealConfig:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core.execution import NS_PER_DAY_INT, SaleSchedule, book_density_quote, plan_sale
-from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool
+from bot.core.lp import ConstantProductLp, PoolState, SimulatedPool, SimulatedRangePool, restore_pool
 from bot.core.options import NS_PER_DAY, CallOption, call_greeks
 
 if TYPE_CHECKING:  # the core does not depend on the settings machinery at run time
@@ -98,6 +98,7 @@ class DealTerms:
     loan_return_ns: int = round(NS_PER_YEAR_365)
     dex_pool_model: str = "formula"
     dex_pool_share: float = 1.0  # our fraction of the pool's liquidity
+    dex_range_width: float | None = None  # concentrated: the range [P/w, P·w] at the deal's price
 
     @classmethod
     def from_config(cls, cfg: DealConfig, start_ns: int | None = None) -> DealTerms:
@@ -129,6 +130,7 @@ class DealTerms:
             loan_return_ns=loan_end,
             dex_pool_model=cfg.dex_pool_model,
             dex_pool_share=cfg.dex_pool_share,
+            dex_range_width=cfg.dex_range_width,
         )
 
     def call_options(self, settled: Iterable[float] = ()) -> tuple[CallOption, ...]:
@@ -144,10 +146,21 @@ class DealTerms:
         each asset (x·P = y), so L = value / (2√P). `constant_product`: a simulated pool with its own
         reserves and price, restored from `state` (the ledger's, where the last run left it: its
         reserves, share and fees, not a fresh deposit) when given; `formula`: the position priced at
-        the CEX mid. `session`: the venue session now (trade ids already swapped hold within it)."""
-        if self.dex_pool_model == "constant_product":
+        the CEX mid. `session`: the venue session now (trade ids already swapped hold within it).
+        `concentrated`: a Uniswap v3 range position [P/w, P·w] (w = `dex_range_width`), centred on the
+        price so it too holds equal value of each asset."""
+        if self.dex_pool_model in ("constant_product", "concentrated"):
             if state is not None:
-                return SimulatedPool.from_state(state, session)
+                return restore_pool(state, session)
+            if self.dex_pool_model == "concentrated":
+                assert self.dex_range_width is not None  # the config refuses the model without it
+                return SimulatedRangePool.centred(
+                    self.dex_pool_size_quote,
+                    self.token_price_px,
+                    self.dex_range_width,
+                    self.dex_fee_rate,
+                    self.dex_pool_share,
+                )
             return SimulatedPool.balanced(
                 self.dex_pool_size_quote, self.token_price_px, self.dex_fee_rate, self.dex_pool_share
             )

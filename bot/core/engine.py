@@ -858,6 +858,8 @@ class Engine:
         }
         if self.p.sale is not None:
             out["sale"] = self.p.sale.summary(now_ns)
+        if isinstance(self.p.lp, SimulatedPool):
+            out["pool"] = self.p.lp.summary(self.quoter.mid_px())
         if any(q.venue != DEFAULT_VENUE for q in self.quoters):
             out["venues"] = self.venue_summary(now_ns)
         return out

@@ -14,6 +14,7 @@ venue's public trade volume, see DealConfig.dex_volume_ratio), since the bot tra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -113,9 +114,18 @@ class PoolState:
     arbs: int
     session: str = ""
     recent_trade_ids: tuple[str, ...] = ()
+    # a concentrated (Uniswap v3) range position: its bounds, its liquidity L and √P (None: v2 pool)
+    lower_px: float | None = None
+    upper_px: float | None = None
+    liquidity: float | None = None
+    sqrt_px: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "lower_px": self.lower_px,
+            "upper_px": self.upper_px,
+            "liquidity": self.liquidity,
+            "sqrt_px": self.sqrt_px,
             "token_base": self.token_base,
             "quote": self.quote,
             "fee_rate": self.fee_rate,
@@ -143,7 +153,15 @@ class PoolState:
             arbs=int(d["arbs"]),
             session=str(d.get("session", "")),
             recent_trade_ids=tuple(str(t) for t in d.get("recent_trade_ids", ())),
+            lower_px=_opt_float(d.get("lower_px")),
+            upper_px=_opt_float(d.get("upper_px")),
+            liquidity=_opt_float(d.get("liquidity")),
+            sqrt_px=_opt_float(d.get("sqrt_px")),
         )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class SimulatedPool:
@@ -198,16 +216,19 @@ class SimulatedPool:
         """The pool as persisted. The remembered trade ids hold only within the same venue `session`
         (a new session numbers its trades afresh: an old id is a new trade there)."""
         pool = cls(state.token_base, state.quote, state.fee_rate, state.share)
-        pool.fees_quote = state.fees_quote
-        pool.swap_volume_quote = state.swap_volume_quote
-        pool.arb_volume_quote = state.arb_volume_quote
-        pool.swaps = state.swaps
-        pool.arbs = state.arbs
-        pool.session = session
+        pool._restore_counts(state, session)
+        return pool
+
+    def _restore_counts(self, state: PoolState, session: str) -> None:
+        self.fees_quote = state.fees_quote
+        self.swap_volume_quote = state.swap_volume_quote
+        self.arb_volume_quote = state.arb_volume_quote
+        self.swaps = state.swaps
+        self.arbs = state.arbs
+        self.session = session
         if session and session == state.session:
             for trade_id in state.recent_trade_ids:
-                pool._remember(trade_id)
-        return pool
+                self._remember(trade_id)
 
     def state(self) -> PoolState:
         return PoolState(
@@ -291,6 +312,25 @@ class SimulatedPool:
         self.version += 1
         return fee
 
+    def summary(self, cex_px: float | None) -> dict[str, float | int | None]:
+        """The pool as a venue of its own, for the session summary: reserves, price, our part, flow.
+        Counts and fees are the pool's life so far (they carry over restarts), not this session's."""
+        return {
+            "token_base": round(self.x, 10),
+            "quote": round(self.y, 8),
+            "price_px": round(self.price_px, 8),
+            "cex_px": cex_px,
+            "share": self.share,
+            "our_token_base": round(self.share * self.x, 10),
+            "our_value_quote": round(self.value_quote(cex_px), 8) if cex_px else None,
+            "fees_quote": round(self.fees_quote, 8),
+            "swaps": self.swaps,
+            "arbs": self.arbs,
+            "swap_volume_quote": round(self.swap_volume_quote, 6),
+            "arb_volume_quote": round(self.arb_volume_quote, 6),
+            "duplicate_trades": self.duplicate_trades,
+        }
+
     # the position API the portfolio reads (as ConstantProductLp's): our share of the reserves
     def token_base(self, price_px: float) -> float:
         return self.share * self.x
@@ -304,3 +344,139 @@ class SimulatedPool:
     def gamma_base_per_px(self, price_px: float) -> float:
         _check_price(price_px)
         return -self.share * math.sqrt(self.x * self.y) / (2.0 * price_px * math.sqrt(price_px))
+
+
+class SimulatedRangePool(SimulatedPool):
+    """A concentrated-liquidity position (Uniswap v3 style) on `[lower_px, upper_px]`, the only
+    liquidity of its pool, with the pool's own price; the same venue behaviour as `SimulatedPool`
+    (noise swaps from public trades, arbitrage into the fee band, fees paid to us, persisted state).
+
+    With liquidity L and √P inside the range (the v3 whitepaper, eqs. 6.29-6.30; a swap within one
+    range moves Δ√P = Δy/L for quote in and Δ(1/√P) = Δx/L for tokens in, fee taken from the input):
+
+        x = L·(1/√P − 1/√Pb),   y = L·(√P − √Pa),   delta = x,   gamma = −L/(2·P^{3/2})
+
+    Below Pa the position is all tokens (x = L·(1/√Pa − 1/√Pb)), above Pb all quote (y = L·(√Pb −
+    √Pa)); there its delta is constant and its gamma 0. A swap that would push the price out of the
+    range fills only up to the bound (no other liquidity), and arbitrage stops at the bound too.
+    `x`, `y` are the position's real reserves at √P (what the portfolio and the ledger read).
+    """
+
+    def __init__(
+        self, liquidity: float, sqrt_px: float, lower_px: float, upper_px: float, fee_rate: float, share: float = 1.0
+    ) -> None:
+        if not (0 < lower_px < upper_px and math.isfinite(upper_px)):
+            raise ValueError(f"range must be 0 < lower < upper, got {lower_px!r}, {upper_px!r}")
+        if not (liquidity > 0 and math.isfinite(liquidity)):
+            raise ValueError(f"liquidity must be finite and > 0, got {liquidity!r}")
+        self.liquidity = liquidity
+        self.sqrt_lo = math.sqrt(lower_px)
+        self.sqrt_hi = math.sqrt(upper_px)
+        self.sqrt_px = min(max(sqrt_px, self.sqrt_lo), self.sqrt_hi)
+        x, y = self._amounts()
+        # the base class checks x, y > 0 and the fee; at a bound one side is 0: give it a token's dust
+        super().__init__(max(x, 1e-300), max(y, 1e-300), fee_rate, share)
+        self.x, self.y = x, y
+
+    @classmethod
+    def centred(
+        cls, value_quote: float, price_px: float, width: float, fee_rate: float, share: float = 1.0
+    ) -> SimulatedRangePool:
+        """Our deposit worth `value_quote` at `price_px` on [P/width, P·width]: a range centred (in log
+        price) on P holds equal value of each asset (x·P = y exactly when P = √(Pa·Pb)), as the
+        deal's 50/50 pool obligation asks."""
+        _check_price(price_px)
+        if not width > 1:
+            raise ValueError(f"range width must be > 1, got {width!r}")
+        lo, hi = price_px / width, price_px * width
+        sp = math.sqrt(price_px)
+        per_l = (1.0 / sp - 1.0 / math.sqrt(hi)) * price_px + (sp - math.sqrt(lo))  # value of L = 1
+        return cls(value_quote / share / per_l, sp, lo, hi, fee_rate, share)
+
+    @classmethod
+    def from_range_state(cls, state: PoolState, session: str = "") -> SimulatedRangePool:
+        assert state.liquidity is not None and state.sqrt_px is not None
+        assert state.lower_px is not None and state.upper_px is not None
+        pool = cls(state.liquidity, state.sqrt_px, state.lower_px, state.upper_px, state.fee_rate, state.share)
+        pool._restore_counts(state, session)
+        return pool
+
+    def state(self) -> PoolState:
+        base = super().state()
+        return dataclasses.replace(
+            base,
+            lower_px=self.sqrt_lo**2,
+            upper_px=self.sqrt_hi**2,
+            liquidity=self.liquidity,
+            sqrt_px=self.sqrt_px,
+        )
+
+    def _amounts(self) -> tuple[float, float]:
+        sp, L = self.sqrt_px, self.liquidity
+        return L * (1.0 / sp - 1.0 / self.sqrt_hi), L * (sp - self.sqrt_lo)
+
+    def _move_to(self, sqrt_px: float) -> None:
+        self.sqrt_px = min(max(sqrt_px, self.sqrt_lo), self.sqrt_hi)
+        self.x, self.y = self._amounts()
+
+    @property
+    def price_px(self) -> float:
+        return self.sqrt_px * self.sqrt_px
+
+    def _buy_tokens(self, quote_in: float) -> float:
+        f = self.fee_rate
+        target = self.sqrt_px + (1.0 - f) * quote_in / self.liquidity
+        before = self.sqrt_px
+        self._move_to(target)
+        used_net = self.liquidity * (self.sqrt_px - before)  # less than asked when the range ran out
+        return used_net / (1.0 - f) * f * self.share
+
+    def _sell_tokens(self, tokens_in: float, cex_px: float) -> float:
+        f = self.fee_rate
+        before = 1.0 / self.sqrt_px
+        self._move_to(1.0 / (before + (1.0 - f) * tokens_in / self.liquidity))
+        used_net = self.liquidity * (1.0 / self.sqrt_px - before)
+        return used_net / (1.0 - f) * f * cex_px * self.share
+
+    def arbitrage(self, cex_px: float) -> float:
+        """Trade √P back into the fee band around `cex_px` (clamped to the range), paying the fee."""
+        _check_price(cex_px)
+        f = self.fee_rate
+        low, high = cex_px * (1.0 - f), cex_px / (1.0 - f)
+        p = self.price_px
+        if p < low and self.sqrt_px < self.sqrt_hi:
+            target = min(math.sqrt(low), self.sqrt_hi)
+            quote_net = self.liquidity * (target - self.sqrt_px)
+            fee = self._buy_tokens(quote_net / (1.0 - f))
+            self.arb_volume_quote += quote_net / (1.0 - f)
+        elif p > high and self.sqrt_px > self.sqrt_lo:
+            target = max(math.sqrt(high), self.sqrt_lo)
+            tokens_net = self.liquidity * (1.0 / target - 1.0 / self.sqrt_px)
+            fee = self._sell_tokens(tokens_net / (1.0 - f), cex_px)
+            self.arb_volume_quote += tokens_net / (1.0 - f) * cex_px
+        else:
+            return 0.0
+        self.fees_quote += fee
+        self.arbs += 1
+        self.version += 1
+        return fee
+
+    def gamma_base_per_px(self, price_px: float) -> float:
+        if not self.sqrt_lo < self.sqrt_px < self.sqrt_hi:
+            return 0.0
+        return -self.share * self.liquidity / (2.0 * self.price_px * self.sqrt_px)
+
+    def summary(self, cex_px: float | None) -> dict[str, float | int | None]:
+        return {
+            **super().summary(cex_px),
+            "lower_px": round(self.sqrt_lo**2, 8),
+            "upper_px": round(self.sqrt_hi**2, 8),
+            "in_range": self.sqrt_lo < self.sqrt_px < self.sqrt_hi,
+        }
+
+
+def restore_pool(state: PoolState, session: str = "") -> SimulatedPool:
+    """The pool a `PoolState` describes: a range position when it has bounds, else a v2 pool."""
+    if state.lower_px is not None:
+        return SimulatedRangePool.from_range_state(state, session)
+    return SimulatedPool.from_state(state, session)

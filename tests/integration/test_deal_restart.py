@@ -58,7 +58,7 @@ def test_the_pool_carries_over_a_restart_exactly(tmp_path: Path, monkeypatch: py
     saved = pool_row(tmp_path)
     assert saved == pool1.state().to_dict()  # the last state, the shutdown's swaps included
 
-    asyncio.run(_run(cfg, duration_s=2.5, run_id="second"))
+    summary = asyncio.run(_run(cfg, duration_s=2.5, run_id="second"))
     # the second engine was built on the first run's pool, exactly (== on every float); the trade
     # ids it had swapped are dropped: the in-process mock is a new exchange whose trade "7" is new
     carried = {k: v for k, v in saved.items() if k != "recent_trade_ids"}
@@ -73,6 +73,12 @@ def test_the_pool_carries_over_a_restart_exactly(tmp_path: Path, monkeypatch: py
     # it went on trading from there: counts and fees only grow, nothing was re-applied or lost
     assert pool2.swaps > saved["swaps"] and pool2.fees_quote > saved["fees_quote"]
     assert pool_row(tmp_path) == pool2.state().to_dict()
+    # the summary shows the pool as a venue of its own: its reserves, price and life-long flow
+    shown = summary["pool"]
+    assert shown["swaps"] == pool2.swaps and shown["fees_quote"] == pytest.approx(pool2.fees_quote)
+    assert shown["our_token_base"] == pytest.approx(summary["lp_delta"], abs=1e-6)
+    # its own price (between two marks the public flow moves a 2,000 USDT pool by several %)
+    assert shown["price_px"] == pytest.approx(pool2.price_px) and shown["cex_px"] > 0
     db = sqlite3.connect(tmp_path / "ledger.sqlite")
     deposits = db.execute("SELECT run_id, quantity_base FROM deal_events WHERE kind = 'lp_deposited'").fetchall()
     starts = db.execute("SELECT run_id FROM deal_events WHERE kind = 'started'").fetchall()

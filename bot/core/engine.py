@@ -600,6 +600,20 @@ class Engine:
         self._deal_events.append(DealEvent("sold", now_ns, size, px))
         self.stats.fees_quote += event.fee_quote
         rounding = self.quoter.rounding
+        # an order.filled line like every fill of ours (what reads the log for fills finds it), tagged
+        self.quoter.note(
+            "order.filled",
+            symbol=event.symbol,
+            client_id=event.client_id,
+            side=event.side.value,
+            price=rounding.price_of_ticks(event.price_ticks),
+            size=rounding.size_of_lots(event.size_lots),
+            fee=event.fee_quote,
+            liquidity=event.liquidity.value,
+            latency_ms=None,
+            inventory=rounding.size(self.inventory_base()),
+            tag="sale",
+        )
         self._note(
             "deal.sale_fill",
             event.venue,

@@ -128,6 +128,9 @@ def test_engine_sells_books_outside_the_inventory_hedges_and_records(tmp_path: P
     assert notes["deal.sale_order"]["size"] == 0.5
     engine.apply(OrderAccepted(SPOT.symbol, order.client_id, "v1", now, now), now)
     cmds = engine.apply(filled(order, "F1", now), now)
+    fill_notes = dict(engine.drain_notes())
+    assert fill_notes["order.filled"]["tag"] == "sale"  # what counts our fills by the log sees it
+    assert fill_notes["deal.sale_fill"]["sold_base"] == 0.5
     # the sale is a short of 0.5 tokens in the spot position and the net delta, which the hedger
     # covers with a perp buy; the quoter's inventory leaves it out: it does not try to buy it back
     assert engine.portfolio.position_base("TOKEN/USDT") == pytest.approx(-0.5)

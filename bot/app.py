@@ -30,7 +30,7 @@ from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer
 from bot.runtime.recovery import reconcile
 from bot.runtime.runner import Observer, Runner
 from bot.runtime.status_feed import StatusFeed
-from bot.venues.base import Venue, fill_session
+from bot.venues.base import Venue, VenueGroup, fill_session
 
 NS_PER_S = 1_000_000_000
 
@@ -180,14 +180,14 @@ def _sale_executor(
 
 def market_specs(settings: Settings, spot_venues: Mapping[str, Instrument]) -> list[MarketSpec]:
     """The spot markets of `market.quote_on`, main venue first: each with [quoter] and [risk] as
-    configured, its own size and levels if set, and its venue's obligation."""
+    configured, its own size and levels if set, and its venue's obligation (`Settings.obligation_of`)."""
     quoter = settings.quoter.model_dump()
     out = []
     for market in settings.market.quote_on:
         own = {"order_size_base": market.order_size_base, "levels": market.levels}
         quote = QuoteParams(**{**quoter, **{k: v for k, v in own.items() if v is not None}})
-        obligation = market.obligation or (market.venue if market.venue in settings.risk.obligations else None)
-        risk = settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=obligation)
+        name, obligation = settings.obligation_of(market) or (None, None)
+        risk = settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=name, obligation=obligation)
         out.append(MarketSpec(spot_venues[market.venue], quote, risk, venue=market.venue))
     return out
 
@@ -378,17 +378,17 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             )
         perp = instruments.get(settings.market.perp_symbol)
         spot_venues: dict[str, Instrument] | None = None
-        if settings.multi_venue:  # one market per spot venue, the perp on the hedge venue
+        if settings.multi_venue and isinstance(venue, VenueGroup):  # a market per spot venue; the hedge venue's perp
             spot_venues = {}
             for i, market in enumerate(settings.market.quote_on):
                 symbol = market.symbol or settings.market.spot_symbol
-                listed = venue.instruments_of(market.venue).get(symbol)  # type: ignore[attr-defined]
+                listed = venue.instruments_of(market.venue).get(symbol)
                 if listed is None:
                     await _close_quietly(venue)
                     raise ConfigError(f"config error: market.quote_on.{i}.symbol: {market.venue} lists no {symbol!r}")
                 spot_venues[market.venue] = listed
             if settings.market.hedge_venue:
-                hedge_instruments = venue.instruments_of(settings.market.hedge_venue)  # type: ignore[attr-defined]
+                hedge_instruments = venue.instruments_of(settings.market.hedge_venue)
                 perp = hedge_instruments.get(settings.market.perp_symbol)
         try:  # the venue's own grid and minimum, before any order (build_engine checks again: cheap)
             check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)

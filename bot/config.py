@@ -99,7 +99,9 @@ class SpotMarketConfig(Section):
     order_size_base: PosFloat | None = Field(None, description="quote size on this venue (unset: [quoter]'s)")
     levels: Annotated[int, Field(ge=1, le=20)] | None = Field(None, description="ladder levels (unset: [quoter]'s)")
     obligation: str | None = Field(
-        None, description="a key of [risk.obligations] (unset: the venue's name, if it has one there)"
+        None,
+        description="a key of [risk.obligations] (unset: the venue's own entry there, else the venue's "
+        "[[deal.venues]] entry, else none)",
     )
 
 
@@ -579,6 +581,15 @@ class VenueObligationConfig(Section):
     depth_band_pct: PosFloat = Field(2.0, description="band around mid the depth is measured in, percent")
     max_spread_pct: PosFloat = Field(0.1, description="maximum quoted spread, percent of mid")
 
+    def as_risk_obligation(self) -> RiskObligationConfig:
+        """The risk guard's obligation for this venue: the spread cap in bps and one depth a side,
+        the larger of the two (the guard checks one minimum on both sides)."""
+        return RiskObligationConfig(
+            max_spread_bps=self.max_spread_pct * 100.0,
+            depth_band_pct=self.depth_band_pct,
+            min_depth_quote=max(self.bid_depth_quote, self.ask_depth_quote),
+        )
+
 
 def _article_calls() -> tuple[CallTrancheConfig, ...]:
     return tuple(
@@ -783,16 +794,20 @@ class RiskConfig(Section):
             raise ValueError("must be above inventory_soft_base")
         return value
 
-    def to_params(self, *, stale_feed_ms: int, venue: str | None = None) -> Any:
+    def to_params(
+        self, *, stale_feed_ms: int, venue: str | None = None, obligation: RiskObligationConfig | None = None
+    ) -> Any:
         """The core's `RiskParams` (typed `Any` to keep config free of core imports at module level).
 
-        `stale_feed_ms` comes from `[runtime]`; `venue` selects the obligation (none if absent).
+        `stale_feed_ms` comes from `[runtime]`; `venue` names the obligation, which is `obligation`
+        if given, else `venue`'s entry of [risk.obligations] (none if absent).
         """
         from bot.core.obligations import Obligation
         from bot.core.risk import RiskParams
         from bot.core.toxicity import ToxicityParams
 
-        obligation = self.obligations.get(venue) if venue is not None else None
+        if obligation is None and venue is not None:
+            obligation = self.obligations.get(venue)
         return RiskParams(
             **self.model_dump(exclude={"toxicity", "obligations"}),  # the rest mirror RiskParams field for field
             stale_feed_ms=stale_feed_ms,
@@ -831,6 +846,16 @@ class Settings(BaseSettings):
             if spot.obligation is not None and spot.obligation not in self.risk.obligations:
                 raise ValueError(f"market.quote_on.{i}.obligation: {spot.obligation!r} is not in [risk.obligations]")
         return self
+
+    def obligation_of(self, market: SpotMarketConfig) -> tuple[str, RiskObligationConfig] | None:
+        """A quoted market's obligation and its name: `market.obligation` (a key of
+        [risk.obligations]), else the venue's own [risk.obligations] entry, else its [[deal.venues]]
+        entry (the deal's obligations, DOMAIN.md); None: the venue has no obligation."""
+        name = market.obligation or market.venue
+        if name in self.risk.obligations:
+            return name, self.risk.obligations[name]
+        deal = next((v for v in self.deal.venues if v.name == market.venue), None)
+        return (market.venue, deal.as_risk_obligation()) if deal is not None else None
 
     @property
     def multi_venue(self) -> bool:

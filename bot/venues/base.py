@@ -91,6 +91,14 @@ def fill_session(venue: object) -> str:
     return str(getattr(venue, "fill_session", "") or "")
 
 
+@runtime_checkable
+class VenueGroup(Protocol):
+    """Several venues behind one `Venue` (the multi-venue mock, `bot.venues.mock.venues.MultiMockVenue`):
+    each venue's markets by name. Commands and events name their venue."""
+
+    def instruments_of(self, venue: str) -> Mapping[str, Instrument]: ...
+
+
 def ticks_in_feed(venue: object) -> bool:
     """Whether the venue's feed carries the timer ticks (see `Venue`): the runner then runs no wall
     timer of its own, which would tick at times the simulation does not control."""

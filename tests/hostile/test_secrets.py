@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.logs import configure_logging, get_logger
 from bot.runtime.metrics import Metrics
 from bot.runtime.report import build_report
-from bot.venues.mock_inprocess import InProcessMockVenue
+from bot.venues.mock.venues import MultiMockVenue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,9 +91,9 @@ def test_dry_run_logs_ledger_report_and_metrics_carry_no_secret(
             made.append(self)
 
     monkeypatch.setattr(bot.app, "Metrics", RecordingMetrics)
-    original_connect = InProcessMockVenue.connect
+    original_connect = MultiMockVenue.connect  # the embedded default's venue: the multi-venue mock
 
-    async def chatty_connect(self: InProcessMockVenue) -> None:
+    async def chatty_connect(self: MultiMockVenue) -> None:
         # an adapter that carelessly logs its credentials, in a field and inside free text: the log
         # pipeline must mask both (the redactor knows the configured secret values)
         key = VALUES["MMBOT__CCXT__API_KEY"]
@@ -101,7 +101,7 @@ def test_dry_run_logs_ledger_report_and_metrics_carry_no_secret(
         logging.getLogger("ccxt").warning("signing with secret %s", VALUES["MMBOT__CCXT__API_SECRET"])
         await original_connect(self)
 
-    monkeypatch.setattr(InProcessMockVenue, "connect", chatty_connect)
+    monkeypatch.setattr(MultiMockVenue, "connect", chatty_connect)
     ledger = secrets_set / "ledger.sqlite"
     argv = ["run", "--duration", "1.5s", "--ledger", str(ledger), "--log-format", "json", "--log-level", "DEBUG"]
     assert main(argv) == 0

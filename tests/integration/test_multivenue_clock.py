@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from bot.app import build_engine
@@ -25,7 +24,7 @@ from bot.venues.mock.venues import MockVenues, MultiMockVenue
 NS_PER_S = 1_000_000_000
 MS = 1_000_000
 START_NS = 1_700_000_000 * NS_PER_S
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "deal-venues.toml"
+CONFIG = None  # the embedded default (config/default.toml) is the deal's shape
 SIM_S = 30.0
 SPEED = 30.0
 

@@ -1,5 +1,5 @@
 """The deal's shape on the multi-venue mock: three spot venues and a perp venue on one fair value, the
-real engine (`bot.app.build_engine` on config/deal-venues.toml) on simulated time (`bot.sim.driver`).
+real engine (`bot.app.build_engine` on the embedded default, config/default.toml) on simulated time (`bot.sim.driver`).
 
 Every venue fills, the book's net delta stays in the hedge band, each venue's obligation is reported;
 a fill on one venue moves the reservation price quoted on the others; killing one venue's feed pulls
@@ -8,20 +8,25 @@ any venue at exit."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.app import build_engine
+import pytest
+from conftest import LogSink
+
+from bot.app import _run, build_engine, market_specs
 from bot.config import Settings, load_settings
 from bot.core.engine import Engine
-from bot.domain import Command, Event, PlaceOrder
+from bot.domain import Command, Event, Instrument, InstrumentKind, PlaceOrder
 from bot.sim.driver import SimResult, run_simulation
 from bot.venues.mock.venues import MockVenues
 
 NS_PER_S = 1_000_000_000
 START_NS = 1_700_000_000 * NS_PER_S
 SPOT_VENUES = ("main", "second", "third")
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "deal-venues.toml"
+SPOT = Instrument("TOKEN/USDT", InstrumentKind.SPOT, "TOKEN", "USDT", tick_size=0.01, lot_size=0.01)
+CONFIG = None  # the embedded default (config/default.toml) is the deal's shape
 
 
 def build(settings: Settings) -> tuple[MockVenues, Engine]:
@@ -93,19 +98,7 @@ def test_the_deal_dry_run_quotes_three_venues_hedges_on_the_perp_venue_and_every
 
 def test_a_fill_on_one_venue_moves_the_reservation_price_quoted_on_the_others() -> None:
     run = simulate(120)
-    last_rp: dict[str, float] = {}
-    moved_elsewhere = 0
-    fill_venue: str | None = None
-    for _, name, f in run.notes:
-        if name == "order.filled":
-            fill_venue = f["venue"]
-        elif name == "quote.updated":
-            venue = f["venue"]
-            elsewhere = fill_venue is not None and venue != fill_venue and venue in last_rp
-            if elsewhere and f["trigger"] == "fill" and f["reservation_price"] != last_rp[venue]:
-                moved_elsewhere += 1
-            last_rp[venue] = f["reservation_price"]
-    assert moved_elsewhere > 0
+    assert reservation_moves_elsewhere([(name, f) for _, name, f in run.notes]) > 0
 
 
 def test_a_dead_spot_feed_pulls_that_venue_only_and_nothing_is_left_open() -> None:
@@ -141,15 +134,57 @@ def test_a_dead_spot_feed_pulls_that_venue_only_and_nothing_is_left_open() -> No
     assert all(not ex.open_orders() for ex in run.group.exchanges.values())
 
 
-def test_the_deal_config_runs_through_mmbot_run(tmp_path: Path) -> None:
-    """`mmbot run --config config/deal-venues.toml`: the composition root builds the multi-venue mock
-    and the multi-market engine; the session ends clean with every spot venue in the summary."""
-    import asyncio
+def reservation_moves_elsewhere(notes: list[tuple[str, dict[str, Any]]]) -> int:
+    """How many requotes after a fill, on a venue other than the fill's, moved that venue's
+    reservation price (the aggregate inventory moved it)."""
+    last_rp: dict[str, float] = {}
+    moved = 0
+    fill_venue: str | None = None
+    for name, f in notes:
+        if name == "order.filled":
+            fill_venue = f["venue"]
+        elif name == "quote.updated":
+            venue = f["venue"]
+            elsewhere = fill_venue is not None and venue != fill_venue and venue in last_rp
+            if elsewhere and f["trigger"] == "fill" and f["reservation_price"] != last_rp[venue]:
+                moved += 1
+            last_rp[venue] = f["reservation_price"]
+    return moved
 
-    from bot.app import _run
 
+def test_mmbot_run_with_no_config_quotes_the_deals_shape(tmp_path: Path, log_sink: LogSink) -> None:
+    """`mmbot run` with no arguments, through the composition root (the runner, the multi-venue mock
+    on its progress clock, ledger): three spot venues and the perp venue, every venue fills, the net
+    delta in band, each venue's obligation reported, a fill on one venue moves the others' quotes."""
     overrides = {"metrics": {"enabled": False}, "ledger": {"path": str(tmp_path / "ledger.sqlite")}}
-    settings = load_settings(CONFIG, {**overrides, "runtime": {"speed": 5.0}})
-    summary = asyncio.run(_run(settings, duration_s=3.0, run_id="deal"))
-    assert set(summary["venues"]) == {*SPOT_VENUES, "perpx"}
+    settings = load_settings(None, {**overrides, "runtime": {"speed": 30.0}})
+    assert [m.venue for m in settings.market.quote_on] == list(SPOT_VENUES) and settings.multi_venue
+    summary = asyncio.run(_run(settings, duration_s=4.0, run_id="deal"))  # 120 simulated seconds
+    assert 120.0 <= summary["duration_s"] <= 120.5  # simulated time, however long the machine took
+    venues = summary["venues"]
+    assert set(venues) == {*SPOT_VENUES, "perpx"}
+    for venue in SPOT_VENUES:
+        assert venues[venue]["fills"] > 0, venue
+        assert venues[venue]["obligations"]["all_pct"] is not None, venue
+    assert venues["perpx"]["hedge"]["fills"] > 0
+    assert summary["net_delta_in_band_pct"] >= 99.0
     assert summary["open_orders_at_exit"] == 0
+    notes = [(r["event"], r) for r in log_sink.records if r.get("event") in ("order.filled", "quote.updated")]
+    assert {f["venue"] for n, f in notes if n == "order.filled"} == set(SPOT_VENUES)
+    assert reservation_moves_elsewhere(notes) > 0
+
+
+def test_each_venue_obligation_is_its_deal_venue_unless_risk_names_one() -> None:
+    settings = load_settings(CONFIG)
+    specs = {spec.venue: spec.risk.obligation for spec in market_specs(settings, dict.fromkeys(SPOT_VENUES, SPOT))}
+    deal = {v.name: v for v in settings.deal.venues}
+    for venue in SPOT_VENUES:
+        ob = specs[venue]
+        assert ob is not None and ob.venue == venue
+        assert ob.min_depth_quote == max(deal[venue].bid_depth_quote, deal[venue].ask_depth_quote)
+        assert ob.max_spread_bps == pytest.approx(deal[venue].max_spread_pct * 100)
+    assert specs["main"].min_depth_quote == 2 * specs["second"].min_depth_quote  # the main platform's is larger
+    own = {"max_spread_bps": 7.0, "depth_band_pct": 1.0, "min_depth_quote": 5.0}
+    named = load_settings(CONFIG, {"risk": {"obligations": {"second": own}}})
+    second = {s.venue: s.risk.obligation for s in market_specs(named, dict.fromkeys(SPOT_VENUES, SPOT))}["second"]
+    assert second is not None and (second.max_spread_bps, second.min_depth_quote) == (7.0, 5.0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -229,6 +230,7 @@ class MultiMockVenue:
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.venues = venues
+        self.fill_session = f"mock:{uuid.uuid4().hex[:12]}"  # a new group numbers its fills from F1 again
         # simulated time advances by the bot's progress, the timer ticks on it (pacing.py): four
         # exchanges cost a loaded machine more than the wall clock gives them at the tests' speeds
         self._pacer = ProgressPacer(

@@ -317,10 +317,11 @@ class FlowScore:
     concentrated in size, not sliced in time".
     """
 
-    __slots__ = ("_count", "_power", "_ratio", "_signed", "_size", "_weights")
+    # not `_signed`: mypyc names the C field `__signed`, a GCC keyword (the compiled build, setup.py)
+    __slots__ = ("_count", "_power", "_ratio", "_signed_flow", "_size", "_weights")
 
     def __init__(self, halflife_s: float, norm_halflife_s: float, size_power: float) -> None:
-        self._signed = DecayedSum(halflife_s)
+        self._signed_flow = DecayedSum(halflife_s)
         self._weights = DecayedSum(norm_halflife_s)
         self._size = DecayedSum(norm_halflife_s)
         self._count = DecayedSum(norm_halflife_s)
@@ -331,14 +332,14 @@ class FlowScore:
         count = self._count.at(now_ns)
         typical = self._size.at(now_ns) / count if count > 0.0 else size_base
         w = (size_base / typical) ** self._power if typical > 0.0 else 1.0
-        self._signed.add(now_ns, sign * w)
+        self._signed_flow.add(now_ns, sign * w)
         self._weights.add(now_ns, w)
         self._size.add(now_ns, size_base)
         self._count.add(now_ns, 1.0)
 
     def score(self, now_ns: int) -> float:
         norm = self._weights.at(now_ns) * self._ratio
-        return self._signed.at(now_ns) / norm if norm > 0.0 else 0.0
+        return self._signed_flow.at(now_ns) / norm if norm > 0.0 else 0.0
 
 
 class ToxicityMonitor:

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -304,13 +304,13 @@ class BinanceParser:
         events, _ = self.parse_lines([line])
         return events[0] if events else None
 
-    def _from_plain(self, plain: tuple[int, ...]) -> Parsed | None:
+    def _from_plain(self, plain: tuple[Any, ...]) -> Parsed | None:
         """The event of a line `bot._native.decode_lines` decoded (a depth diff, a trade or a ticker),
         built as `delta` / `trade` / `ticker` build it from the JSON."""
         if plain[0] == _PLAIN_DEPTH:
             _, recv_ns, venue_ms, first, last, prev, bids, asks = plain
             self.parsed += 1
-            return BookDelta(self.symbol, first, last, bids, asks, venue_ms * _MS_NS, recv_ns, prev)  # type: ignore[arg-type]
+            return BookDelta(self.symbol, first, last, bids, asks, venue_ms * _MS_NS, recv_ns, prev)
         if plain[0] == _PLAIN_TICKER:
             _, recv_ns, update_id, bid_ticks, bid_lots, ask_ticks, ask_lots, venue_ms = plain
             self.parsed += 1

@@ -305,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML + PNG report from a ledger")
     p.add_argument("--ledger", metavar="PATH", help="SQLite ledger (default: the config's ledger.path)")
     p.add_argument("--out", default="report", help="output directory (default: %(default)s)")
+    p.add_argument(
+        "--sweep",
+        metavar="PATH",
+        help="report a sweep instead: its sweep.json or the `mmbot sweep --out` directory (plot, table, best TOML)",
+    )
     return parser
 
 

@@ -1,11 +1,17 @@
-"""The sweep's output: the result table, the best trial's keys as TOML, and the plot."""
+"""The sweep's output: the result table, the best trial's keys as TOML, the plot, and the sweep's page
+in `mmbot report --sweep` (the same three, from the JSON `mmbot sweep --out DIR` writes)."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 METRIC_COLUMNS = (
     ("pnl", "pnl", ".2f"),
@@ -45,7 +51,7 @@ def _cell(value: Any, fmt: str) -> str:
     return format(value, fmt)
 
 
-def format_table(trials: list[dict[str, Any]], best: dict[str, Any]) -> str:
+def format_table(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
     keys = list(trials[0]["params"]) if trials else []
     header = ["#", *keys, *(label for label, _, _ in METRIC_COLUMNS)]
     rows = []
@@ -62,8 +68,8 @@ def format_table(trials: list[dict[str, Any]], best: dict[str, Any]) -> str:
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *rows])
 
 
-def write_plot(trials: list[dict[str, Any]], objective: str, path: Path) -> None:
-    """A heatmap of the objective over two keys (a full grid), else parallel coordinates."""
+def write_plot(trials: list[dict[str, Any]], objective: str, path: Path | io.BytesIO) -> None:
+    """A heatmap of the objective over two keys (a full grid), else parallel coordinates (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,5 +107,67 @@ def write_plot(trials: list[dict[str, Any]], objective: str, path: Path) -> None
         ax.set_ylabel("scaled to each axis's range")
     ax.set_title(f"mmbot sweep: {objective} over {len(trials)} trials")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
+
+
+class SweepReportError(Exception):
+    """A sweep result that cannot be reported (missing, not JSON, not a sweep's): one line."""
+
+
+def load_sweep(path: Path) -> dict[str, Any]:
+    """The sweep's JSON: `path` itself, or `path/sweep.json` for the directory `mmbot sweep --out` wrote."""
+    file = path / "sweep.json" if path.is_dir() else path
+    try:
+        payload = orjson.loads(file.read_bytes())
+    except OSError as exc:
+        raise SweepReportError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise SweepReportError(f"{file}: not JSON ({exc})") from None
+    trials = payload.get("trials") if isinstance(payload, dict) else None
+    if (
+        not isinstance(trials, list)
+        or not trials
+        or not all(isinstance(t, dict) and {"params", "metrics"} <= t.keys() for t in trials)
+        or not isinstance(payload.get("best"), dict)
+    ):
+        raise SweepReportError(f"{file}: not a sweep's result (mmbot sweep --json or --out): no trials and best")
+    return payload  # type: ignore[no-any-return]
+
+
+def render_html(payload: dict[str, Any], png: bytes) -> str:
+    """One self-contained page: the plot (embedded), the table (the best trial marked *) and the best
+    trial's keys as TOML."""
+    trials = payload["trials"]
+    best_params = payload["best"]["params"]
+    best = next((t for t in trials if t["params"] == best_params), None)
+    objective = str(payload.get("objective", "pnl"))
+    toml = payload["best"].get("toml") or params_toml(best_params)
+    targets = ", ".join(str(t) for t in payload.get("targets", []))
+    where = f"dask {payload['dask']}" if payload.get("dask") else f"{payload.get('workers', '?')} worker(s)"
+    speed = f"wall {payload.get('wall_s')} s, {payload.get('trials_per_s')} trials/s"
+    b64 = base64.b64encode(png).decode("ascii")
+    return "\n".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'><title>mmbot sweep</title></head><body>",
+            f"<h1>mmbot sweep: {len(trials)} trials by {html.escape(objective)}</h1>",
+            f"<p>targets: {html.escape(targets)}; {html.escape(where)}; {html.escape(speed)}</p>",
+            f"<img alt='sweep.png' src='data:image/png;base64,{b64}'>",
+            "<h2>Trials</h2><pre>" + html.escape(format_table(trials, best)) + "</pre>",
+            f"<h2>Best by {html.escape(objective)}</h2><pre>" + html.escape(toml) + "</pre>",
+            "</body></html>",
+        ]
+    )
+
+
+def build_sweep_report(sweep: Path, out_dir: Path) -> Path:
+    """Write OUT/sweep.html and OUT/sweep.png for the sweep result at `sweep` (see `load_sweep`)."""
+    payload = load_sweep(sweep)
+    buf = io.BytesIO()
+    write_plot(payload["trials"], str(payload.get("objective", "pnl")), buf)
+    png = buf.getvalue()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.png").write_bytes(png)
+    index = out_dir / "sweep.html"
+    index.write_text(render_html(payload, png), encoding="utf-8")
+    return index

@@ -37,6 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bot.config import load_settings
+from bot.sweep_output import SweepReportError, build_sweep_report
 
 BUY_COLOR, SELL_COLOR = "#1a9850", "#d73027"
 STATE_COLORS = ("#e8f4ea", "#fff3cd", "#f8d7da", "#dbe9f6", "#ece2f4", "#f2f2f2")
@@ -464,6 +465,8 @@ def build_report(ledger_path: str | Path, out_dir: str | Path, run_id: str | Non
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if getattr(args, "sweep", None):
+        return _cmd_sweep_report(Path(args.sweep), Path(args.out))
     ledger = args.ledger or load_settings().ledger.path
     try:
         index = build_report(ledger, args.out)
@@ -474,6 +477,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"mmbot report: {ledger}: not a readable ledger ({exc})", file=sys.stderr)
         return 1
     except OSError as exc:  # e.g. an output directory we may not write to
+        print(f"mmbot report: cannot write the report: {exc}", file=sys.stderr)
+        return 1
+    print(index)
+    return 0
+
+
+def _cmd_sweep_report(sweep: Path, out: Path) -> int:
+    """`mmbot report --sweep PATH`: OUT/sweep.html (the sweep's plot, table and best TOML) and sweep.png."""
+    try:
+        index = build_sweep_report(sweep, out)
+    except SweepReportError as exc:
+        print(f"mmbot report: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"mmbot report: cannot write the report: {exc}", file=sys.stderr)
         return 1
     print(index)

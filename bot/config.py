@@ -398,6 +398,11 @@ class MockMarketConfig(Section):
     bg_occupancy: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         1.0, description="hawkes: probability a background ladder level holds size (thin books: gaps, wide spread)"
     )
+    bg_requote_bps: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = Field(
+        0.0,
+        description="hawkes: background makers requote only when fair value leaves this band around their "
+        "quotes' centre, bps (0: every step); the book's mid then moves in jumps, as a real one does",
+    )
     bg_outer_levels: Annotated[int, Field(ge=0, le=500)] = Field(
         0, description="hawkes: deep background levels per side beyond the ladder, on a coarse grid"
     )

@@ -13,10 +13,12 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
 * signs: metaorder share, length tail and minimum length by a grid search on the sign autocorrelation
   at lags 1, 10 and 100 (same flow-only simulation).
 * sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at twice the largest.
-* book refill: a level the ladder opens (the fair value moved) starts with 10 % of its size and fills
-  over `bg_refill_s`, so the best level is often thin, as real queues are after a move.
 * informed share, impact and volatility, in two rounds of full mock runs (`bot.venues.mock.record`,
-  read back by `market_stats`, seeds `seed` and `seed + 1`, averaged): the impact arrival time from
+  read back by `market_stats`, seeds `seed` and `seed + 1`, averaged): the makers' requote band
+  (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move is nearest the recording's (a sticky
+  book that jumps); the share a new queue starts with and its refill time (NEW_LEVEL_GRID x
+  REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues just after a move); the
+  impact arrival time from
   {0, 0.03, 0.05, 0.1, 0.2} s whose 100 ms return autocorrelation is nearest the recording's (a push
   spread over several 100 ms steps makes returns trend); the informed share from
   {2, 5, 10, 20} % whose passive-bid markout at 5 s is nearest the recording's; then the impact
@@ -24,7 +26,7 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
   between target and measured variance at 10 s. Score with other seeds (the scorecard's start at 101).
 
 Not identifiable from a few minutes of public data, so set, not fitted (and said in the file): the
-transient half-life (5 s) and permanent share (1/2) of impact, the new-level share (0.1) and refill (1 s).
+transient half-life (5 s) and permanent share (1/2) of impact.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import dataclasses
 import io
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ from bot.venues.mock.flow import HawkesClock, SignProcess
 INFORMED_SHARE = 0.05  # the flow-only fits' assumption, and the informed grid's start
 INFORMED_GRID = (0.02, 0.05, 0.1, 0.2)
 ARRIVAL_GRID_S = (0.0, 0.03, 0.05, 0.1, 0.2)
+REQUOTE_GRID_BPS = (0.0, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.5, 2.5)
+NEW_LEVEL_GRID = (0.3, 0.1, 0.03, 0.01, 0.003)
+REFILL_GRID_S = (1.0, 3.0, 10.0)
 LADDER_LEVELS = 20
 OUTER_LEVELS = 60
 OUTER_REACH_BPS = 60.0
@@ -196,6 +201,7 @@ def fit_mock_config(
         "bg_churn_per_s": 4.0,
         "bg_spread_ticks": 1,
         "bg_occupancy": round(occupancy, 4),
+        "bg_requote_bps": 0.0,
         "bg_outer_levels": OUTER_LEVELS,
         "bg_outer_spacing_ticks": int(outer["spacing"]),
         "bg_outer_size_base": round(max(outer["size"], lot), 8),
@@ -230,6 +236,18 @@ def fit_mock_config(
     }
     fit_seeds = (seed, seed + 1)
     for _ in range(iterations):
+        if math.isfinite(stats.mid_move_median_bps):  # the requote band sets how far a move of the mid goes
+            grid = [{"bg_requote_bps": b} for b in REQUOTE_GRID_BPS]
+            best = _best_of(
+                mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, fit_seeds
+            )
+            mock["spot"].update(best)
+            mock["perp"].update(best)
+        if math.isfinite(stats.sweep_share) and stats.sweep_share > 0:  # thin new queues: sweeps after a move
+            grid = [{"bg_new_level_share": n, "bg_refill_s": r} for n in NEW_LEVEL_GRID for r in REFILL_GRID_S]
+            best = _best_of(mock, grid, lambda r: r.sweep_share, stats.sweep_share, check_seconds, fit_seeds)
+            mock["spot"].update(best)
+            mock["perp"].update(best)
         # the informed share, by the passive bid's markout at 5 s (adverse selection), then impact at
         # 1 s and volatility at 10 s: run the mock, compare, rescale
         if math.isfinite(stats.ret_acf_100ms):  # how fast impact arrives sets the 100 ms return memory
@@ -245,7 +263,12 @@ def fit_mock_config(
                 mock["spot"]["informed_share"] = mock["perp"]["informed_share"] = share
                 runs = [mock_stats(mock, check_seconds, s) for s in fit_seeds]
                 trials.append((abs(_mean(r.probe_markout_5s_bps for r in runs) - stats.probe_markout_5s_bps), share))
-            mock["spot"]["informed_share"] = mock["perp"]["informed_share"] = min(trials)[1]
+            informed = min(trials)[1]
+            mock["spot"]["informed_share"] = mock["perp"]["informed_share"] = informed
+            # the signs were fitted with INFORMED_SHARE of the arrivals informed: keep the share of all
+            # arrivals that are metaorder pieces, so the sign memory stays what was fitted
+            meta = min(0.99, flow.meta_share * (1 - INFORMED_SHARE) / (1 - informed))
+            mock["spot"]["meta_share"] = mock["perp"]["meta_share"] = round(meta, 4)
         runs = [mock_stats(mock, check_seconds, s) for s in fit_seeds]
         impact_1s = _mean(r.impact_1s_bps for r in runs)
         if impact_1s > 0 and stats.impact_1s_bps > 0:
@@ -256,6 +279,25 @@ def fit_mock_config(
         sigma_bps = math.sqrt(max(var, (0.1 * vol_target) ** 2))
         mock["sigma_px_per_sqrt_s"] = round(sigma_bps * stats.mid_px / 10_000, 8)
     return mock
+
+
+def _best_of(
+    mock: dict[str, Any],
+    grid: list[dict[str, float]],
+    get: Callable[[MarketStats], float],
+    target: float,
+    seconds: float,
+    seeds: Iterable[int],
+) -> dict[str, float]:
+    """The spot-market settings in `grid` whose mock statistic `get` (mean over `seeds`) is nearest
+    `target` in log ratio (both positive); the first of the grid when none is measurable."""
+    trials = []
+    for i, settings in enumerate(grid):
+        trial = {**mock, "spot": {**mock["spot"], **settings}}
+        got = _mean(get(mock_stats(trial, seconds, s)) for s in seeds)
+        if math.isfinite(got) and got > 0:
+            trials.append((abs(math.log(got / target)), i))
+    return grid[min(trials)[1]] if trials else grid[0]
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -371,8 +413,10 @@ def _real(path: str, window: tuple[float, float]) -> tuple[Tape, MarketStats]:
 
 
 def _spot_file(files: list[str]) -> str:
-    """The spot recording among FILE...: a perp file is ignored (its mock perp copies the spot's flow,
-    without impact), as the base `mmbot calibrate` ignores it."""
+    """The spot recording among FILE...: beside one, a perp file is ignored (its mock perp copies the
+    spot's flow, without impact), as the base `mmbot calibrate` ignores it. A perp recording alone is
+    the market itself: the mock's spot market is fitted to it and scored against it (one more real
+    market to check the model on; its funding and basis are not part of the statistics)."""
     from bot.domain import InstrumentKind
     from bot.venues.binance import infer_instrument
 
@@ -384,7 +428,7 @@ def _spot_file(files: list[str]) -> str:
                 return path
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    raise ConfigError("no spot recording among the files (a perp file alone cannot calibrate the spot mock)")
+    return files[0]
 
 
 def cmd_calibrate_market(args: argparse.Namespace) -> int:
@@ -412,10 +456,11 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         " (bot/market_calibrate.py, docs/mock-market.md)\n"
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
-        "size law, impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
+        "size law, the makers' requote band (median mid move), new-queue share and refill time (sweep\n"
+        "share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
         f"at 5 s), impact and volatility, on mock seeds {args.seed} and {args.seed + 1}. Set, not fitted: impact\n"
-        "decay and permanent share, new-level share, refill time. Score it on data and seeds it was not\n"
-        "fitted on: --check with another --window (its seeds start at 101)."
+        "decay and permanent share. Score it on data and seeds it was not fitted on: --check with\n"
+        "another --window (its seeds start at 101)."
     )
     text = to_toml(mock, header, spot, perp)
     load_settings_text(text)  # what we write must load

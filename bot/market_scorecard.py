@@ -91,6 +91,8 @@ def _rows() -> list[tuple[str, str, Getter, str]]:
         rows.append((f"volatility at {h:g} s", "bps/√s", lambda s, k=h: s.vol_bps_per_sqrt_s[k], "x2"))  # type: ignore[misc]
     rows += [
         ("100 ms return autocorrelation", "", lambda s: s.ret_acf_100ms, "x2"),
+        ("mid moves", "/s", lambda s: s.mid_moves_per_s, "x2"),
+        ("mid move: median size", "bps", lambda s: s.mid_move_median_bps, "x2"),
         ("impact at 1 s", "bps", lambda s: s.impact_1s_bps, "x2"),
         ("impact at 5 s", "bps", lambda s: s.impact_5s_bps, "x2"),
         ("passive bid: filled within 60 s", "share", lambda s: s.probe_fill_share, "x2"),

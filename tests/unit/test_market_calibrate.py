@@ -83,3 +83,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert "--window" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         load_settings_text("[mock]\nflow_model = 'nope'\n")
+
+
+def test_a_perp_recording_alone_is_scored_as_the_market(capsys) -> None:
+    perp = ROOT / "tests" / "data" / "binance" / "usdm_btcusdt_20240808.gz"
+    preset = ROOT / "config" / "mock-btcusdt.toml"
+    args = ["calibrate", str(perp), "--check", str(preset), "--minutes", "0.5", "--seeds", "1", "--json"]
+    assert mmbot(args) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    # the recording's column is the perp's own market (its sizes: p50 0.024 BTC in this file, the spot's 0.004)
+    assert rows["size p50"]["real"] > 0.01

@@ -138,3 +138,15 @@ def test_bundled_recording_statistics() -> None:
     assert stats.impact_1s_bps > 0.3
     assert stats.probe_markout_1s_bps < 0
     assert not math.isnan(stats.depth50_median_base) and stats.depth50_median_base > stats.depth10_median_base
+
+
+def test_mid_moves_count_changes_per_second_and_their_median_size() -> None:
+    from bot.market_stats import Tape, mid_moves
+
+    tape = Tape("X/USDT", 1.0, 1.0, 100)
+    tape.grid_t_ns = [i * 100 * MS for i in range(11)]  # 10 steps of 100 ms: 1 s
+    tape.grid_mid_px = [100.0, 100.0, 101.0, 101.0, 101.0, 100.0, 100.0, 100.0, 100.0, 102.0, 102.0]
+    per_s, median_bps = mid_moves(tape)
+    assert per_s == pytest.approx(3.0)  # three changes in 1 s
+    # |changes|: 1 / 100, 1 / 101, 2 / 100 -> 100, 99.0099, 200 bps; the median is 100 bps
+    assert median_bps == pytest.approx(100.0)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bot.config import MockExchangeConfig, MockMarketConfig
+from bot.domain import Side
 from bot.market_stats import autocorrelation, collect_events, hill_tail_index, market_stats
 from bot.venues.mock.flow import TAIL_QUANTILE, HawkesClock, Impact, SignProcess, SizeLaw
 from bot.venues.mock.record import START_NS, market_events, recording_exchange
@@ -106,3 +107,30 @@ def test_hawkes_mock_is_deterministic_never_crossed_and_its_spread_follows_liqui
     assert liquid_stats.spread_1tick_share > 0.8
     assert thin_stats.spread_median_ticks >= 3
     assert liquid_stats.fano_1s > 2  # bursts, where the classic model's Poisson takers give ~1
+
+
+def test_with_a_requote_band_the_mid_is_sticky_and_moves_in_jumps() -> None:
+    # 1 bps at 100 = 1 tick either side of the quotes' centre; 5 bps = 5 ticks
+    follow = market_stats(_spot_stats(_hawkes_config(), 120))
+    sticky = market_stats(_spot_stats(_hawkes_config(bg_requote_bps=5.0), 120))
+    steps_per_s = 10  # the 100 ms grid
+    assert follow.mid_moves_per_s > 0.5 * steps_per_s  # the book follows the diffusing value nearly every step
+    assert sticky.mid_moves_per_s < 0.5 * follow.mid_moves_per_s
+    assert sticky.mid_move_median_bps > 2 * follow.mid_move_median_bps
+    assert sticky.mid_move_median_bps >= 4.0  # a band of 5 bps: the value leaves it by about that much
+
+
+def test_a_taker_that_eats_the_best_queue_moves_the_book_in_its_direction() -> None:
+    config = _hawkes_config(bg_requote_bps=5.0, hawkes_base_per_s=0.0, bg_churn_per_s=0.0)
+    exchange = recording_exchange(config, 1)
+    (bid, _), (ask, ask_lots) = exchange.top("TOKEN/USDT")
+    fair = exchange.fair_value_px("TOKEN/USDT")
+    exchange.simulate_taker("TOKEN/USDT", Side.BUY, ask_lots - 1, limit_ticks=ask)  # one lot left: no move
+    assert exchange.top("TOKEN/USDT")[1] == (ask, 1)
+    exchange.simulate_taker("TOKEN/USDT", Side.BUY, 1, limit_ticks=ask)  # the queue is gone
+    (new_bid, _), (new_ask, _) = exchange.top("TOKEN/USDT")
+    assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(fair * math.exp(5e-4))
+    assert new_ask > ask and new_bid > bid  # both sides requoted upwards: the eaten price is not refilled
+    assert new_ask - new_bid == 1
+    # the makers requoted around the stepped value: its tick is within the (1-tick) book
+    assert new_bid <= exchange.fair_value_px("TOKEN/USDT") / 0.01 <= new_ask

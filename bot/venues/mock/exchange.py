@@ -107,6 +107,9 @@ class _Market:
         self.deficit: dict[Side, set[int]] = {Side.BUY: set(), Side.SELL: set()}
         self.refill_frac = 1.0 - math.exp(-step_s / cfg.bg_refill_s)
         self.churn_prob = cfg.bg_churn_per_s * step_s
+        # hawkes: half-width of the band fair value may wander in before the makers requote, as a
+        # fraction of the price
+        self.requote_band = cfg.bg_requote_bps / 10_000.0
         informed = cfg.informed_share
         self.taker_rate_per_s = 2.0 * cfg.taker_a_per_s / (1.0 - informed)
         self.trade_n = 0
@@ -320,6 +323,8 @@ class MockExchange:
         executions, _ = market.book.side(side.opposite).take(limit_ticks, lots)
         if executions:
             self._on_executions(market, side, executions, None)
+            if self._hawkes and market.requote_band > 0:  # the market's makers cannot tell it from their flow
+                self._on_depletion(market, side, executions)
 
     @property
     def now_ns(self) -> int:
@@ -409,12 +414,22 @@ class MockExchange:
             self._start_episode(name, None)
         self._schedule(self._now_ns + self._step_ns, _STEP, None)
 
-    def _update_background(self, market: _Market) -> None:
+    def _update_background(self, market: _Market, requote: bool = False) -> None:
+        """Move the ladder to fair value (hawkes: when it left the requote band, or `requote`), then,
+        on a time step, refill and churn it."""
         cfg = market.cfg
         fv_ticks = self.fair_value_px(market.instrument.symbol) / market.instrument.tick_size
         if self._hawkes:  # the tightest book the liquidity allows: `bg_spread_ticks` around fair value
-            bid = math.floor(fv_ticks - (cfg.bg_spread_ticks - 1) / 2 + 1e-9)
-            anchor = (bid, bid + cfg.bg_spread_ticks)
+            held = market.anchor
+            if (
+                not requote
+                and held is not None
+                and abs(fv_ticks - (held[0] + held[1]) * 0.5) <= fv_ticks * market.requote_band
+            ):
+                anchor = held  # makers leave their quotes while fair value stays within the band
+            else:
+                bid = math.floor(fv_ticks - (cfg.bg_spread_ticks - 1) / 2 + 1e-9)
+                anchor = (bid, bid + cfg.bg_spread_ticks)
         else:
             anchor = (
                 math.floor(fv_ticks - cfg.bg_half_spread_ticks + 1e-9),
@@ -422,6 +437,8 @@ class MockExchange:
             )
         if anchor != market.anchor:
             self._relocate_ladder(market, anchor)
+        if requote:
+            return
         for side in (Side.BUY, Side.SELL):
             if market.deficit[side]:
                 self._refill(market, side)
@@ -463,8 +480,10 @@ class MockExchange:
                 if price not in side_targets:
                     lots = self._outer_size_lots(market, j) if deep else self._bg_size_lots(market, j)
                     side_targets[price] = lots
-                    if self._hawkes and cfg.bg_new_level_share < 1.0 and lots > 1:
-                        market.deficit[side].add(price)  # a new queue starts thin and builds up
+                    if self._hawkes and not deep and cfg.bg_new_level_share < 1.0 and lots > 1:
+                        # a new queue near the touch starts thin and builds up (the deep levels, far
+                        # from any taker, start whole: refilling them cost most of the mock's time)
+                        market.deficit[side].add(price)
                         lots = max(1, round(lots * cfg.bg_new_level_share))
                     self._add_background(market, side, price, lots)
 
@@ -629,6 +648,20 @@ class MockExchange:
             assert self._impact is not None
             done_base = inst.size(sum(e.lots for e in executions))
             self._impact.push(side.sign, cfg.impact_bps, done_base / cfg.size_median_base)
+            if market.requote_band > 0:
+                self._on_depletion(market, side, executions)
+
+    def _on_depletion(self, market: _Market, side: Side, executions: list[Execution]) -> None:
+        """A taker that ate a whole background queue moves the price (Cont & de Larrard 2013, "Price
+        dynamics in a Markovian limit order market", SIAM J. Financial Math. 4): the makers take it as
+        news, the fair value steps a requote band in the taker's direction and the book requotes there
+        at once, so the eaten price is not refilled and the mid moves with the trade, as in real books."""
+        eaten = executions[0].price_ticks
+        if market.book.side(side.opposite).bg_at(eaten) > 0 or all(e.maker is not None for e in executions):
+            return
+        assert self._impact is not None
+        self._impact.shift(side.sign * market.requote_band)
+        self._update_background(market, requote=True)
 
     def _future_px(self, market: _Market) -> float:
         future_spot = self._fv.future_px

@@ -124,6 +124,10 @@ class Impact:
     def push(self, sign: int, impact_bps: float, size_over_median: float) -> None:
         self._pending += sign * impact_bps / 10_000.0 * math.sqrt(size_over_median)
 
+    def shift(self, log_delta: float) -> None:
+        """A permanent move of the fair value now (a depleted queue, `MockExchange._on_depletion`)."""
+        self._permanent += log_delta
+
     def step(self) -> None:
         arrived = self._pending * self._arrive
         self._pending -= arrived

@@ -196,13 +196,19 @@ def build_venue(settings: Settings) -> tuple[Venue, Any]:
     """The configured venue and its clock (simulated for the in-process mock, wall clock otherwise)."""
     venue_spec = settings.runtime.venue
     if settings.multi_venue:
+        from bot.config import MockVenueConfig, WsVenueConfig
         from bot.venues.mock.venues import MockVenues, MultiMockVenue
 
+        used = {name: settings.market.venues[name] for name in settings.market.session_venues()}
+        servers = {name: cfg for name, cfg in used.items() if isinstance(cfg, WsVenueConfig)}
+        if servers:  # every venue a mock exchange server (the config allows no mix), on the wall clock
+            from bot.venues.mock.client import WsMockVenue
+            from bot.venues.venue_set import VenueSet
+
+            return VenueSet({name: WsMockVenue(cfg.url) for name, cfg in servers.items()}), time.time_ns
         start_ns = time.time_ns()
-        names = {m.venue for m in settings.market.quote_on} | {settings.market.hedge_venue} - {""}
-        group = MockVenues(
-            settings.mock, {n: c for n, c in settings.market.venues.items() if n in names}, start_ns=start_ns
-        )
+        mocks = {name: cfg for name, cfg in used.items() if isinstance(cfg, MockVenueConfig)}
+        group = MockVenues(settings.mock, mocks, start_ns=start_ns)
         multi = MultiMockVenue(
             group, speed=settings.runtime.speed, start_ns=start_ns, timer_ms=settings.runtime.timer_ms
         )
@@ -435,7 +441,7 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             timer_ms=settings.runtime.timer_ms,
             cancel_timeout_s=settings.runtime.cancel_timeout_ms / 1000,
             observers=tuple(observers),
-            clock_speed=settings.runtime.speed if settings.runtime.venue == "mock" else 1.0,
+            clock_speed=1.0 if clock_ns is time.time_ns else settings.runtime.speed,  # a mock's clock runs at speed
         )
         failure.runner = runner
         if failure.reason is None:  # the ledger may already have failed in reconciliation

@@ -23,7 +23,17 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
@@ -116,6 +126,33 @@ class MockVenueConfig(Section):
     latency_scale: PosFloat = Field(1.0, description="order and response latencies × this")
 
 
+class WsVenueConfig(Section):
+    """One venue of a multi-venue session reached over websockets: a mock exchange server
+    (`mmbot exchange serve`, docs/mock-protocol.md) at `url`, on its own market and clock."""
+
+    kind: Literal["ws"] = Field(description='"ws": a mock exchange server (every venue of the session must be one)')
+    url: str = Field(description="ws://HOST:PORT of the server")
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme not in ("ws", "wss") or not _has_host_and_port(url):
+            raise ValueError("must be ws://HOST:PORT")
+        return value
+
+
+def _venue_kind(value: Any) -> str:
+    return str(value.get("kind", "mock") if isinstance(value, dict) else getattr(value, "kind", "mock"))
+
+
+# tagged by `kind` (absent: "mock"), so a bad entry is reported against its own kind's fields only
+VenueConfig = Annotated[
+    Annotated[MockVenueConfig, Tag("mock")] | Annotated[WsVenueConfig, Tag("ws")],
+    Discriminator(_venue_kind),
+]
+
+
 class MarketConfig(Section):
     """The engine's instruments: the spot it quotes and the linear perp it hedges in. With
     `quote_on` the spot is quoted on several venues at once and hedged on `hedge_venue`."""
@@ -130,8 +167,10 @@ class MarketConfig(Section):
         "(empty, or a ws:// or ccxt venue: one venue, spot_symbol)",
     )
     hedge_venue: str = Field("", description="the venue of perp_symbol in a multi-venue session (a key of venues)")
-    venues: dict[VenueName, MockVenueConfig] = Field(
-        default_factory=dict, description="the venues of a multi-venue session, each once ([market.venues.NAME])"
+    venues: dict[VenueName, VenueConfig] = Field(
+        default_factory=dict,
+        description="the venues of a multi-venue session, each once ([market.venues.NAME]): all in-process "
+        'mocks (kind "mock", the default: one fair value, simulated time) or all mock servers (kind "ws", url)',
     )
 
     @model_validator(mode="after")
@@ -146,7 +185,16 @@ class MarketConfig(Section):
                 raise ValueError(f"quote_on.{i}.venue: {spot.venue!r} is not a key of market.venues")
         if self.quote_on and self.hedge_venue and self.hedge_venue not in self.venues:
             raise ValueError(f"hedge_venue: {self.hedge_venue!r} is not a key of market.venues")
+        kinds = {name: venue.kind for name, venue in self.venues.items() if name in self.session_venues()}
+        if len(set(kinds.values())) > 1:  # the in-process mock's simulated clock is not the servers' wall clock
+            ws = sorted(name for name, kind in kinds.items() if kind == "ws")
+            raise ValueError(f'venues: {", ".join(ws)}: a session\'s venues are all kind "mock" or all "ws"')
         return self
+
+    def session_venues(self) -> list[str]:
+        """The venues a multi-venue session uses: the quoted ones, main first, then the hedge venue."""
+        names = [m.venue for m in self.quote_on]
+        return [*names, self.hedge_venue] if self.hedge_venue and self.hedge_venue not in names else names
 
 
 class QuoterConfig(Section):

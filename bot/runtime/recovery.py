@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.engine import Engine
-from bot.domain import CancelOrder, OrderFilled
+from bot.domain import CancelOrder, OrderFilled, market_key
 from bot.runtime.ledger import Ledger, RecoveredState
 from bot.venues.base import Venue, fetch_fills_since, fill_session
 
@@ -68,10 +68,10 @@ async def reconcile(
 
     `ledger_state` is the ledger's view of this venue session (None: do not consult the ledger); `ledger`,
     when given with it, is where recovered fills are written (step 3)."""
-    symbols = set(engine.portfolio.positions)
-    orphans = [o for o in await venue.open_orders() if o.symbol in symbols]
-    for order in orphans:
-        await venue.execute(CancelOrder(order.symbol, order.client_id))
+    symbols = set(engine.portfolio.positions)  # market keys: the bare symbol on a single-venue session
+    orphans = [o for o in await venue.open_orders() if market_key(o.venue, o.symbol) in symbols]
+    for order in orphans:  # on the venue that holds it (a `VenueGroup` lists every venue's)
+        await venue.execute(CancelOrder(order.symbol, order.client_id, venue=order.venue))
     still_open = await _wait_gone(venue, {o.client_id for o in orphans}, symbols, orphan_wait_s)
     venue_positions = {s: lots for s, lots in (await venue.positions()).items() if s in symbols}
     history = FillRecovery()
@@ -122,7 +122,8 @@ async def _wait_gone(venue: Venue, client_ids: set[str], symbols: Collection[str
         return set()
     deadline = time.monotonic() + timeout_s
     while True:
-        listed = {o.client_id for o in await venue.open_orders() if o.symbol in symbols} & client_ids
+        listed = {o.client_id for o in await venue.open_orders() if market_key(o.venue, o.symbol) in symbols}
+        listed &= client_ids
         if not listed or time.monotonic() >= deadline:
             return listed
         await asyncio.sleep(_POLL_S)

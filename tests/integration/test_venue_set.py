@@ -15,6 +15,7 @@ from conftest import LogSink, Record, is_event
 
 from bot.app import _run
 from bot.config import ConfigError, load_settings
+from bot.domain import OrderType, PlaceOrder, Side
 from bot.venues.mock.server import MockExchangeServer
 
 SPOT, PERP = "TOKEN/USDT", "TOKEN/USDT:USDT"
@@ -94,3 +95,63 @@ def test_a_ws_venue_needs_a_ws_url() -> None:
     market = two_server_market("http://127.0.0.1:1", "ws://127.0.0.1:2")
     with pytest.raises(ConfigError, match=r"market\.venues\.main"):
         load_settings(None, {"market": market})
+
+
+async def run_until(settings: Any, sink: LogSink, run_id: str, done: Any, what: str) -> dict[str, Any]:
+    """One bot session until `done(records)`, then SIGINT (the operator's stop)."""
+    bot = asyncio.create_task(_run(settings, SAFETY_DURATION_S, run_id=run_id))
+    try:
+        await until(sink, done, 25, what)
+        signal.raise_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            return await bot
+    finally:
+        if not bot.done():
+            bot.cancel()
+
+
+async def test_a_restart_on_the_same_servers_reconciles_each_venue(tmp_path: Path, log_sink: LogSink) -> None:
+    """The servers keep running between two sessions: the second starts from each venue's own
+    positions and cancels the order left resting on one of them, on that venue."""
+    mock = load_settings().mock
+    main, second = MockExchangeServer(mock, seed=21, speed=5.0), MockExchangeServer(mock, seed=22, speed=5.0)
+    await main.start()
+    await second.start()
+    try:
+        settings = load_settings(
+            None,
+            {
+                "market": two_server_market(main.url, second.url),
+                "metrics": {"enabled": False},
+                "ledger": {"path": str(tmp_path / "ledger.db")},
+            },
+        )
+        await run_until(settings, log_sink, "venueset0002", lambda rs: filled_on(rs) == {"main", "second"}, "fills")
+        held = {name: s.exchange.positions() for name, s in (("main", main), ("second", second))}
+        assert held["main"][SPOT] != 0 or held["second"][SPOT] != 0  # something to recover
+        # an order left resting on "second" while no bot runs (far below the market: it stays)
+        bid, _ = second.exchange.top(SPOT)
+        assert bid is not None
+        orphan = PlaceOrder(SPOT, "orphan-1", Side.BUY, bid[0] - 200, 10, OrderType.LIMIT, post_only=True)
+        second.exchange.submit(orphan, second.now_ns())
+        await until(
+            log_sink, lambda _: any(o.client_id == "orphan-1" for o in second.exchange.open_orders()), 5, "resting"
+        )
+        mark = len(log_sink.records)
+        summary = await run_until(
+            settings,
+            log_sink,
+            "venueset0003",
+            lambda rs: any(is_event(r, "quote.updated") for r in rs[mark:]),
+            "quotes",
+        )
+        (recovered,) = [r for r in log_sink.records[mark:] if is_event(r, "recovery.completed")]
+        assert recovered["orphan_client_ids"] == ["orphan-1"] and recovered["orphans_still_open"] == []
+        assert recovered["positions_lots"][f"{SPOT}@main"] == held["main"][SPOT]
+        assert recovered["positions_lots"][f"{SPOT}@second"] == held["second"][SPOT]
+        assert recovered["positions_lots"][f"{PERP}@second"] == held["second"][PERP]
+        assert not any(o.client_id == "orphan-1" for o in second.exchange.open_orders())
+        assert summary["open_orders_at_exit"] == 0
+    finally:
+        await main.stop()
+        await second.stop()

@@ -118,11 +118,16 @@ def build_engine(
             refit_ms=est.ak_refit_ms,
             start_ns=start_ns,
             order_size_base=size_base if est.ak_fill_weighted else None,
+            depth_resolution_px=0.5 * (spec.spot if spec is not None else spot).tick_size,
         )
         return (
             SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms),
             arrivals,
-            SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms),
+            # the long σ's warm start weighs one short half-life of data, not its own 30 minutes
+            # (SigmaEstimator: a wrong warm start read as a volatility spike for a whole BTC replay)
+            SigmaEstimator(
+                est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms, est.sigma_halflife_s
+            ),
         )
 
     sigma, arrivals, sigma_long = estimators(markets[0] if markets else None)

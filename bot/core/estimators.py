@@ -28,16 +28,32 @@ class SigmaEstimator:
     A gap of n grid points (a quiet or stale feed) is one sample `Δmid² / (n·Δt)` carrying the EWMA
     weight of n·Δt seconds. Until the first sample the warm start `sigma0_px_per_sqrt_s` is reported.
     Run two instances (short and long half-life) for a volatility-spike ratio.
+
+    `warm_weight_s`: how many seconds of data the warm start is worth (inf, the default: all of the
+    EWMA's past, so it fades with the half-life). A long estimator should give it little weight: with a
+    30-minute half-life and a warm start that is wrong for the market (the default config's 0.02 on a
+    BTC replay, where σ is ~3.5 USDT/√s), the warm start still held 88 % of the weight after the
+    recording's 346 s and the short/long ratio read as a volatility spike for the whole replay, every
+    quote widened 3×. With `warm_weight_s` = 60 the data outweighs it within a minute; later the
+    estimate is the long EWMA it always was.
     """
 
-    __slots__ = ("_halflife_s", "_mid_px", "_sample_ns", "_sample_s", "_slot", "_slot_mid_px", "_var", "samples")
+    __slots__ = (
+        "_halflife_s", "_mid_px", "_sample_ns", "_sample_s", "_slot", "_slot_mid_px", "_var", "_weight", "samples",
+    )  # fmt: skip
 
-    def __init__(self, sigma0_px_per_sqrt_s: float, halflife_s: float, sample_ms: int) -> None:
+    def __init__(
+        self, sigma0_px_per_sqrt_s: float, halflife_s: float, sample_ms: int, warm_weight_s: float = math.inf
+    ) -> None:
         if not (0 <= sigma0_px_per_sqrt_s < math.inf):
             raise ValueError(f"sigma0 must be finite and >= 0, got {sigma0_px_per_sqrt_s!r}")
         if not (0 < halflife_s < math.inf) or sample_ms < 1:
             raise ValueError(f"halflife_s must be > 0 and sample_ms >= 1, got {halflife_s!r}, {sample_ms!r}")
+        if not warm_weight_s > 0:
+            raise ValueError(f"warm_weight_s must be > 0, got {warm_weight_s!r}")
         self._var = sigma0_px_per_sqrt_s * sigma0_px_per_sqrt_s  # px²/s
+        # the EWMA's total weight so far, in [0, 1]: the warm start's share, as if it were that much data
+        self._weight = -math.expm1(-warm_weight_s * _LN2 / halflife_s)
         self._halflife_s = halflife_s
         self._sample_ns = sample_ms * 1_000_000
         self._sample_s = sample_ms / 1000.0
@@ -78,7 +94,12 @@ class SigmaEstimator:
         elapsed_s = (slot - self._slot) * self._sample_s
         change_px = self._mid_px - self._slot_mid_px
         weight = -math.expm1(-elapsed_s * _LN2 / self._halflife_s)  # 1 − 2^(−elapsed/halflife)
-        self._var += weight * (change_px * change_px / elapsed_s - self._var)
+        # a normalised EWMA: the old estimate keeps its decayed weight; with a full weight (1) this is
+        # var += weight·(x − var)
+        old = self._weight * (1.0 - weight)
+        total = old + weight
+        self._var = (old * self._var + weight * (change_px * change_px / elapsed_s)) / total
+        self._weight = total
         self._slot, self._slot_mid_px = slot, self._mid_px
         self.samples += 1
 
@@ -127,6 +148,12 @@ class ArrivalEstimator:
     from the quantile on loses nothing under the model: exceedance of an exponential is memoryless, so
     the slope is k and the intercept extrapolates to ln A at δ = 0.
 
+    Prints that nearly all land at the same depth (the Bybit dialect mock's takers hit the
+    background's best level, our own fills taken out) have a mean excess depth of a fraction of a
+    tick; fitted anyway, they gave k ≈ 5,000 /USDT and A ≈ 1e53 /s on BTC, and with them no inventory
+    skew at all (c2 ∝ 1/√(A·k)). A mean excess below `depth_resolution_px` (the engine passes half a
+    tick) is therefore "no_depth_dispersion": the last good (or warm-start) values are kept.
+
     Speed: the window's depths (and their fill weights) are also kept sorted as trades arrive and
     expire (an insort and a delete each), so a refit is a dozen bisects, one C-level suffix sum of the
     weights and one slice sum instead of sorting the whole window: sorting ~2,500 trades once a second
@@ -149,6 +176,7 @@ class ArrivalEstimator:
         refit_ms: int = 1000,
         start_ns: int | None = None,
         order_size_base: float | None = None,
+        depth_resolution_px: float = 0.0,
     ) -> None:
         if not (0 < a0_per_s < math.inf and 0 < k0_per_px < math.inf):
             raise ValueError(f"warm start A, k must be finite and > 0, got {a0_per_s!r}, {k0_per_px!r}")
@@ -162,6 +190,9 @@ class ArrivalEstimator:
         self._refit_ns = refit_ms * 1_000_000
         self._start_ns = start_ns
         self._order_size_base = order_size_base
+        # depths come on the price grid (half a tick: the mid may sit between two ticks), so a mean
+        # excess depth below it is a spread of zero: the fit's k (≈ 1/mean excess) is not identified
+        self._depth_resolution_px = depth_resolution_px
         self._trades: deque[tuple[int, float, float]] = deque()  # (ts_ns, depth_px, fills), oldest first
         self._sorted_depths: list[float] = []  # the same depths, ascending
         self._sorted_fills: list[float] = []  # their fill weights, in the same order
@@ -255,7 +286,7 @@ class ArrivalEstimator:
         hi = max(lo + 1, n - int(self._TRIM_TOP * n))
         first_edge = depths[lo]
         mean_excess = sum(depths[lo:hi]) / (hi - lo) - first_edge
-        if not mean_excess > 0:
+        if not mean_excess > self._depth_resolution_px:
             return self._keep("no_depth_dispersion", n, now_ns)
         suffix = list(accumulate(reversed(self._sorted_fills)))  # suffix[n − 1 − i] = Σ fills[i:]
         result = _fit_exceedance(depths, suffix, first_edge, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,

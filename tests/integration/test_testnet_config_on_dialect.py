@@ -42,10 +42,6 @@ async def start_bot(server: DialectServer, ledger: Path) -> BotProcess:
         "MMBOT__CCXT__API_SECRET": "any-secret",
         "MMBOT__CCXT__SPOT_BASE_ALLOCATION": "1.0",  # the dialect account's starting BTC is not inventory
         "MMBOT__METRICS__ENABLED": "false",
-        # count every print as one arrival (the estimator before issue #16): the Δ-weighted fill rate
-        # of small dialect-mock prints quotes too wide for a fill within the waits below; this test is
-        # about kill -9 recovery, not quote width
-        "MMBOT__ESTIMATOR__AK_FILL_WEIGHTED": "false",
     }
     argv = ["-m", "bot.cli", "run", "--config", str(CONFIG), "--ledger", str(ledger), "--log-format", "json"]
     proc = await asyncio.create_subprocess_exec(

@@ -345,3 +345,42 @@ def test_our_own_fills_are_not_the_market_flow() -> None:
     cleaned = _fit(with_ours, order_size_base=1.0, own=tuple((t - 0.01, px, size) for t, _, px, size in ours))
     assert polluted.k_per_px < 0.8 * market.k_per_px  # our own prints 3/k deep flatten the curve
     assert (cleaned.a_per_s, cleaned.k_per_px) == pytest.approx((market.a_per_s, market.k_per_px), rel=1e-9)
+
+
+def test_sigma_long_warm_start_weighs_only_its_warm_weight() -> None:
+    # A BTC replay with the default config's warm start 0.02 (σ² = 0.0004): the mid alternates by
+    # 3.5 px every second, so every sample is 3.5² = 12.25 px²/s. After 346 samples (the recording's
+    # length) a 1800 s EWMA that takes the warm start as its whole past keeps d = 2^(−346/1800) of it:
+    # var = 0.0004·d + 12.25·(1 − d) -> σ = 1.24, a third of the short σ (3.5): a "volatility spike"
+    # for the whole replay. With the warm start worth 60 s of data (p0 = 1 − 2^(−60/1800)):
+    # var = (p0·d·0.0004 + (1 − d)·12.25) / (p0·d + 1 − d) -> σ = 3.25
+    d = 2 ** (-346 / 1800)
+    p0 = 1 - 2 ** (-60 / 1800)
+    for warm_weight_s, expected in (
+        (math.inf, math.sqrt(0.0004 * d + 12.25 * (1 - d))),
+        (60.0, math.sqrt((p0 * d * 0.0004 + (1 - d) * 12.25) / (p0 * d + 1 - d))),
+    ):
+        est = SigmaEstimator(0.02, halflife_s=1800.0, sample_ms=1000, warm_weight_s=warm_weight_s)
+        est.update(0, 60_000.0)
+        for i in range(347):  # grid point i+1 sees the flip made half-way through cell i
+            est.update(i * S + S // 2, 60_000.0 + 3.5 * ((i + 1) % 2))
+        assert est.samples == 346
+        assert est.sigma_px_per_sqrt_s == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(3.25, abs=0.01) and 3.5 / expected < 2.0  # no spike (threshold 2)
+
+
+def test_arrival_depths_within_half_a_tick_are_no_fit() -> None:
+    # The Bybit dialect mock's prints (BTC, tick 0.01): nearly every one at the background's best level,
+    # 0.025 from mid, one in 25 half a tick further. Fitted anyway, k is thousands per USDT and A astronomical,
+    # which takes the inventory skew (∝ 1/√(A·k)) to zero.
+    def feed(est: ArrivalEstimator) -> ArrivalFit:
+        for i in range(300):
+            est.on_trade(i * S, 60_000.025 + (0.005 if i % 25 == 0 else 0.0), 60_000.0, Side.BUY)
+        return est.update(300 * S)
+
+    unchecked = feed(ArrivalEstimator(1.0, 0.5, window_s=300.0, min_trades=50, refit_ms=0, start_ns=0))
+    assert unchecked.fitted and unchecked.k_per_px > 100.0 and unchecked.a_per_s > 1e6  # the defect
+    checked = feed(
+        ArrivalEstimator(1.0, 0.5, window_s=300.0, min_trades=50, refit_ms=0, start_ns=0, depth_resolution_px=0.005)
+    )
+    assert checked.reason == "no_depth_dispersion" and (checked.a_per_s, checked.k_per_px) == (1.0, 0.5)

@@ -769,8 +769,8 @@ class RiskToxicityConfig(Section):
     ofi_min_trades: Annotated[int, Field(ge=1)] = Field(5, description="trades in the window before it counts")
     ofi_enter: Fraction = Field(0.5, description="|imbalance| against a side above this turns it toxic")
     ofi_exit: Fraction = Field(0.2, description="... and it stays toxic while above this")
-    widen_bps: NonNegFloat = Field(10.0, description="extra distance of a toxic side at full intensity, bps of mid")
-    skew_bps: NonNegFloat = Field(2.0, description="shift of both quotes away from a toxic side, bps of mid")
+    widen_bps: NonNegFloat = Field(15.0, description="extra distance of a toxic side at full intensity, bps of mid")
+    skew_bps: NonNegFloat = Field(0.0, description="shift of both quotes away from a toxic side, bps of mid")
     decay_halflife_s: PosFloat = Field(2.0, description="half-life of the response once a side clears, seconds")
     flow_halflife_s: PosFloat = Field(
         1.0, description="concentrated-flow score: half-life of its signed print weights, s"
@@ -783,6 +783,17 @@ class RiskToxicityConfig(Section):
         0.5, description="score against a side above this turns it toxic (~1 = steady one-sided flow; inf: off)"
     )
     flow_exit: Annotated[float, Field(ge=0)] = Field(0.2, description="... and it stays toxic while above this")
+    check_horizon_s: PosFloat = Field(
+        5.0, description="self-check: the guard's calls are judged by the mid's move this long after them, s"
+    )
+    check_sample_s: PosFloat = Field(0.25, description="... one call sampled every this, s (<= check_horizon_s)")
+    check_halflife_s: PosFloat = Field(
+        120.0, description="... half-life of the regression's sums, s (> check_horizon_s)"
+    )
+    check_z: NonNegFloat = Field(1.0, description="... the move per call must clear this many standard errors")
+    check_full_bps: NonNegFloat = Field(
+        1.0, description="... move per unit of call beyond noise (bps) at which the response is whole (0: no check)"
+    )
 
     @field_validator("signal_horizon_s")
     @classmethod
@@ -798,6 +809,14 @@ class RiskToxicityConfig(Section):
         enter = info.data.get(str(info.field_name).replace("_exit", "_enter"))
         if enter is not None and value > enter:
             raise ValueError("must not exceed the matching _enter threshold (hysteresis)")
+        return value
+
+    @field_validator("check_halflife_s")
+    @classmethod
+    def _check_times_in_order(cls, value: float, info: Any) -> float:
+        sample, horizon = info.data.get("check_sample_s"), info.data.get("check_horizon_s")
+        if sample is not None and horizon is not None and not sample <= horizon < value:
+            raise ValueError("need check_sample_s <= check_horizon_s < check_halflife_s")
         return value
 
 

@@ -488,10 +488,13 @@ class RiskGuard:
             mask |= B_VOLATILITY_SPIKE
         tox = self.toxicity
         tox.update(now_ns, mid)
-        if tox.bid.state is not CLEAR:
-            mask |= B_TOXIC_BID
-        if tox.ask.state is not CLEAR:
-            mask |= B_TOXIC_ASK
+        # a side is a reason only while the response acts: with the self-check at 0 (the calls have
+        # not come true on this market) the monitor still runs but shapes no quote
+        if tox.efficacy > 0.0:
+            if tox.bid.state is not CLEAR:
+                mask |= B_TOXIC_BID
+            if tox.ask.state is not CLEAR:
+                mask |= B_TOXIC_ASK
         spread_mult = vol_mult  # symmetric: volatility is a risk to either side
         if have_mid:
             bid_extra, ask_extra, skew = tox.bid_extra_px(mid), tox.ask_extra_px(mid), tox.skew_px(mid)
@@ -641,5 +644,7 @@ class RiskGuard:
                 intensity=side.intensity,
                 markout_bps=tox.bid_markout_bps if rule == "toxic_bid" else tox.ask_markout_bps,
                 ofi=tox.ofi,
+                flow=tox.flow_score,
+                efficacy=tox.efficacy,
             )
         return fields

@@ -48,6 +48,10 @@ DECAYING = "decaying"
 CLEAR_BELOW = 0.01
 """A decaying side whose intensity falls below this is clear again (its response is set to 0)."""
 
+CALL_CLIP = 2.0
+"""The self-check regresses the mid's move on the flow score clipped to ±this: one huge print (real
+tapes have them) would otherwise decide the fit alone."""
+
 
 def markout_quote(side_sign: int, fill_px: float, mid_px: float, size_base: float) -> float:
     """Markout of one fill in quote currency: `(mid_px − fill_px) · side_sign · size_base`.
@@ -77,8 +81,8 @@ class ToxicityParams:
     ofi_min_trades: int = 5
     ofi_enter: float = 0.5
     ofi_exit: float = 0.2
-    widen_bps: float = 10.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
-    skew_bps: float = 2.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
+    widen_bps: float = 15.0  # extra distance of the toxic side from mid at intensity 1, bps of mid
+    skew_bps: float = 0.0  # shift of both quotes away from the toxic side at intensity 1, bps of mid
     decay_halflife_s: float = 2.0
     # concentrated one-sided flow (the seed's signals): each public print weighs (size/typical)^power,
     # signed by its aggressor, decayed with flow_halflife_s; normalised by the same weights' decayed
@@ -89,6 +93,15 @@ class ToxicityParams:
     flow_size_power: float = 2.0
     flow_enter: float = 0.5  # score past this (against a side) turns it toxic; inf = signal off
     flow_exit: float = 0.2
+    # the guard checks its own calls against the market (SignalCheck): the response is scaled by
+    # ramp(β − check_z·se, 0, check_full_bps), β = the mid's move over check_horizon_s (bps) per unit of
+    # net call (ask intensity − bid intensity), fitted online with half-life check_halflife_s from
+    # samples every check_sample_s. check_full_bps = 0 turns the check off (the response is never scaled).
+    check_horizon_s: float = 5.0
+    check_sample_s: float = 0.25
+    check_halflife_s: float = 120.0
+    check_z: float = 1.0
+    check_full_bps: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -110,6 +123,10 @@ class ToxicityParams:
             raise ValueError("need 0 < flow_halflife_s < flow_norm_halflife_s")
         if not 0 <= self.flow_exit <= self.flow_enter or self.flow_size_power < 0:
             raise ValueError("need 0 <= flow_exit <= flow_enter (hysteresis) and flow_size_power >= 0")
+        if not (0 < self.check_sample_s <= self.check_horizon_s < self.check_halflife_s):
+            raise ValueError("need 0 < check_sample_s <= check_horizon_s < check_halflife_s")
+        if not (self.check_z >= 0 and self.check_full_bps >= 0):
+            raise ValueError("check_z and check_full_bps must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +359,81 @@ class FlowScore:
         return self._signed_flow.at(now_ns) / norm if norm > 0.0 else 0.0
 
 
+class SignalCheck:
+    """Does the guard's call predict the market? Its response is scaled by the answer, in [0, 1].
+
+    Every `sample_s` the net call `x = ask intensity − bid intensity` (+1: "buyers are informed, the
+    price will rise") is stored with the mid; `horizon_s` later the mid's move `y` in bps of the first
+    mid is regressed on it through the origin, with sums decayed by `halflife_s`:
+    `β = Σxy / Σxx`, bps of move per unit of call. Its standard error counts overlapping samples once
+    per horizon (`n_eff = n · sample_s / horizon_s`): `se² = s² / (Σxx · n_eff / n)`, `s²` the residual
+    variance. The efficacy is `ramp(β − z·se, 0, full_bps)`: 0 until the calls have been shown to
+    predict moves in the direction they name, 1 once the move per call is at least `full_bps` beyond
+    noise. On a market whose one-sided flow is not informed (β ≤ 0, or within noise of 0) the guard
+    shapes no quote; it reacts again once its calls come true.
+
+    Caveat: on a venue whose book includes our own quotes, a widened side moves the mid it is judged
+    by a little in the direction of the call (the recorded replay's book does not hold our quotes).
+    """
+
+    __slots__ = (
+        "_full_bps", "_horizon_ns", "_mid_px", "_next_ns", "_pending", "_sample_ns", "_z", "efficacy",
+        "n", "sxx", "sxy", "syy",
+    )  # fmt: skip
+
+    def __init__(self, horizon_s: float, sample_s: float, halflife_s: float, z: float, full_bps: float) -> None:
+        self._horizon_ns = round(horizon_s * NS_PER_S)
+        self._sample_ns = round(sample_s * NS_PER_S)
+        self._z = z
+        self._full_bps = full_bps
+        self._pending: deque[tuple[int, float, float]] = deque()  # (due_ns, call, mid at the call)
+        self._next_ns = -1
+        self._mid_px = math.nan
+        self.n = DecayedSum(halflife_s)
+        self.sxx = DecayedSum(halflife_s)
+        self.sxy = DecayedSum(halflife_s)
+        self.syy = DecayedSum(halflife_s)
+        self.efficacy = 1.0 if full_bps == 0.0 else 0.0  # check off: never scales the response
+
+    def update(self, now_ns: int, mid_px: float, call: float) -> None:
+        if self._full_bps == 0.0:
+            return
+        if mid_px > 0.0:  # False for NaN
+            self._mid_px = mid_px
+        mid = self._mid_px
+        if not mid > 0.0:
+            return
+        pending = self._pending
+        if pending and pending[0][0] <= now_ns:
+            while pending and pending[0][0] <= now_ns:
+                _, x, mid0 = pending.popleft()
+                y = 1e4 * (mid - mid0) / mid0
+                self.n.add(now_ns, 1.0)
+                self.sxx.add(now_ns, x * x)
+                self.sxy.add(now_ns, x * y)
+                self.syy.add(now_ns, y * y)
+            self.efficacy = ramp(self.lower_bps(now_ns), 0.0, self._full_bps)
+        if now_ns >= self._next_ns:
+            pending.append((now_ns + self._horizon_ns, call, mid))
+            self._next_ns = now_ns + self._sample_ns
+
+    def beta_bps(self, now_ns: int) -> float:
+        """The mid's move over the horizon per unit of call, bps (NaN before any call was resolved)."""
+        sxx = self.sxx.at(now_ns)
+        return self.sxy.at(now_ns) / sxx if sxx > 0.0 else math.nan
+
+    def lower_bps(self, now_ns: int) -> float:
+        """β − z·se (NaN while there are too few samples to say)."""
+        n, sxx = self.n.at(now_ns), self.sxx.at(now_ns)
+        n_eff = n * self._sample_ns / self._horizon_ns
+        if not (sxx > 0.0 and n_eff > 2.0):
+            return math.nan
+        beta = self.sxy.at(now_ns) / sxx
+        resid = max(0.0, self.syy.at(now_ns) - beta * self.sxy.at(now_ns)) / n
+        se = math.sqrt(resid / (sxx * n_eff / n))
+        return beta - self._z * se
+
+
 class ToxicityMonitor:
     """Both signals and both sides. Feed fills, public trades and mids; read the per-side response."""
 
@@ -356,6 +448,10 @@ class ToxicityMonitor:
         self.flow_score = 0.0  # > 0: buyers (threatens our ask), < 0: sellers (threatens our bid)
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
+        self.check = SignalCheck(
+            params.check_horizon_s, params.check_sample_s, params.check_halflife_s, params.check_z,
+            params.check_full_bps,
+        )  # fmt: skip
 
     def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
         """One of our fills: `side_sign` +1 if we bought (our bid was hit), −1 if we sold."""
@@ -400,6 +496,7 @@ class ToxicityMonitor:
             now_ns,
             self._pressure(-ask_bps, ofi, flow) if ask.state is TOXIC else 1.0,
         )
+        self.check.update(now_ns, mid_px, max(-CALL_CLIP, min(CALL_CLIP, flow)))
 
     def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
         """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
@@ -409,15 +506,21 @@ class ToxicityMonitor:
             ramp(adverse_bps, p.markout_exit_bps, p.markout_enter_bps), ramp(ofi_against, p.ofi_exit, p.ofi_enter), flow
         )
 
+    @property
+    def efficacy(self) -> float:
+        """How far the guard's calls have come true, in [0, 1] (`SignalCheck`): scales its response."""
+        return self.check.efficacy
+
     def bid_extra_px(self, mid_px: float) -> float:
-        return self.bid.intensity * self.params.widen_bps * 1e-4 * mid_px
+        return self.bid.intensity * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
 
     def ask_extra_px(self, mid_px: float) -> float:
-        return self.ask.intensity * self.params.widen_bps * 1e-4 * mid_px
+        return self.ask.intensity * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
 
     def skew_px(self, mid_px: float) -> float:
         """+ = both quotes up: away from a toxic ask (price rising), down away from a toxic bid."""
-        return (self.ask.intensity - self.bid.intensity) * self.params.skew_bps * 1e-4 * mid_px
+        net = self.ask.intensity - self.bid.intensity
+        return net * self.check.efficacy * self.params.skew_bps * 1e-4 * mid_px
 
     def adverse_selection_loss_quote(self, horizon_s: float | None = None) -> float:
         """The adverse-selection loss at `horizon_s` (default: the signal horizon), quote currency, >= 0."""

@@ -3,7 +3,8 @@ recording's later mids.
 
 `python -m bot.sim.toxicity_replay FILE... [--config FILE]` prints one JSON object shaped like
 `mmbot simulate toxicity --json` (`guard_off`, `guard_on`, `reduction_pct`, `bps_reduction_pct`,
-`adverse_selection_saved`, `spread_given_up`, `pnl_change`). The two runs differ only in the guard's
+`adverse_selection_saved`, `spread_given_up`, `pnl_change`, and `guard_on_check`: what the guard's
+self-check did, `bot/core/toxicity.SignalCheck`). The two runs differ only in the guard's
 response (`widen_bps` = `skew_bps` = 0 in the off run), as in the mock experiment. A fill's markout at
 h is `(mid(t_fill + h) − fill_px)·side·size` with `mid(t)` the recorded book's mid in force at t (no
 hidden fair value exists for real data; our own simulated quotes are not in the recorded book, so
@@ -34,7 +35,12 @@ from bot.sim.toxicity import (
 )
 
 
-def run_recording(settings: Settings, files: Sequence[str], guard_on: bool) -> RunReport:
+def run_recording(
+    settings: Settings, files: Sequence[str], guard_on: bool, check: dict[str, float] | None = None
+) -> RunReport:
+    """One run over the recording. `check`, if given, receives what the guard's self-check did:
+    the largest and the last efficacy, the last β (bps per unit of flow score) and the share of
+    events at which the efficacy was above 0."""
     from bot.replay_cli import EngineDriver, for_instruments, plan_replay
     from bot.venues.replay import ReplaySource, finish_replay, make_executions, run_replay
 
@@ -56,6 +62,8 @@ def run_recording(settings: Settings, files: Sequence[str], guard_on: bool) -> R
         def info(self, *_a: Any, **_k: Any) -> None: ...
 
     driver = EngineDriver(engine, _Quiet())
+    monitor = engine.risk.toxicity
+    seen = {"events": 0, "active": 0, "efficacy_max": 0.0}
 
     def on_event(event: Event, now_ns: int) -> list[Command]:
         if isinstance(event, OrderFilled) and event.symbol == spot.symbol:
@@ -65,6 +73,10 @@ def run_recording(settings: Settings, files: Sequence[str], guard_on: bool) -> R
                 )
             )
         out = driver(event, now_ns)
+        seen["events"] += 1
+        if monitor.efficacy > 0.0:
+            seen["active"] += 1
+            seen["efficacy_max"] = max(seen["efficacy_max"], monitor.efficacy)
         mid = engine.mid_px()
         if mid is not None:
             tape.record(now_ns, mid)
@@ -75,6 +87,13 @@ def run_recording(settings: Settings, files: Sequence[str], guard_on: bool) -> R
     timeout_ns = settings.runtime.cancel_timeout_ms * 1_000_000
     finish_replay(executions, driver, engine.shutdown(end_ns), end_ns, end_ns + timeout_ns)
     fills = [f for f in fills if f.ts_ns >= first[0]]
+    if check is not None:
+        check.update(
+            efficacy_max=round(seen["efficacy_max"], 6),
+            efficacy_end=round(monitor.efficacy, 6),
+            beta_bps_end=round(monitor.check.beta_bps(end_ns), 6),
+            active_share=round(seen["active"] / max(1, seen["events"]), 6),
+        )
     stats = {h: horizon_stats(fills, tape, h, end_ns) for h in HORIZONS_S}
     volume = sum(f.price_px * f.size_base for f in fills)
     loss = stats[HEADLINE_HORIZON_S].loss_quote
@@ -94,7 +113,8 @@ def run_recording(settings: Settings, files: Sequence[str], guard_on: bool) -> R
 
 def compare_recording(settings: Settings, files: Sequence[str]) -> dict[str, Any]:
     off = run_recording(settings, files, guard_on=False)
-    on = run_recording(settings, files, guard_on=True)
+    check: dict[str, float] = {}
+    on = run_recording(settings, files, guard_on=True, check=check)
     return {
         "files": list(files),
         "mark": "recorded mid",
@@ -105,6 +125,7 @@ def compare_recording(settings: Settings, files: Sequence[str]) -> dict[str, Any
         "adverse_selection_saved": round(off.adverse_selection_loss - on.adverse_selection_loss, 6),
         "spread_given_up": round(off.spread_captured - on.spread_captured, 6),
         "pnl_change": round(on.pnl - off.pnl, 6),
+        "guard_on_check": check,
     }
 
 

@@ -51,10 +51,10 @@ def test_replay_from_the_cache_takes_the_same_decisions(tmp_path: Path) -> None:
     assert [f["hit"] for f in hit["event_cache"]["files"]] == [True, True]
     assert len(list(tmp_path.glob("*.npz"))) == 2
     summary = raw_lines[-1]  # the --json line
-    # a replay with decisions worth comparing (82 fills and 46 hedges since the toxic-flow guard's
-    # flow score, issue #16; 316 before it and the Δ-weighted A, k)
-    assert summary["fills"] > 50 and summary["hedges"] > 10
-    assert sum(1 for r in raw_lines if r.get("event") == "order.filled") > 50
+    # a replay with decisions worth comparing (216 fills: the toxic-flow guard's self-check keeps it
+    # off on this tape, and the long σ no longer reads the default warm start as a volatility spike)
+    assert summary["fills"] > 100 and summary["hedges"] > 10
+    assert sum(1 for r in raw_lines if r.get("event") == "order.filled") > 100
     assert miss_lines == raw_lines  # writing the cache changes nothing
     assert hit_lines == raw_lines  # every log line, then the summary, identical
     assert hit["messages"] == 135_203  # the recorded lines, as the raw replay counts them

@@ -304,7 +304,7 @@ def test_order_rate_limit_in_guard() -> None:
 
 
 def test_toxic_bid_widens_bid_and_skews_down() -> None:
-    params = RiskParams(toxicity=ToxicityParams(markout_min_fills=3, widen_bps=5.0, skew_bps=2.0))
+    params = RiskParams(toxicity=ToxicityParams(markout_min_fills=3, widen_bps=5.0, skew_bps=2.0, check_full_bps=0.0))
     guard = RiskGuard(params)
     for i in range(3):  # three buys at 100.00; 5 s later the mid is 99.90: markout −10 bps each
         guard.on_fill(Side.BUY, 100.0, 1.0, i)
@@ -342,7 +342,10 @@ def test_obligation_caps_soft_widening() -> None:
 
 
 def test_obligation_cap_scales_toxic_extra_too() -> None:
-    params = RiskParams(obligation=OBLIGATION, toxicity=ToxicityParams(markout_min_fills=3, widen_bps=5.0))
+    params = RiskParams(
+        obligation=OBLIGATION,
+        toxicity=ToxicityParams(markout_min_fills=3, widen_bps=5.0, skew_bps=2.0, check_full_bps=0.0),
+    )
     guard = RiskGuard(params)
     for i in range(3):  # bought at 100.10, the mid stays 100: markout −0.1/100.1 = −9.99 bps each
         guard.on_fill(Side.BUY, 100.10, 1.0, i)

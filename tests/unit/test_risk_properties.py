@@ -20,7 +20,7 @@ PARAMS = RiskParams(
     inventory_hard_base=HARD,
     max_notional_quote=2_000.0,
     obligation=Obligation("mock", max_spread_bps=10.0, depth_band_pct=2.0, min_depth_quote=100.0),
-    toxicity=ToxicityParams(markout_horizons_s=(1.0,), signal_horizon_s=1.0, markout_min_fills=1),
+    toxicity=ToxicityParams(markout_horizons_s=(1.0,), signal_horizon_s=1.0, markout_min_fills=1, check_full_bps=0.0),
 )
 
 finite = st.floats(allow_nan=False, allow_infinity=False)

@@ -183,6 +183,9 @@ PARAMS = ToxicityParams(
     # (tests/unit/test_toxicity_flow.py) and is switched off here so it cannot fire first
     flow_enter=math.inf,
     flow_exit=math.inf,
+    # ... and the self-check, which would hold the response at 0 until calls come true (its own tests:
+    # tests/unit/test_toxicity_check.py)
+    check_full_bps=0.0,
 )
 
 

@@ -40,7 +40,9 @@ def test_two_sided_flow_scores_near_zero_and_a_burst_of_large_sells_scores_far_b
 def _monitor(**kw: float) -> ToxicityMonitor:
     # markouts and OFI that cannot fire, so only the flow score can turn a side toxic
     return ToxicityMonitor(
-        ToxicityParams(markout_enter_bps=1e9, markout_exit_bps=1e9, ofi_enter=1.0, ofi_exit=1.0, **kw)
+        ToxicityParams(
+            markout_enter_bps=1e9, markout_exit_bps=1e9, ofi_enter=1.0, ofi_exit=1.0, check_full_bps=0.0, **kw
+        )
     )
 
 

@@ -123,11 +123,7 @@ def build_engine(
         return (
             SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_halflife_s, est.sigma_sample_ms),
             arrivals,
-            # the long σ's warm start weighs one short half-life of data, not its own 30 minutes
-            # (SigmaEstimator: a wrong warm start read as a volatility spike for a whole BTC replay)
-            SigmaEstimator(
-                est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms, est.sigma_halflife_s
-            ),
+            SigmaEstimator(est.sigma_px_per_sqrt_s, est.sigma_long_halflife_s, est.sigma_sample_ms),
         )
 
     sigma, arrivals, sigma_long = estimators(markets[0] if markets else None)

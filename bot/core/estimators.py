@@ -30,12 +30,11 @@ class SigmaEstimator:
     Run two instances (short and long half-life) for a volatility-spike ratio.
 
     `warm_weight_s`: how many seconds of data the warm start is worth (inf, the default: all of the
-    EWMA's past, so it fades with the half-life). A long estimator should give it little weight: with a
-    30-minute half-life and a warm start that is wrong for the market (the default config's 0.02 on a
-    BTC replay, where σ is ~3.5 USDT/√s), the warm start still held 88 % of the weight after the
-    recording's 346 s and the short/long ratio read as a volatility spike for the whole replay, every
-    quote widened 3×. With `warm_weight_s` = 60 the data outweighs it within a minute; later the
-    estimate is the long EWMA it always was.
+    EWMA's past, so it fades with the half-life). With a 30-minute half-life and a warm start that
+    is wrong for the market (the default config's 0.02 on a BTC replay, σ ~3.5 USDT/√s) the default
+    still leaves 88 % of the weight on the warm start after 346 s; with 60 s the data outweighs it
+    within a minute. The engine keeps the default (docs/quoting.md: a session that starts with jumps
+    would learn them as normal).
     """
 
     __slots__ = (

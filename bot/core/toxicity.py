@@ -28,9 +28,11 @@ the informed move is over); the response decays with a 2 s half-life once the si
 first defaults (30 s OFI, 5 s markouts over 60 s, 10 s half-life, a binary intensity) fired too rarely
 or too late; `mmbot simulate toxicity` and docs/risk.md give the measured comparison.
 
-The response per side, with intensity i in [0, 1]: widen that side by `i · widen_bps` of mid, and
-shift both quotes away from the toxic side by `i · skew_bps` of mid (a toxic bid means the price is
-falling: quote lower; a toxic ask: quote higher). Pure and synchronous; `now_ns` is always passed in.
+The response per side, with intensity i in [0, 1]: widen that side by `i · e · widen_bps` of mid, and
+shift both quotes away from the toxic side by `i · e · skew_bps` of mid (a toxic bid means the price is
+falling: quote lower; a toxic ask: quote higher), where e in [0, 1] is the self-check's efficacy
+(`SignalCheck`): how far the flow score has predicted the mid on this market. Pure and synchronous;
+`now_ns` is always passed in.
 """
 
 from __future__ import annotations

@@ -31,19 +31,20 @@ from bot.venues.mock.dialects import DialectServer, dialect_factory
 from bot.venues.mock.dialects.markets import PERP_SYMBOL, SPOT_SYMBOL, btc_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "bybit-testnet.toml"
+API_SECRET = "any-secret"  # the binance dialect checks the HMAC signatures made with it
 
 
-async def start_bot(server: DialectServer, ledger: Path) -> BotProcess:
+async def start_bot(server: DialectServer, ledger: Path, config: Path = CONFIG) -> BotProcess:
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "MMBOT__CCXT__SANDBOX_URL_BASE": f"http://127.0.0.1:{server.port}",
         "MMBOT__CCXT__API_KEY": "any-key",
-        "MMBOT__CCXT__API_SECRET": "any-secret",
+        "MMBOT__CCXT__API_SECRET": API_SECRET,
         "MMBOT__CCXT__SPOT_BASE_ALLOCATION": "1.0",  # the dialect account's starting BTC is not inventory
         "MMBOT__METRICS__ENABLED": "false",
     }
-    argv = ["-m", "bot.cli", "run", "--config", str(CONFIG), "--ledger", str(ledger), "--log-format", "json"]
+    argv = ["-m", "bot.cli", "run", "--config", str(config), "--ledger", str(ledger), "--log-format", "json"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
     )

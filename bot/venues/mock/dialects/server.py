@@ -53,9 +53,12 @@ class WsConn:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ws: web.WebSocketResponse, path: str, opened_ns: int) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, path: str, opened_ns: int, query: dict[str, str] | None = None
+    ) -> None:
         self.ws = ws
         self.path = path  # the request path after the host segment, e.g. "/v5/private"
+        self.query = query or {}  # the URL's query (binance USD-M user data: ?listenKey=...)
         self.conn_id = f"mock-{next(self._ids)}"
         self.opened_ns = opened_ns
         self.topics: set[str] = set()
@@ -181,7 +184,7 @@ class DialectServer:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         path = "/" + request.path.lstrip("/").partition("/")[2]  # drop the host segment
-        conn = WsConn(ws, path, time.monotonic_ns())
+        conn = WsConn(ws, path, time.monotonic_ns(), dict(request.query))
         self.connections.add(conn)
         try:
             async for msg in ws:

@@ -105,6 +105,11 @@ HISTORY_BY_CURSOR = frozenset({"bybit", "okx"})
 # and the unwatch must name the same one: bybit's unwatch defaults to 500 for contracts while the watch
 # defaults to 50, so an unwatch without it unsubscribes a topic that does not exist.
 HISTORY_WINDOW_MS = {"bybit": 7 * 24 * 3600 * 1000}  # execution/list: startTime alone covers 7 days
+# Oldest-first venues whose my-trades answer covers a bounded window from `startTime`: binance spot
+# myTrades 24 h, USD-M userTrades 7 days (binance-spot-api-docs rest-api.md "Account trade list"; USD-M
+# "Account Trade List"; ccxt's own example walks it a day at a time, ccxt/ccxt#7439, and an older
+# `since` alone answers [] on USD-M, ccxt/ccxt#16986). Keyed by (exchange, instrument kind).
+FORWARD_WINDOW_MS = {("binance", "spot"): 24 * 3600 * 1000, ("binance", "perp"): 7 * 24 * 3600 * 1000}
 HISTORY_MAX_WINDOWS = 8  # a restart reads at most 8 windows (56 days on bybit) of history
 BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"bybit": (1, 50, 200, 1000)}
 # Venues exempting reduce-only (closing) orders from the minimum notional: bybit derivatives ("closing
@@ -217,10 +222,10 @@ class CcxtVenue:
         else:
             hedged = False
         if hedged:
-                raise ConfigError(
-                    f"config error: ccxt.perp_symbol: {exchange} {perps[0]} is in hedge (two-way) position "
-                    "mode; the bot sends no position side: switch the account to one-way mode"
-                )
+            raise ConfigError(
+                f"config error: ccxt.perp_symbol: {exchange} {perps[0]} is in hedge (two-way) position "
+                "mode; the bot sends no position side: switch the account to one-way mode"
+            )
 
     async def close(self) -> None:
         with suppress(Exception):  # closing is best effort: sockets may already be gone
@@ -676,20 +681,35 @@ class CcxtVenue:
         return sorted(fills, key=lambda f: f.ts_venue_ns)
 
     async def _history_forward(self, symbol: str, since_ns: int) -> list[OrderFilled]:
-        """Oldest-first venues (binance): each page starts at the last trade's time."""
+        """Oldest-first venues (binance): each page starts at the last trade's time; where the venue
+        answers one bounded window from `startTime` (FORWARD_WINDOW_MS), an exhausted window moves on
+        to the next one until now, so fills after an empty day are not skipped."""
+        window_ms = FORWARD_WINDOW_MS.get((self._cfg.exchange, self._specs[symbol].instrument.kind.value))
         since_ms = since_ns // 1_000_000
+        calls = HISTORY_MAX_PAGES
+        if window_ms is not None:  # the same horizon as the cursor venues', one call per window more
+            horizon_ms = HISTORY_MAX_WINDOWS * HISTORY_WINDOW_MS["bybit"]
+            since_ms = max(since_ms, self._clock_ns() // 1_000_000 - horizon_ms)
+            calls += -(-horizon_ms // window_ms)
         seen: set[str] = set()
         fills: list[OrderFilled] = []
-        for _ in range(HISTORY_MAX_PAGES):
-            trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, since_ms, HISTORY_PAGE)
-            now = self._clock_ns()
-            page = self._history_page(trades, symbol, now)
+        for _ in range(calls):
+            now_ms = self._clock_ns() // 1_000_000
+            until_ms = since_ms + window_ms - 1 if window_ms is not None and since_ms + window_ms <= now_ms else None
+            params = {} if until_ms is None else {"until": until_ms}
+            trades = await self._call_with_retries(
+                self._exchange.fetch_my_trades, symbol, since_ms, HISTORY_PAGE, params
+            )
+            page = self._history_page(trades, symbol, self._clock_ns())
             new = [f for f in page if f.fill_id not in seen and f.ts_venue_ns >= since_ns]
             seen.update(f.fill_id for f in page)
             fills.extend(new)
-            if len(trades) < HISTORY_PAGE or not new:
+            if len(trades) >= HISTORY_PAGE and new:  # a full page: more in this window
+                since_ms = max(f.ts_venue_ns for f in page) // 1_000_000
+            elif until_ms is not None:  # this window is done: the next one
+                since_ms = until_ms + 1
+            else:
                 break
-            since_ms = max(f.ts_venue_ns for f in page) // 1_000_000
         return fills
 
     def _history_page(self, trades: list[Any], symbol: str, now_ns: int) -> list[OrderFilled]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import ccxt
@@ -189,3 +190,24 @@ async def test_my_trades_windows_and_pages_oldest_first() -> None:
         assert await ex.fetch_my_trades(SPOT, now - 2 * 86_400_000) == []  # startTime + 24 h ends before them
         with pytest.raises(ccxt.BadRequest, match="-1127"):
             await ex.fetch_my_trades(SPOT, now - 2 * 86_400_000, None, {"until": now})
+
+
+async def test_restart_history_reaches_fills_beyond_the_first_24_hour_window() -> None:
+    """Binance answers myTrades from `startTime` for 24 h only (spot; 7 days on USD-M), so a restart
+    whose `since` is older than that must walk window by window (ccxt's own example does:
+    ccxt/ccxt#7439; USD-M: ccxt/ccxt#16986). Fills of a run 30 h ago and of now: all recovered."""
+    async with dialect() as server:
+        venue = CcxtVenue(config(server))
+        try:
+            await venue.connect()
+            ex = venue.exchange
+            for _ in range(3):
+                await ex.create_order(SPOT, "market", "buy", 0.002)
+            trading = server.dialect.trading  # type: ignore[attr-defined]
+            now = server.now_ms()
+            old = [replace(t, time_ms=now - 30 * 3_600_000 + i) for i, t in enumerate(trading.trades[SPOT][:2])]
+            trading.trades[SPOT][:2] = old  # the venue's record of two fills 30 h ago, oldest first
+            fills = await venue.fills_since((now - 31 * 3_600_000) * 1_000_000)
+        finally:
+            await venue.close()
+    assert [f.fill_id for f in fills] == [str(t.trade_id) for t in trading.trades[SPOT]]

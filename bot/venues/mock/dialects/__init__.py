@@ -4,7 +4,9 @@ websocket protocol, so ccxt's own, unmodified client trades against it over loop
 - `server.py`: `DialectServer`, the aiohttp server (loopback only) that paces the core and routes
   HTTP requests and websocket messages to a dialect.
 - `bybit.py`: Bybit v5 (what ccxt's `bybit` / `ccxt.pro.bybit` call for our orders and feeds).
-- `binance.py`: Binance public data (markets, depth snapshot + diff stream, trades): live paper trading.
+- `binance.py`: Binance spot + USD-M: public data (markets, depth snapshot + diff stream, trades) and,
+  through `binance_gate.py` (key, signature, timing, weight limits) and `binance_trading.py` (orders,
+  trades, account, positions, user data streams), demo trading.
 - `markets.py`: the BTC/USDT spot + BTC/USDT:USDT perp the dialects list (the testnet configs' symbols).
 - `cli.py`: `mmbot exchange serve --dialect NAME`.
 

@@ -22,9 +22,7 @@ def cmd_exchange_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"config error: --dialect: {args.dialect!r} is not one of {', '.join(DIALECTS)}")
     settings = load_settings(args.config)  # ConfigError -> exit 2 in the CLI
     configure_logging(args.log_format, getattr(args, "log_level", "INFO"))
-    if args.hedge_mode and args.dialect != "bybit":
-        raise ConfigError(f"config error: --hedge-mode: the {args.dialect} dialect has no position modes")
-    options = {"hedge_mode": True} if args.hedge_mode else {}
+    options = {"hedge_mode": True} if args.hedge_mode else {}  # bybit positionIdx 1/2, binance dualSidePosition
     server = DialectServer(
         dialect_factory(args.dialect, **options),
         btc_config(settings.mock, args.dialect),

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.domain import (
     Event,
+    InstrumentKind,
     Liquidity,
     OrderAccepted,
     OrderCanceled,
@@ -102,6 +103,9 @@ def trade_fill_id(trade: Mapping[str, Any]) -> str:
 # a post-only order the venue accepted and then cancelled because it would have crossed: bybit v5
 # `rejectReason` (docs v5/order/create-order, "PostOnly ... it will be cancelled"; v5 enums)
 POST_ONLY_CANCEL_REASONS = frozenset({"EC_PostOnlyWillTakeLiquidity"})
+# the same on okx: the order's `cancelSource` 31, "The post-only order will take liquidity in taker
+# orders" (OKX v5 docs, order channel / get order details: cancelSource)
+OKX_POST_ONLY_CANCEL_SOURCES = frozenset({"31"})
 
 # where venues put the client order id in a trade's raw payload (bybit executions, okx fills, binance)
 _TRADE_CLIENT_ID_KEYS = ("orderLinkId", "clOrdId", "clientOrderId")
@@ -220,8 +224,9 @@ class OrderTracker:
     def _cancel_reason(order: TrackedOrder, report: Mapping[str, Any]) -> str:
         info = report.get("info")
         venue_reason = info.get("rejectReason") if isinstance(info, Mapping) else None
-        if venue_reason in POST_ONLY_CANCEL_REASONS:  # the venue took it, then refused to let it cross
-            return "post_only_would_cross"
+        cancel_source = info.get("cancelSource") if isinstance(info, Mapping) else None
+        if venue_reason in POST_ONLY_CANCEL_REASONS or cancel_source in OKX_POST_ONLY_CANCEL_SOURCES:
+            return "post_only_would_cross"  # the venue took it, then refused to let it cross
         if order.cancel_requested:
             return "requested"
         if order.command.order_type is not OrderType.LIMIT:
@@ -259,7 +264,7 @@ class OrderTracker:
             self.dropped["absurd_trade"] += 1
             return []
         order.fill_ids.add(fill_id)
-        order.filled_lots += size_lots
+        order.filled_lots += size_lots  # the order's own accounting: the venue's executed size
         leaves = max(order.command.size_lots - order.filled_lots, 0)
         if leaves == 0:
             order.done = True
@@ -270,7 +275,7 @@ class OrderTracker:
             fill_id=fill_id,
             side=order.command.side,
             price_ticks=price_ticks,
-            size_lots=size_lots,
+            size_lots=_received_lots(trade, spec, order.command.side, amount),
             fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
             liquidity=liquidity,
             leaves_lots=leaves,
@@ -300,7 +305,7 @@ class OrderTracker:
             fill_id=trade_fill_id(trade),
             side=side,
             price_ticks=spec.instrument.ticks(price),
-            size_lots=size_lots,
+            size_lots=_received_lots(trade, spec, side, amount),
             fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
             liquidity=liquidity,
             leaves_lots=0,
@@ -337,12 +342,55 @@ class OrderTracker:
             cost = finite_number(cost) if cost is not None else None
         except MalformedMessage:
             cost = None  # unreadable: charge the market's rate rather than book a NaN
+        if cost is not None and _okx_push_fee(trade, cost):
+            cost = -cost
         if cost is not None and currency == inst.quote:
             return cost
         if cost is not None and currency == inst.base:
             return cost * price
         rate = inst.maker_fee if liq is Liquidity.MAKER else inst.taker_fee
         return price * inst.size(lots) * rate
+
+
+def _received_lots(trade: Mapping[str, Any], spec: MarketSpec, side: Side, amount: float) -> int:
+    """The lots the fill adds to our inventory. A spot buy whose fee the venue withholds in the base
+    coin (Binance, Bybit and OKX charge the asset received: a buy pays BTC) delivers `amount - fee`
+    coins, so that is the fill's size, and the fee's quote value is its fee (`_fee_quote`): cash
+    (price x size + fee) and inventory both equal the venue's, and base balance - allocation matches
+    the ledger after a restart. Where the fee is finer than the lot (Binance BTCUSDT: 0.00001 BTC
+    lots, a 0.002 BTC buy pays 0.000002 BTC) the rounding leaves a residual of under half a lot per
+    fill, in both cash and inventory, so the equity is unchanged."""
+    inst = spec.instrument
+    fee = trade.get("fee")
+    if (
+        side is Side.BUY
+        and inst.kind is InstrumentKind.SPOT
+        and isinstance(fee, Mapping)
+        and fee.get("currency") == inst.base
+    ):
+        try:
+            cost = finite_number(fee.get("cost"))
+        except MalformedMessage:
+            return spec.lots(amount)
+        if _okx_push_fee(trade, cost):
+            cost = -cost
+        if 0 < cost < amount:
+            return spec.lots(amount - cost)
+    return spec.lots(amount)
+
+
+def _okx_push_fee(trade: Mapping[str, Any], cost: float) -> bool:
+    """A trade ccxt pro okx built from an `orders` push (`order_to_trade`) carries the row's `fillFee`
+    as its fee cost unchanged, and OKX signs it the other way ("A negative number represents the user
+    transaction fee charged by the platform", docs "Order channel"), while ccxt's REST `parse_trade`
+    negates `fee`. Such a trade has `fillFee` in its info: its cost is the venue's sign, flip it."""
+    info = trade.get("info")
+    if not isinstance(info, Mapping) or "fillFee" not in info or "billId" in info:
+        return False
+    try:
+        return float(info["fillFee"]) == cost and cost != 0.0
+    except (TypeError, ValueError):
+        return False
 
 
 def side_of(value: Any) -> Side:

@@ -12,7 +12,7 @@ Market data: `watch_order_book` -> `BookTracker` (snapshot, then contiguous delt
 -> `TradePrint`. Every feed runs under `_supervise`: a ccxt error is classified once by
 `ccxt_errors.classify`, the feed reports `FeedStatus(connected=False, reason)`, waits a capped,
 jittered backoff and resubscribes (a book then restarts from a fresh snapshot). ccxt checks the
-sequence of binance books (InvalidNonce) and okx checksums (ChecksumError); bybit checks nothing, so a
+sequence of binance books (InvalidNonce) and okx books (InvalidNonce on a seqId gap); bybit checks nothing, so a
 book silent for `book_stale_ms` is resubscribed too. A STOP-class error (bad keys, unknown symbol)
 ends `stream` with `VenueFatalError`, which stops the runner cleanly.
 """

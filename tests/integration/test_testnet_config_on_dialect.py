@@ -34,9 +34,12 @@ CONFIG = Path(__file__).resolve().parents[2] / "config" / "bybit-testnet.toml"
 API_SECRET = "any-secret"  # the binance dialect checks the HMAC signatures made with it
 
 
-async def start_bot(server: DialectServer, ledger: Path, config: Path = CONFIG) -> BotProcess:
+async def start_bot(
+    server: DialectServer, ledger: Path, config: Path = CONFIG, extra_env: dict[str, str] | None = None
+) -> BotProcess:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PYTHONUNBUFFERED": "1",
         "MMBOT__CCXT__SANDBOX_URL_BASE": f"http://127.0.0.1:{server.port}",
         "MMBOT__CCXT__API_KEY": "any-key",
@@ -49,6 +52,17 @@ async def start_bot(server: DialectServer, ledger: Path, config: Path = CONFIG) 
         sys.executable, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
     )
     return BotProcess(proc)
+
+
+def venue_positions(server: DialectServer) -> dict[str, int]:
+    """The venue account's positions in lots: the perp's, and the spot wallet's BTC (with what the
+    dialect's fee model moved it by: a spot buy pays its fee in BTC) less the 1.0 BTC allocation."""
+    ex = server.exchange
+    positions = dict(ex.positions())
+    inst = ex.instruments[SPOT_SYMBOL]
+    btc = ex.balances()[inst.base] + server.dialect.fee_shift.get(inst.base, 0.0)  # type: ignore[attr-defined]
+    positions[SPOT_SYMBOL] = inst.lots(btc - 1.0)
+    return positions
 
 
 def fill_a_resting_quote(server: DialectServer) -> str | None:
@@ -125,5 +139,5 @@ async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_p
         assert len(rows) == len(set(rows))  # none twice
         assert set(rows) == venue_fills  # none lost, none extra
         assert any(s == PERP_SYMBOL for s, _ in rows)  # the perp hedged
-        venue_positions = server.exchange.positions()
-        assert {s: rebuilt.get(s, 0) for s in venue_positions} == venue_positions
+        venue = venue_positions(server)  # spot: BTC less its fees, which Bybit charges in BTC on a buy
+        assert {s: rebuilt.get(s, 0) for s in venue} == venue

@@ -7,6 +7,8 @@ websocket protocol, so ccxt's own, unmodified client trades against it over loop
 - `binance.py`: Binance spot + USD-M: public data (markets, depth snapshot + diff stream, trades) and,
   through `binance_gate.py` (key, signature, timing, weight limits) and `binance_trading.py` (orders,
   trades, account, positions, user data streams), demo trading.
+- `okx.py`: OKX v5 (instruments, account config / balance / positions, orders with sCode/sMsg, fills
+  history, public books + trades, private login + orders channel; demo's `x-simulated-trading` header).
 - `markets.py`: the BTC/USDT spot + BTC/USDT:USDT perp the dialects list (the testnet configs' symbols).
 - `cli.py`: `mmbot exchange serve --dialect NAME`.
 
@@ -19,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.venues.mock.dialects import binance, bybit
+from bot.venues.mock.dialects import binance, bybit, okx
 from bot.venues.mock.dialects.server import Dialect, DialectServer
 
-DIALECTS: dict[str, Callable[..., Dialect]] = {"bybit": bybit.make, "binance": binance.make}
+DIALECTS: dict[str, Callable[..., Dialect]] = {"bybit": bybit.make, "binance": binance.make, "okx": okx.make}
 
 
 def dialect_factory(name: str, **options: Any) -> Callable[[DialectServer], Dialect]:

@@ -99,6 +99,11 @@ class BinanceDialect:
         self._ws_subscriptions: dict[str, list[int]] = {}  # ws-api conn id -> its user data subscription ids
         self._subscription_ids = itertools.count(0)
 
+    @property
+    def fee_shift(self) -> dict[str, float]:
+        """What the spot wallet differs from the core's by (a buy's commission is paid in BTC)."""
+        return self.trading.fee_shift
+
     def routes(self, server: DialectServer) -> list[web.RouteDef]:
         r = self._rest
         return [

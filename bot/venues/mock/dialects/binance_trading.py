@@ -351,7 +351,7 @@ class BinanceTrading:
         order.updated_ms = fill.ts_venue_ns // 1_000_000
         commission, asset = fill.fee_quote, m.inst.quote
         if m.category == "spot" and fill.side is Side.BUY:  # paid in the asset received: the base coin
-            commission, asset = fill.fee_quote / px, m.inst.base
+            commission, asset = round(fill.fee_quote / px, 8), m.inst.base  # BTC to its 8 decimals
             self.fee_shift[m.inst.quote] = self.fee_shift.get(m.inst.quote, 0.0) + fill.fee_quote
             self.fee_shift[m.inst.base] = self.fee_shift.get(m.inst.base, 0.0) - commission
         trade = _Trade(next(self._trade_ids[m.inst.symbol]), order, fill.price_ticks, fill.size_lots, commission,

@@ -31,7 +31,8 @@ request fields it sends and the response fields it parses) and Bybit's v5 docs
   v5/rate-limit), answered with HTTP 200, retCode 10006 "Too many visits!" and X-Bapi-Limit headers;
 - /v5/execution/list: newest first, `limit` <= 100 (default 50), `nextPageCursor`, a 7-day window
   from `startTime` (docs v5/order/execution);
-- spot buy fees charged in the base coin (ccxt `parse_trade` infers the fee coin that way).
+- spot buy fees charged in the base coin (ccxt `parse_trade` infers the fee coin that way), and the
+  wallet's BTC moves by them (the core charges quote; the dialect shifts the difference).
 
 Not modelled: signature checks, recv_window, the IP limit (HTTP 403), inverse and option markets
 (instruments-info lists none), margin, TP/SL and conditional orders.
@@ -147,6 +148,7 @@ class BybitDialect:
         self._exec_n = 0
         self._creates: dict[str, deque[int]] = {"spot": deque(), "linear": deque()}  # ms of recent creates
         self._views: dict[tuple[str, str], _BookView] = {}  # (conn_id, topic) -> what that socket was sent
+        self.fee_shift: dict[str, float] = {}  # spot buys pay BTC: the wallet vs the core's quote fee
 
     # ---- routes ---------------------------------------------------------------------------------
 
@@ -259,10 +261,11 @@ class BybitDialect:
     async def _wallet(self, params: dict[str, Any]) -> web.Response:
         if params.get("accountType") not in ("UNIFIED", "SPOT", "CONTRACT"):
             return self._err(10001, "accountType only support UNIFIED")
+        balances = {ccy: bal + self.fee_shift.get(ccy, 0.0) for ccy, bal in self.server.exchange.balances().items()}
         coins = [
             {"coin": ccy, "walletBalance": f"{bal:.8f}", "equity": f"{bal:.8f}", "borrowAmount": "0",
              "accruedInterest": "0", "totalOrderIM": "0", "totalPositionIM": "0", "locked": "0"}
-            for ccy, bal in self.server.exchange.balances().items()
+            for ccy, bal in balances.items()
         ]  # fmt: skip
         account_type = "UNIFIED" if self.account_mode == "unified" else str(params.get("accountType"))
         return self._ok({"list": [{"accountType": account_type, "coin": coins}]})
@@ -527,7 +530,11 @@ class BybitDialect:
         order.status = "Filled" if order.filled_lots >= order.lots else "PartiallyFilled"
         order.updated_ms = fill.ts_venue_ns // 1_000_000
         # spot buys pay the fee in the base coin on Bybit: report it so (ccxt infers the coin from the side)
-        fee = fill.fee_quote / px if m.category == "spot" and fill.side is Side.BUY else fill.fee_quote
+        fee = fill.fee_quote
+        if m.category == "spot" and fill.side is Side.BUY:  # the BTC received pays it: the wallet moves so
+            fee = round(fill.fee_quote / px, 8)
+            self.fee_shift[m.inst.quote] = self.fee_shift.get(m.inst.quote, 0.0) + fill.fee_quote
+            self.fee_shift[m.inst.base] = self.fee_shift.get(m.inst.base, 0.0) - fee
         order.fee += fee
         self._exec_n += 1
         row = {

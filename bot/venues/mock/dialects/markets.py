@@ -27,10 +27,11 @@ PERP_SYMBOL = "BTC/USDT:USDT"
 class VenueLimits:
     """The venue's per-market order limits, enforced by the dialect (not by the core)."""
 
-    min_qty: float  # base units (contracts of 1 BTC on the linear perp)
+    min_qty: float  # in the venue's quantity unit (base units; OKX swaps: contracts)
     min_notional: float  # quote
-    qty_step: str  # decimal string, as listed
+    qty_step: str  # decimal string, as listed, in the venue's quantity unit
     tick: str
+    contract_size: float = 1.0  # base units per quantity unit (OKX BTC-USDT-SWAP ctVal 0.01 BTC)
 
 
 SPOT_LIMITS = VenueLimits(min_qty=0.000048, min_notional=1.0, qty_step="0.000001", tick="0.01")
@@ -40,9 +41,15 @@ PERP_LIMITS = VenueLimits(min_qty=0.001, min_notional=5.0, qty_step="0.001", tic
 # (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information)
 BINANCE_SPOT_LIMITS = VenueLimits(min_qty=0.00001, min_notional=5.0, qty_step="0.00001", tick="0.01")
 BINANCE_PERP_LIMITS = VenueLimits(min_qty=0.001, min_notional=100.0, qty_step="0.001", tick="0.1")
+# OKX v5 instruments: BTC-USDT tickSz 0.1, lotSz 0.00000001, minSz 0.00001; BTC-USDT-SWAP tickSz 0.1,
+# lotSz 0.01 and minSz 0.01 contracts of ctVal 0.01 BTC; no notional minimum
+# (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments)
+OKX_SPOT_LIMITS = VenueLimits(min_qty=0.00001, min_notional=0.0, qty_step="0.00000001", tick="0.1")
+OKX_PERP_LIMITS = VenueLimits(min_qty=0.01, min_notional=0.0, qty_step="0.01", tick="0.1", contract_size=0.01)
 LIMITS: dict[str, tuple[VenueLimits, VenueLimits]] = {
     "bybit": (SPOT_LIMITS, PERP_LIMITS),
     "binance": (BINANCE_SPOT_LIMITS, BINANCE_PERP_LIMITS),
+    "okx": (OKX_SPOT_LIMITS, OKX_PERP_LIMITS),
 }
 
 
@@ -70,7 +77,7 @@ def btc_config(
     spot = MockMarketConfig(
         symbol=SPOT_SYMBOL,
         tick_size=float(spot_limits.tick),
-        lot_size=float(spot_limits.qty_step),
+        lot_size=float(spot_limits.qty_step) * spot_limits.contract_size,
         maker_fee=0.001,
         taker_fee=0.001,
         bg_level_spacing_ticks=50,  # 0.50 USDT between background levels
@@ -79,7 +86,7 @@ def btc_config(
     perp = MockMarketConfig(
         symbol=PERP_SYMBOL,
         tick_size=float(perp_limits.tick),
-        lot_size=float(perp_limits.qty_step),
+        lot_size=float(perp_limits.qty_step) * perp_limits.contract_size,
         maker_fee=0.0002,
         taker_fee=0.00055,
         bg_level_spacing_ticks=5,

@@ -66,11 +66,15 @@ class WsConn:
         self._lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def send_text(self, text: str) -> None:
+        """A raw text frame (OKX answers the text "ping" with the text "pong")."""
         if self.ws.closed:
             return
         async with self._lock:
             with contextlib.suppress(ConnectionError, RuntimeError):  # the client left mid-send
-                await self.ws.send_str(json.dumps(message, separators=(",", ":")))
+                await self.ws.send_str(text)
 
 
 class Dialect(Protocol):
@@ -193,7 +197,7 @@ class DialectServer:
                 try:
                     message = json.loads(msg.data)
                 except ValueError:
-                    message = None
+                    message = msg.data  # not JSON: the raw text (e.g. OKX's "ping")
                 await self.dialect.on_ws_message(conn, message)
         finally:
             self.connections.discard(conn)

@@ -118,6 +118,10 @@ BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"bybit": (1, 50, 200, 1000)}
 # quoted in TheFourGreatErrors/alpha-rptr#77).
 REDUCE_ONLY_NOTIONAL_EXEMPT = frozenset({"bybit", "binance"})
 PAPER_FILL_HISTORY = 100_000  # simulated fills kept for fills_since in paper mode
+# the catch-up after a lost private socket reads history from this long before the loss was noticed
+# (a socket can die some time before the error reaches us), and reads once more after this settle time
+CATCH_UP_MARGIN_NS = 30 * 1_000_000_000
+CATCH_UP_SETTLE_S = 2.0
 
 
 class CcxtVenue:
@@ -157,6 +161,7 @@ class CcxtVenue:
         # venue order id of each open order `open_orders` listed that this process did not place
         # (orphans of a run that died), so reconciliation can cancel them
         self._listed_orphans: dict[str, tuple[str, str]] = {}  # client id -> (symbol, venue order id)
+        self._orders_lost_ns: dict[str, int] = {}  # order feed -> since when its fills may be missing
 
     @property
     def exchange(self) -> Any:
@@ -400,14 +405,44 @@ class CcxtVenue:
         return list(self._symbols)
 
     async def _order_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
-        """`symbol` "*": the account-wide watch; reports find their order by client or venue id."""
+        """`symbol` "*": the account-wide watch; reports find their order by client or venue id.
+
+        After a private socket was lost, a new subscription replays nothing: fills made while it was
+        down would never be reported. So a resubscription also reads the venue's trade history from a
+        little before the loss (`_catch_up`); what the feed already reported is deduplicated by trade id."""
         has = self._exchange.has
-        if has.get("watchOrders") and has.get("watchMyTrades"):
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._watch_orders(symbol, healthy))
-                tg.create_task(self._watch_my_trades(symbol))
-        else:
-            await self._poll_orders(symbol, healthy)
+        gap_since_ns = self._orders_lost_ns.pop(symbol, None)
+        try:
+            if has.get("watchOrders") and has.get("watchMyTrades"):
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._watch_orders(symbol, healthy))
+                    tg.create_task(self._watch_my_trades(symbol))
+                    if gap_since_ns is not None and has.get("fetchMyTrades"):
+                        tg.create_task(self._catch_up(symbol, gap_since_ns))
+            else:
+                await self._poll_orders(symbol, healthy)
+        except Exception:
+            lost = self._clock_ns() - CATCH_UP_MARGIN_NS
+            self._orders_lost_ns[symbol] = lost if gap_since_ns is None else min(gap_since_ns, lost)
+            raise
+
+    async def _catch_up(self, symbol: str, since_ns: int) -> None:
+        """Our trades since `since_ns`, through the order tracker as if pushed: once right away, and
+        once more after the new subscription has had CATCH_UP_SETTLE_S to be acknowledged (a fill in
+        between would be in neither the first read nor the new feed)."""
+        symbols = list(self._specs) if symbol == "*" else [symbol]
+        for wait_s in (0.0, CATCH_UP_SETTLE_S):
+            await asyncio.sleep(wait_s)
+            for sym in symbols:
+                since_ms = since_ns // 1_000_000
+                if self._cfg.exchange in HISTORY_BY_CURSOR:
+                    params: dict[str, Any] = {"paginate": True, "paginationCalls": 5}
+                    trades = await self._call_with_retries(self._exchange.fetch_my_trades, sym, since_ms, None, params)
+                else:
+                    trades = await self._call_with_retries(self._exchange.fetch_my_trades, sym, since_ms, HISTORY_PAGE)
+                now = self._clock_ns()
+                for trade in trades:
+                    self._emit(self._orders.on_trade(trade, now))
 
     async def _watch_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
         while True:

@@ -270,7 +270,9 @@ async def test_a_stale_book_is_resubscribed_at_the_depth_it_was_watched_with() -
     ("options", "needle"),
     [({"hedge_mode": True}, r"hedge \(two-way\) position mode"), ({"account_mode": "classic"}, "Unified Trading")],
 )
-async def test_an_account_mode_the_bot_does_not_trade_is_refused_at_connect(options: dict[str, Any], needle: str) -> None:  # noqa: E501
+async def test_an_account_mode_the_bot_does_not_trade_is_refused_at_connect(
+    options: dict[str, Any], needle: str
+) -> None:
     async with dialect(**options) as server:
         venue = CcxtVenue(config(server))
         try:
@@ -323,7 +325,6 @@ async def test_spot_inventory_survives_a_restart() -> None:
     assert before == after == {SPOT: 1998, PERP: -2}
 
 
-
 async def test_the_adapter_rides_out_the_venue_closing_its_sockets() -> None:
     """Venues close long-lived sockets; every feed resubscribes and fills are reported after it."""
     async with dialect(ws_max_age_s=0.5) as server:
@@ -373,3 +374,29 @@ async def test_the_venues_rate_limit_code_pauses_new_orders() -> None:
     rejected = [(e.client_id, e.reason) for e in events if isinstance(e, OrderRejected)]
     assert rejected == [("o10", "rate_limited"), ("o11", "rate_limited")]
     assert len(server.dialect._orders) == 10  # type: ignore[attr-defined]  # o11 never reached the venue
+
+
+async def test_a_fill_made_while_the_private_socket_was_down_is_reported_after_it_is_back() -> None:
+    """The venue drops the private socket; before the adapter has resubscribed (its backoff is 1 s
+    here) one of our resting orders fills. A new subscription replays nothing, so that fill was never
+    reported (and the order stayed open in our books); the adapter now reads the venue's history
+    across the gap once it resubscribes."""
+    async with dialect() as server:
+        venue = CcxtVenue(config(server, reconnect_base_ms=1000, reconnect_cap_ms=1000))
+        async with streaming(venue) as events:
+            await until(lambda: private_topics(server) >= {"order", "execution"}, what="the private subscriptions")
+            bid, _ = best(server, SPOT)
+            await venue.execute(PlaceOrder(SPOT, "gap1", Side.BUY, bid - 100, 1000, OrderType.LIMIT, post_only=True))
+            await until(lambda: any(o.client_id == "gap1" for o in server.exchange.open_orders()), what="our bid")
+            for conn in [c for c in server.connections if c.path.endswith("/v5/private")]:
+                await conn.ws.close()
+            await until(lambda: not private_topics(server), what="the private socket gone")
+            book = server.exchange.snapshot(SPOT, server.now_ns())
+            lots = sum(size for price, size in book.bids if price >= bid - 100)
+            server.exchange.simulate_taker(SPOT, Side.SELL, lots, limit_ticks=bid - 100)  # through our bid
+            server.pacer.wake()
+            executions = server.dialect._executions  # type: ignore[attr-defined]
+            await until(lambda: any(e.row["orderLinkId"] == "gap1" for e in executions), what="the venue's fill")
+            assert not private_topics(server)  # it happened while nobody listened
+            fill = await wait_for_event(events, lambda e: isinstance(e, OrderFilled) and e.client_id == "gap1", 15)
+    assert isinstance(fill, OrderFilled) and fill.leaves_lots == 0

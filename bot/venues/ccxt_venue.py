@@ -122,6 +122,7 @@ PAPER_FILL_HISTORY = 100_000  # simulated fills kept for fills_since in paper mo
 # (a socket can die some time before the error reaches us), and reads once more after this settle time
 CATCH_UP_MARGIN_NS = 30 * 1_000_000_000
 CATCH_UP_SETTLE_S = 2.0
+UNKNOWN_CANCEL_LOOKBACK_NS = 10 * 60 * 1_000_000_000  # a cancel refused as unknown reads this much history
 
 
 class CcxtVenue:
@@ -434,15 +435,20 @@ class CcxtVenue:
         for wait_s in (0.0, CATCH_UP_SETTLE_S):
             await asyncio.sleep(wait_s)
             for sym in symbols:
-                since_ms = since_ns // 1_000_000
-                if self._cfg.exchange in HISTORY_BY_CURSOR:
-                    params: dict[str, Any] = {"paginate": True, "paginationCalls": 5}
-                    trades = await self._call_with_retries(self._exchange.fetch_my_trades, sym, since_ms, None, params)
-                else:
-                    trades = await self._call_with_retries(self._exchange.fetch_my_trades, sym, since_ms, HISTORY_PAGE)
-                now = self._clock_ns()
-                for trade in trades:
-                    self._emit(self._orders.on_trade(trade, now))
+                await self._read_trades(sym, since_ns)
+
+    async def _read_trades(self, symbol: str, since_ns: int) -> None:
+        """Our recent trades on `symbol` from the venue's history, through the order tracker (fills
+        already reported are dropped by trade id)."""
+        since_ms = since_ns // 1_000_000
+        if self._cfg.exchange in HISTORY_BY_CURSOR:
+            params: dict[str, Any] = {"paginate": True, "paginationCalls": 5}
+            trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, since_ms, None, params)
+        else:
+            trades = await self._call_with_retries(self._exchange.fetch_my_trades, symbol, since_ms, HISTORY_PAGE)
+        now = self._clock_ns()
+        for trade in trades:
+            self._emit(self._orders.on_trade(trade, now))
 
     async def _watch_orders(self, symbol: str, healthy: Callable[[], None]) -> None:
         while True:
@@ -597,6 +603,12 @@ class CcxtVenue:
                 if rule.action in (Action.RETRY, Action.RESYNC) and attempt < self._cfg.order_retries:
                     await asyncio.sleep(next(delays))
                     continue
+                if rule.reason == "unknown_order" and self._exchange.has.get("fetchMyTrades"):
+                    # the order filled before the cancel reached the venue, which answers at once
+                    # (binance -2011, okx 51400) while the fill's push may still be on its way: read
+                    # the fills first, so a shutdown that waits for no open order cannot lose one
+                    with suppress(ccxt.BaseError, OSError):  # best effort: the feed reports it too
+                        await self._read_trades(symbol, self._clock_ns() - UNKNOWN_CANCEL_LOOKBACK_NS)
                 now = self._clock_ns()
                 self._emit([CancelRejected(symbol, client_id, rule.reason, now, now)])
                 return

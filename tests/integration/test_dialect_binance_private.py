@@ -20,7 +20,7 @@ import pytest
 from conftest import until
 
 from bot.config import CcxtConfig, ConfigError
-from bot.domain import Side
+from bot.domain import CancelOrder, OrderType, PlaceOrder, Side
 from bot.venues.ccxt_safety import build_exchange
 from bot.venues.ccxt_venue import CcxtVenue
 from bot.venues.mock.dialects import DialectServer, dialect_factory
@@ -211,3 +211,39 @@ async def test_restart_history_reaches_fills_beyond_the_first_24_hour_window() -
         finally:
             await venue.close()
     assert [f.fill_id for f in fills] == [str(t.trade_id) for t in trading.trades[SPOT]]
+
+
+async def test_a_cancel_that_lost_the_race_to_a_fill_reports_the_fill_first() -> None:
+    """Binance answers the cancel of an order that just filled with -2011 at once, while the fill's
+    push may still be on its way (here: the user data socket is down). The adapter reported only the
+    CancelRejected, so a shutdown waiting for no open order exited and the ledger never got the fill
+    (seen in test_demo_config_on_binance_dialect under load); it now reads the order's trades first."""
+    async with dialect() as server:
+        venue = CcxtVenue(config(server, reconnect_base_ms=2000, reconnect_cap_ms=2000))
+        events: list[Any] = []
+        await venue.connect()
+        task = asyncio.create_task(venue.stream(events.append))
+        try:
+            await until(lambda: server.dialect._ws_subscriptions, what="the user data subscription")  # type: ignore[attr-defined]
+            inst = server.exchange.instruments[SPOT]
+            bid, _ = best(server, SPOT)
+            await venue.execute(
+                PlaceOrder(SPOT, "race1", Side.BUY, inst.ticks(bid), 200, OrderType.LIMIT, post_only=True)
+            )
+            await until(lambda: server.exchange.open_orders(), what="our bid on the book")
+            for conn in [c for c in server.connections if c.path == "/ws-api/v3"]:
+                await conn.ws.close()
+            await until(lambda: not any(c.path == "/ws-api/v3" for c in server.connections), what="no user data socket")
+            book = server.exchange.snapshot(SPOT, server.now_ns())
+            lots = sum(size for price, size in book.bids if price >= inst.ticks(bid))
+            server.exchange.simulate_taker(SPOT, Side.SELL, lots, limit_ticks=inst.ticks(bid))
+            server.pacer.wake()
+            await until(lambda: server.dialect.trading.trades[SPOT], what="the venue's trade")  # type: ignore[attr-defined]
+            await venue.execute(CancelOrder(SPOT, "race1"))
+            kinds = [type(e).__name__ for e in events if getattr(e, "client_id", None) == "race1"]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await venue.close()
+    assert kinds[-2:] == ["OrderFilled", "CancelRejected"]

@@ -143,10 +143,11 @@ async def _recover_fills(venue: Venue, ledger: Ledger, state: RecoveredState, sy
     if fetched is None:
         return FillRecovery("unsupported", since_ns)
     ours = [f for f in fetched if f.symbol in symbols]
+    known = ledger.known_fills(((f.symbol, f.fill_id) for f in ours), venue=venue.name, session=fill_session(venue))
     missing: dict[tuple[str, str], OrderFilled] = {}
     for fill in ours:
         key = (fill.symbol, fill.fill_id)
-        if key not in state.seen_fill_ids and key not in missing:
+        if key not in known and key not in missing:
             missing[key] = fill
     recovered = sorted(missing.values(), key=lambda f: f.ts_venue_ns)
     if recovered:

@@ -81,6 +81,7 @@ class SoakRun:
     commands: int
     wall_s: float
     rss_growth_mb: float | None
+    rss_profile_mb: dict[str, float]  # RSS at the first sample past each quarter of simulated time, and at the end
     settle_s: float
     restarts: RestartLog
     earlier_summaries: list[dict[str, Any]]  # the engine summaries of the runs before the last
@@ -95,6 +96,7 @@ class SoakRun:
             "violations": [v.to_dict() for v in self.checker.violations],
             "violation_counts": dict(sorted(self.checker.counts.items())),
             "rss_growth_mb": None if self.rss_growth_mb is None else round(self.rss_growth_mb, 2),
+            "rss_profile_mb": {key: round(mb, 1) for key, mb in self.rss_profile_mb.items()},
             "checks": dict(sorted(self.checker.checks.items())),
             "seed": self.seed,
             "faults_on": list(self.faults_on),
@@ -145,16 +147,20 @@ def run_soak(
     exchange = RecordingMockExchange(mock_cfg, start_ns=start_ns, fill_history_size=FILL_HISTORY if restarts else 1)
     spot = exchange.instruments[settings.market.spot_symbol]
     perp = exchange.instruments.get(settings.market.perp_symbol)
-    engine = build_engine(settings, spot, perp, start_ns, venue_name=VENUE, client_id_tag="r0")
     perp_lot = perp.lot_size if perp is not None else spot.lot_size
+    # The checker holds the running engine and `_soak_runs` takes it from there: no local here may
+    # keep the first engine alive through every later run (it did: one whole engine, its windows
+    # full, counted by the memory check as growth after the first restart).
     checker = SoakChecker(
-        exchange, engine, spot.symbol, limits(settings, start_ns, duration_ns, perp_lot, rss_limit_mb)
+        exchange,
+        build_engine(settings, spot, perp, start_ns, venue_name=VENUE, client_id_tag="r0"),
+        spot.symbol,
+        limits(settings, start_ns, duration_ns, perp_lot, rss_limit_mb),
     )
     with tempfile.TemporaryDirectory(prefix="mmbot-soak-") as tmp:
         ledger = Ledger(os.path.join(tmp, "ledger.sqlite"), settings.ledger) if restarts else None
         try:
-            return _soak_runs(settings, exchange, engine, checker, ledger, hours, faults, seed, restarts, started,
-                              progress)  # fmt: skip
+            return _soak_runs(settings, exchange, checker, ledger, hours, faults, seed, restarts, started, progress)
         finally:
             if ledger is not None:
                 ledger.close()
@@ -163,7 +169,6 @@ def run_soak(
 def _soak_runs(
     settings: Settings,
     exchange: RecordingMockExchange,
-    engine: Engine,
     checker: SoakChecker,
     ledger: Ledger | None,
     hours: float,
@@ -181,7 +186,13 @@ def _soak_runs(
     log = RestartLog()
     rng = random.Random(seed)
     run_id = "run0"
+    engine = checker.engine
+    assert isinstance(engine, Engine)
     next_sample = start_ns
+    # whether what grows after warm-up levels off (bounded windows filling) or keeps growing (a leak)
+    # shows in the RSS at each quarter of the run: the report's rss_profile_mb
+    quarters = [(f"{q * hours / 4:g}h", start_ns + duration_ns * q // 4) for q in (1, 2, 3)]
+    profile: dict[str, float] = {}
     next_progress = start_ns
     progress_step_ns = max(duration_ns // 200, 1)
 
@@ -197,7 +208,10 @@ def _soak_runs(
         record(now_ns, events, commands)
         checker.on_step(now_ns, events, commands)
         if now_ns >= next_sample:
-            checker.on_rss(now_ns, rss_mb())
+            rss = rss_mb()
+            checker.on_rss(now_ns, rss)
+            while quarters and now_ns >= quarters[0][1]:
+                profile[quarters.pop(0)[0]] = rss
             next_sample = now_ns + RSS_SAMPLE_NS
         if progress is not None and now_ns >= next_progress:
             progress(min(1.0, (now_ns - start_ns) / duration_ns))
@@ -261,6 +275,7 @@ def _soak_runs(
         checker.on_restart(engine, now, ledger_matches_exchange(ledger, exchange), fields["mismatches"])
     end_ns, extra_events = settle(exchange, engine, checker, now, record)
     final_rss = rss_mb()
+    profile[f"{hours:g}h"] = final_rss
     checker.finish(end_ns, final_rss)
     if ledger is not None:
         ledger.end_run(run_id, end_ns, engine.summary(end_ns))
@@ -278,6 +293,7 @@ def _soak_runs(
         commands=commands,
         wall_s=time.perf_counter() - started,
         rss_growth_mb=checker.rss_growth_mb(final_rss),
+        rss_profile_mb=profile,
         settle_s=(end_ns - now) / NS_PER_S,
         restarts=log,
         earlier_summaries=summaries,
@@ -345,7 +361,8 @@ def _text_report(report: dict[str, Any]) -> str:
         f"{report['events']} events",
         "faults fired: " + ", ".join(f"{k}={v}" for k, v in report["faults"].items()),
         "checks: " + ", ".join(f"{k}={v}" for k, v in report["checks"].items()),
-        f"rss growth after warm-up: {report['rss_growth_mb']} MB",
+        f"rss growth after warm-up: {report['rss_growth_mb']} MB; rss: "
+        + ", ".join(f"{k} {v} MB" for k, v in report["rss_profile_mb"].items()),
         "restarts: " + ", ".join(f"{k}={v}" for k, v in report["restarts"].items()),
         f"violations: {sum(report['violation_counts'].values())}",
     ]

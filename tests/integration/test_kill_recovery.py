@@ -195,3 +195,69 @@ async def test_kill_9_mid_session_then_restart_loses_no_fill_and_counts_none_twi
             db.close()
         venue_positions = exchange.positions()
         assert {s: rebuilt.get(s, 0) for s in venue_positions} == venue_positions
+
+
+# No taker of the market's own: nothing fills but what the test trades (quotes rest untouched).
+CALM_CONFIG_TOML = """\
+[metrics]
+enabled = false
+[mock]
+seed = 7
+[mock.spot]
+symbol = "TOKEN/USDT"
+taker_a_per_s = 0.0
+[mock.perp]
+symbol = "TOKEN/USDT:USDT"
+taker_a_per_s = 0.0
+"""
+
+
+@pytest.mark.slow
+async def test_kill_9_before_the_first_fill_then_restart_records_the_fill_made_while_dead(tmp_path: Path) -> None:
+    """The bot dies before any fill of this venue session is in the ledger; a fill happens while it is
+    dead. The restart must still ask the venue's history (from the dead run's start) and record it once."""
+    config = tmp_path / "calm.toml"
+    config.write_text(CALM_CONFIG_TOML)
+    ledger = tmp_path / "ledger.sqlite"
+    async with MockExchangeServer(load_settings(config).mock, port=0) as server:
+        exchange = server.exchange
+        first = await BotProcess.start(server.url, config, ledger)
+        try:
+            await first.wait_for("recovery.completed")
+            await until(lambda: any(o.symbol == SPOT for o in exchange.open_orders()), 20.0, "a resting quote")
+            first.kill()
+            assert await first.exit_code() == -signal.SIGKILL
+        finally:
+            first.kill()
+        assert exchange.fills_since(0) == [], "a fill before the kill: not the case this test is about"
+        assert ledger_fills(ledger) == []
+        orphan = take_a_resting_quote(exchange, SPOT)
+        assert orphan is not None, "no quote of ours rested after the kill"
+        dead_fills = exchange.fills_since(0)
+        assert dead_fills and all(f.client_id == orphan for f in dead_fills)
+
+        second = await BotProcess.start(server.url, config, ledger)
+        try:
+            i = await second.wait_for("recovery.completed")
+            recovery = second.records[i]
+            assert recovery["ledger_consulted"] and recovery["fill_history"] == "ok"
+            assert {f"{f.symbol}:{f.fill_id}" for f in dead_fills} <= set(recovery["recovered_fill_ids"])
+            assert recovery["mismatches"] == {}
+            await second.wait_for("session.started", after=i)  # its SIGTERM handler is installed
+            await until(lambda: any(o.symbol == SPOT for o in exchange.open_orders()), 20.0, "quoting again")
+            second.proc.send_signal(signal.SIGTERM)
+            assert await second.exit_code() == 0
+        finally:
+            second.kill()
+
+        rows = ledger_fills(ledger)
+        ids = [(symbol, fill_id) for symbol, fill_id, _tag in rows]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == {(f.symbol, f.fill_id) for f in exchange.fills_since(0)}
+        db = sqlite3.connect(ledger)
+        try:
+            rebuilt = recover_state(db, venue="mock-ws").positions_lots
+        finally:
+            db.close()
+        venue_positions = exchange.positions()
+        assert {s: rebuilt.get(s, 0) for s in venue_positions} == venue_positions

@@ -214,3 +214,39 @@ def test_last_fill_venue_ns_is_the_newest_fill_else_the_last_start(tmp_path: Pat
         ledger.record_fill("r2", fill("F3", Side.BUY, 1, T0 + 60 * S))
         assert ledger.last_fill_venue_ns(venue="fake") == T0 + 7 * S
         assert ledger.last_fill_venue_ns() == T0 + 60 * S
+
+
+async def test_a_run_killed_before_its_first_fill_recovers_a_hedge_fill_made_while_dead(tmp_path: Path) -> None:
+    """The hedge (perp) side of the same hole: a run that died with a hedge in flight and no fill in
+    the ledger yet; the hedge's fill is asked from the run's start and recorded once."""
+    hedge = fill("H1", Side.SELL, 3, T0 + 2 * S, symbol=PERP.symbol)
+    venue = ScriptedVenue({SPOT.symbol: 0, PERP.symbol: -3}, history=[hedge])
+    with ledger_with(tmp_path, []) as ledger:
+        fields = await run(new_engine(tmp_path), venue, ledger)
+        again = await run(new_engine(tmp_path), venue, ledger)
+        assert tags(ledger) == {"H1": "recovered"}
+    assert venue.asked_since[0] == T0 - FILL_OVERLAP_NS
+    assert fields["recovered_fill_ids"] == ["TOKEN/USDT:USDT:H1"] and fields["mismatches"] == {}
+    assert fields["ledger_positions_lots"] == {SPOT.symbol: 0, PERP.symbol: -3}
+    assert (again["fills_recovered"], again["mismatches"]) == (0, {})
+
+
+async def test_a_new_venue_session_killed_before_its_first_fill_recovers_from_its_own_start(tmp_path: Path) -> None:
+    """A ledger from an earlier exchange (session "A", fills F1, F2) and a run on the restarted one
+    (session "B", ids from F1 again) that died before its first fill: B's F1, made while the bot was
+    dead, is asked from B's run start and recorded, though session A holds an F1 of its own."""
+    venue = ScriptedVenue({SPOT.symbol: 2, PERP.symbol: 0}, history=[fill("F1", Side.BUY, 2, T0 + 70 * S)])
+    venue.fill_session = "B"  # type: ignore[attr-defined]
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        ledger.start_run("a1", T0, venue="fake", instruments=[SPOT, PERP], session="A")
+        for f in (fill("F1", Side.BUY, 10, T0 + S), fill("F2", Side.SELL, 10, T0 + 2 * S)):
+            ledger.record_fill("a1", f)
+        ledger.start_run("b1", T0 + 60 * S, venue="fake", instruments=[SPOT, PERP], session="B")
+        state = ledger.recover(venue="fake", session="B")
+        assert (state.last_run_id, state.fill_count) == ("b1", 0)
+        fields = await reconcile(new_engine(tmp_path), venue, state, ledger)  # type: ignore[arg-type]
+        rows = ledger._db.execute("SELECT venue_session, fill_id, tag FROM fills ORDER BY id").fetchall()
+        assert ledger.recover(venue="fake", session="B").positions_lots == {SPOT.symbol: 2}
+    assert venue.asked_since == [T0 + 60 * S - FILL_OVERLAP_NS]
+    assert fields["recovered_fill_ids"] == ["TOKEN/USDT:F1"] and fields["mismatches"] == {}
+    assert rows == [("A", "F1", ""), ("A", "F2", ""), ("B", "F1", "recovered")]

@@ -8,7 +8,10 @@
 2. Ask the venue for our positions (the venue is the source of truth).
 3. Fill history (venues with `fills_since`, ledger runs on this venue session): fetch our fills
    since the newest fill the ledger recorded in this session, minus `FILL_OVERLAP_NS` (clock skew,
-   fills delivered out of order), and record the ones the ledger lacks, deduplicated by
+   fills delivered out of order; a session with a run but no fill yet, a bot killed before its first
+   fill was committed: since that run's start, which precedes its first order, on the bot's clock,
+   so the overlap also covers the skew between the bot's and the venue's clocks), and record the
+   ones the ledger lacks (asked of the ledger for the fetched fills only), deduplicated by
    `(venue, venue_session, symbol, fill_id)`, under the session's last run id with tag "recovered":
    the fills made while the bot was dead, or in flight when it died. The ledger is then rebuilt, so
    its positions include them. A venue session the ledger has no run on (a mock exchange that was

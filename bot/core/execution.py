@@ -216,6 +216,7 @@ class SaleExecutor:
     def on_timer(self, now_ns: int, best_bid: int | None, best_ask: int | None, can_trade: bool) -> list[Command]:
         """Keep at most one sale order resting where it should be. `can_trade`: the book is synced
         and fresh and the hedger runs (a sale fill adds delta only the perp can take)."""
+        self.orders.prune()  # finished sale orders are forgotten as the quoters' are: memory stays flat
         live = self.orders.live_orders()
         if not can_trade or best_bid is None or best_ask is None or best_ask <= best_bid:
             return [c for o in live if (c := self.orders.cancel(o.client_id)) is not None]

@@ -37,7 +37,7 @@ from bot.venues.mock.server import MockExchangeServer
 SPOT = "TOKEN/USDT"
 PERP = "TOKEN/USDT:USDT"
 SPEED = 10.0  # the in-process exchange's clock runs 10x wall time: one test second is ten market seconds
-SAFETY_DURATION_S = 20.0  # the bot stops by itself after this if a scenario never finishes
+SAFETY_DURATION_S = 90.0  # the bot stops by itself after this if a scenario never finishes (beyond its waits)
 
 
 def events(records: list[Record], name: str, **fields: Any) -> list[Record]:
@@ -45,7 +45,7 @@ def events(records: list[Record], name: str, **fields: Any) -> list[Record]:
 
 
 async def wait_for(
-    sink: LogSink, pred: Callable[[Record], bool], *, after: int = 0, timeout_s: float = 8.0, what: str = ""
+    sink: LogSink, pred: Callable[[Record], bool], *, after: int = 0, timeout_s: float = 20.0, what: str = ""
 ) -> int:
     """Index of the first record at or after `after` that matches `pred`; fails after `timeout_s`."""
     try:

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pytest
 from conftest import until
-from test_testnet_config_on_dialect import API_SECRET, fill_a_resting_quote, start_bot, venue_positions
+from test_testnet_config_on_dialect import (
+    API_SECRET,
+    fill_a_resting_quote,
+    start_bot,
+    trade_through_a_quote,
+    venue_positions,
+)
 
 from bot.runtime.ledger import recover_state
 from bot.venues.mock.dialects import DialectServer, dialect_factory
@@ -58,8 +64,8 @@ async def test_binance_demo_config_trades_survives_kill_9_and_exits_clean(tmp_pa
     async with DialectServer(factory, btc_config(dialect="binance", taker_a_per_s=6.0)) as server:
         first = await start_bot(server, ledger, CONFIG)
         try:
-            await first.wait_for("recovery.completed", timeout_s=30)
-            await first.wait_for("order.filled", timeout_s=40, symbol=SPOT_SYMBOL)
+            i = await first.wait_for("recovery.completed", timeout_s=30)
+            await trade_through_a_quote(server, first, after=i)
             await first.wait_for("hedge.filled", timeout_s=30)
             await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
                         "a resting spot quote")  # fmt: skip
@@ -88,15 +94,7 @@ async def test_binance_demo_config_trades_survives_kill_9_and_exits_clean(tmp_pa
                 assert spot["ledger_lots"] - spot["venue_lots"] == residual
             else:
                 assert recovery["mismatches"] == {}
-            taken = None
-            for _ in range(5):  # a quote may be canceled between the look and the take: look again
-                await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
-                            "a resting quote of the restarted bot")  # fmt: skip
-                taken = fill_a_resting_quote(server)
-                if taken is not None:
-                    break
-            assert taken is not None, "the restarted bot's quotes never stayed long enough to take one"
-            await second.wait_for("order.filled", timeout_s=40, after=i)
+            await trade_through_a_quote(server, second, after=i)  # trades again
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code(timeout_s=30) == 0
         finally:

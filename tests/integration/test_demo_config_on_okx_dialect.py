@@ -23,7 +23,13 @@ from pathlib import Path
 
 import pytest
 from conftest import until
-from test_testnet_config_on_dialect import API_SECRET, fill_a_resting_quote, start_bot, venue_positions
+from test_testnet_config_on_dialect import (
+    API_SECRET,
+    fill_a_resting_quote,
+    start_bot,
+    trade_through_a_quote,
+    venue_positions,
+)
 
 from bot.runtime.ledger import recover_state
 from bot.venues.mock.dialects import DialectServer, dialect_factory
@@ -51,8 +57,8 @@ async def test_okx_demo_config_trades_survives_kill_9_and_exits_clean(tmp_path: 
     async with DialectServer(factory, btc_config(dialect="okx", taker_a_per_s=6.0)) as server:
         first = await start_bot(server, ledger, CONFIG, OKX_ENV)
         try:
-            await first.wait_for("recovery.completed", timeout_s=30)
-            await first.wait_for("order.filled", timeout_s=40, symbol=SPOT_SYMBOL)
+            i = await first.wait_for("recovery.completed", timeout_s=30)
+            await trade_through_a_quote(server, first, after=i)
             await first.wait_for("hedge.filled", timeout_s=30)
             await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
                         "a resting spot quote")  # fmt: skip
@@ -75,15 +81,7 @@ async def test_okx_demo_config_trades_survives_kill_9_and_exits_clean(tmp_path: 
             assert recovery["fill_history"] == "ok" and recovery["last_run_ended_cleanly"] is False
             assert {f"{s}:{tid}" for s, tid, _ in dead} <= set(recovery["recovered_fill_ids"])
             assert recovery["mismatches"] == {}
-            taken = None
-            for _ in range(5):  # a quote may be canceled between the look and the take: look again
-                await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
-                            "a resting quote of the restarted bot")  # fmt: skip
-                taken = fill_a_resting_quote(server)
-                if taken is not None:
-                    break
-            assert taken is not None, "the restarted bot's quotes never stayed long enough to take one"
-            await second.wait_for("order.filled", timeout_s=40, after=i)
+            await trade_through_a_quote(server, second, after=i)  # trades again
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code(timeout_s=30) == 0
         finally:

@@ -72,6 +72,22 @@ def fill_a_resting_quote(server: DialectServer) -> str | None:
     return taken
 
 
+async def trade_through_a_quote(server: DialectServer, bot: BotProcess, after: int) -> None:
+    """An outside taker trades through one of the bot's spot quotes and the bot books the fill.
+    Waiting for the market's own takers to reach our quotes timed out (40 s) 1 run in 4 on a quiet
+    machine, for the first run and the restarted one alike; the test is about what the bot does
+    with a fill, not how soon the simulated market gives it one."""
+    taken = None
+    for _ in range(5):  # a quote may be canceled between the look and the take: look again
+        await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
+                    "a resting spot quote of the bot")  # fmt: skip
+        taken = fill_a_resting_quote(server)
+        if taken is not None:
+            break
+    assert taken is not None, "the bot's quotes never stayed long enough to take one"
+    await bot.wait_for("order.filled", timeout_s=40, after=after, symbol=SPOT_SYMBOL)
+
+
 @pytest.mark.slow
 async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite"
@@ -79,8 +95,8 @@ async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_p
         executions = server.dialect._executions  # type: ignore[attr-defined]
         first = await start_bot(server, ledger)
         try:
-            await first.wait_for("recovery.completed", timeout_s=30)
-            await first.wait_for("order.filled", timeout_s=40, symbol=SPOT_SYMBOL)
+            i = await first.wait_for("recovery.completed", timeout_s=30)
+            await trade_through_a_quote(server, first, after=i)
             await first.wait_for("hedge.filled", timeout_s=30)
             await until(
                 lambda: any(o.symbol == SPOT_SYMBOL and o.side is Side.BUY for o in server.exchange.open_orders()),
@@ -108,17 +124,7 @@ async def test_bybit_testnet_config_trades_survives_kill_9_and_exits_clean(tmp_p
             assert recovery["fill_history"] == "ok" and recovery["last_run_ended_cleanly"] is False
             assert {f"{SPOT_SYMBOL}:{r['execId']}" for r in dead} <= set(recovery["recovered_fill_ids"])
             assert recovery["mismatches"] == {}
-            # trades again: an outside taker trades through one of its quotes (waiting for the market's
-            # own takers to reach them timed out 1 run in 4 on a quiet machine)
-            taken = None
-            for _ in range(5):  # a quote may be canceled between the look and the take: look again
-                await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
-                            "a resting quote of the restarted bot")  # fmt: skip
-                taken = fill_a_resting_quote(server)
-                if taken is not None:
-                    break
-            assert taken is not None, "the restarted bot's quotes never stayed long enough to take one"
-            await second.wait_for("order.filled", timeout_s=40, after=i)
+            await trade_through_a_quote(server, second, after=i)  # trades again
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code(timeout_s=30) == 0
         finally:

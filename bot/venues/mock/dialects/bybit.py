@@ -80,10 +80,10 @@ class _Market:
     limits: VenueLimits
 
     def px(self, ticks: int) -> str:
-        return str(Decimal(ticks) * Decimal(self.limits.tick))
+        return self.limits.price_text(ticks)
 
     def qty(self, lots: int) -> str:
-        return str(Decimal(lots) * Decimal(self.limits.qty_step))
+        return self.limits.qty_text(lots)
 
 
 @dataclass(slots=True)

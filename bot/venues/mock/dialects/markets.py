@@ -15,6 +15,7 @@ so the bot's quotes fill within seconds. Seed, latency and faults come from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from bot.config import MockExchangeConfig, MockMarketConfig
@@ -32,6 +33,14 @@ class VenueLimits:
     qty_step: str  # decimal string, as listed, in the venue's quantity unit
     tick: str
     contract_size: float = 1.0  # base units per quantity unit (OKX BTC-USDT-SWAP ctVal 0.01 BTC)
+
+    def price_text(self, ticks: int) -> str:
+        """A price in ticks as the venue writes it: an exact decimal string on the tick grid."""
+        return str(Decimal(ticks) * Decimal(self.tick))
+
+    def qty_text(self, lots: int) -> str:
+        """A quantity in lots as the venue writes it, in the venue's quantity unit."""
+        return str(Decimal(lots) * Decimal(self.qty_step))
 
 
 SPOT_LIMITS = VenueLimits(min_qty=0.000048, min_notional=1.0, qty_step="0.000001", tick="0.01")

@@ -102,10 +102,10 @@ class _Market:
     asks: dict[int, int] | None = None
 
     def px(self, ticks: int) -> str:
-        return str(Decimal(ticks) * Decimal(self.limits.tick))
+        return self.limits.price_text(ticks)
 
     def sz(self, lots: int) -> str:
-        return str(Decimal(lots) * Decimal(self.limits.qty_step))
+        return self.limits.qty_text(lots)
 
 
 @dataclass(slots=True)

@@ -17,9 +17,12 @@ The engine section also has, to tell a slow code path from a busy machine:
   order pruning, hedging on time); `--timer-ms 0` drives it with market events only, as before.
 - `markets`: the same engine measurement with 1 and with 4 spot markets (venues of the multi-venue
   mock, bot/venues/mock/venues.py, hedged on a fifth): a book event concerns one market, and its cost
-  (`book_p50_us`, `book_mean_us`, CPU time) must not grow with the number of markets (issue #14).
+  must not grow with the number of markets (issue #14). `book_idle_*`: book events that only update
+  the book; `book_requote_*`: book events after which their market was requoted (one market each).
+  The mean over all book events does grow: with 4 markets more events requote (a fill anywhere moves
+  every market's reservation price, and there are 4x the fills), so `requote_share` is reported.
 Usage: python bench/tick_to_quote.py [--seconds 600] [--runner-seconds 10] [--gc on|freeze] [--timer-ms N]
-       [--markets-seconds 120]
+       [--markets-seconds 120] [--markets-rounds 2]
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def bench_markets(seconds: float, n_markets: int) -> dict[str, object]:
     engine = build_engine(settings, spots["spot0"], perp, 0, spot_venues=spots)
     book_ns: list[int] = []
     book_cpu: list[int] = []
+    idle_ns: list[int] = []  # book events that requoted no market
+    requote_ns: list[int] = []  # book events after which exactly their own market was requoted
     all_ns = 0
     events = 0
     wall_ns, cpu_ns = time.perf_counter_ns, time.thread_time_ns
@@ -151,6 +156,7 @@ def bench_markets(seconds: float, n_markets: int) -> dict[str, object]:
             c0 = cpu_ns()
             t0 = wall_ns()
             commands = engine.apply(event, now)
+            touched = engine.requotes_pending()
             commands += engine.requote(now)
             dt = wall_ns() - t0
             cpu = cpu_ns() - c0
@@ -159,10 +165,15 @@ def bench_markets(seconds: float, n_markets: int) -> dict[str, object]:
             if isinstance(event, BookDelta | BookSnapshot):
                 book_ns.append(dt)
                 book_cpu.append(cpu)
+                if touched == 0:
+                    idle_ns.append(dt)
+                elif touched == 1:
+                    requote_ns.append(dt)
             for command in commands:
                 group.submit(command, now)
         engine.drain_notes()
     book = _percentiles_us(book_ns)
+    idle, requoted = _percentiles_us(idle_ns), _percentiles_us(requote_ns)
     return {
         "markets": n_markets,
         "events": events,
@@ -171,6 +182,11 @@ def bench_markets(seconds: float, n_markets: int) -> dict[str, object]:
         "book_p99_us": book["p99_us"],
         "book_mean_us": round(float(np.mean(book_ns)) / 1000.0, 3),
         "book_cpu_p50_us": _percentiles_us(book_cpu)["p50_us"],
+        "book_idle_p50_us": idle["p50_us"],
+        "book_idle_p99_us": idle["p99_us"],
+        "book_requote_p50_us": requoted["p50_us"],
+        "book_requote_p99_us": requoted["p99_us"],
+        "requote_share": round(len(requote_ns) / max(1, len(book_ns)), 4),
         "all_events_mean_us": round(all_ns / events / 1000.0, 3),
         "fills": engine.stats.fills,
     }
@@ -219,10 +235,24 @@ def main() -> None:
     parser.add_argument(
         "--markets-seconds", type=float, default=120.0, help="simulated seconds of the 1- and 4-market bench"
     )
+    parser.add_argument(
+        "--markets-rounds", type=int, default=2, help="1- and 4-market runs, interleaved (1, 4, 1, 4, ...)"
+    )
     args = parser.parse_args()
     engine = bench_engine(args.seconds, args.gc, args.timer_ms)
-    markets = {str(n): bench_markets(args.markets_seconds, n) for n in (1, 4)}
-    result = {"engine": engine, "runner": bench_runner(args.runner_seconds), "markets": markets}
+    # interleaved, so a change in the machine's load hits both sizes alike; `markets` keeps the last
+    # round of each (as before), `markets_rounds` every round
+    rounds: dict[str, list[dict[str, object]]] = {"1": [], "4": []}
+    for _ in range(max(1, args.markets_rounds)):
+        for n in (1, 4):
+            rounds[str(n)].append(bench_markets(args.markets_seconds, n))
+    markets = {n: runs[-1] for n, runs in rounds.items()}
+    result = {
+        "engine": engine,
+        "runner": bench_runner(args.runner_seconds),
+        "markets": markets,
+        "markets_rounds": rounds,
+    }
     print(json.dumps(result))
 
 

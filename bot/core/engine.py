@@ -734,6 +734,11 @@ class Engine:
             first = first or reason
         return first
 
+    def requotes_pending(self) -> int:
+        """Markets touched since the last `requote` (each is requoted by the next call): lets a
+        benchmark tell an event that only updated a book from one that requoted its market."""
+        return len(self._dirty)
+
     def open_order_count(self) -> int:
         hedges = self.desk.open_orders() if self.desk is not None else 0
         sale = self.p.sale.open_orders() if self.p.sale is not None else 0

@@ -1,4 +1,4 @@
-"""The CI soak: 15 simulated minutes of the bot against the mock exchange with every fault firing,
+"""The CI soak: 30 simulated minutes of the bot against the mock exchange with every fault firing,
 and five bot restarts (clean stops and crashes in turn, idle gaps) on one ledger.
 
 It must end with zero violations, every fault type must have fired a few times (duplicate fills on
@@ -27,15 +27,17 @@ from bot.venues.mock.faults import FAULT_NAMES
 SEED = 1
 
 
-# A drawdown limit tight enough that the guard pauses in 15 minutes for sure (no halt: the window is
+# A drawdown limit tight enough that the guard pauses in 30 minutes for sure (no halt: the window is
 # 0), so `open_after_pause` always has pauses to check instead of waiting for one by chance.
 PAUSING_RISK = {"max_drawdown_quote": 2.0, "pause_cooldown_s": 10.0, "halt_window_s": 0.0}
 
 
 @pytest.fixture(scope="module")
 def short_soak() -> dict[str, Any]:
+    # 30 minutes: on the default's thin "altcoin" market (issue #19) the bot places fewer orders than on
+    # the old classic one, and in 15 minutes the 1 % reject fault fired only 2-3 times (seeds 1-3)
     settings = load_settings(None, {"risk": PAUSING_RISK})
-    return run_soak(settings, hours=0.25, faults=FAULT_NAMES, seed=SEED, restarts=5).report()
+    return run_soak(settings, hours=0.5, faults=FAULT_NAMES, seed=SEED, restarts=5).report()
 
 
 def test_short_soak_has_no_violations(short_soak: dict[str, Any]) -> None:

@@ -323,8 +323,8 @@ class MockExchange:
         executions, _ = market.book.side(side.opposite).take(limit_ticks, lots)
         if executions:
             self._on_executions(market, side, executions, None)
-            if self._hawkes and market.requote_band > 0:  # the market's makers cannot tell it from their flow
-                self._on_depletion(market, side, executions)
+            if self._hawkes:  # the market's makers cannot tell it from their own flow: it moves the price
+                self._push_impact(market, side, executions)
 
     @property
     def now_ns(self) -> int:
@@ -645,11 +645,18 @@ class MockExchange:
         executions, _ = market.book.side(side.opposite).take(limit, lots)
         if executions:
             self._on_executions(market, side, executions, None)
-            assert self._impact is not None
-            done_base = inst.size(sum(e.lots for e in executions))
-            self._impact.push(side.sign, cfg.impact_bps, done_base / cfg.size_median_base)
-            if market.requote_band > 0:
-                self._on_depletion(market, side, executions)
+            self._push_impact(market, side, executions)
+
+    def _push_impact(self, market: _Market, side: Side, executions: list[Execution]) -> None:
+        """What a taker executed pushes the fair value (square-root law), and a depleted queue moves it.
+        Outside takers too (`simulate_taker`): on the multi-venue mock the cross-venue arbitrage is
+        what pulls each venue's impacted value back to the others' (bot/venues/mock/venues.py)."""
+        assert self._impact is not None
+        cfg = market.cfg
+        done_base = market.instrument.size(sum(e.lots for e in executions))
+        self._impact.push(side.sign, cfg.impact_bps, done_base / cfg.size_median_base)
+        if market.requote_band > 0:
+            self._on_depletion(market, side, executions)
 
     def _on_depletion(self, market: _Market, side: Side, executions: list[Execution]) -> None:
         """A taker that ate a whole background queue moves the price (Cont & de Larrard 2013, "Price

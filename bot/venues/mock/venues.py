@@ -112,7 +112,10 @@ def venue_config(base: MockExchangeConfig, venue: MockVenueConfig) -> MockExchan
         markets[name] = market.model_copy(
             update={
                 "bg_size_base": market.bg_size_base * venue.liquidity_scale,
+                "bg_outer_size_base": market.bg_outer_size_base * venue.liquidity_scale,
+                # the uninformed arrivals of either flow model: classic Poisson takers, hawkes' base rate
                 "taker_a_per_s": market.taker_a_per_s * venue.taker_rate_scale,
+                "hawkes_base_per_s": market.hawkes_base_per_s * venue.taker_rate_scale,
                 "maker_fee": market.maker_fee * venue.fee_scale,
                 "taker_fee": market.taker_fee * venue.fee_scale,
             }

@@ -10,6 +10,8 @@
  *   grid_levels                 <->  bot.venues.binance.BinanceParser._levels_py
  *   apply_side                  <->  bot.core.book.apply_side_py
  *   extreme_price               <->  max(book) / min(book)
+ *   suffix_sums                 <->  bot.core.estimators.suffix_sums_py (itertools.accumulate)
+ *   float_sum                   <->  sum(values[lo:hi]) (Python 3.11's float loop)
  *
  * Each handles only the plain, common shape of its input and returns None for anything else (a line:
  * hands it back), so the caller runs the Python reference: odd input (whitespace, escapes, an
@@ -303,6 +305,111 @@ static PyObject *extreme_price(PyObject *self, PyObject *args)
         }
     }
     return Py_NewRef(best_key != NULL ? best_key : empty);
+}
+
+/* --------------------------------------------------------------------------------------------- */
+/* the arrival fit's sums over its sorted window (bot/core/estimators.py)                          */
+/* --------------------------------------------------------------------------------------------- */
+
+/*
+ * suffix_sums(weights, starts) -> [sum(weights[i:]) for i in starts] | None
+ *
+ * Each sum is taken as itertools.accumulate(reversed(weights)) takes it: weights[-1] first, then each
+ * earlier weight added to the running double, one IEEE addition at a time, so every result is the
+ * reference's value bit for bit (bot.core.estimators.suffix_sums_py). One backward pass serves all the
+ * starts; the reference builds a list of every suffix (a float object each) and reads a few. None,
+ * touching nothing, unless `starts` is non-decreasing exact ints in [0, len(weights)) and every weight
+ * summed is an exact float.
+ */
+static PyObject *suffix_sums(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *weights, *starts;
+    if (!PyArg_ParseTuple(args, "O!O!:suffix_sums", &PyList_Type, &weights, &PyList_Type, &starts)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(weights);
+    Py_ssize_t m = PyList_GET_SIZE(starts);
+    Py_ssize_t previous = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *start = PyList_GET_ITEM(starts, j);
+        if (!PyLong_CheckExact(start)) {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(start);
+        if (i == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (i < previous || i >= n) {
+            Py_RETURN_NONE;
+        }
+        previous = i;
+    }
+    PyObject *out = PyList_New(m);
+    if (out == NULL || m == 0) {
+        return out;
+    }
+    Py_ssize_t k = n - 1;
+    PyObject *last = PyList_GET_ITEM(weights, k);
+    if (!PyFloat_CheckExact(last)) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    double total = PyFloat_AS_DOUBLE(last);
+    for (Py_ssize_t j = m - 1; j >= 0; j--) {
+        Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(starts, j));
+        while (k > start) {
+            k--;
+            PyObject *w = PyList_GET_ITEM(weights, k);
+            if (!PyFloat_CheckExact(w)) {
+                Py_DECREF(out);
+                Py_RETURN_NONE;
+            }
+            total += PyFloat_AS_DOUBLE(w);
+        }
+        PyObject *value = PyFloat_FromDouble(total);
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, j, value);
+    }
+    return out;
+}
+
+/*
+ * float_sum(values, lo, hi) -> sum(values[lo:hi]) | None
+ *
+ * What Python 3.11's sum() computes for a run of exact floats: 0 + the first (0.0 + x), then each next
+ * one added to a C double in order. Without the slice (a new list, a reference taken on each item)
+ * and the iterator. None unless 0 <= lo < hi <= len(values), every item in the range is an exact float,
+ * and this is Python < 3.12 (3.12's sum() compensates its rounding: another result).
+ */
+static PyObject *float_sum(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *values;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "O!nn:float_sum", &PyList_Type, &values, &lo, &hi)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    Py_RETURN_NONE;
+#else
+    if (lo < 0 || hi <= lo || hi > PyList_GET_SIZE(values)) {
+        Py_RETURN_NONE;
+    }
+    double total = 0.0;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (!PyFloat_CheckExact(v)) {
+            Py_RETURN_NONE;
+        }
+        total += PyFloat_AS_DOUBLE(v);
+    }
+    return PyFloat_FromDouble(total);
+#endif
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -804,6 +911,9 @@ static PyMethodDef methods[] = {
      "apply_side(book, levels, best, dirty, is_bid) -> (best, dirty, ok), or None if not plain"},
     {"extreme_price", extreme_price, METH_VARARGS,
      "extreme_price(book, is_bid, empty) -> max (bids) or min (asks) key, empty if none; None if not plain"},
+    {"suffix_sums", suffix_sums, METH_VARARGS,
+     "suffix_sums(weights, starts) -> [sum(weights[i:]) summed from the end, for i in starts], or None if not plain"},
+    {"float_sum", float_sum, METH_VARARGS, "float_sum(values, lo, hi) -> sum(values[lo:hi]) as Python 3.11 sums floats, or None"},
     {"decode_lines", decode_lines, METH_VARARGS,
      "decode_lines(lines, tick_step, lot_step, skip_tickers) -> (decoded tuples or lines for Python, tickers skipped)"},
     {NULL, NULL, 0, NULL},

@@ -13,6 +13,13 @@ from itertools import accumulate
 
 from bot.domain import Side
 
+try:  # the fit's two sums in C, when the optional extension was built (setup.py); same values
+    from bot._native import float_sum as _native_float_sum
+    from bot._native import suffix_sums as _native_suffix_sums
+except ImportError:  # pragma: no cover - no C compiler at install: the Python references below
+    _native_float_sum = None  # type: ignore[assignment]
+    _native_suffix_sums = None  # type: ignore[assignment]
+
 _NS_PER_S = 1_000_000_000
 _LN2 = math.log(2.0)
 
@@ -284,11 +291,10 @@ class ArrivalEstimator:
         lo = int(self._FIRST_EDGE_QUANTILE * n)
         hi = max(lo + 1, n - int(self._TRIM_TOP * n))
         first_edge = depths[lo]
-        mean_excess = sum(depths[lo:hi]) / (hi - lo) - first_edge
+        mean_excess = _slice_sum(depths, lo, hi) / (hi - lo) - first_edge
         if not mean_excess > self._depth_resolution_px:
             return self._keep("no_depth_dispersion", n, now_ns)
-        suffix = list(accumulate(reversed(self._sorted_fills)))  # suffix[n − 1 − i] = Σ fills[i:]
-        result = _fit_exceedance(depths, suffix, first_edge, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,
+        result = _fit_exceedance(depths, self._sorted_fills, first_edge, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,
                                  self._buckets, self._MIN_BUCKET_COUNT, 2.0 * duration_s)  # fmt: skip
         if result is None:
             return self._keep("too_few_buckets", n, now_ns)
@@ -305,32 +311,60 @@ class ArrivalEstimator:
         return ArrivalFit(old.a_per_s, old.k_per_px, reason, trades, now_ns)
 
 
+def _slice_sum(values: list[float], lo: int, hi: int) -> float:
+    """`sum(values[lo:hi])`, in C where the extension can give the same value (`float_sum`)."""
+    if _native_float_sum is not None:
+        total = _native_float_sum(values, lo, hi)
+        if total is not None:
+            return total
+    return sum(values[lo:hi])
+
+
+def suffix_sums_py(weights: list[float], starts: list[int]) -> list[float]:
+    """`Σ weights[i:]` for each i in `starts`, each summed from the last weight backwards (the reference
+    for the C `suffix_sums`, which gives the same values in one pass without a list of every suffix)."""
+    suffix = list(accumulate(reversed(weights)))  # suffix[n − 1 − i] = Σ weights[i:]
+    n = len(weights)
+    return [suffix[n - 1 - i] for i in starts]
+
+
+def _suffix_sums(weights: list[float], starts: list[int]) -> list[float]:
+    if _native_suffix_sums is not None:
+        sums = _native_suffix_sums(weights, starts)
+        if sums is not None:
+            return sums
+    return suffix_sums_py(weights, starts)
+
+
 def _fit_exceedance(
     sorted_depths: list[float],
-    fills_suffix: list[float],
+    sorted_fills: list[float],
     first_edge: float,
     width: float,
     buckets: int,
     min_count: int,
     exposure_s: float,
 ) -> tuple[float, float] | None:
-    """Weighted least squares of ln(F(δ_j) / exposure_s) on δ_j, F = fills at depth >= δ_j (from
-    `fills_suffix`, the reversed running sum of the sorted fill weights); weights = print counts.
+    """Weighted least squares of ln(F(δ_j) / exposure_s) on δ_j, F = fills at depth >= δ_j (the sum of
+    the sorted fill weights from the edge's position on, `_suffix_sums`); weights = print counts.
     Returns (ln A, k) or None (< 3 usable edges)."""
     n = len(sorted_depths)
-    sw = swx = swy = swxx = swxy = 0.0
-    points = 0
+    edges: list[float] = []
+    starts: list[int] = []  # where each edge starts in the sorted window (non-decreasing)
     for j in range(buckets):
         edge = first_edge + j * width
         i = bisect_left(sorted_depths, edge)
-        count = n - i
-        if count < min_count:
+        if n - i < min_count:
             break
-        fills = fills_suffix[count - 1]
+        edges.append(edge)
+        starts.append(i)
+    sw = swx = swy = swxx = swxy = 0.0
+    points = 0
+    for edge, i, fills in zip(edges, starts, _suffix_sums(sorted_fills, starts), strict=True):
         if not fills > 0.0:
             break
         y = math.log(fills / exposure_s)
-        w = float(count)
+        w = float(n - i)
         sw += w
         swx += w * edge
         swy += w * y

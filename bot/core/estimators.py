@@ -235,8 +235,9 @@ class ArrivalEstimator:
             depth_px = 0.0
         self._trades.append((now_ns, depth_px, fills))
         i = bisect_right(self._sorted_depths, depth_px)
-        self._sorted_depths.insert(i, depth_px)
-        self._sorted_fills.insert(i, fills)
+        # = .insert(i, x); a slice assignment moves the tail with one memmove, list.insert item by item
+        self._sorted_depths[i:i] = (depth_px,)
+        self._sorted_fills[i:i] = (fills,)
 
     def _minus_own(self, now_ns: int, trade_px: float, size_base: float) -> float:
         """`size_base` less our own fills at this price (consumed); expired own fills are dropped."""

@@ -8,7 +8,9 @@ test compares what the *caller* produces with the reference alone, errors and dr
 from __future__ import annotations
 
 import math
+import random
 import shutil
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -17,8 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.core import book as book_module
+from bot.core import estimators
 from bot.core.book import OrderBook, apply_side_py
-from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind
+from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side
 from bot.venues import binance
 from bot.venues.binance import BinanceParser, infer_instrument, is_book_ticker_line, iter_line_batches, iter_lines
 
@@ -439,3 +442,99 @@ def test_extreme_price_hands_other_keys_back() -> None:
     assert native.extreme_price({1.5: 1, 2: 1}, True, 0) is None
     assert native.extreme_price({True: 1}, True, 0) is None
     assert book_module._extreme({1.5: 1, 2: 1}, True, 0) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# the arrival fit's sums (bot/core/estimators.py)
+# --------------------------------------------------------------------------------------------------
+
+weights_st = st.lists(
+    st.floats(min_value=0.0, max_value=1e6, allow_subnormal=True) | st.sampled_from([1.0, 0.1, 1e-300, 5e-324]),
+    min_size=1,
+    max_size=300,
+)
+
+
+def same_floats(a: list[float], b: list[float]) -> bool:
+    """Equal bit for bit (== would let -0.0 match 0.0)."""
+    return [x.hex() for x in a] == [x.hex() for x in b]
+
+
+@given(weights_st, st.data())
+def test_suffix_sums_equal_the_reference(weights: list[float], data: st.DataObject) -> None:
+    starts = sorted(data.draw(st.lists(st.integers(0, len(weights) - 1), max_size=12)))
+    fast = native.suffix_sums(weights, starts)
+    assert fast is not None and same_floats(fast, estimators.suffix_sums_py(weights, starts))
+
+
+def test_suffix_sums_are_summed_from_the_end() -> None:
+    """1e16 + 1 + 1 is 1e16 summed from the front, 1e16 + 2 from the back: the order shows."""
+    weights = [1e16, 1.0, 1.0]
+    assert native.suffix_sums(weights, [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
+    assert estimators.suffix_sums_py(weights, [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
+    assert native.suffix_sums(weights, []) == []
+
+
+@pytest.mark.parametrize(
+    ("weights", "starts"),
+    [
+        ([1.0, 2.0], [1, 0]),  # not non-decreasing
+        ([1.0, 2.0], [2]),  # past the end
+        ([1.0, 2.0], [-1]),  # Python would wrap around: the reference decides
+        ([1.0, 2], [0]),  # an int weight: int + float is Python's to do
+        ([1.0, 2.0], [0.0]),  # a float start
+        ([], [0]),
+        ([1.0, 2.0], [2**70]),
+    ],
+)
+def test_suffix_sums_hand_odd_input_back(weights: list, starts: list) -> None:
+    assert native.suffix_sums(weights, starts) is None
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200), st.data())
+def test_float_sum_equals_sum_of_the_slice(values: list[float], data: st.DataObject) -> None:
+    lo = data.draw(st.integers(0, len(values) - 1))
+    hi = data.draw(st.integers(lo + 1, len(values)))
+    fast = native.float_sum(values, lo, hi)
+    if sys.version_info >= (3, 12):  # sum() compensates its rounding there: the kernel declines
+        assert fast is None
+    else:
+        assert fast is not None and fast.hex() == float(sum(values[lo:hi])).hex()
+
+
+def test_float_sum_hands_odd_input_back() -> None:
+    assert native.float_sum([1.0, 2.0], 1, 1) is None  # empty: sum() gives the int 0
+    assert native.float_sum([1.0, 2.0], 0, 3) is None
+    assert native.float_sum([1.0, 2.0], -1, 2) is None
+    assert native.float_sum([1.0, 2], 0, 2) is None
+
+
+def arrival_fits(seed: int, with_kernels: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float, str, int]]:
+    """A, k, reason and trade count of every refit over 20 minutes of random trades (so the 300 s window
+    fills and expires), with or without the C sums."""
+    with monkeypatch.context() as patch:
+        if not with_kernels:
+            patch.setattr(estimators, "_native_suffix_sums", None)
+            patch.setattr(estimators, "_native_float_sum", None)
+        rng = random.Random(seed)
+        est = estimators.ArrivalEstimator(1.0, 20.0, 300.0, 50, refit_ms=1000, start_ns=0, order_size_base=0.5)
+        fits = []
+        now = 0
+        for _ in range(12_000):
+            now += rng.randrange(1, 200_000_000)
+            mid = 100.0 + rng.uniform(-1, 1)
+            depth = rng.expovariate(20.0) if rng.random() < 0.9 else 0.0
+            side = rng.choice([Side.BUY, Side.SELL])
+            px = mid + depth if side is Side.BUY else mid - depth
+            est.on_trade(now, round(px, 2), mid, side, rng.choice([0.1, 0.5, 1.0, rng.uniform(0.01, 2.0)]))
+            fit = est.update(now)
+            fits.append((fit.a_per_s, fit.k_per_px, fit.reason, fit.trades))
+        return fits
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_arrival_fits_are_the_same_with_and_without_the_c_sums(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_c = arrival_fits(seed, True, monkeypatch)
+    without = arrival_fits(seed, False, monkeypatch)
+    assert sum(1 for f in with_c if f[2] == "fit") > 1000  # the fit itself ran, often
+    assert with_c == without

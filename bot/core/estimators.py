@@ -295,7 +295,8 @@ class ArrivalEstimator:
         mean_excess = _slice_sum(depths, lo, hi) / (hi - lo) - first_edge
         if not mean_excess > self._depth_resolution_px:
             return self._keep("no_depth_dispersion", n, now_ns)
-        result = _fit_exceedance(depths, self._sorted_fills, first_edge, self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets,
+        width = self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets
+        result = _fit_exceedance(depths, self._sorted_fills, first_edge, width,
                                  self._buckets, self._MIN_BUCKET_COUNT, 2.0 * duration_s)  # fmt: skip
         if result is None:
             return self._keep("too_few_buckets", n, now_ns)

@@ -39,6 +39,7 @@ MYPYC_MODULES = [
             "quoting",
             "risk",
             "rounding",
+            "sorted_pairs",
             "toxicity",
         )
     ),

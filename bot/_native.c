@@ -10,7 +10,7 @@
  *   grid_levels                 <->  bot.venues.binance.BinanceParser._levels_py
  *   apply_side                  <->  bot.core.book.apply_side_py
  *   extreme_price               <->  max(book) / min(book)
- *   suffix_sums                 <->  bot.core.estimators.suffix_sums_py (itertools.accumulate)
+ *   suffix_sums                 <->  bot.core.sorted_pairs.suffix_sums_py (itertools.accumulate)
  *   float_sum                   <->  sum(values[lo:hi]) (Python 3.11's float loop)
  *
  * Each handles only the plain, common shape of its input and returns None for anything else (a line:
@@ -311,24 +311,44 @@ static PyObject *extreme_price(PyObject *self, PyObject *args)
 /* the arrival fit's sums over its sorted window (bot/core/estimators.py)                          */
 /* --------------------------------------------------------------------------------------------- */
 
+/* The blocks of a bot.core.sorted_pairs.SortedPairs column: a list of lists of exact floats, none empty.
+ * Their total length into *n; 0 on success, -1 (no exception set) if not that shape. */
+static int block_total(PyObject *blocks, Py_ssize_t *n)
+{
+    Py_ssize_t total = 0;
+    for (Py_ssize_t b = 0; b < PyList_GET_SIZE(blocks); b++) {
+        PyObject *block = PyList_GET_ITEM(blocks, b);
+        if (!PyList_CheckExact(block) || PyList_GET_SIZE(block) == 0) {
+            return -1;
+        }
+        total += PyList_GET_SIZE(block);
+    }
+    *n = total;
+    return 0;
+}
+
 /*
- * suffix_sums(weights, starts) -> [sum(weights[i:]) for i in starts] | None
+ * suffix_sums(blocks, starts) -> [sum(weights[i:]) for i in starts] | None
  *
- * Each sum is taken as itertools.accumulate(reversed(weights)) takes it: weights[-1] first, then each
- * earlier weight added to the running double, one IEEE addition at a time, so every result is the
- * reference's value bit for bit (bot.core.estimators.suffix_sums_py). One backward pass serves all the
- * starts; the reference builds a list of every suffix (a float object each) and reads a few. None,
- * touching nothing, unless `starts` is non-decreasing exact ints in [0, len(weights)) and every weight
- * summed is an exact float.
+ * `weights` is the concatenation of `blocks` (a list of non-empty lists). Each sum is taken as
+ * itertools.accumulate(reversed(weights)) takes it: the last weight first, then each earlier weight
+ * added to the running double, one IEEE addition at a time, so every result is the reference's value
+ * bit for bit (bot.core.sorted_pairs.suffix_sums_py). One backward pass serves all the starts; the
+ * reference builds a list of every suffix (a float object each) and reads a few. None, touching
+ * nothing, unless `starts` is non-decreasing exact ints in [0, len(weights)) and every weight summed
+ * is an exact float.
  */
 static PyObject *suffix_sums(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *weights, *starts;
-    if (!PyArg_ParseTuple(args, "O!O!:suffix_sums", &PyList_Type, &weights, &PyList_Type, &starts)) {
+    PyObject *blocks, *starts;
+    if (!PyArg_ParseTuple(args, "O!O!:suffix_sums", &PyList_Type, &blocks, &PyList_Type, &starts)) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(weights);
+    Py_ssize_t n;
+    if (block_total(blocks, &n) < 0) {
+        Py_RETURN_NONE;
+    }
     Py_ssize_t m = PyList_GET_SIZE(starts);
     Py_ssize_t previous = 0;
     for (Py_ssize_t j = 0; j < m; j++) {
@@ -350,18 +370,26 @@ static PyObject *suffix_sums(PyObject *self, PyObject *args)
     if (out == NULL || m == 0) {
         return out;
     }
-    Py_ssize_t k = n - 1;
-    PyObject *last = PyList_GET_ITEM(weights, k);
-    if (!PyFloat_CheckExact(last)) {
+    /* g: the global index of the weight last added; (b, k): where it is */
+    Py_ssize_t g = n - 1;
+    Py_ssize_t b = PyList_GET_SIZE(blocks) - 1;
+    PyObject *block = PyList_GET_ITEM(blocks, b);
+    Py_ssize_t k = PyList_GET_SIZE(block) - 1;
+    PyObject *w = PyList_GET_ITEM(block, k);
+    if (!PyFloat_CheckExact(w)) {
         Py_DECREF(out);
         Py_RETURN_NONE;
     }
-    double total = PyFloat_AS_DOUBLE(last);
+    double total = PyFloat_AS_DOUBLE(w);
     for (Py_ssize_t j = m - 1; j >= 0; j--) {
         Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(starts, j));
-        while (k > start) {
-            k--;
-            PyObject *w = PyList_GET_ITEM(weights, k);
+        while (g > start) {
+            g--;
+            if (--k < 0) {
+                block = PyList_GET_ITEM(blocks, --b);
+                k = PyList_GET_SIZE(block) - 1;
+            }
+            w = PyList_GET_ITEM(block, k);
             if (!PyFloat_CheckExact(w)) {
                 Py_DECREF(out);
                 Py_RETURN_NONE;
@@ -379,34 +407,44 @@ static PyObject *suffix_sums(PyObject *self, PyObject *args)
 }
 
 /*
- * float_sum(values, lo, hi) -> sum(values[lo:hi]) | None
+ * float_sum(blocks, lo, hi) -> sum(values[lo:hi]) | None
  *
- * What Python 3.11's sum() computes for a run of exact floats: 0 + the first (0.0 + x), then each next
- * one added to a C double in order. Without the slice (a new list, a reference taken on each item)
- * and the iterator. None unless 0 <= lo < hi <= len(values), every item in the range is an exact float,
- * and this is Python < 3.12 (3.12's sum() compensates its rounding: another result).
+ * `values` is the concatenation of `blocks` (a list of non-empty lists). What Python 3.11's sum()
+ * computes for a run of exact floats: 0 + the first (0.0 + x), then each next one added to a C double
+ * in order; without the flat list, the slice and the iterator. None unless 0 <= lo < hi <= len(values),
+ * every item in the range is an exact float, and this is Python < 3.12 (3.12's sum() compensates its
+ * rounding: another result).
  */
 static PyObject *float_sum(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *values;
+    PyObject *blocks;
     Py_ssize_t lo, hi;
-    if (!PyArg_ParseTuple(args, "O!nn:float_sum", &PyList_Type, &values, &lo, &hi)) {
+    if (!PyArg_ParseTuple(args, "O!nn:float_sum", &PyList_Type, &blocks, &lo, &hi)) {
         return NULL;
     }
 #if PY_VERSION_HEX >= 0x030C0000
     Py_RETURN_NONE;
 #else
-    if (lo < 0 || hi <= lo || hi > PyList_GET_SIZE(values)) {
+    Py_ssize_t n;
+    if (block_total(blocks, &n) < 0 || lo < 0 || hi <= lo || hi > n) {
         Py_RETURN_NONE;
     }
     double total = 0.0;
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        PyObject *v = PyList_GET_ITEM(values, i);
-        if (!PyFloat_CheckExact(v)) {
-            Py_RETURN_NONE;
+    Py_ssize_t g = 0; /* the global index of the first item of block b */
+    for (Py_ssize_t b = 0; b < PyList_GET_SIZE(blocks) && g < hi; b++) {
+        PyObject *block = PyList_GET_ITEM(blocks, b);
+        Py_ssize_t size = PyList_GET_SIZE(block);
+        Py_ssize_t first = lo > g ? lo - g : 0;
+        Py_ssize_t last = hi - g < size ? hi - g : size;
+        for (Py_ssize_t k = first; k < last; k++) {
+            PyObject *v = PyList_GET_ITEM(block, k);
+            if (!PyFloat_CheckExact(v)) {
+                Py_RETURN_NONE;
+            }
+            total += PyFloat_AS_DOUBLE(v);
         }
-        total += PyFloat_AS_DOUBLE(v);
+        g += size;
     }
     return PyFloat_FromDouble(total);
 #endif
@@ -912,8 +950,8 @@ static PyMethodDef methods[] = {
     {"extreme_price", extreme_price, METH_VARARGS,
      "extreme_price(book, is_bid, empty) -> max (bids) or min (asks) key, empty if none; None if not plain"},
     {"suffix_sums", suffix_sums, METH_VARARGS,
-     "suffix_sums(weights, starts) -> [sum(weights[i:]) summed from the end, for i in starts], or None if not plain"},
-    {"float_sum", float_sum, METH_VARARGS, "float_sum(values, lo, hi) -> sum(values[lo:hi]) as Python 3.11 sums floats, or None"},
+     "suffix_sums(blocks, starts) -> [sum(weights[i:]) summed from the end, for i in starts], or None if not plain"},
+    {"float_sum", float_sum, METH_VARARGS, "float_sum(blocks, lo, hi) -> sum(values[lo:hi]) as Python 3.11 sums floats, or None"},
     {"decode_lines", decode_lines, METH_VARARGS,
      "decode_lines(lines, tick_step, lot_step, skip_tickers) -> (decoded tuples or lines for Python, tickers skipped)"},
     {NULL, NULL, 0, NULL},

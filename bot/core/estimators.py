@@ -6,19 +6,11 @@ Pure and synchronous: the caller passes `now_ns` on every call; nothing here rea
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
-from itertools import accumulate
 
+from bot.core.sorted_pairs import SortedPairs
 from bot.domain import Side
-
-try:  # the fit's two sums in C, when the optional extension was built (setup.py); same values
-    from bot._native import float_sum as _native_float_sum
-    from bot._native import suffix_sums as _native_suffix_sums
-except ImportError:  # pragma: no cover - no C compiler at install: the Python references below
-    _native_float_sum = None  # type: ignore[assignment]
-    _native_suffix_sums = None  # type: ignore[assignment]
 
 _NS_PER_S = 1_000_000_000
 _LN2 = math.log(2.0)
@@ -161,9 +153,10 @@ class ArrivalEstimator:
     tick) is therefore "no_depth_dispersion": the last good (or warm-start) values are kept.
 
     Speed: the window's depths (and their fill weights) are also kept sorted as trades arrive and
-    expire (an insort and a delete each), so a refit is a dozen bisects, one C-level suffix sum of the
-    weights and one slice sum instead of sorting the whole window: sorting ~2,500 trades once a second
-    was the engine's worst tick-to-quote tail (~200 µs, bench/tick_to_quote.py).
+    expire (`SortedPairs`: in blocks, so an insert or an expiry moves at most one block), so a refit is
+    a dozen bisects, one backward sum of the weights and one sum of the depths instead of sorting the
+    whole window: sorting ~2,500 trades once a second was the engine's worst tick-to-quote tail (~200 µs,
+    bench/tick_to_quote.py).
     """
 
     _MIN_BUCKET_COUNT = 5
@@ -200,8 +193,7 @@ class ArrivalEstimator:
         # excess depth below it is a spread of zero: the fit's k (≈ 1/mean excess) is not identified
         self._depth_resolution_px = depth_resolution_px
         self._trades: deque[tuple[int, float, float]] = deque()  # (ts_ns, depth_px, fills), oldest first
-        self._sorted_depths: list[float] = []  # the same depths, ascending
-        self._sorted_fills: list[float] = []  # their fill weights, in the same order
+        self._sorted = SortedPairs()  # the same (depth, fills), ascending by depth
         self._own: deque[tuple[int, float, float]] = deque()  # our fills not yet seen printed: (ts, px, size)
         self._last_fit_ns: int | None = None
         self._has_fit = False
@@ -234,10 +226,7 @@ class ArrivalEstimator:
         if not depth_px > 0.0:
             depth_px = 0.0
         self._trades.append((now_ns, depth_px, fills))
-        i = bisect_right(self._sorted_depths, depth_px)
-        # = .insert(i, x); a slice assignment moves the tail with one memmove, list.insert item by item
-        self._sorted_depths[i:i] = (depth_px,)
-        self._sorted_fills[i:i] = (fills,)
+        self._sorted.insert(depth_px, fills)
 
     def _minus_own(self, now_ns: int, trade_px: float, size_base: float) -> float:
         """`size_base` less our own fills at this price (consumed); expired own fills are dropped."""
@@ -266,18 +255,13 @@ class ArrivalEstimator:
         return self._estimate
 
     def _expire(self, now_ns: int) -> None:
-        """Drop trades older than the window from the deque and the sorted lists."""
+        """Drop trades older than the window from the deque and the sorted window."""
         trades = self._trades
-        depths = self._sorted_depths
-        weights = self._sorted_fills
+        window = self._sorted
         cutoff = now_ns - self._window_ns
         while trades and trades[0][0] < cutoff:
             _, depth_px, fills = trades.popleft()
-            i = bisect_left(depths, depth_px)
-            while weights[i] != fills:  # equal depths: find the entry with this weight
-                i += 1
-            del depths[i]
-            del weights[i]
+            window.remove(depth_px, fills)
 
     def _fit(self, now_ns: int) -> ArrivalFit:
         self._expire(now_ns)
@@ -288,15 +272,15 @@ class ArrivalEstimator:
         duration_s = min(self._window_ns, now_ns - start_ns) / _NS_PER_S
         if duration_s <= 0:
             return self._keep("too_few_trades" if self._has_fit else "warm_start", n, now_ns)
-        depths = self._sorted_depths
+        window = self._sorted
         lo = int(self._FIRST_EDGE_QUANTILE * n)
         hi = max(lo + 1, n - int(self._TRIM_TOP * n))
-        first_edge = depths[lo]
-        mean_excess = _slice_sum(depths, lo, hi) / (hi - lo) - first_edge
+        first_edge = window.key_at(lo)
+        mean_excess = window.key_sum(lo, hi) / (hi - lo) - first_edge
         if not mean_excess > self._depth_resolution_px:
             return self._keep("no_depth_dispersion", n, now_ns)
         width = self._SPAN_MEAN_DEPTHS * mean_excess / self._buckets
-        result = _fit_exceedance(depths, self._sorted_fills, first_edge, width,
+        result = _fit_exceedance(window, first_edge, width,
                                  self._buckets, self._MIN_BUCKET_COUNT, 2.0 * duration_s)  # fmt: skip
         if result is None:
             return self._keep("too_few_buckets", n, now_ns)
@@ -313,34 +297,8 @@ class ArrivalEstimator:
         return ArrivalFit(old.a_per_s, old.k_per_px, reason, trades, now_ns)
 
 
-def _slice_sum(values: list[float], lo: int, hi: int) -> float:
-    """`sum(values[lo:hi])`, in C where the extension can give the same value (`float_sum`)."""
-    if _native_float_sum is not None:
-        total = _native_float_sum(values, lo, hi)
-        if total is not None:
-            return total
-    return sum(values[lo:hi])
-
-
-def suffix_sums_py(weights: list[float], starts: list[int]) -> list[float]:
-    """`Σ weights[i:]` for each i in `starts`, each summed from the last weight backwards (the reference
-    for the C `suffix_sums`, which gives the same values in one pass without a list of every suffix)."""
-    suffix = list(accumulate(reversed(weights)))  # suffix[n − 1 − i] = Σ weights[i:]
-    n = len(weights)
-    return [suffix[n - 1 - i] for i in starts]
-
-
-def _suffix_sums(weights: list[float], starts: list[int]) -> list[float]:
-    if _native_suffix_sums is not None:
-        sums = _native_suffix_sums(weights, starts)
-        if sums is not None:
-            return sums
-    return suffix_sums_py(weights, starts)
-
-
 def _fit_exceedance(
-    sorted_depths: list[float],
-    sorted_fills: list[float],
+    window: SortedPairs,
     first_edge: float,
     width: float,
     buckets: int,
@@ -348,21 +306,21 @@ def _fit_exceedance(
     exposure_s: float,
 ) -> tuple[float, float] | None:
     """Weighted least squares of ln(F(δ_j) / exposure_s) on δ_j, F = fills at depth >= δ_j (the sum of
-    the sorted fill weights from the edge's position on, `_suffix_sums`); weights = print counts.
+    the window's fill weights from the edge's position on); weights = print counts.
     Returns (ln A, k) or None (< 3 usable edges)."""
-    n = len(sorted_depths)
+    n = len(window)
     edges: list[float] = []
     starts: list[int] = []  # where each edge starts in the sorted window (non-decreasing)
     for j in range(buckets):
         edge = first_edge + j * width
-        i = bisect_left(sorted_depths, edge)
+        i = window.bisect_key_left(edge)
         if n - i < min_count:
             break
         edges.append(edge)
         starts.append(i)
     sw = swx = swy = swxx = swxy = 0.0
     points = 0
-    for edge, i, fills in zip(edges, starts, _suffix_sums(sorted_fills, starts), strict=True):
+    for edge, i, fills in zip(edges, starts, window.weight_suffix_sums(starts), strict=True):
         if not fills > 0.0:
             break
         y = math.log(fills / exposure_s)

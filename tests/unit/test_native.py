@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.core import book as book_module
-from bot.core import estimators
+from bot.core import estimators, sorted_pairs
 from bot.core.book import OrderBook, apply_side_py
 from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side
 from bot.venues import binance
@@ -445,7 +445,7 @@ def test_extreme_price_hands_other_keys_back() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the arrival fit's sums (bot/core/estimators.py)
+# the arrival fit's sums over its sorted window (bot/core/sorted_pairs.py)
 # --------------------------------------------------------------------------------------------------
 
 weights_st = st.lists(
@@ -460,42 +460,53 @@ def same_floats(a: list[float], b: list[float]) -> bool:
     return [x.hex() for x in a] == [x.hex() for x in b]
 
 
-@given(weights_st, st.data())
-def test_suffix_sums_equal_the_reference(weights: list[float], data: st.DataObject) -> None:
+def split(values: list, cuts: list[int]) -> list[list]:
+    """`values` as non-empty blocks, cut at `cuts` (as SortedPairs holds a column)."""
+    edges = sorted({c % len(values) for c in cuts} - {0})
+    return [values[a:b] for a, b in zip([0, *edges], [*edges, len(values)], strict=True)]
+
+
+@given(weights_st, st.lists(st.integers(0, 10**6), max_size=8), st.data())
+def test_suffix_sums_equal_the_reference(weights: list[float], cuts: list[int], data: st.DataObject) -> None:
     starts = sorted(data.draw(st.lists(st.integers(0, len(weights) - 1), max_size=12)))
-    fast = native.suffix_sums(weights, starts)
-    assert fast is not None and same_floats(fast, estimators.suffix_sums_py(weights, starts))
+    fast = native.suffix_sums(split(weights, cuts), starts)
+    assert fast is not None and same_floats(fast, sorted_pairs.suffix_sums_py(weights, starts))
 
 
 def test_suffix_sums_are_summed_from_the_end() -> None:
     """1e16 + 1 + 1 is 1e16 summed from the front, 1e16 + 2 from the back: the order shows."""
-    weights = [1e16, 1.0, 1.0]
-    assert native.suffix_sums(weights, [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
-    assert estimators.suffix_sums_py(weights, [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
-    assert native.suffix_sums(weights, []) == []
+    assert native.suffix_sums([[1e16], [1.0, 1.0]], [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
+    assert sorted_pairs.suffix_sums_py([1e16, 1.0, 1.0], [0, 1, 2]) == [1e16 + 2.0, 2.0, 1.0]
+    assert native.suffix_sums([[1.0]], []) == []
 
 
 @pytest.mark.parametrize(
-    ("weights", "starts"),
+    ("blocks", "starts"),
     [
-        ([1.0, 2.0], [1, 0]),  # not non-decreasing
-        ([1.0, 2.0], [2]),  # past the end
-        ([1.0, 2.0], [-1]),  # Python would wrap around: the reference decides
-        ([1.0, 2], [0]),  # an int weight: int + float is Python's to do
-        ([1.0, 2.0], [0.0]),  # a float start
+        ([[1.0, 2.0]], [1, 0]),  # not non-decreasing
+        ([[1.0], [2.0]], [2]),  # past the end
+        ([[1.0, 2.0]], [-1]),  # Python would wrap around: the reference decides
+        ([[1.0, 2]], [0]),  # an int weight: int + float is Python's to do
+        ([[1.0, 2.0]], [0.0]),  # a float start
+        ([[1.0], []], [0]),  # an empty block
+        ([[1.0], (2.0,)], [0]),  # a block that is not a list
         ([], [0]),
-        ([1.0, 2.0], [2**70]),
+        ([[1.0, 2.0]], [2**70]),
     ],
 )
-def test_suffix_sums_hand_odd_input_back(weights: list, starts: list) -> None:
-    assert native.suffix_sums(weights, starts) is None
+def test_suffix_sums_hand_odd_input_back(blocks: list, starts: list) -> None:
+    assert native.suffix_sums(blocks, starts) is None
 
 
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200), st.data())
-def test_float_sum_equals_sum_of_the_slice(values: list[float], data: st.DataObject) -> None:
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=200),
+    st.lists(st.integers(0, 10**6), max_size=8),
+    st.data(),
+)
+def test_float_sum_equals_sum_of_the_slice(values: list[float], cuts: list[int], data: st.DataObject) -> None:
     lo = data.draw(st.integers(0, len(values) - 1))
     hi = data.draw(st.integers(lo + 1, len(values)))
-    fast = native.float_sum(values, lo, hi)
+    fast = native.float_sum(split(values, cuts), lo, hi)
     if sys.version_info >= (3, 12):  # sum() compensates its rounding there: the kernel declines
         assert fast is None
     else:
@@ -503,10 +514,11 @@ def test_float_sum_equals_sum_of_the_slice(values: list[float], data: st.DataObj
 
 
 def test_float_sum_hands_odd_input_back() -> None:
-    assert native.float_sum([1.0, 2.0], 1, 1) is None  # empty: sum() gives the int 0
-    assert native.float_sum([1.0, 2.0], 0, 3) is None
-    assert native.float_sum([1.0, 2.0], -1, 2) is None
-    assert native.float_sum([1.0, 2], 0, 2) is None
+    assert native.float_sum([[1.0, 2.0]], 1, 1) is None  # empty: sum() gives the int 0
+    assert native.float_sum([[1.0], [2.0]], 0, 3) is None
+    assert native.float_sum([[1.0, 2.0]], -1, 2) is None
+    assert native.float_sum([[1.0, 2]], 0, 2) is None
+    assert native.float_sum([[1.0], []], 0, 1) is None
 
 
 def arrival_fits(seed: int, with_kernels: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float, str, int]]:
@@ -514,8 +526,8 @@ def arrival_fits(seed: int, with_kernels: bool, monkeypatch: pytest.MonkeyPatch)
     fills and expires), with or without the C sums."""
     with monkeypatch.context() as patch:
         if not with_kernels:
-            patch.setattr(estimators, "_native_suffix_sums", None)
-            patch.setattr(estimators, "_native_float_sum", None)
+            patch.setattr(sorted_pairs, "_native_suffix_sums", None)
+            patch.setattr(sorted_pairs, "_native_float_sum", None)
         rng = random.Random(seed)
         est = estimators.ArrivalEstimator(1.0, 20.0, 300.0, 50, refit_ms=1000, start_ns=0, order_size_base=0.5)
         fits = []

@@ -1,7 +1,8 @@
 """Frozen domain values shared by the core and the adapters.
 
 Units: inside the core, prices are integer *ticks* and sizes integer *lots* of an `Instrument`
-(exact and fast); fees, cash and PnL are floats in the quote currency. Adapters convert venue
+(exact and fast); fees, cash and PnL are floats in the quote currency (a real venue's fill also
+carries the fee in the currency it was charged in, `VenueReport`, for the ledger). Adapters convert venue
 payloads to these values at the edge; nothing past an adapter sees a raw payload.
 
 Every event carries the venue's timestamp and the local receive time, both in ns since the epoch
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Side(StrEnum):
@@ -208,10 +210,31 @@ class CancelRejected:
     venue: str = DEFAULT_VENUE
 
 
+class VenueReport(NamedTuple):
+    """What a real venue said about one execution that the core's units drop (ccxt's trade
+    structure: `amount`, `fee: {cost, currency}`), kept for the ledger, which books positions and
+    fees per currency from it exactly.
+
+    `traded_lots`: the size the venue executed, before any fee it withheld from the coins received
+    (a spot buy on Binance, Bybit and OKX pays its fee in the base coin, so the fill's `size_lots` is
+    the coins received, rounded to lots). `fee_cost` in `fee_currency` as the venue charged it,
+    positive = paid (exact: the venue's decimal survives as the float's shortest repr); `fee_currency`
+    "" when the venue reported no fee (then `OrderFilled.fee_quote` is an estimate at the market's
+    rate, in the quote currency)."""
+
+    traded_lots: int
+    fee_cost: float
+    fee_currency: str
+
+
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     """One execution of one of our orders. `fill_id` is unique per venue and symbol: the core
-    drops a fill whose id it has already seen (venues and networks duplicate messages)."""
+    drops a fill whose id it has already seen (venues and networks duplicate messages).
+
+    `size_lots` is what the fill moves our position by, in lots. `report` is None for the fills the
+    bot simulates (paper, mock, replay: the size is exact in lots and the fee is `fee_quote`, in the
+    quote currency); a real venue's fill carries the venue's own figures (`VenueReport`)."""
 
     symbol: str
     client_id: str
@@ -224,6 +247,7 @@ class OrderFilled:
     leaves_lots: int  # what remains open on the order after this fill
     ts_venue_ns: int
     ts_recv_ns: int
+    report: VenueReport | None = None
     venue: str = DEFAULT_VENUE
 
 

@@ -51,6 +51,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,10 @@ from bot.domain import (
     OrderFilled,
     OrderRejected,
     PlaceOrder,
+    VenueReport,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -136,6 +138,11 @@ CREATE TABLE IF NOT EXISTS fills (
     tag         TEXT NOT NULL,          -- quote|hedge|recovered|'' (from the order's PlaceOrder.tag)
     venue       TEXT NOT NULL DEFAULT '',
     venue_session TEXT NOT NULL DEFAULT '',
+    -- what a real venue reported (bot.domain.VenueReport); NULL on the fills the bot simulates (their
+    -- size is size_lots, their fee fee_quote in the quote) and on rows of a version 2 ledger
+    traded_lots  INTEGER,               -- the size the venue executed, before a fee withheld in the base
+    fee_cost     TEXT,                  -- the fee as charged, exact decimal text, + paid; NULL: not reported
+    fee_currency TEXT,                  -- its currency (BTC on a Binance spot buy, BNB, USDT...)
     UNIQUE (venue, venue_session, symbol, fill_id)
 );
 CREATE TABLE IF NOT EXISTS hedges (
@@ -214,8 +221,33 @@ class LedgerFailed(LedgerError):
     """An SQLite error while writing (disk full, a file corrupted under us): one line, as above."""
 
 
-# Schema migrations: MIGRATIONS[v] takes a ledger at user_version v to v + 1, in one transaction.
-_V1_TO_V2 = """
+# Schema migrations: MIGRATIONS[v] takes a ledger at user_version v to v + 1; every step from the
+# file's version to SCHEMA_VERSION runs in one transaction. Each step is frozen as it was written: it
+# builds the tables of its own version, not today's SCHEMA.
+_FILLS_V2 = """
+CREATE TABLE IF NOT EXISTS fills (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    ts_venue_ns INTEGER NOT NULL,
+    ts_recv_ns  INTEGER NOT NULL,
+    symbol      TEXT NOT NULL,
+    client_id   TEXT NOT NULL,
+    fill_id     TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    price_ticks INTEGER NOT NULL,
+    size_lots   INTEGER NOT NULL,
+    price_px    REAL NOT NULL,
+    size_base   REAL NOT NULL,
+    fee_quote   REAL NOT NULL,
+    liquidity   TEXT NOT NULL,
+    leaves_lots INTEGER NOT NULL,
+    tag         TEXT NOT NULL,
+    venue       TEXT NOT NULL DEFAULT '',
+    venue_session TEXT NOT NULL DEFAULT '',
+    UNIQUE (venue, venue_session, symbol, fill_id)
+);
+"""
+_V1_TO_V2 = f"""
 ALTER TABLE runs ADD COLUMN venue_session TEXT NOT NULL DEFAULT '';
 ALTER TABLE instruments ADD COLUMN venue TEXT NOT NULL DEFAULT '';
 ALTER TABLE order_events ADD COLUMN venue TEXT NOT NULL DEFAULT '';
@@ -228,7 +260,7 @@ UPDATE hedges SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = he
 UPDATE funding SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = funding.run_id), '');
 UPDATE quotes SET venue = COALESCE((SELECT venue FROM runs r WHERE r.run_id = quotes.run_id), '');
 ALTER TABLE fills RENAME TO fills_v1;
-{fills}
+{_FILLS_V2}
 -- version 1 had one fill-id namespace for the whole file: its rows keep it (session '')
 INSERT INTO fills (id, run_id, ts_venue_ns, ts_recv_ns, symbol, client_id, fill_id, side, price_ticks, size_lots,
                    price_px, size_base, fee_quote, liquidity, leaves_lots, tag, venue, venue_session)
@@ -238,6 +270,13 @@ SELECT f.id, f.run_id, f.ts_venue_ns, f.ts_recv_ns, f.symbol, f.client_id, f.fil
 FROM fills_v1 f ORDER BY f.id;
 DROP TABLE fills_v1;
 """
+# version 3: fills keep the venue's own size and fee (fee per currency); older rows stay NULL there
+_V2_TO_V3 = """
+ALTER TABLE fills ADD COLUMN traded_lots INTEGER;
+ALTER TABLE fills ADD COLUMN fee_cost TEXT;
+ALTER TABLE fills ADD COLUMN fee_currency TEXT;
+"""
+MIGRATIONS = {1: _V1_TO_V2, 2: _V2_TO_V3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +328,12 @@ class RecoveredState:
     open_client_ids: frozenset[str]  # placed and not yet rejected, canceled or fully filled
     fill_count: int = 0
     tags_by_client_id: dict[str, str] = field(default_factory=dict)  # of the open orders
+    # Per currency, exact (see `recover_state`): a position is the signed sum of the sizes the venue
+    # executed less the fees it withheld in the base coin, rounded to lots once (`positions_lots`),
+    # never per fill; fees stay in the currency they were charged in, a BNB fee is not converted.
+    positions_base: dict[str, Decimal] = field(default_factory=dict)  # per symbol, base units
+    fees_paid: dict[str, Decimal] = field(default_factory=dict)  # per currency, positive = paid
+    spot_balances: dict[str, Decimal] = field(default_factory=dict)  # per currency, what spot fills moved
     # No set of every fill id or client id the ledger ever saw: this is built at each restart, on a
     # ledger that grows with every run (a day of the soak: 125k fills, 1.3M order events, which as
     # Python sets peaked at +145 MB and left the process's RSS higher after every restart). Fill
@@ -518,8 +563,8 @@ class Ledger:
         cur = self._write(
             "INSERT OR IGNORE INTO fills (run_id, ts_venue_ns, ts_recv_ns, symbol, client_id, fill_id, side,"
             " price_ticks, size_lots, price_px, size_base, fee_quote, liquidity, leaves_lots, tag, venue,"
-            " venue_session)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " venue_session, traded_lots, fee_cost, fee_currency)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 fill.ts_venue_ns,
@@ -537,6 +582,7 @@ class Ledger:
                 fill.leaves_lots,
                 tag,
                 *self._venue_of(run_id),
+                *_reported(fill.report),
             ),
         )
         self._commit()  # a fill is the one record we never batch
@@ -758,6 +804,16 @@ class Ledger:
         return int(row[0][0]) if row and row[0][0] is not None else None
 
 
+def _reported(report: VenueReport | None) -> tuple[int | None, str | None, str | None]:
+    """The fills row's traded_lots, fee_cost, fee_currency: the venue's figures, the fee as exact
+    decimal text (the float's shortest repr is the venue's decimal, `VenueReport`)."""
+    if report is None:
+        return None, None, None
+    if not report.fee_currency:
+        return report.traded_lots, None, None
+    return report.traded_lots, str(Decimal(repr(report.fee_cost))), report.fee_currency
+
+
 def read_deal_events(db: sqlite3.Connection) -> list[DealEvent]:
     """The deal events on any connection (also a read-only one), oldest first."""
     rows = db.execute(
@@ -785,14 +841,15 @@ def recover_state(db: sqlite3.Connection, venue: str | None = None, session: str
     positions: dict[str, int] = {}
     avg_px: dict[str, float] = {}
     realised: dict[str, float] = {}
+    books: dict[str, _Book] = {}
     fees = 0.0
     count = 0
     rows = db.execute(
-        "SELECT symbol, side, size_lots, price_px, size_base, fee_quote"
-        f" FROM fills WHERE run_id IN ({runs}) ORDER BY id",
+        "SELECT symbol, side, size_lots, price_px, size_base, fee_quote, price_ticks, traded_lots, fee_cost,"
+        f" fee_currency FROM fills WHERE run_id IN ({runs}) ORDER BY id",
         args,
     )
-    for symbol, side, lots, px, size_base, fee in rows:
+    for symbol, side, lots, px, size_base, fee, ticks, traded, fee_cost, fee_currency in rows:
         count += 1
         fees += fee
         signed = lots if side == "buy" else -lots
@@ -800,6 +857,17 @@ def recover_state(db: sqlite3.Connection, venue: str | None = None, session: str
         pos, avg, pnl = _apply_fill(positions.get(symbol, 0), avg_px.get(symbol, 0.0), signed, px, lot_base)
         positions[symbol], avg_px[symbol] = pos, avg
         realised[symbol] = realised.get(symbol, 0.0) + pnl
+        book = books.get(symbol)
+        if book is None:
+            book = books[symbol] = _Book()
+        traded = signed if traded is None else (traded if side == "buy" else -traded)
+        book.traded_lots += traded
+        book.traded_ticks_lots += traded * ticks
+        if fee_currency is None:  # the bot's own simulated fee, in the quote currency
+            book.quote_fee += fee
+        else:
+            book.fees[fee_currency] = book.fees.get(fee_currency, _ZERO) + Decimal(fee_cost)
+    positions_lots, positions_base, fees_paid, spot_balances = _per_currency(books, _instruments(db, runs, args))
     funding = db.execute(f"SELECT COALESCE(SUM(amount_quote), 0.0) FROM funding WHERE run_id IN ({runs})", args)
     funding = funding.fetchone()[0]
     tags: dict[str, str] = {}
@@ -815,7 +883,7 @@ def recover_state(db: sqlite3.Connection, venue: str | None = None, session: str
     return RecoveredState(
         last_run_id=run[0] if run else None,
         last_run_ended_cleanly=bool(run and run[1] is not None),
-        positions_lots=positions,
+        positions_lots=positions_lots,
         avg_entry_px=avg_px,
         realised_pnl_quote=realised,
         fees_quote=float(fees),
@@ -823,7 +891,86 @@ def recover_state(db: sqlite3.Connection, venue: str | None = None, session: str
         open_client_ids=frozenset(tags),
         fill_count=count,
         tags_by_client_id=tags,
+        positions_base=positions_base,
+        fees_paid=fees_paid,
+        spot_balances=spot_balances,
     )
+
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Book:
+    """One symbol's fills, summed exactly while they stream by: integers of lots and ticks, and the
+    venue's fees per currency as decimals (the float fee of simulated fills on its own)."""
+
+    traded_lots: int = 0  # signed
+    traded_ticks_lots: int = 0  # signed lots x price ticks: the quote moved, in tick-lots
+    quote_fee: float = 0.0  # fee_quote of the fills without a venue fee (simulated: quote currency)
+    fees: dict[str, Decimal] = field(default_factory=dict)  # the venue's, per currency
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    kind: str
+    base: str
+    quote: str
+    tick: Decimal
+    lot: Decimal
+
+
+def _instruments(db: sqlite3.Connection, runs: str, args: tuple[str, ...]) -> dict[str, _Spec]:
+    """Each symbol's grid and currencies as these runs registered it (the last registration wins)."""
+    rows = db.execute(
+        f"SELECT symbol, kind, base, quote, tick_size, lot_size FROM instruments WHERE run_id IN ({runs})"
+        " ORDER BY rowid",
+        args,
+    )
+    return {
+        sym: _Spec(kind, base, quote, Decimal(repr(tick)), Decimal(repr(lot)))
+        for sym, kind, base, quote, tick, lot in rows
+    }
+
+
+def _per_currency(
+    books: Mapping[str, _Book], specs: Mapping[str, _Spec]
+) -> tuple[dict[str, int], dict[str, Decimal], dict[str, Decimal], dict[str, Decimal]]:
+    """Positions in lots and in base units, fees paid per currency, and what the spot fills moved
+    each currency by, all from the exact sums. A spot position is Σ signed traded size − Σ fees
+    charged in its base coin (a Binance spot buy pays BTC), rounded to lots once: where the fee is
+    finer than the lot (0.000002 BTC on a 0.002 BTC buy, lots of 0.00001) no fill's fraction is lost,
+    so the position is what the venue's balance says. A symbol without a registered instrument (not
+    written by this ledger) keeps its lots and books its simulated fees under currency ""."""
+    lots_out: dict[str, int] = {}
+    base_out: dict[str, Decimal] = {}
+    fees_paid: dict[str, Decimal] = {}
+    spot: dict[str, Decimal] = {}
+
+    def add(into: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+        into[currency] = into.get(currency, _ZERO) + amount
+
+    for symbol, book in books.items():
+        spec = specs.get(symbol)
+        quote = spec.quote if spec is not None else ""
+        fees = dict(book.fees)
+        if book.quote_fee:
+            fees[quote] = fees.get(quote, _ZERO) + Decimal(repr(book.quote_fee))
+        for currency, amount in fees.items():
+            add(fees_paid, currency, amount)
+        if spec is None:
+            lots_out[symbol] = book.traded_lots
+            continue
+        is_spot = spec.kind == "spot"
+        base = book.traded_lots * spec.lot - (fees.get(spec.base, _ZERO) if is_spot else _ZERO)
+        base_out[symbol] = base
+        lots_out[symbol] = int((base / spec.lot).to_integral_value(ROUND_HALF_EVEN))
+        if is_spot:
+            add(spot, spec.base, book.traded_lots * spec.lot)
+            add(spot, spec.quote, -book.traded_ticks_lots * spec.tick * spec.lot)
+            for currency, amount in fees.items():
+                add(spot, currency, -amount)
+    return lots_out, base_out, fees_paid, spot
 
 
 # ---- opening: lock, integrity, schema ------------------------------------------------------------
@@ -924,12 +1071,13 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     if tables and not {"runs", "fills"} <= tables:
         raise LedgerUnusable(f"ledger {path}: an SQLite database, but not an mmbot ledger; pass another --ledger PATH")
-    if tables and version < SCHEMA_VERSION:  # version 1 (stamped 1 at every open): the only older one
+    if tables and version < SCHEMA_VERSION:  # version 0 with tables: a version 1 file (stamped at every open)
         conn.execute("BEGIN IMMEDIATE")
         try:
             # statement by statement: executescript would commit the open transaction first
-            for statement in _statements(_V1_TO_V2.format(fills=_fills_table())):
-                conn.execute(statement)
+            for step in range(max(version, 1), SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[step]):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -937,11 +1085,6 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             raise
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-
-def _fills_table() -> str:
-    start = SCHEMA.index("CREATE TABLE IF NOT EXISTS fills (")
-    return SCHEMA[start : SCHEMA.index(");", start) + 2]
 
 
 def _statements(script: str) -> list[str]:

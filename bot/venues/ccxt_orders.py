@@ -13,6 +13,7 @@ import re
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from bot.domain import (
@@ -26,6 +27,7 @@ from bot.domain import (
     OrderType,
     PlaceOrder,
     Side,
+    VenueReport,
 )
 from bot.venues.ccxt_book import MalformedMessage, finite_number
 from bot.venues.ccxt_markets import MarketSpec
@@ -135,8 +137,20 @@ class OrderTracker:
         # trades whose order id we do not know yet (a push can beat the REST response)
         self._pending_trades: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
         self._max_pending = max_pending_trades
+        # per spot symbol, the coins received (net of base-coin fees) not yet booked as a whole lot,
+        # in base units, exact: each fill's size_lots rounds this running total, not its own size
+        self._unbooked: dict[str, Decimal] = {}
         self.dropped: Counter[str] = Counter()
         """Order reports and trades refused as malformed, by reason."""
+
+    def start_spot_position(self, symbol: str, balance: float, allocation: float) -> None:
+        """The spot position the engine starts from is the venue's `balance - allocation` rounded to
+        lots (`CcxtVenue.positions`); what that rounding leaves out is where the coins received are
+        booked from, so the engine's lots stay the venue's rounded balance, not a sum of per-fill
+        roundings."""
+        lot = _exact(self._specs[symbol].instrument.lot_size)
+        held = _exact(balance) - _exact(allocation)
+        self._unbooked[symbol] = held - (held / lot).to_integral_value(ROUND_HALF_EVEN) * lot
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -269,20 +283,38 @@ class OrderTracker:
         if leaves == 0:
             order.done = True
         liquidity = self._liquidity(trade, order.command.post_only)
+        fee = venue_fee(trade)
+        side = order.command.side
         fill = OrderFilled(
             symbol=order.command.symbol,
             client_id=cid,
             fill_id=fill_id,
-            side=order.command.side,
+            side=side,
             price_ticks=price_ticks,
-            size_lots=_received_lots(trade, spec, order.command.side, amount),
-            fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
+            size_lots=self._booked_lots(spec, side, size_lots, amount, fee),
+            fee_quote=_fee_quote(fee, spec, price, size_lots, liquidity),
             liquidity=liquidity,
             leaves_lots=leaves,
             ts_venue_ns=_ns(trade.get("timestamp"), ts_recv_ns),
             ts_recv_ns=ts_recv_ns,
+            report=_report(size_lots, fee),
         )
         return [fill]
+
+    def _booked_lots(self, spec: MarketSpec, side: Side, lots: int, amount: float, fee: Fee | None) -> int:
+        """A live fill's `size_lots`: the coins it adds to (a buy) or takes from (a sell) our spot
+        inventory, net of a fee withheld in the base coin, booked against the symbol's running
+        remainder (`_unbooked`), so the engine's lots follow the venue's balance: on Binance BTCUSDT
+        (0.00001 BTC lots) a 0.002 BTC buy pays 0.000002 BTC, a fifth of a lot, which rounded per fill
+        would vanish every time while the wallet pays it."""
+        net = _base_fee(spec, amount, fee)
+        if net is None:
+            return lots
+        symbol, lot = spec.instrument.symbol, _exact(spec.instrument.lot_size)
+        total = self._unbooked.get(symbol, _ZERO) + side.sign * lots * lot - net
+        booked = int((total / lot).to_integral_value(ROUND_HALF_EVEN))
+        self._unbooked[symbol] = total - booked * lot
+        return abs(booked)
 
     def history_fill(self, trade: Mapping[str, Any], symbol: str, ts_recv_ns: int) -> OrderFilled:
         """A trade from the venue's history (`fetch_my_trades`) as a fill; no order state changes.
@@ -299,18 +331,20 @@ class OrderTracker:
         size_lots = spec.lots(amount)
         side = order.command.side if order is not None else side_of(trade["side"])
         liquidity = self._liquidity(trade, order.command.post_only if order is not None else None)
+        fee = venue_fee(trade)
         return OrderFilled(
             symbol=symbol,
             client_id=cid,
             fill_id=trade_fill_id(trade),
             side=side,
             price_ticks=spec.instrument.ticks(price),
-            size_lots=_received_lots(trade, spec, side, amount),
-            fee_quote=self._fee_quote(trade, spec, price, size_lots, liquidity),
+            size_lots=_received_lots(spec, side, size_lots, amount, fee),
+            fee_quote=_fee_quote(fee, spec, price, size_lots, liquidity),
             liquidity=liquidity,
             leaves_lots=0,
             ts_venue_ns=_ns(trade.get("timestamp"), ts_recv_ns),
             ts_recv_ns=ts_recv_ns,
+            report=_report(size_lots, fee),
         )
 
     def _client_id_in(self, trade: Mapping[str, Any]) -> str:
@@ -330,53 +364,75 @@ class OrderTracker:
             return Liquidity(taker_or_maker)
         return Liquidity.MAKER if post_only else Liquidity.TAKER
 
-    @staticmethod
-    def _fee_quote(trade: Mapping[str, Any], spec: MarketSpec, price: float, lots: int, liq: Liquidity) -> float:
-        """Fee in the quote currency. A fee in the base converts at the fill price; a fee in a third
-        currency (BNB, OKB...) cannot be converted here, so the market's fee rate is used instead."""
-        inst = spec.instrument
-        fee = trade.get("fee")
-        fee = fee if isinstance(fee, Mapping) else {}
-        cost, currency = fee.get("cost"), fee.get("currency")
-        try:
-            cost = finite_number(cost) if cost is not None else None
-        except MalformedMessage:
-            cost = None  # unreadable: charge the market's rate rather than book a NaN
-        if cost is not None and _okx_push_fee(trade, cost):
-            cost = -cost
-        if cost is not None and currency == inst.quote:
-            return cost
-        if cost is not None and currency == inst.base:
-            return cost * price
-        rate = inst.maker_fee if liq is Liquidity.MAKER else inst.taker_fee
-        return price * inst.size(lots) * rate
+
+Fee = tuple[float, str]
+"""A trade's fee as the venue reported it: (cost, currency), cost positive = paid."""
+
+_ZERO = Decimal(0)
 
 
-def _received_lots(trade: Mapping[str, Any], spec: MarketSpec, side: Side, amount: float) -> int:
-    """The lots the fill adds to our inventory. A spot buy whose fee the venue withholds in the base
-    coin (Binance, Bybit and OKX charge the asset received: a buy pays BTC) delivers `amount - fee`
-    coins, so that is the fill's size, and the fee's quote value is its fee (`_fee_quote`): cash
-    (price x size + fee) and inventory both equal the venue's, and base balance - allocation matches
-    the ledger after a restart. Where the fee is finer than the lot (Binance BTCUSDT: 0.00001 BTC
-    lots, a 0.002 BTC buy pays 0.000002 BTC) the rounding leaves a residual of under half a lot per
-    fill, in both cash and inventory, so the equity is unchanged."""
-    inst = spec.instrument
+def _exact(value: float) -> Decimal:
+    """A venue's decimal number as ccxt parsed it into a float, exactly: ccxt parses the venue's text
+    with `float()` (base/exchange.py `parse_number`), and the float's shortest repr gives that text
+    back (any decimal of up to 15 significant digits round-trips)."""
+    return Decimal(repr(value))
+
+
+def venue_fee(trade: Mapping[str, Any]) -> Fee | None:
+    """ccxt's unified `trade['fee']`, `{cost, currency}` (docs.ccxt.com "Trade structure"; built by
+    base/exchange.py `safe_trade` -> `parsed_fee_and_fees`, which makes `cost` a number; positive =
+    paid, a rebate negative), OKX's pushed sign put right (`_okx_push_fee`). None when the venue gave
+    no readable fee: a cost missing, NaN or infinite, or no currency."""
     fee = trade.get("fee")
-    if (
-        side is Side.BUY
-        and inst.kind is InstrumentKind.SPOT
-        and isinstance(fee, Mapping)
-        and fee.get("currency") == inst.base
-    ):
-        try:
-            cost = finite_number(fee.get("cost"))
-        except MalformedMessage:
-            return spec.lots(amount)
-        if _okx_push_fee(trade, cost):
-            cost = -cost
-        if 0 < cost < amount:
-            return spec.lots(amount - cost)
-    return spec.lots(amount)
+    if not isinstance(fee, Mapping):
+        return None
+    cost, currency = fee.get("cost"), fee.get("currency")
+    if cost is None or not isinstance(currency, str) or not currency:
+        return None
+    try:
+        cost = finite_number(cost)
+    except MalformedMessage:
+        return None  # unreadable: the market's rate is charged rather than a NaN booked
+    return (-cost if _okx_push_fee(trade, cost) else cost), currency
+
+
+def _report(traded_lots: int, fee: Fee | None) -> VenueReport:
+    return VenueReport(traded_lots, *(fee if fee is not None else (0.0, "")))
+
+
+def _fee_quote(fee: Fee | None, spec: MarketSpec, price: float, lots: int, liq: Liquidity) -> float:
+    """Fee in the quote currency. A fee in the base converts at the fill price; a fee in a third
+    currency (BNB, OKB...) cannot be converted here, so the market's fee rate is used instead (the
+    ledger keeps that fee in its own currency: `VenueReport`)."""
+    inst = spec.instrument
+    if fee is not None and fee[1] == inst.quote:
+        return fee[0]
+    if fee is not None and fee[1] == inst.base:
+        return fee[0] * price
+    rate = inst.maker_fee if liq is Liquidity.MAKER else inst.taker_fee
+    return price * inst.size(lots) * rate
+
+
+def _base_fee(spec: MarketSpec, amount: float, fee: Fee | None) -> Decimal | None:
+    """The fee a spot fill pays in its base coin, exact; None when it pays none there. Binance, Bybit
+    and OKX charge a spot trade's fee in the asset received: a buy pays BTC. A fee as large as the
+    trade itself is not netted from the engine's lots (it would turn a buy into a sale); the ledger
+    still books it as reported, and the venue's balance decides at the next reconciliation."""
+    inst = spec.instrument
+    if fee is None or inst.kind is not InstrumentKind.SPOT or fee[1] != inst.base or fee[0] == 0:
+        return None
+    return _exact(fee[0]) if abs(fee[0]) < amount else None
+
+
+def _received_lots(spec: MarketSpec, side: Side, lots: int, amount: float, fee: Fee | None) -> int:
+    """A fill's lots net of a base-coin fee, rounded on its own: for a fill from the venue's history
+    (restart recovery), which moves no engine position (the engine starts from the venue's); the
+    ledger books its exact size and fee from the `VenueReport`."""
+    net = _base_fee(spec, amount, fee)
+    if net is None:
+        return lots
+    lot = _exact(spec.instrument.lot_size)
+    return abs(int(((side.sign * lots * lot - net) / lot).to_integral_value(ROUND_HALF_EVEN)))
 
 
 def _okx_push_fee(trade: Mapping[str, Any], cost: float) -> bool:

@@ -198,7 +198,9 @@ class CcxtVenue:
                     # inventory = base balance - allocation: with a configured allocation a restart
                     # finds the position it left; without one, the balance now counts as zero inventory
                     base_now = _total(balance, spec.instrument.base)
-                    self._spot_base_at_start[spec.instrument.symbol] = base_now if allocation is None else allocation
+                    start = base_now if allocation is None else allocation
+                    self._spot_base_at_start[spec.instrument.symbol] = start
+                    self._orders.start_spot_position(spec.instrument.symbol, base_now, start)
                     if allocation is None:
                         log.warning(
                             "ccxt.spot_inventory_from_connect", symbol=spec.instrument.symbol, base_balance=base_now

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from bot.app import _run
 from bot.cli import main
 from bot.config import load_settings
-from bot.domain import Instrument, InstrumentKind, Liquidity, OrderFilled, Side
+from bot.domain import Instrument, InstrumentKind, Liquidity, OrderFilled, Side, VenueReport
 from bot.runtime.ledger import Ledger, recover_state
 from bot.venues.mock.server import MockExchangeServer
 
@@ -146,7 +147,7 @@ def test_a_version_1_ledger_is_migrated_keeping_every_row(tmp_path: Path) -> Non
         assert state.fill_count == 3 and state.positions_lots == {SPOT.symbol: 2}
         led.start_run("new", 5, venue="mock-ws", instruments=[SPOT], session="mock-ws:fresh")
         assert led.record_fill("new", fill("F1"))  # was a collision under UNIQUE(symbol, fill_id)
-    assert rows(path, "PRAGMA user_version") == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(3,)]
     assert rows(path, "SELECT fill_id, venue, venue_session FROM fills ORDER BY id") == [
         ("F1", "mock-ws", ""), ("F2", "mock-ws", ""), ("F3", "mock-ws", ""), ("F1", "mock-ws", "mock-ws:fresh"),
     ]  # fmt: skip
@@ -242,3 +243,37 @@ async def test_ten_runs_on_one_ledger_keep_every_fill_of_every_run_exactly_once(
     counts = dict(rows(path, "SELECT run_id, COUNT(*) FROM fills GROUP BY run_id"))
     for run_id, n in counts.items():
         assert f"<td>{run_id}</td>" in html and f"<td>{n}</td>" in html
+
+
+V2_DUMP = Path(__file__).resolve().parents[1] / "data" / "ledger" / "v2_ledger.sql"
+BTC = Instrument("BTC/USDT", InstrumentKind.SPOT, "BTC", "USDT", tick_size=0.01, lot_size=0.00001)
+BTC_PERP = Instrument("BTC/USDT:USDT", InstrumentKind.PERP, "BTC", "USDT", tick_size=0.1, lot_size=0.001)
+
+
+def test_a_version_2_ledger_is_upgraded_to_fees_per_currency_keeping_every_row(tmp_path: Path) -> None:
+    """A ledger written by session 5's main (2eaa66d: two Binance spot buys and a perp hedge, dumped as
+    SQL, not built from our SCHEMA) opens, is upgraded to version 3 in one transaction, and recovers
+    the positions and fees it had; a new fill then books the venue's fee in its own currency."""
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(V2_DUMP.read_text())
+    db.close()
+    assert rows(path, "PRAGMA user_version") == [(2,)]
+    with Ledger(path) as led:
+        state = led.recover("ccxt:binance:demo", "")
+        assert (state.fill_count, state.positions_lots) == (3, {BTC.symbol: 400, BTC_PERP.symbol: -2})
+        assert state.fees_paid == {"USDT": Decimal("0.306")} and state.last_run_ended_cleanly
+        led.start_run("new", 5_000, venue="ccxt:binance:demo", instruments=[BTC, BTC_PERP])
+        buy = OrderFilled(BTC.symbol, "q2", "T3", Side.BUY, 6_000_000, 200, 0.12, Liquidity.TAKER, 0, 6_000, 6_000,
+                          report=VenueReport(200, 0.000002, "BTC"))  # fmt: skip
+        assert led.record_fill("new", buy)
+        state = led.recover("ccxt:binance:demo", "")
+    assert state.positions_base[BTC.symbol] == Decimal("0.005998")  # 0.004 + 0.002 - the 0.000002 BTC fee
+    assert state.positions_lots == {BTC.symbol: 600, BTC_PERP.symbol: -2}  # 599.8 lots, rounded once
+    assert state.fees_paid == {"USDT": Decimal("0.306"), "BTC": Decimal("0.000002")}
+    assert rows(path, "PRAGMA user_version") == [(3,)]
+    assert rows(path, "SELECT fill_id, traded_lots, fee_cost, fee_currency FROM fills ORDER BY id") == [
+        ("T0", None, None, None), ("T1", None, None, None), ("T2", None, None, None), ("T3", 200, "0.000002", "BTC"),
+    ]  # fmt: skip
+    Ledger(path).close()  # opening an upgraded ledger again changes nothing
+    assert rows(path, "SELECT COUNT(*) FROM fills") == [(4,)]

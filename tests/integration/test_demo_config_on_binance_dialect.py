@@ -42,16 +42,6 @@ def venue_trades(server: DialectServer) -> list[tuple[str, str, str]]:
     return [(s, str(t.trade_id), t.order.client_id) for s, trades in trading.trades.items() for t in trades]
 
 
-def fee_residual_lots(server: DialectServer) -> int:
-    """How many lots the ledger's spot position exceeds the wallet's by: Binance charges a buy's
-    commission in BTC, finer than the 0.00001 BTC lot (0.000002 BTC on a 0.002 BTC buy), so the
-    adapter's net-of-fee size rounds each fill's fee away while the wallet accumulates them
-    (bot/venues/ccxt_orders.py `_received_lots`). round(sum) - sum(round), over the spot buys."""
-    lot = server.exchange.instruments[SPOT_SYMBOL].lot_size
-    fees = [t.commission / lot for t in server.dialect.trading.trades[SPOT_SYMBOL] if t.commission_asset == "BTC"]  # type: ignore[attr-defined]
-    return round(sum(fees)) - sum(round(f) for f in fees)
-
-
 def client_id(server: DialectServer, core_id: str | None) -> str | None:
     order = server.dialect.trading._orders.get(core_id or "")  # type: ignore[attr-defined]
     return order.client_id if order is not None else None
@@ -87,13 +77,9 @@ async def test_binance_demo_config_trades_survives_kill_9_and_exits_clean(tmp_pa
             recovery = second.records[i]
             assert recovery["fill_history"] == "ok" and recovery["last_run_ended_cleanly"] is False
             assert {f"{s}:{tid}" for s, tid, _ in dead} <= set(recovery["recovered_fill_ids"])
-            residual = fee_residual_lots(server)  # 0 until about three buys: see fee_residual_lots
-            if residual:
-                (spot,) = recovery["mismatches"].values()
-                assert list(recovery["mismatches"]) == [SPOT_SYMBOL]
-                assert spot["ledger_lots"] - spot["venue_lots"] == residual
-            else:
-                assert recovery["mismatches"] == {}
+            # spot buys pay their fee in BTC, a fifth of a lot: the ledger books it exactly, so the
+            # wallet and the ledger agree (they drifted a lot about every three buys before)
+            assert recovery["mismatches"] == {}
             await trade_through_a_quote(server, second, after=i)  # trades again
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code(timeout_s=30) == 0
@@ -115,5 +101,4 @@ async def test_binance_demo_config_trades_survives_kill_9_and_exits_clean(tmp_pa
         assert set(rows) == {(s, tid) for s, tid, _ in venue_trades(server)}  # none lost, none extra
         assert any(s == PERP_SYMBOL for s, _ in rows)  # the perp hedged
         venue = venue_positions(server)  # spot: the wallet's BTC less the 1.0 allocation
-        venue[SPOT_SYMBOL] += fee_residual_lots(server)
         assert {s: rebuilt.get(s, 0) for s in venue} == venue

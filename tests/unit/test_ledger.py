@@ -68,7 +68,7 @@ def rows(path: Path, sql: str) -> list[tuple]:
 
 def test_wal_mode_and_schema(ledger: Ledger) -> None:
     assert rows(ledger.path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(ledger.path, "PRAGMA user_version") == [(2,)]  # 2: fills keyed by venue session
+    assert rows(ledger.path, "PRAGMA user_version") == [(3,)]  # 2: fills keyed by venue session; 3: fees per currency
     assert rows(ledger.path, "SELECT run_id, venue, ended_ns FROM runs") == [("run-1", "mock", None)]
     assert rows(ledger.path, "SELECT symbol, lot_size FROM instruments ORDER BY symbol") == [
         (SPOT.symbol, 0.5),

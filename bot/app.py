@@ -23,7 +23,7 @@ from bot.core.execution import SaleExecutor, SaleParams, SaleSchedule
 from bot.core.hedger import HedgeParams
 from bot.core.lp import PoolState
 from bot.core.quoting import QuoteParams
-from bot.domain import DEFAULT_VENUE, Instrument
+from bot.domain import DEFAULT_VENUE, Instrument, market_key
 from bot.logs import bind_context, configure_logging, get_logger
 from bot.runtime.ledger import Ledger, LedgerError, LedgerFailed, LedgerObserver
 from bot.runtime.metrics import Metrics, MetricsObserver, MetricsServer
@@ -403,8 +403,10 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             await _close_quietly(venue)
             raise
         session = fill_session(venue)
-        # the in-process mock is a new, empty exchange every run: earlier runs say nothing about it
-        persistent_venue = settings.runtime.venue != "mock"
+        # the in-process mock (one venue or several) is a new, empty exchange every run: earlier runs
+        # say nothing about it; every other venue (a mock server, a venue set of them, ccxt) keeps our
+        # orders, fills and positions while the bot is down
+        persistent_venue = not getattr(venue, "starts_empty", False)
         try:
             state = ledger.recover(venue.name, session) if ledger is not None and persistent_venue else None
         except LedgerFailed:
@@ -412,7 +414,10 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
             raise
         deal_state = _deal_state(settings, ledger, run_id, clock_ns(), session if persistent_venue else "")
         if deal_state is not None and ledger is not None and persistent_venue:  # this venue keeps earlier sales
-            carried = ledger.tagged_position_lots("sale", venue.name, session).get(spot.symbol, 0)
+            main_venue = next(iter(spot_venues)) if spot_venues else DEFAULT_VENUE  # the sale sells on the main one
+            carried = ledger.tagged_position_lots("sale", venue.name, session).get(
+                market_key(main_venue, spot.symbol), 0
+            )
             deal_state = dataclasses.replace(deal_state, sale_carried_lots=carried)
         engine = build_engine(
             settings,
@@ -430,8 +435,9 @@ async def _run(settings: Settings, duration_s: float | None, run_id: str) -> dic
         metrics = Metrics()
         observers: list[Observer] = [MetricsObserver(metrics)]
         if ledger is not None:
-            instruments_used = (i for i in (spot, perp) if i)
-            ledger.start_run(run_id, clock_ns(), venue.name, instruments_used, masked_dump(settings), session=session)
+            # keyed by market, as the ledger keys fills: the same symbol on two venues is two markets
+            markets = {key: position.instrument for key, position in engine.portfolio.positions.items()}
+            ledger.start_run(run_id, clock_ns(), venue.name, markets, masked_dump(settings), session=session)
             observers.append(LedgerObserver(ledger, run_id))
         period_ns = settings.metrics.status_push_ms * 1_000_000
         observers.append(StatusFeed(run_id, venue.name, period_ns, metrics=metrics, ledger=ledger))

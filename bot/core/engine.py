@@ -499,6 +499,7 @@ class Engine:
                 self.portfolio.seed_position(key, lots, px)
             else:
                 self._pending_seeds[key] = self._pending_seeds.get(key, 0) + lots
+                self._inventory_version = -1  # the aggregate counts pending lots too
         self.touch_all("restore")
 
     def _seed(self, key: str, lots: int) -> None:
@@ -508,6 +509,7 @@ class Engine:
             self.portfolio.seed_position(key, lots, mid)
         else:
             self._pending_seeds[key] = self._pending_seeds.get(key, 0) + lots
+            self._inventory_version = -1
         self.touch_all("position")
 
     def _on_feed_status(self, event: FeedStatus, now_ns: int) -> list[Command]:
@@ -726,7 +728,7 @@ class Engine:
         if self.stopping:
             return "stopping"
         first = ""
-        hedge_halted = self.desk is not None and self.desk.halted_ns is not None
+        hedge_halted = self.hedge_halted()
         for q in self.quoters:
             reason = q.not_quoting_reason(hedge_halted)
             if reason == "":
@@ -738,6 +740,15 @@ class Engine:
         """Markets touched since the last `requote` (each is requoted by the next call): lets a
         benchmark tell an event that only updated a book from one that requoted its market."""
         return len(self._dirty)
+
+    def hedge_halted(self) -> bool:
+        """Hedging halted (too many failed hedges): every quote is pulled, each fill would add unhedged delta."""
+        return self.desk is not None and self.desk.halted_ns is not None
+
+    def order_manager_of(self, venue: str, symbol: str) -> OrderManager:
+        """The order manager a fill on `(venue, symbol)` reaches (`_on_fill`): its market's quoter's,
+        the main market's for any other (a hedge or an order of an earlier run)."""
+        return self._orders_of(venue, symbol)[1]
 
     def open_order_count(self) -> int:
         hedges = self.desk.open_orders() if self.desk is not None else 0
@@ -751,17 +762,24 @@ class Engine:
 
     def inventory_base(self) -> float:
         """The aggregate spot inventory of the whole book: every spot venue's position, base units,
-        less what the deal's sale sold (the quoters would buy that back; the perp covers it)."""
+        less what the deal's sale sold (the quoters would buy that back; the perp covers it). A
+        position restored at a restart but not yet entered (its venue's book has shown no mid yet)
+        counts: the venue holds it, whatever price it will be entered at."""
         portfolio = self.portfolio
         if portfolio.version != self._inventory_version:
             total = 0.0
             for q in self.quoters:
-                total += q.position.base
+                total += self.spot_position_base(q)
             if self.p.sale is not None:
                 total -= self.p.sale.position_base
             self._inventory_base = total
             self._inventory_version = portfolio.version
         return self._inventory_base
+
+    def spot_position_base(self, q: MarketQuoter) -> float:
+        """One spot market's position, base units, with the lots restored but not yet entered."""
+        pending = self._pending_seeds.get(q.key, 0) if self._pending_seeds else 0
+        return q.spot.size(q.position.lots + pending) if pending else q.position.base
 
     def mid_px(self) -> float | None:
         return self.quoter.mid_px()
@@ -894,7 +912,7 @@ class Engine:
                 "fills": q.stats.fills,
                 "volume_quote": round(q.stats.volume_quote, 6),
                 "fees": round(q.stats.fees_quote, 6),
-                "inventory": q.position.base,
+                "inventory": self.spot_position_base(q),
                 "rejects": q.stats.rejects,
                 "stale_episodes": q.stats.stale_episodes,
                 "obligations": q.obligation_summary(now_ns),

@@ -10,6 +10,11 @@ exchange's own and never repeat, so ccxt's session is ""), so one ledger keeps e
 even when ids repeat across venue sessions, and a restart against the same session finds the fills it
 already has (`Venue.fill_session`, `bot.venues.base.fill_session`). Every row names its venue.
 
+Markets: a row's `symbol` is its market, `market_key(venue, symbol)` as the portfolio keys positions:
+the bare symbol on a single-venue session, `TOKEN/USDT@main` for one venue of a multi-venue session
+(whose run's `venue` is the set's name), so the positions `recover` rebuilds are per (venue, symbol)
+and `instruments` lists each market once (`register_instruments` takes them keyed by market).
+
 Opening is checked, never a traceback: one writer per file (a lock file `<ledger>.lock` held with
 `flock` for the ledger's life; the OS drops it when the process dies, also on `kill -9`), the file
 must be an SQLite database that passes `PRAGMA quick_check`, and an older schema is migrated in one
@@ -71,6 +76,7 @@ from bot.domain import (
     OrderRejected,
     PlaceOrder,
     VenueReport,
+    market_key,
 )
 
 SCHEMA_VERSION = 3
@@ -388,12 +394,13 @@ class Ledger:
         run_id: str,
         now_ns: int,
         venue: str = "",
-        instruments: Iterable[Instrument] = (),
+        instruments: Iterable[Instrument] | Mapping[str, Instrument] = (),
         config: Mapping[str, Any] | None = None,
         session: str = "",
     ) -> None:
         """Open a run on `venue` (its name) whose fill ids are unique within `session` (the venue's
-        `fill_session`). `config`: the effective settings (masked) for the record."""
+        `fill_session`). `config`: the effective settings (masked) for the record. `instruments`: as
+        `register_instruments` takes them (keyed by market on a multi-venue session)."""
         self._runs[run_id] = (venue, session)
         self._write(
             "INSERT INTO runs (run_id, started_ns, venue, venue_session, config_json) VALUES (?, ?, ?, ?, ?)",
@@ -402,16 +409,19 @@ class Ledger:
         self.register_instruments(run_id, instruments)
         self._commit()
 
-    def register_instruments(self, run_id: str, instruments: Iterable[Instrument]) -> None:
-        """Instruments give fills their price and size in quote/base units. Call before the first fill."""
-        for ins in instruments:
-            self._instruments[ins.symbol] = ins
+    def register_instruments(self, run_id: str, instruments: Iterable[Instrument] | Mapping[str, Instrument]) -> None:
+        """Instruments give fills their price and size in quote/base units. Call before the first fill.
+        A mapping is keyed by market (`market_key(venue, symbol)`: a multi-venue session lists the same
+        symbol on several venues, each its own market); a plain iterable is keyed by bare symbol."""
+        keyed = instruments.items() if isinstance(instruments, Mapping) else ((i.symbol, i) for i in instruments)
+        for key, ins in keyed:
+            self._instruments[key] = ins
             self._write(
                 "INSERT OR REPLACE INTO instruments (run_id, symbol, kind, base, quote, tick_size, lot_size,"
                 " maker_fee, taker_fee, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
-                    ins.symbol,
+                    key,
                     ins.kind.value,
                     ins.base,
                     ins.quote,
@@ -451,7 +461,7 @@ class Ledger:
                 (
                     run_id,
                     now_ns,
-                    command.symbol,
+                    market_key(command.venue, command.symbol),
                     command.client_id,
                     command.side.value,
                     command.price_ticks,
@@ -471,7 +481,7 @@ class Ledger:
                     (
                         run_id,
                         now_ns,
-                        command.symbol,
+                        market_key(command.venue, command.symbol),
                         command.client_id,
                         command.side.value,
                         command.order_type.value,
@@ -485,7 +495,14 @@ class Ledger:
             self._write(
                 "INSERT INTO order_events (run_id, ts_ns, kind, symbol, client_id, reason, venue)"
                 " VALUES (?, ?, 'cancel', ?, ?, ?, ?)",
-                (run_id, now_ns, command.symbol, command.client_id, reason, self._venue_of(run_id)[0]),
+                (
+                    run_id,
+                    now_ns,
+                    market_key(command.venue, command.symbol),
+                    command.client_id,
+                    reason,
+                    self._venue_of(run_id)[0],
+                ),
             )
         elif isinstance(command, CancelAll):
             self._write(
@@ -510,7 +527,14 @@ class Ledger:
             self._write(
                 "INSERT INTO funding (run_id, ts_venue_ns, symbol, rate, amount_quote, venue)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, event.ts_venue_ns, event.symbol, event.rate, event.amount_quote, self._venue_of(run_id)[0]),
+                (
+                    run_id,
+                    event.ts_venue_ns,
+                    market_key(event.venue, event.symbol),
+                    event.rate,
+                    event.amount_quote,
+                    self._venue_of(run_id)[0],
+                ),
             )
         elif isinstance(event, OrderAccepted):
             self._order_event(run_id, event, "accepted", venue_order_id=event.venue_order_id)
@@ -543,7 +567,7 @@ class Ledger:
                 event.ts_recv_ns,
                 event.ts_venue_ns,
                 kind,
-                event.symbol,
+                market_key(event.venue, event.symbol),
                 event.client_id,
                 venue_order_id,
                 reason,
@@ -554,10 +578,15 @@ class Ledger:
     def record_fill(self, run_id: str, fill: OrderFilled, tag: str | None = None) -> bool:
         """Record and commit a fill at once, in the run's venue session. Returns False (and writes
         nothing) for a duplicate `(venue, venue_session, symbol, fill_id)`, or once the ledger failed.
-        `tag` defaults to the tag of the PlaceOrder with the same client id."""
-        ins = self._instruments.get(fill.symbol)
+        `tag` defaults to the tag of the PlaceOrder with the same client id.
+
+        The row's symbol is the fill's market (`market_key(fill.venue, fill.symbol)`: the bare symbol
+        on a single-venue session, `TOKEN/USDT@main` on a multi-venue one), so the positions a restart
+        rebuilds are per (venue, symbol), as the engine's portfolio keys them."""
+        key = market_key(fill.venue, fill.symbol)
+        ins = self._instruments.get(key)
         if ins is None:
-            raise LedgerError(f"fill on {fill.symbol!r}: instrument not registered (start_run(instruments=...))")
+            raise LedgerError(f"fill on {key!r}: instrument not registered (start_run(instruments=...))")
         if tag is None:
             tag = self._tag_of(fill.client_id)
         cur = self._write(
@@ -569,7 +598,7 @@ class Ledger:
                 run_id,
                 fill.ts_venue_ns,
                 fill.ts_recv_ns,
-                fill.symbol,
+                key,
                 fill.client_id,
                 fill.fill_id,
                 fill.side.value,

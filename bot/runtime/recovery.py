@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.engine import Engine
-from bot.domain import CancelOrder, OrderFilled, market_key
+from bot.domain import CancelOrder, Instrument, OrderFilled, market_key
 from bot.runtime.ledger import Ledger, RecoveredState
 from bot.venues.base import Venue, fetch_fills_since, fill_session
 
@@ -79,11 +79,14 @@ async def reconcile(
     venue_positions = {s: lots for s, lots in (await venue.positions()).items() if s in symbols}
     history = FillRecovery()
     if ledger is not None and ledger_state is not None and ledger_state.last_run_id is not None:
-        history = await _recover_fills(venue, ledger, ledger_state, symbols)
+        instruments = {key: engine.portfolio.positions[key].instrument for key in symbols}
+        history = await _recover_fills(venue, ledger, ledger_state, instruments)
         if history.recovered:
             ledger_state = ledger.recover(venue=venue.name, session=fill_session(venue))
         for fill in history.fetched:
-            engine.orders.on_fill(fill)  # in venue_positions already: a replay must count as a duplicate
+            # in venue_positions already: a replay must count as a duplicate, in the order manager
+            # the replay will reach (its venue's quoter's on a multi-venue session)
+            engine.order_manager_of(fill.venue, fill.symbol).on_fill(fill)
     ledger_positions = dict(ledger_state.positions_lots) if ledger_state is not None else {}
     agreed_entry: dict[str, float] = {}
     mismatches: dict[str, dict[str, int]] = {}
@@ -105,7 +108,7 @@ async def reconcile(
         "fill_history": history.status,
         "fills_fetched": len(history.fetched),
         "fills_recovered": len(history.recovered),
-        "recovered_fill_ids": [f"{f.symbol}:{f.fill_id}" for f in history.recovered][:_LIST_MAX],
+        "recovered_fill_ids": [f"{market_key(f.venue, f.symbol)}:{f.fill_id}" for f in history.recovered][:_LIST_MAX],
     }
     if ledger_state is not None:
         fields.update(
@@ -132,8 +135,11 @@ async def _wait_gone(venue: Venue, client_ids: set[str], symbols: Collection[str
         await asyncio.sleep(_POLL_S)
 
 
-async def _recover_fills(venue: Venue, ledger: Ledger, state: RecoveredState, symbols: Collection[str]) -> FillRecovery:
-    """Step 3: fetch the venue's fills since the ledger's newest one and record the missing ones."""
+async def _recover_fills(
+    venue: Venue, ledger: Ledger, state: RecoveredState, instruments: Mapping[str, Instrument]
+) -> FillRecovery:
+    """Step 3: fetch the venue's fills since the ledger's newest one and record the missing ones.
+    `instruments`: the engine's markets (keyed `market_key(venue, symbol)`, as the ledger's rows are)."""
     last_run_id = state.last_run_id
     resume_ns = ledger.last_fill_venue_ns(venue=venue.name, session=fill_session(venue))
     if last_run_id is None or resume_ns is None:
@@ -145,15 +151,17 @@ async def _recover_fills(venue: Venue, ledger: Ledger, state: RecoveredState, sy
         return FillRecovery(f"failed: {type(exc).__name__}: {exc}"[:200], since_ns)
     if fetched is None:
         return FillRecovery("unsupported", since_ns)
-    ours = [f for f in fetched if f.symbol in symbols]
-    known = ledger.known_fills(((f.symbol, f.fill_id) for f in ours), venue=venue.name, session=fill_session(venue))
+    ours = [f for f in fetched if market_key(f.venue, f.symbol) in instruments]
+    known = ledger.known_fills(
+        ((market_key(f.venue, f.symbol), f.fill_id) for f in ours), venue=venue.name, session=fill_session(venue)
+    )
     missing: dict[tuple[str, str], OrderFilled] = {}
     for fill in ours:
-        key = (fill.symbol, fill.fill_id)
+        key = (market_key(fill.venue, fill.symbol), fill.fill_id)
         if key not in known and key not in missing:
             missing[key] = fill
     recovered = sorted(missing.values(), key=lambda f: f.ts_venue_ns)
     if recovered:
-        ledger.register_instruments(last_run_id, (venue.instruments[s] for s in symbols if s in venue.instruments))
+        ledger.register_instruments(last_run_id, instruments)
         recovered = [f for f in recovered if ledger.record_fill(last_run_id, f, tag="recovered")]
     return FillRecovery("ok", since_ns, ours, recovered)

@@ -20,6 +20,7 @@ from bot.venues.mock.pacing import Pacer
 
 class InProcessMockVenue:
     name = "mock"
+    starts_empty = True  # a new exchange every run: the ledger's earlier runs say nothing about it
 
     def __init__(
         self,

@@ -137,6 +137,13 @@ async def test_a_restart_on_the_same_servers_reconciles_each_venue(tmp_path: Pat
         await until(
             log_sink, lambda _: any(o.client_id == "orphan-1" for o in second.exchange.open_orders()), 5, "resting"
         )
+        # a fill on "main" while no bot listens (the account trades through the book): the next
+        # session must find it in main's fill history and book it once
+        made = main.exchange._fill_n
+        main.exchange.submit(PlaceOrder(SPOT, "while-down-1", Side.BUY, 0, 7, OrderType.MARKET, post_only=False),
+                             main.now_ns())  # fmt: skip
+        await until(log_sink, lambda _: main.exchange._fill_n > made, 5, "the fill while down")
+        held = {name: s.exchange.positions() for name, s in (("main", main), ("second", second))}
         mark = len(log_sink.records)
         summary = await run_until(
             settings,
@@ -152,6 +159,17 @@ async def test_a_restart_on_the_same_servers_reconciles_each_venue(tmp_path: Pat
         assert recovered["positions_lots"][f"{PERP}@second"] == held["second"][PERP]
         assert not any(o.client_id == "orphan-1" for o in second.exchange.open_orders())
         assert summary["open_orders_at_exit"] == 0
+        # the restarted session's report: each venue's inventory is what its server holds (it showed
+        # 0.0 for a venue whose restored position waited for that venue's first mid)
+        for name, server in (("main", main), ("second", second)):
+            lots = server.exchange.positions()[SPOT]
+            assert summary["venues"][name]["inventory"] == pytest.approx(server.exchange.instruments[SPOT].size(lots))
+        # the servers kept their fills: the ledger was consulted, the fill made while down recovered
+        # from main's history (once), and then the ledger agreed with each venue
+        assert recovered["ledger_consulted"] is True and recovered["fill_history"] == "ok"
+        assert [f for f in recovered["recovered_fill_ids"] if f.startswith(f"{SPOT}@main:main:")], recovered
+        assert recovered["mismatches"] == {}
+        assert recovered["ledger_positions_lots"][f"{SPOT}@main"] == held["main"][SPOT]
     finally:
         await main.stop()
         await second.stop()

@@ -132,7 +132,16 @@ def venue_config(base: MockExchangeConfig, venue: MockVenueConfig) -> MockExchan
 class MockVenues:
     """N mock exchanges on one fair value, advanced together (synchronous, simulated time)."""
 
-    def __init__(self, base: MockExchangeConfig, venues: Mapping[str, MockVenueConfig], start_ns: int = 0) -> None:
+    def __init__(
+        self,
+        base: MockExchangeConfig,
+        venues: Mapping[str, MockVenueConfig],
+        start_ns: int = 0,
+        make_exchange: Callable[..., MockExchange] = MockExchange,
+        fill_history_size: int | None = None,
+    ) -> None:
+        """`make_exchange` builds each venue's exchange (the soak's records its fills); `fill_history_size`:
+        each exchange's fill history (None: the exchange's default)."""
         if not venues:
             raise ValueError("MockVenues needs at least one venue")
         self.base = base
@@ -151,12 +160,14 @@ class MockVenues:
                 floor_px=max(base.spot.tick_size, base.perp.tick_size),
             )
         )
+        history = {} if fill_history_size is None else {"fill_history_size": fill_history_size}
         self.exchanges: dict[str, MockExchange] = {
-            name: MockExchange(
+            name: make_exchange(
                 venue_config(base, cfg),
                 seed=base.seed * 1000 + i,  # own flow, churn and latency draws per venue
                 start_ns=start_ns,
                 fair_value=self.fair_value.view(),
+                **history,
             )
             for i, (name, cfg) in enumerate(venues.items())
         }
@@ -222,6 +233,7 @@ class MultiMockVenue:
     """The multi-venue mock as one async `Venue` for the runner (the dry run of the deal's shape)."""
 
     name = "mock"
+    starts_empty = True  # new exchanges every run: the ledger's earlier runs say nothing about them
 
     def __init__(
         self,

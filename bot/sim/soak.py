@@ -1,13 +1,16 @@
-"""`mmbot soak`: the bot against the in-process mock exchange, every fault firing, invariants checked.
+"""`mmbot soak`: the bot against the in-process mock exchanges, every fault firing, invariants checked.
 
 The engine comes from `bot.app.build_engine` (the same one `mmbot run` builds) and runs on the
 synchronous simulation driver (`bot.sim.driver.run_simulation`) at simulated time, so hours of
-market take seconds. The mock exchange injects every fault it can (`bot.sim.soak_setup.CHAOS`,
-seeded); `bot.sim.soak_checks.SoakChecker` checks the invariants after every step. After the
+market take seconds. The config's shape is soaked: a multi-venue config (the embedded default)
+on every venue of its session, each spot venue and the perp venue a mock exchange on one fair value
+(`bot.sim.soak_exchanges`), a single-venue config on one. Every exchange injects every fault it can
+(`bot.sim.soak_setup.CHAOS`, seeded per venue); `bot.sim.soak_checks.SoakChecker` checks the
+invariants after every step, venue by venue. After the
 driver's shutdown the exchange is run on until every fill it executed has been delivered (bounded),
 then the end-of-run invariants are checked. With `restarts`, the bot is stopped and started again
-that many times against the exchange that keeps running, every run on one SQLite ledger, and the
-ledger is checked against the exchange after each restart (`bot.sim.soak_restarts`).
+that many times against the exchanges that keep running, every run on one SQLite ledger, and the
+ledger is checked against each exchange after each restart (`bot.sim.soak_restarts`).
 
 Output: a progress bar on stderr when it is a TTY; `--json` prints one JSON object as the last line
 of stdout. Exit code 1 when any invariant was violated, 2 on a bad config or `--faults`.
@@ -38,18 +41,19 @@ from bot.output import write_json
 from bot.runtime.ledger import Ledger
 from bot.sim.driver import deliver_until, run_simulation
 from bot.sim.soak_checks import SoakChecker
+from bot.sim.soak_exchanges import SoakExchanges, build_exchanges
 from bot.sim.soak_restarts import SESSION, VENUE, RestartLog, SoakVenue, idle_gap_ns, ledger_matches_exchange, restart
-from bot.sim.soak_setup import FaultSpecError, RecordingMockExchange, fault_config, limits, parse_faults
+from bot.sim.soak_setup import FaultSpecError, fault_config, limits, parse_faults
 
 NS_PER_S = 1_000_000_000
 RSS_SAMPLE_NS = 60 * NS_PER_S  # simulated time between memory samples
 SETTLE_NS = 60 * NS_PER_S  # after shutdown: how long the exchange may take to deliver the last fills
 DEFAULT_RSS_LIMIT_MB = 64.0
 FILL_HISTORY = 20_000
-"""The exchange's fill history with restarts. Recovery asks for the fills since the ledger's newest
-one (minus a minute): an idle gap's worth, a few hundred here. At 200,000 (a day of fills, ~400
-bytes each) the exchange's own memory grew the soak's RSS by 110 MB over 24 h, counted against the
-bot's memory check."""
+"""The exchanges' fill history with restarts (in all: split over the venues of a multi-venue soak).
+Recovery asks for the fills since the ledger's newest one (minus a minute): an idle gap's worth, a
+few hundred here. At 200,000 (a day of fills, ~400 bytes each) the exchange's own memory grew the
+soak's RSS by 110 MB over 24 h, counted against the bot's memory check."""
 CRASH_WAIT_NS = 120 * NS_PER_S  # longest a crash waits for the bot to have an order resting
 
 Progress = Callable[[float], None]
@@ -77,6 +81,7 @@ class SoakRun:
     checker: SoakChecker
     engine: Engine
     fault_counts: dict[str, int]
+    fault_counts_by_venue: dict[str, dict[str, int]]
     events: int
     commands: int
     wall_s: float
@@ -98,12 +103,16 @@ class SoakRun:
             "rss_growth_mb": None if self.rss_growth_mb is None else round(self.rss_growth_mb, 2),
             "rss_profile_mb": {key: round(mb, 1) for key, mb in self.rss_profile_mb.items()},
             "checks": dict(sorted(self.checker.checks.items())),
+            "checks_by_venue": {v: dict(sorted(c.items())) for v, c in sorted(self.checker.checks_by_venue.items())},
+            "venues": list(self.fault_counts_by_venue) if len(self.fault_counts_by_venue) > 1 else [],
+            "faults_by_venue": self.fault_counts_by_venue if len(self.fault_counts_by_venue) > 1 else {},
             "seed": self.seed,
             "faults_on": list(self.faults_on),
             "wall_s": round(self.wall_s, 2),
             "settle_s": round(self.settle_s, 3),
             "restarts": self.restarts.report(),
             "bot": bot_totals([*self.earlier_summaries, summary]),
+            "bot_by_venue": venue_totals([*self.earlier_summaries, summary]),
             "worst_s": {name: ns / NS_PER_S for name, ns in self.checker.worst_ns.items()},
             "limits_s": {
                 "stale_feed": self.checker.limits.stale_feed_ns / NS_PER_S,
@@ -129,6 +138,37 @@ def bot_totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
+def venue_totals(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per venue of a multi-venue soak ({} otherwise): fills and volume over every run; inventory and
+    obligation compliance of the last run (`session.summary.venues`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        for venue, entry in summary.get("venues", {}).items():
+            totals = out.setdefault(venue, {})
+            if entry.get("role") == "spot":
+                totals["fills"] = totals.get("fills", 0) + entry["fills"]
+                totals["volume_quote"] = round(totals.get("volume_quote", 0.0) + entry["volume_quote"], 6)
+            if "hedge" in entry:
+                totals["hedge_fills"] = totals.get("hedge_fills", 0) + entry["hedge"]["fills"]
+    for venue, entry in summaries[-1].get("venues", {}).items() if summaries else ():
+        if "inventory" in entry:
+            out[venue]["inventory"] = entry["inventory"]
+        obligations = entry.get("obligations")
+        if obligations:
+            out[venue]["obligations_all_pct"] = obligations.get("all_pct")
+    return out
+
+
+def soak_engine(settings: Settings, exchanges: SoakExchanges, start_ns: int, client_id_tag: str) -> Engine:
+    """The engine `mmbot run` builds for this config, on the soak's exchanges."""
+    main = exchanges.spots[exchanges.spot_venues[0]]
+    spot_venues = exchanges.spots if exchanges.multi else None
+    return build_engine(
+        settings, main, exchanges.perp, start_ns, venue_name=VENUE, client_id_tag=client_id_tag,
+        spot_venues=spot_venues,
+    )  # fmt: skip
+
+
 def run_soak(
     settings: Settings,
     *,
@@ -144,18 +184,19 @@ def run_soak(
     mock_cfg = settings.mock.model_copy(update={"faults": fault_config(settings.mock.faults, faults), "seed": seed})
     start_ns = 0
     duration_ns = int(hours * 3600 * NS_PER_S)
-    exchange = RecordingMockExchange(mock_cfg, start_ns=start_ns, fill_history_size=FILL_HISTORY if restarts else 1)
-    spot = exchange.instruments[settings.market.spot_symbol]
-    perp = exchange.instruments.get(settings.market.perp_symbol)
-    perp_lot = perp.lot_size if perp is not None else spot.lot_size
+    exchange = build_exchanges(settings, mock_cfg, start_ns, FILL_HISTORY if restarts else 1)
+    spot = exchange.spots[exchange.spot_venues[0]]
+    perp_lot = exchange.perp.lot_size if exchange.perp is not None else spot.lot_size
     # The checker holds the running engine and `_soak_runs` takes it from there: no local here may
     # keep the first engine alive through every later run (it did: one whole engine, its windows
     # full, counted by the memory check as growth after the first restart).
     checker = SoakChecker(
         exchange,
-        build_engine(settings, spot, perp, start_ns, venue_name=VENUE, client_id_tag="r0"),
+        soak_engine(settings, exchange, start_ns, "r0"),
         spot.symbol,
         limits(settings, start_ns, duration_ns, perp_lot, rss_limit_mb),
+        spot_venues=exchange.spot_venues,
+        hedge_venue=exchange.hedge_venue,
     )
     with tempfile.TemporaryDirectory(prefix="mmbot-soak-") as tmp:
         ledger = Ledger(os.path.join(tmp, "ledger.sqlite"), settings.ledger) if restarts else None
@@ -168,7 +209,7 @@ def run_soak(
 
 def _soak_runs(
     settings: Settings,
-    exchange: RecordingMockExchange,
+    exchange: SoakExchanges,
     checker: SoakChecker,
     ledger: Ledger | None,
     hours: float,
@@ -181,7 +222,7 @@ def _soak_runs(
     start_ns = checker.limits.start_ns
     duration_ns = int(hours * 3600 * NS_PER_S)
     end_ns = start_ns + duration_ns
-    instruments = list(exchange.instruments.values())
+    instruments = exchange.instruments  # by market key, as the ledger keys fills
     venue = SoakVenue(exchange)
     log = RestartLog()
     rng = random.Random(seed)
@@ -266,8 +307,7 @@ def _soak_runs(
         gap_ns = min(idle_gap_ns(rng), max((next_end - now) // 2, 0))
         venue.advance(now + gap_ns)
         log.idle_s += gap_ns / NS_PER_S
-        engine = build_engine(settings, checker.spot, exchange.instruments.get(settings.market.perp_symbol),
-                              exchange.now_ns, venue_name=VENUE, client_id_tag=f"r{i + 1}")  # fmt: skip
+        engine = soak_engine(settings, exchange, exchange.now_ns, f"r{i + 1}")
         fields = restart(engine, venue, ledger)
         now = exchange.now_ns
         log.fills_recovered += int(fields["fills_recovered"])
@@ -288,7 +328,8 @@ def _soak_runs(
         faults_on=faults,
         checker=checker,
         engine=engine,
-        fault_counts={name: exchange.faults.counts[name] for name in sorted(exchange.faults.counts)},
+        fault_counts=exchange.fault_counts(),
+        fault_counts_by_venue=exchange.fault_counts_by_venue(),
         events=events + extra_events,
         commands=commands,
         wall_s=time.perf_counter() - started,
@@ -301,7 +342,7 @@ def _soak_runs(
 
 
 def settle(
-    exchange: RecordingMockExchange,
+    exchange: SoakExchanges,
     engine: Engine,
     checker: SoakChecker,
     now_ns: int,
@@ -364,6 +405,10 @@ def _text_report(report: dict[str, Any]) -> str:
         f"rss growth after warm-up: {report['rss_growth_mb']} MB; rss: "
         + ", ".join(f"{k} {v} MB" for k, v in report["rss_profile_mb"].items()),
         "restarts: " + ", ".join(f"{k}={v}" for k, v in report["restarts"].items()),
+        *(
+            f"venue {venue}: " + ", ".join(f"{k}={v}" for k, v in totals.items())
+            for venue, totals in report["bot_by_venue"].items()
+        ),
         f"violations: {sum(report['violation_counts'].values())}",
     ]
     lines.extend(

@@ -12,7 +12,7 @@ from typing import Any
 from bot.config import MockExchangeConfig, MockFaultConfig, Settings
 from bot.sim.soak_checks import ExchangeFill, Limits
 from bot.venues.mock.book import Order
-from bot.venues.mock.exchange import MockExchange
+from bot.venues.mock.exchange import FairValueSource, MockExchange
 from bot.venues.mock.faults import EPISODES, FAULT_NAMES
 
 NS_PER_S = 1_000_000_000
@@ -70,13 +70,20 @@ class RecordingMockExchange(MockExchange):
     """
 
     def __init__(
-        self, config: MockExchangeConfig, seed: int | None = None, start_ns: int = 0, fill_history_size: int = 1
+        self,
+        config: MockExchangeConfig,
+        seed: int | None = None,
+        start_ns: int = 0,
+        fill_history_size: int = 1,
+        fair_value: FairValueSource | None = None,
     ) -> None:
         self._fill_log: list[ExchangeFill] = []
         # The exchange's own fill history answers restart recovery (`fills_since`); a soak without
         # restarts never asks, and at the default size (100k fills) it is a day of exchange-side
         # memory that would be counted against the bot's memory check.
-        super().__init__(config, seed=seed, start_ns=start_ns, fill_history_size=fill_history_size)
+        super().__init__(
+            config, seed=seed, start_ns=start_ns, fill_history_size=fill_history_size, fair_value=fair_value
+        )
 
     def _fill(self, market: Any, order: Order, price: int, lots: int, liquidity: Any) -> None:
         super()._fill(market, order, price, lots, liquidity)
@@ -90,9 +97,18 @@ class RecordingMockExchange(MockExchange):
 
 
 def max_order_base(settings: Settings) -> float:
-    """The largest single quote: level 0 is `order_size_base`, level i that times `size_decay**i`."""
+    """The largest single quote: level 0 is `order_size_base`, level i that times `size_decay**i`;
+    on a multi-venue config, each spot venue's largest (its own size and levels, if set), summed:
+    every venue may have one fill in flight when the aggregate inventory reaches the limit."""
     q = settings.quoter
-    return q.order_size_base * max(q.size_decay**i for i in range(q.levels))
+    if not settings.multi_venue:
+        return q.order_size_base * max(q.size_decay**i for i in range(q.levels))
+    total = 0.0
+    for market in settings.market.quote_on:
+        size = market.order_size_base if market.order_size_base is not None else q.order_size_base
+        levels = market.levels if market.levels is not None else q.levels
+        total += size * max(q.size_decay**i for i in range(levels))
+    return total
 
 
 def hedge_band_base(settings: Settings, price_px: float, perp_lot_base: float) -> float:
@@ -129,4 +145,9 @@ def limits(settings: Settings, start_ns: int, duration_ns: int, perp_lot_base: f
         hedge_band_base=hedge_band_base(settings, settings.mock.initial_px, perp_lot_base),
         rss_limit_mb=rss_limit_mb,
         warmup_end_ns=start_ns + min(30 * 60 * NS_PER_S, duration_ns // 4),
+        # a venue is quiet once its own longest episode, a stale spell and a cancel are behind it
+        quiet_ns=max(faults.disconnect_ms, faults.stale_ms, faults.crossed_ms, faults.restart_ms) * NS_PER_MS
+        + settings.runtime.stale_feed_ms * NS_PER_MS
+        + timer_ns
+        + latency_cap_ns,
     )

@@ -15,6 +15,7 @@ from bot.domain import (
     OrderFilled,
     PositionSnapshot,
     Side,
+    market_key,
 )
 from bot.sim.soak_checks import ExchangeFill, Limits, SoakChecker
 
@@ -45,10 +46,24 @@ class FakeRisk:
 
 
 @dataclass
+class FakeQuoter:
+    venue: str
+    risk_decision: FakeRisk
+
+
+@dataclass
 class FakeEngine:
     portfolio: FakePortfolio = field(default_factory=FakePortfolio)
     risk_decision: FakeRisk = field(default_factory=FakeRisk)
     open_orders: int = 0
+    halted: bool = False
+
+    @property
+    def quoters(self) -> list[FakeQuoter]:
+        return [FakeQuoter("", self.risk_decision)]
+
+    def hedge_halted(self) -> bool:
+        return self.halted
 
     @property
     def position_lots(self) -> dict[str, int]:
@@ -78,6 +93,9 @@ class FakeExchange:
 
     def open_orders(self) -> list[OpenOrder]:
         return list(self.orders)
+
+    def faults_fired(self) -> dict[str, int]:
+        return {"": 0}
 
     def execute(self, symbol: str, side: Side, lots: int, t_ns: int) -> OrderFilled:
         """Book a fill on the exchange; return the event it would deliver."""
@@ -257,3 +275,88 @@ def test_memory_growth_after_warm_up() -> None:
     checker2.finish(S, final_rss_mb=130.5)
     assert checker2.counts["memory_growth"] == 1
     assert checker2.rss_growth_mb(130.5) == 10.5
+
+
+# ---- several venues: each venue's feed, quotes and guard are its own ------------------------------
+
+VENUES = ("a", "b")
+
+
+@dataclass
+class TwoVenueEngine(FakeEngine):
+    decisions: dict[str, FakeRisk] = field(default_factory=lambda: {v: FakeRisk() for v in VENUES})
+
+    @property
+    def quoters(self) -> list[FakeQuoter]:
+        return [FakeQuoter(v, d) for v, d in self.decisions.items()]
+
+
+def make_two(**over: Any) -> tuple[SoakChecker, FakeExchange, TwoVenueEngine]:
+    keys = [market_key(v, SPOT.symbol) for v in VENUES] + [market_key("h", PERP.symbol)]  # the perp on h
+    instruments = {k: SPOT if "@" in k and ":" not in k else PERP for k in keys}
+    ex = FakeExchange(instruments=instruments, pos=dict.fromkeys(keys, 0))
+    ex.faults_fired = lambda: dict.fromkeys(VENUES, 0)  # type: ignore[method-assign]
+    eng = TwoVenueEngine(portfolio=FakePortfolio(positions={k: FakePosition() for k in keys}))
+    checker = SoakChecker(ex, eng, SPOT.symbol, limits(quiet_ns=5 * S, **over), spot_venues=VENUES, hedge_venue="h")
+    return checker, ex, eng
+
+
+def quote_on(venue: str) -> OpenOrder:
+    return OpenOrder(SPOT.symbol, f"q-{venue}", Side.BUY, 9_999, 100, venue=venue)
+
+
+def books(t: int, *venues: str) -> list[BookDelta]:
+    return [BookDelta(SPOT.symbol, 1, 1, ((10_000, 5),), (), t, t, venue=v) for v in venues]
+
+
+def test_a_stale_feed_pulls_that_venues_quotes_only() -> None:
+    checker, ex, _eng = make_two()
+    ex.orders.append(quote_on("b"))  # b's feed is fine: its quote may stay
+    for t in range(1, 12):
+        checker.on_step(t * S, books(t * S, "b"), [])  # a is silent from the start
+    assert checker.counts == {}
+    assert checker.checks_by_venue["a"]["stale_quote"] == 1 and "stale_quote" not in checker.checks_by_venue["b"]
+    ex.orders.append(quote_on("a"))
+    checker.on_step(12 * S, books(12 * S, "b"), [])
+    assert checker.counts["stale_quote"] == 1
+    assert checker.violations[0].details["venue"] == "a"
+
+
+def test_a_pause_on_one_venue_concerns_its_quotes_only() -> None:
+    checker, ex, eng = make_two()
+    eng.decisions["b"].pause = True
+    ex.orders.append(quote_on("a"))
+    checker.on_step(S, books(S, "a", "b"), [])
+    checker.on_step(3 * S, books(3 * S, "a", "b"), [])
+    assert checker.counts == {}
+    ex.orders.append(quote_on("b"))
+    checker.on_step(4 * S, books(4 * S, "a", "b"), [])
+    checker.on_step(6 * S, books(6 * S, "a", "b"), [])
+    assert checker.counts["open_after_pause"] == 1 and checker.violations[0].details["venue"] == "b"
+
+
+def test_a_quiet_venue_without_quotes_while_another_is_down_is_caught() -> None:
+    checker, ex, _eng = make_two()
+    for t in range(1, 7):  # both quoting, both books fresh; b quiet for longer than quiet_ns
+        ex.orders[:] = [quote_on("a"), quote_on("b")]
+        checker.on_step(t * S, books(t * S, "a", "b"), [])
+    checker.on_step(7 * S, [FeedStatus("*", False, "disconnect", 7 * S, 7 * S, venue="a"), *books(7 * S, "b")], [])
+    ex.orders[:] = [quote_on("a")]  # b's quotes are gone too (last seen at 7 s): not b's trouble
+    checker.on_step(8 * S, books(8 * S, "b"), [])  # within the cancel bound (1 s here): a replace may take that
+    assert checker.counts == {} and checker.checks["quotes_elsewhere"] == 1
+    checker.on_step(8 * S + 1, books(8 * S + 1, "b"), [])
+    assert checker.counts["quotes_elsewhere"] == 1
+    assert checker.violations[0].details == {"venue": "b", "faulted": ["a"], "no_quote_for_s": 1.000000001}
+
+
+def test_a_venue_with_a_fault_of_its_own_is_not_required_to_quote() -> None:
+    checker, ex, _eng = make_two()
+    fired = {"a": 0, "b": 0}
+    ex.faults_fired = lambda: dict(fired)  # type: ignore[method-assign]
+    for t in range(1, 7):
+        checker.on_step(t * S, books(t * S, "a", "b"), [])
+    fired["b"] = 1  # b had a fault of its own (a gap, a reject): its quotes may be missing for a while
+    checker.on_step(7 * S, [FeedStatus("*", False, "disconnect", 7 * S, 7 * S, venue="a"), *books(7 * S, "b")], [])
+    for t in range(8, 12):
+        checker.on_step(t * S, books(t * S, "b"), [])
+    assert checker.counts == {}

@@ -113,7 +113,9 @@ def test_a_bot_that_loses_a_fill_is_caught(monkeypatch: pytest.MonkeyPatch) -> N
     report = run_soak(load_settings(), hours=0.03, faults=(), seed=SEED).report()
     assert report["violation_counts"].get("fill_accounting", 0) >= 1
     first = report["violations"][0]
-    assert first["invariant"] == "fill_accounting" and first["details"] == {"delivered_new": 1, "booked": 0}
+    # one fill short in its step (on four venues a step may deliver two fills at once)
+    assert first["invariant"] == "fill_accounting"
+    assert first["details"]["delivered_new"] - first["details"]["booked"] == 1, first["details"]
 
 
 def test_cli_json_last_line_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,6 +150,8 @@ def _without_seen(cls: type, method: str) -> Any:
     original = getattr(cls, method)
 
     def forgetful(self: Any, fill: OrderFilled, *args: Any, **kwargs: Any) -> Any:
+        # the order manager (one per venue's quoter) keys by symbol, the portfolio by market
+        self._seen_fills.discard((fill.symbol, fill.fill_id))
         self._seen_fills.discard((market_key(fill.venue, fill.symbol), fill.fill_id))
         return original(self, fill, *args, **kwargs)
 

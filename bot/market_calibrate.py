@@ -8,25 +8,27 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
   (median and log-sigma from its 10th-50th percentiles); deep levels on a coarse grid whose geometric
   size profile reproduces the depth within 10 and 50 bps.
 * arrivals: branching ratio n and decay beta of the Hawkes clock by a grid search matching the Fano
-  factor of 1 s counts and the share of gaps under 10 ms; base rate mu for the order rate. The flow is
-  simulated alone (`flow.py`, grouped into taker orders as the statistics group real trades).
+  factor of 1 s counts, the share of gaps under 10 ms and the median gap; base rate mu for the order
+  rate. The flow is simulated alone (`flow.py`, grouped into taker orders as the statistics group real
+  trades), and its Fano factor and sign autocorrelations are measured on windows as long as the
+  recording, averaged over the windows (`flow_only_stats`: both estimates depend on the window).
 * signs: metaorder share, length tail and minimum length by a grid search on the sign autocorrelation
-  at lags 1, 10 and 100 (same flow-only simulation).
-* sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at twice the largest.
-* informed share, impact and volatility, in two rounds of full mock runs (`bot.venues.mock.record`,
-  read back by `market_stats`, seeds `seed` and `seed + 1`, averaged): the makers' requote band
-  (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move is nearest the recording's (a sticky
-  book that jumps); the share a new queue starts with and its refill time (NEW_LEVEL_GRID x
+  at lags 1-100 (same flow-only simulation).
+* sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at 20x the p99.
+* the rest in two rounds of full mock runs (`bot.venues.mock.record`, read back by `market_stats`, each
+  as long as the recording, seeds `seed` .. `seed + fit_seeds - 1` (4), averaged): the makers' requote
+  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move is nearest the recording's (a
+  sticky book that jumps); the share a new queue starts with and its refill time (NEW_LEVEL_GRID x
   REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues just after a move); the
-  impact arrival time from
-  {0, 0.03, 0.05, 0.1, 0.2} s whose 100 ms return autocorrelation is nearest the recording's (a push
-  spread over several 100 ms steps makes returns trend); the informed share from
-  {2, 5, 10, 20} % whose passive-bid markout at 5 s is nearest the recording's; then the impact
-  coefficient scaled by target / measured impact at 1 s, and the fair value's variance moved by the gap
-  between target and measured variance at 10 s. Score with other seeds (the scorecard's start at 101).
-
-Not identifiable from a few minutes of public data, so set, not fitted (and said in the file): the
-transient half-life (5 s) and permanent share (1/2) of impact.
+  impact arrival time from ARRIVAL_GRID_S whose 100 ms return autocorrelation is nearest the
+  recording's (a push spread over several 100 ms steps makes returns trend); the informed share from
+  INFORMED_GRID whose passive-bid markout at 5 s is nearest the recording's; the impact's permanent
+  share and transient half-life (PERMANENT_GRID x DECAY_GRID_S) whose impact at 5 s over impact at 1 s
+  is nearest the recording's; the metaorder share x META_FACTORS whose lag-1 sign autocorrelation is
+  nearest (the full mock's informed takers trade in runs too, which the flow-only fit counts as
+  noise); then the impact coefficient scaled by target / measured impact at 1 s, and the fair value's
+  variance moved by the gap between target and measured variance at 10 s. Score with other seeds (the
+  scorecard's start at 101).
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ NEW_LEVEL_GRID = (0.3, 0.1, 0.03, 0.01, 0.003)
 REFILL_GRID_S = (1.0, 3.0, 10.0)
 LADDER_LEVELS = 20
 OUTER_LEVELS = 60
-OUTER_REACH_BPS = 60.0
-SIGN_LAGS = (1, 2, 5, 10, 20, 50)  # the deep levels cover this far from the mid (beyond the 50 bps statistic)
+OUTER_REACH_BPS = 60.0  # the deep levels cover this far from the mid (beyond the 50 bps statistic)
+SIGN_LAGS = (1, 2, 5, 10, 20, 50, 100)  # the scorecard's lags
+PERMANENT_GRID = (0.2, 0.35, 0.5, 0.7, 1.0)  # impact_permanent_share, by the impact at 5 s / at 1 s
+DECAY_GRID_S = (2.0, 5.0, 15.0)  # impact_decay_s (the transient part's half-life)
+META_FACTORS = (0.6, 0.75, 0.9, 1.0, 1.15)  # x the metaorder share, by the full mock's lag-1 sign autocorrelation
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +75,15 @@ class FlowFit:
     meta_len_min: float
 
 
-def flow_only_stats(fit: FlowFit, seconds: float, seed: int) -> dict[str, float]:
+def flow_only_stats(fit: FlowFit, seconds: float, seed: int, window_s: float | None = None) -> dict[str, float]:
     """Arrival and sign statistics of the flow alone: Hawkes times and metaorder signs, grouped into
-    taker orders by (millisecond, sign) as `market_stats` groups trade prints."""
+    taker orders by (millisecond, sign) as `market_stats` groups trade prints.
+
+    `window_s`: measure the Fano factor and the sign autocorrelation as the recording's are measured,
+    on windows of that length (the mean over the windows): both depend on the window for a bursty,
+    long-memory flow (a sample autocorrelation at long lags is biased low on a short sample, by the
+    error of its sample mean; a Fano factor's estimate is skewed), so matching a long simulation's
+    values to a short recording's would aim at a different number."""
     rng = random.Random(f"{seed}:calibrate")
     clock = HawkesClock(rng, fit.base_per_s, fit.branching, fit.decay_per_s)
     signs = SignProcess(rng, fit.meta_share * (1 - INFORMED_SHARE), fit.meta_len_alpha, fit.meta_len_min)
@@ -91,30 +102,51 @@ def flow_only_stats(fit: FlowFit, seconds: float, seed: int) -> dict[str, float]
         ms.append(m)
         sg.append(s)
     if len(ms) < 50:
-        return {"rate": len(ms) / seconds, "fano": math.nan, "gap10": math.nan, **{f"acf{k}": 0.0 for k in SIGN_LAGS}}
+        return {
+            "rate": len(ms) / seconds,
+            "fano": math.nan,
+            "gap10": math.nan,
+            "gap_median": math.nan,
+            **{f"acf{k}": 0.0 for k in SIGN_LAGS},
+        }
     arr = np.asarray(ms)
-    counts = np.bincount(arr // 1000, minlength=int(seconds))[: int(seconds)]
-    acf = autocorrelation(sg, SIGN_LAGS)
+    window_ms = int(1000 * min(window_s or seconds, seconds))
+    n_windows = max(1, int(seconds * 1000) // window_ms)
+    fanos, acfs = [], []
+    for w in range(n_windows):
+        lo, hi = np.searchsorted(arr, [w * window_ms, (w + 1) * window_ms])
+        if hi - lo < 50:
+            continue
+        counts = np.bincount((arr[lo:hi] - w * window_ms) // 1000, minlength=window_ms // 1000)[: window_ms // 1000]
+        fanos.append(counts.var() / counts.mean())
+        acfs.append(autocorrelation(sg[lo:hi], SIGN_LAGS))
+    gaps = np.diff(arr)
     return {
         "rate": len(ms) / seconds,
-        "fano": float(counts.var() / counts.mean()),
-        "gap10": float((np.diff(arr) < 10).mean()),
-        **{f"acf{lag}": acf[lag] for lag in SIGN_LAGS},
+        "fano": float(np.mean(fanos)) if fanos else math.nan,
+        "gap10": float((gaps < 10).mean()),
+        "gap_median": float(np.median(gaps)),
+        **{f"acf{lag}": float(np.nanmean([a[lag] for a in acfs])) if acfs else 0.0 for lag in SIGN_LAGS},
     }
 
 
 def fit_flow(stats: MarketStats, seed: int = 1, seconds: float | None = None) -> FlowFit:
-    """Hawkes clock then sign process, by the grid searches of the module docstring."""
+    """Hawkes clock then sign process, by the grid searches of the module docstring; the simulated
+    statistics are measured on windows as long as the recording (`flow_only_stats`)."""
     rate = stats.orders_per_s
-    seconds = seconds or max(300.0, 8_000 / max(rate, 1e-6))
+    window = stats.duration_s if math.isfinite(stats.duration_s) and stats.duration_s > 10 else None
+    if seconds is None:  # long enough for the rare statistics, and a few windows to average over
+        seconds = max(300.0, 8_000 / max(rate, 1e-6), 4 * (window or 0.0))
+    targets = [("fano", stats.fano_1s), ("gap10", stats.gap_under_10ms_share), ("gap_median", stats.gap_median_ms)]
+    targets = [(k, v) for k, v in targets if math.isfinite(v) and v > 0]
     best: tuple[float, FlowFit] | None = None
-    for n in (0.0, 0.3, 0.5, 0.65, 0.75, 0.85, 0.92):
-        for beta in (5.0, 20.0, 50.0, 100.0, 200.0, 500.0):
+    for n in (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.94):
+        for beta in (2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0):
             fit = FlowFit(rate * (1 - n), n, beta, 0.5, 1.5, 1.0)
-            got = flow_only_stats(fit, seconds, seed)
-            if not (got["fano"] > 0 and got["gap10"] > 0):
+            got = flow_only_stats(fit, seconds, seed, window)
+            if not all(got[k] > 0 for k, _ in targets):
                 continue
-            err = math.log(got["fano"] / stats.fano_1s) ** 2 + math.log(got["gap10"] / stats.gap_under_10ms_share) ** 2
+            err = sum(math.log(got[k] / v) ** 2 for k, v in targets)
             if best is None or err < best[0]:
                 best = (err, fit)
     assert best is not None
@@ -122,10 +154,10 @@ def fit_flow(stats: MarketStats, seed: int = 1, seconds: float | None = None) ->
     target = {f"acf{lag}": stats.sign_acf[lag] for lag in SIGN_LAGS}
     best = None
     for share in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97):
-        for alpha in (1.2, 1.35, 1.5, 1.8):
+        for alpha in (1.1, 1.2, 1.35, 1.5, 1.8):
             for len_min in (1.0, 4.0, 10.0):
                 trial = FlowFit(fit.base_per_s, fit.branching, fit.decay_per_s, share, alpha, len_min)
-                got = flow_only_stats(trial, 3 * seconds, seed)  # long memory: a long sample
+                got = flow_only_stats(trial, 3 * seconds, seed, window)  # long memory: many windows
                 err = sum((4.0 if k == "acf1" else 1.0) * (got[k] - v) ** 2 for k, v in target.items())
                 if best is None or err < best[0]:
                     best = (err, trial)
@@ -166,8 +198,9 @@ def fit_mock_config(
     *,
     symbol: str,
     seed: int = 1,
-    check_seconds: float = 300.0,
+    check_seconds: float | None = None,
     iterations: int = 2,
+    fit_seeds: int = 4,
     flow_seconds: float | None = None,
     fit_informed: bool = True,
 ) -> dict[str, Any]:
@@ -234,18 +267,22 @@ def fit_mock_config(
         "spot": market,
         "perp": {**market, "symbol": f"{symbol}:{symbol.split('/')[1]}", "impact_bps": 0.0},
     }
-    fit_seeds = (seed, seed + 1)
+    # the full mock runs as long as the recording (the statistics depend on the window: flow_only_stats)
+    # on several seeds, averaged: one seed of a few minutes is too noisy to choose between grid points
+    check_seconds = check_seconds or max(60.0, stats.duration_s)
+    seeds = tuple(range(seed, seed + fit_seeds))
+    meta_factor = 1.0  # the full mock's correction of the flow-only metaorder share (below)
     for _ in range(iterations):
         if math.isfinite(stats.mid_move_median_bps):  # the requote band sets how far a move of the mid goes
             grid = [{"bg_requote_bps": b} for b in REQUOTE_GRID_BPS]
             best = _best_of(
-                mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, fit_seeds
+                mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, seeds
             )
             mock["spot"].update(best)
             mock["perp"].update(best)
         if math.isfinite(stats.sweep_share) and stats.sweep_share > 0:  # thin new queues: sweeps after a move
             grid = [{"bg_new_level_share": n, "bg_refill_s": r} for n in NEW_LEVEL_GRID for r in REFILL_GRID_S]
-            best = _best_of(mock, grid, lambda r: r.sweep_share, stats.sweep_share, check_seconds, fit_seeds)
+            best = _best_of(mock, grid, lambda r: r.sweep_share, stats.sweep_share, check_seconds, seeds)
             mock["spot"].update(best)
             mock["perp"].update(best)
         # the informed share, by the passive bid's markout at 5 s (adverse selection), then impact at
@@ -254,22 +291,47 @@ def fit_mock_config(
             arrival_trials = []
             for arrival_s in ARRIVAL_GRID_S:
                 mock["impact_arrival_s"] = arrival_s
-                runs = [mock_stats(mock, check_seconds, s) for s in fit_seeds]
+                runs = [mock_stats(mock, check_seconds, s) for s in seeds]
                 arrival_trials.append((abs(_mean(r.ret_acf_100ms for r in runs) - stats.ret_acf_100ms), arrival_s))
             mock["impact_arrival_s"] = min(arrival_trials)[1]
         if fit_informed and math.isfinite(stats.probe_markout_5s_bps):
             trials = []
             for share in INFORMED_GRID:
                 mock["spot"]["informed_share"] = mock["perp"]["informed_share"] = share
-                runs = [mock_stats(mock, check_seconds, s) for s in fit_seeds]
+                runs = [mock_stats(mock, check_seconds, s) for s in seeds]
                 trials.append((abs(_mean(r.probe_markout_5s_bps for r in runs) - stats.probe_markout_5s_bps), share))
             informed = min(trials)[1]
             mock["spot"]["informed_share"] = mock["perp"]["informed_share"] = informed
             # the signs were fitted with INFORMED_SHARE of the arrivals informed: keep the share of all
             # arrivals that are metaorder pieces, so the sign memory stays what was fitted
-            meta = min(0.99, flow.meta_share * (1 - INFORMED_SHARE) / (1 - informed))
+            meta = min(0.99, flow.meta_share * (1 - INFORMED_SHARE) / (1 - informed) * meta_factor)
             mock["spot"]["meta_share"] = mock["perp"]["meta_share"] = round(meta, 4)
-        runs = [mock_stats(mock, check_seconds, s) for s in fit_seeds]
+        if stats.impact_1s_bps > 0 and stats.impact_5s_bps > 0:  # how much of the push stays: impact 5 s / 1 s
+            want = math.log(stats.impact_5s_bps / stats.impact_1s_bps)
+            impact_trials = []
+            for permanent in PERMANENT_GRID:
+                for decay_s in DECAY_GRID_S:
+                    mock["impact_permanent_share"], mock["impact_decay_s"] = permanent, decay_s
+                    runs = [mock_stats(mock, check_seconds, s) for s in seeds]
+                    i1, i5 = _mean(r.impact_1s_bps for r in runs), _mean(r.impact_5s_bps for r in runs)
+                    if i1 > 0 and i5 > 0:
+                        impact_trials.append((abs(math.log(i5 / i1) - want), permanent, decay_s))
+            _, mock["impact_permanent_share"], mock["impact_decay_s"] = (
+                min(impact_trials) if impact_trials else (0.0, 0.5, 5.0)
+            )
+        if stats.sign_acf.get(1, 0.0) > 0:  # the full mock's own sign memory (its informed takers trade
+            # in runs too, which the flow-only fit counts as noise): the metaorder share, by lag 1
+            base_meta = mock["spot"]["meta_share"]
+            meta_trials = []
+            for factor in META_FACTORS:
+                meta = round(min(0.99, max(0.05, base_meta * factor)), 4)
+                mock["spot"]["meta_share"] = mock["perp"]["meta_share"] = meta
+                runs = [mock_stats(mock, check_seconds, s) for s in seeds]
+                meta_trials.append((abs(_mean(r.sign_acf.get(1, math.nan) for r in runs) - stats.sign_acf[1]), factor))
+            factor = min(meta_trials)[1]
+            meta_factor *= factor
+            mock["spot"]["meta_share"] = mock["perp"]["meta_share"] = round(min(0.99, max(0.05, base_meta * factor)), 4)
+        runs = [mock_stats(mock, check_seconds, s) for s in seeds]
         impact_1s = _mean(r.impact_1s_bps for r in runs)
         if impact_1s > 0 and stats.impact_1s_bps > 0:
             scale = min(5.0, max(0.2, stats.impact_1s_bps / impact_1s))
@@ -385,7 +447,7 @@ def add_market_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, help="--mock-config/--check: first mock seed (default: 1 to fit, 101 to score)"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="--check: mock seeds, their median is scored (default: 3)")
+    parser.add_argument("--seeds", type=int, default=5, help="--check: mock seeds, their median is scored (default: 5)")
     parser.add_argument("--minutes", type=float, help="--check: simulated minutes (default: the window's length)")
     parser.add_argument("--plot", metavar="PNG", help="--check: also draw the scorecard's plot here")
 
@@ -458,9 +520,9 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
         "size law, the makers' requote band (median mid move), new-queue share and refill time (sweep\n"
         "share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
-        f"at 5 s), impact and volatility, on mock seeds {args.seed} and {args.seed + 1}. Set, not fitted: impact\n"
-        "decay and permanent share. Score it on data and seeds it was not fitted on: --check with\n"
-        "another --window (its seeds start at 101)."
+        "at 5 s), impact persistence (impact at 5 s / 1 s), metaorder share (lag-1 sign autocorrelation),\n"
+        f"impact and volatility, on mock seeds {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"
+        "not fitted on: --check with another --window (its seeds start at 101)."
     )
     text = to_toml(mock, header, spot, perp)
     load_settings_text(text)  # what we write must load

@@ -26,7 +26,9 @@ def halves():
 def test_calibrate_on_the_first_half_and_score_on_the_second(halves) -> None:
     first_tape, first, second = halves
     # a cheaper fit than the command's (shorter flow simulations, one impact/volatility round)
-    mock = fit_mock_config(first, first_tape, symbol="BTC/USDT", flow_seconds=200, check_seconds=60, iterations=1)
+    mock = fit_mock_config(
+        first, first_tape, symbol="BTC/USDT", flow_seconds=200, check_seconds=60, iterations=1, fit_seeds=1
+    )
     settings = load_settings_text(to_toml(mock, "test", "BTC/USDT", "BTC/USDT:USDT"))
     assert settings.mock.flow_model == "hawkes"
     assert settings.mock.spot.tick_size == 0.01

@@ -26,6 +26,7 @@ from test_testnet_config_on_dialect import (
     fill_a_resting_quote,
     start_bot,
     trade_through_a_quote,
+    trade_until_hedged,
     venue_positions,
 )
 
@@ -55,8 +56,7 @@ async def test_binance_demo_config_trades_survives_kill_9_and_exits_clean(tmp_pa
         first = await start_bot(server, ledger, CONFIG)
         try:
             i = await first.wait_for("recovery.completed", timeout_s=30)
-            await trade_through_a_quote(server, first, after=i)
-            await first.wait_for("hedge.filled", timeout_s=30)
+            await trade_until_hedged(server, first, after=i)
             await until(lambda: any(o.symbol == SPOT_SYMBOL for o in server.exchange.open_orders()), 20.0,
                         "a resting spot quote")  # fmt: skip
             first.kill()

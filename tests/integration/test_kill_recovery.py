@@ -76,14 +76,15 @@ class BotProcess:
             if line.startswith(b"{"):
                 self.records.append(orjson.loads(line))
 
+    def index_of(self, name: str, after: int = 0, **fields: Any) -> int | None:
+        """Index of the first `name` event (with `fields`) at or after `after`, if any yet."""
+        return next((i for i in range(after, len(self.records)) if is_event(self.records[i], name, **fields)), None)
+
     async def wait_for(self, name: str, timeout_s: float = 15.0, after: int = 0, **fields: Any) -> int:
         """Index of the first `name` event (with `fields`) at or after `after`."""
 
         def found() -> int | None:
-            for i in range(after, len(self.records)):
-                if is_event(self.records[i], name, **fields):
-                    return i
-            return None
+            return self.index_of(name, after, **fields)
 
         await until(lambda: found() is not None or self.proc.returncode is not None, timeout_s, what=name)
         index = found()
@@ -91,6 +92,16 @@ class BotProcess:
             events = sorted({str(r.get("event")) for r in self.records})
             pytest.fail(f"bot exited ({self.proc.returncode}) before {name}; events seen: {events}")
         return index
+
+    async def wait_for_optional(self, name: str, timeout_s: float, after: int = 0, **fields: Any) -> int | None:
+        """Like `wait_for`, but None (no failure) if `name` has not come within `timeout_s`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self.index_of(name, after, **fields) is None and self.proc.returncode is None:
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            return None
+        return self.index_of(name, after, **fields)
 
     async def exit_code(self, timeout_s: float = 15.0) -> int:
         async with asyncio.timeout(timeout_s):
@@ -103,12 +114,12 @@ class BotProcess:
             self.proc.kill()
 
 
-def take_a_resting_quote(exchange: MockExchange, symbol: str) -> str | None:
-    """An outside taker trades through our best resting quote on `symbol` (the bid, else the ask) and
-    everything ahead of it; its client id. None if nothing of ours rests: after a kill the market
-    runs on, so its own takers may have filled our quotes first, or a cancel sent before the kill
-    may have taken the last one."""
-    ours = [o for o in exchange.open_orders() if o.symbol == symbol]
+def take_a_resting_quote(exchange: MockExchange, symbol: str, side: Side | None = None) -> str | None:
+    """An outside taker trades through our best resting quote on `symbol` (the bid, else the ask; only
+    our quotes on `side` if given) and everything ahead of it; its client id. None if nothing of ours
+    rests: after a kill the market runs on, so its own takers may have filled our quotes first, or a
+    cancel sent before the kill may have taken the last one."""
+    ours = [o for o in exchange.open_orders() if o.symbol == symbol and side in (None, o.side)]
     bids = [o for o in ours if o.side is Side.BUY]
     asks = [o for o in ours if o.side is Side.SELL]
     book = exchange.snapshot(symbol, exchange.now_ns)

@@ -297,3 +297,42 @@ def merge_context(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 
 def get_logger(name: str = "mmbot") -> Any:
     return structlog.get_logger(name)
+
+
+def info_writer(logger: Any) -> Callable[[str, Mapping[str, Any]], None]:
+    """`write(event, fields)` = `logger.info(event, **fields)`, for a batch command's per-event lines
+    (the replay's engine notes, ~3k-12k a run): the bound logger's own processors over the same event
+    dict, then its line logger's `info`, as structlog's `_process_event` runs them, without the three
+    calls and the two dict repacks around them (~11 -> ~6 us a line). `logger` is a bound logger
+    (`get_logger(...).bind()`); one that is not a structlog bound logger, or has info filtered out,
+    gets `logger.info` itself (or nothing, as `info` would write nothing)."""
+    try:
+        processors = logger._processors
+        context = logger._context
+        line_logger = logger._logger
+        enabled = logger.is_enabled_for(logging.INFO)
+    except AttributeError:  # not structlog's filtering bound logger: let it do its own work
+        return lambda event, fields: logger.info(event, **fields)
+    if not enabled:
+        return lambda event, fields: None
+    emit = line_logger.info
+
+    def write(event: str, fields: Mapping[str, Any]) -> None:
+        event_dict: Any = context.copy()
+        event_dict.update(fields)
+        event_dict["event"] = event
+        try:
+            for processor in processors:
+                event_dict = processor(line_logger, "info", event_dict)
+        except structlog.DropEvent:
+            return
+        if isinstance(event_dict, str | bytes | bytearray):
+            emit(event_dict)
+        elif isinstance(event_dict, tuple):
+            emit(*event_dict[0], **event_dict[1])
+        elif isinstance(event_dict, dict):
+            emit(**event_dict)
+        else:
+            raise ValueError("Last processor didn't return an appropriate value.")  # as structlog does
+
+    return write

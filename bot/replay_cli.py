@@ -25,7 +25,7 @@ from bot.app import build_engine, secret_values
 from bot.config import MarketConfig, ReplayConfig, Settings, load_settings
 from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind
-from bot.logs import bind_context, configure_logging, get_logger
+from bot.logs import bind_context, configure_logging, get_logger, info_writer
 from bot.output import write_json
 from bot.venues.binance import NATIVE_DECODER, BookTicker, read_recording_info
 from bot.venues.event_cache import CachedSource
@@ -178,6 +178,7 @@ class EngineDriver:
     def __init__(self, engine: Engine, log: Any) -> None:
         self.engine = engine
         self.log = log
+        self._info = info_writer(log)  # log.info(name, **fields), the same lines with less around them
         self.now_ns = engine.start_ns  # the replay clock: the time of the last event delivered
         self.events = 0
 
@@ -194,8 +195,9 @@ class EngineDriver:
         return commands
 
     def log_notes(self) -> None:
+        info = self._info
         for name, fields in self.engine.drain_notes():
-            self.log.info(name, **fields)
+            info(name, fields)
 
 
 def run_session(

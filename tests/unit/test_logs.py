@@ -30,6 +30,7 @@ from bot.logs import (
     clear_context,
     configure_logging,
     get_logger,
+    info_writer,
     render_json,
 )
 from bot.secret_names import looks_secret
@@ -328,3 +329,67 @@ def test_a_batch_command_writes_its_lines_unflushed_except_to_a_terminal(tty: bo
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
         assert [(r["event"], r["i"]) for r in lines] == [("batch.line", 0), ("batch.line", 1), ("batch.line", 2)]
     assert stream.flushes == 3 * flushes_per_line
+
+
+def written_both_ways(fmt: str, level: str, secrets: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The same notes through `logger.info` and through `info_writer(logger)`, under one configuration,
+    with their timestamps taken out."""
+    lines = []
+    notes = [
+        ("quote.updated", {"bid_px": 61800.12, "ask_px": 61801.5, "symbol": "ETH/USDT", "reason": "timer"}),
+        ("order.placed", {"client_id": "q-1", "price": 61831.45, "api_key": "k-123", "note": "uses s3cr3t"}),
+        ("risk.paused", {}),
+        ("order.filled", {"level": "mine", "ts": "mine", "size": 1}),  # overwritten by the processors
+    ]
+    for way in ("info", "writer"):
+        sink = io.StringIO()
+        configure_logging(fmt, level, secrets=secrets, stream=sink, flush_each_line=False)  # type: ignore[arg-type]
+        bind_context(run_id="r-1", venue="replay", symbol="BTC/USDT")
+        log = get_logger("mmbot.replay").bind()
+        write = info_writer(log)
+        for name, fields in notes:
+            if way == "info":
+                log.info(name, **fields)
+            else:
+                write(name, fields)
+        clear_context()
+        lines.append(re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z?", "<ts>", sink.getvalue()))
+    return lines[0].splitlines(), lines[1].splitlines()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "level", "secrets"),
+    [("json", "INFO", ()), ("json", "INFO", ("s3cr3t",)), ("console", "INFO", ()), ("json", "WARNING", ())],
+)
+def test_info_writer_writes_what_logger_info_writes(fmt: str, level: str, secrets: tuple[str, ...]) -> None:
+    by_info, by_writer = written_both_ways(fmt, level, secrets)
+    assert by_writer == by_info  # every byte but the timestamps: key order, redaction, console format
+    assert len(by_info) == (0 if level == "WARNING" else 4)
+    if fmt == "json" and by_info:
+        first = json.loads(by_info[0])
+        assert list(first) == ["bid_px", "ask_px", "symbol", "reason", "event", "run_id", "venue", "level", "ts"]
+        assert json.loads(by_writer[1])["api_key"] == REDACTED  # a secret-looking key, masked
+        assert ("s3cr3t" in "".join(by_writer)) == (not secrets)  # a registered secret: masked in any value
+
+
+def test_info_writer_honours_a_processor_that_drops_and_a_logger_that_is_not_structlogs() -> None:
+    sink = LogSink()
+    configure_logging("json", "INFO", stream=sink)
+
+    def drop(_logger: Any, _name: str, _event: Any) -> Any:
+        raise structlog.DropEvent
+
+    structlog.configure(processors=[drop])
+    info_writer(get_logger().bind())("quote.updated", {"n": 1})
+    assert sink.records == []
+
+    class Plain:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, dict[str, Any]]] = []
+
+        def info(self, event: str, **fields: Any) -> None:
+            self.seen.append((event, fields))
+
+    plain = Plain()
+    info_writer(plain)("order.placed", {"n": 2})
+    assert plain.seen == [("order.placed", {"n": 2})]

@@ -794,6 +794,12 @@ class RiskToxicityConfig(Section):
     check_full_bps: NonNegFloat = Field(
         1.0, description="... move per unit of call beyond noise (bps) at which the response is whole (0: no check)"
     )
+    predict_share: NonNegFloat = Field(
+        1.0, description="both quotes move by this share of the self-check's predicted move (β × flow score); 0: off"
+    )
+    widen_net: bool = Field(
+        True, description="a toxic side is widened by its intensity less the other side's (false: by its own)"
+    )
 
     @field_validator("signal_horizon_s")
     @classmethod

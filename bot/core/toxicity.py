@@ -28,10 +28,12 @@ the informed move is over); the response decays with a 2 s half-life once the si
 first defaults (30 s OFI, 5 s markouts over 60 s, 10 s half-life, a binary intensity) fired too rarely
 or too late; `mmbot simulate toxicity` and docs/risk.md give the measured comparison.
 
-The response per side, with intensity i in [0, 1]: widen that side by `i · e · widen_bps` of mid, and
-shift both quotes away from the toxic side by `i · e · skew_bps` of mid (a toxic bid means the price is
-falling: quote lower; a toxic ask: quote higher), where e in [0, 1] is the self-check's efficacy
-(`SignalCheck`): how far the flow score has predicted the mid on this market. Pure and synchronous;
+The response per side, with intensity i in [0, 1]: widen that side by `(i − i_other)⁺ · e · widen_bps`
+of mid (`widen_net`; `i · e · widen_bps` without it), and shift both quotes away from the toxic side by
+`(i_ask − i_bid) · e · skew_bps` of mid (a toxic bid means the price is falling: quote lower; a toxic
+ask: quote higher) plus `predict_share` of the predicted move `e · β · clip(flow score)` bps, where e
+in [0, 1] is the self-check's efficacy and β its measured move per unit of score (`SignalCheck`): how
+far, and how much, the flow score has predicted the mid on this market. Pure and synchronous;
 `now_ns` is always passed in.
 """
 
@@ -104,6 +106,13 @@ class ToxicityParams:
     check_halflife_s: float = 120.0
     check_z: float = 1.0
     check_full_bps: float = 1.0
+    # the response that says WHICH side is picked off (issue #16, round three): both quotes move by
+    # predict_share × the self-check's predicted move (β × the clipped flow score, bps, × efficacy),
+    # i.e. the quotes are centred on where the mid is expected to be check_horizon_s from now; and a
+    # side is widened by its intensity less the other side's (widen_net): both sides flagged at once
+    # says nothing about which one is picked off, and widening both only trades less
+    predict_share: float = 1.0
+    widen_net: bool = True
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -129,6 +138,8 @@ class ToxicityParams:
             raise ValueError("need 0 < check_sample_s <= check_horizon_s < check_halflife_s")
         if not (self.check_z >= 0 and self.check_full_bps >= 0):
             raise ValueError("check_z and check_full_bps must be >= 0")
+        if not (self.predict_share >= 0 and math.isfinite(self.predict_share)):
+            raise ValueError("predict_share must be finite and >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +390,7 @@ class SignalCheck:
     """
 
     __slots__ = (
-        "_full_bps", "_horizon_ns", "_mid_px", "_next_ns", "_pending", "_sample_ns", "_z", "efficacy",
+        "_full_bps", "_horizon_ns", "_mid_px", "_next_ns", "_pending", "_sample_ns", "_z", "beta", "efficacy",
         "n", "sxx", "sxy", "syy",
     )  # fmt: skip
 
@@ -396,6 +407,7 @@ class SignalCheck:
         self.sxy = DecayedSum(halflife_s)
         self.syy = DecayedSum(halflife_s)
         self.efficacy = 1.0 if full_bps == 0.0 else 0.0  # check off: never scales the response
+        self.beta = 0.0  # β as of the last resolved sample (0 before any, and with the check off)
 
     def update(self, now_ns: int, mid_px: float, call: float) -> None:
         if self._full_bps == 0.0:
@@ -415,6 +427,8 @@ class SignalCheck:
                 self.sxy.add(now_ns, x * y)
                 self.syy.add(now_ns, y * y)
             self.efficacy = ramp(self.lower_bps(now_ns), 0.0, self._full_bps)
+            sxx = self.sxx.value
+            self.beta = self.sxy.value / sxx if sxx > 0.0 else 0.0
         if now_ns >= self._next_ns:
             pending.append((now_ns + self._horizon_ns, call, mid))
             self._next_ns = now_ns + self._sample_ns
@@ -448,6 +462,7 @@ class ToxicityMonitor:
         self.ofi = 0.0
         self.flow = FlowScore(params.flow_halflife_s, params.flow_norm_halflife_s, params.flow_size_power)
         self.flow_score = 0.0  # > 0: buyers (threatens our ask), < 0: sellers (threatens our bid)
+        self.predicted_bps = 0.0
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
         self.check = SignalCheck(
@@ -498,7 +513,13 @@ class ToxicityMonitor:
             now_ns,
             self._pressure(-ask_bps, ofi, flow) if ask.state is TOXIC else 1.0,
         )
-        self.check.update(now_ns, mid_px, max(-CALL_CLIP, min(CALL_CLIP, flow)))
+        call = max(-CALL_CLIP, min(CALL_CLIP, flow))
+        check = self.check
+        check.update(now_ns, mid_px, call)
+        # the mid's expected move over the check's horizon, bps: what the calls have been worth on
+        # this market times the call now, scaled like every response by the efficacy (0 where one-sided
+        # flow has not predicted the price); a β below 0 predicts nothing (the efficacy is 0 then too)
+        self.predicted_bps = check.efficacy * max(0.0, check.beta) * call
 
     def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
         """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
@@ -514,15 +535,23 @@ class ToxicityMonitor:
         return self.check.efficacy
 
     def bid_extra_px(self, mid_px: float) -> float:
-        return self.bid.intensity * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
+        i = self.bid.intensity
+        if self.params.widen_net:
+            i = max(0.0, i - self.ask.intensity)
+        return i * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
 
     def ask_extra_px(self, mid_px: float) -> float:
-        return self.ask.intensity * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
+        i = self.ask.intensity
+        if self.params.widen_net:
+            i = max(0.0, i - self.bid.intensity)
+        return i * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
 
     def skew_px(self, mid_px: float) -> float:
-        """+ = both quotes up: away from a toxic ask (price rising), down away from a toxic bid."""
+        """+ = both quotes up: away from a toxic ask (price rising), down away from a toxic bid; plus
+        `predict_share` of the predicted move (up when buyers' flow has been calling rises)."""
+        p = self.params
         net = self.ask.intensity - self.bid.intensity
-        return net * self.check.efficacy * self.params.skew_bps * 1e-4 * mid_px
+        return (net * self.check.efficacy * p.skew_bps + p.predict_share * self.predicted_bps) * 1e-4 * mid_px
 
     def adverse_selection_loss_quote(self, horizon_s: float | None = None) -> float:
         """The adverse-selection loss at `horizon_s` (default: the signal horizon), quote currency, >= 0."""

@@ -7,7 +7,8 @@ The experiment (docs/risk.md, "The toxicity experiment"):
   and know the fair value `INFORMED_HORIZON_S` ahead; the seed comes from `--seed`.
 - Bot: the real engine from `bot.app.build_engine`, driven by `bot.sim.driver.run_simulation` on
   simulated time. The two runs differ in one thing only: the toxic-flow response (`[risk.toxicity]`
-  `widen_bps` and `skew_bps`) is zeroed in the guard-off run. Its monitor still runs (so the logs show
+  `widen_bps`, `skew_bps` and `predict_share`: `RESPONSE_OFF`) is zeroed in the guard-off run. Its
+  monitor still runs (so the logs show
   what it would have seen), but it shapes no quote.
 - Measure, from our own spot fills: the markout of a fill at horizon h is
   `(fair(t_fill + h) − fill_px) · side · size` in quote currency (side +1 for our buy), where
@@ -48,6 +49,8 @@ INFORMED_SHARE = 0.3  # share of spot taker arrivals that are informed
 INFORMED_HORIZON_S = 5.0  # informed takers know the fair value this far ahead
 HORIZONS_S = (0.0, 1.0, 5.0, 30.0)  # markout horizons; 0 = spread captured (edge at the fill)
 HEADLINE_HORIZON_S = 5.0  # the adverse-selection loss reported as `adverse_selection_loss`
+RESPONSE_OFF = {"widen_bps": 0.0, "skew_bps": 0.0, "predict_share": 0.0}
+"""The guard-off run's `[risk.toxicity]` keys: every way the monitor shapes a quote, switched off."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ def scenario_settings(base: Settings, seed: int, guard_on: bool) -> Settings:
     mock = mock.model_copy(update={"seed": seed, "informed_horizon_s": INFORMED_HORIZON_S, "spot": spot})
     risk = base.risk
     if not guard_on:
-        tox = risk.toxicity.model_copy(update={"widen_bps": 0.0, "skew_bps": 0.0})
+        tox = risk.toxicity.model_copy(update=RESPONSE_OFF)
         risk = risk.model_copy(update={"toxicity": tox})
     return base.model_copy(update={"mock": mock, "risk": risk})
 

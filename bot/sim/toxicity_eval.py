@@ -1,6 +1,7 @@
 """The toxic-flow guard's held-out evaluation: `mmbot simulate toxicity` over a declared set of seeds.
 
-`python -m bot.sim.toxicity_eval [--seeds 501-530] [--minutes 30] [--config FILE] [--jobs N]` runs
+`python -m bot.sim.toxicity_eval [--seeds 501-530] [--minutes 30] [--config FILE] [--market classic]
+[--jobs N]` runs
 `bot.sim.toxicity.compare` once per seed and prints one row per seed, then one JSON line: per seed the
 total cut (`reduction_pct`), the cut per unit of notional (`bps_reduction_pct`, from
 `adverse_selection_bps`), saved vs given up; and over the set the mean and the worst seed of each, and
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.sim.toxicity import compare, reduction_pct
+from bot.venues.mock.presets import classic_market
 
 TUNING_SEEDS: tuple[int, ...] = (*range(1, 11), *range(101, 121), *range(201, 221), *range(301, 331))
 """Seeds 1-10 (the first defaults), 101-120 (round one), 201-220 and 301-330 (looked at in round two)."""
@@ -75,13 +77,20 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         worst = min(rows, key=lambda r: r[key])
         out[key] = {"mean": round(sum(r[key] for r in rows) / len(rows), 3), "worst": worst[key],
                     "worst_seed": worst["seed"]}  # fmt: skip
-    out["spread_given_up_above_saved"] = [r["seed"] for r in rows if r["spread_given_up"] > r["adverse_selection_saved"]]
+    out["spread_given_up_above_saved"] = [
+        r["seed"] for r in rows if r["spread_given_up"] > r["adverse_selection_saved"]
+    ]
     out["below_bar"] = [r["seed"] for r in rows if not r["meets_bar"]]
     return out
 
 
-def _run_seed(config: str | None, seed: int, minutes: float) -> dict[str, Any]:
-    return seed_row(compare(load_settings(config), seed, minutes * 60.0))
+def _settings(config: str | None, classic: bool) -> Settings:
+    settings = load_settings(config)
+    return settings.model_copy(update={"mock": classic_market(settings.mock)}) if classic else settings
+
+
+def _run_seed(config: str | None, classic: bool, seed: int, minutes: float) -> dict[str, Any]:
+    return seed_row(compare(_settings(config, classic), seed, minutes * 60.0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,11 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=parse_seeds, default=EVALUATION_SEEDS, help="N-M,K (default: 501-530)")
     parser.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run (default: 30)")
     parser.add_argument("--config", metavar="FILE")
+    parser.add_argument(
+        "--market", choices=("config", "classic"), default="config",
+        help="the config's [mock] market, or the classic one the guard was first built on (presets.classic_market)",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (default: 1)")
     args = parser.parse_args(argv)
-    load_settings(args.config)  # a bad config fails here, once, not in every worker
+    classic = args.market == "classic"
+    _settings(args.config, classic)  # a bad config fails here, once, not in every worker
+    n = len(args.seeds)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        rows = list(pool.map(_run_seed, [args.config] * len(args.seeds), args.seeds, [args.minutes] * len(args.seeds)))
+        rows = list(pool.map(_run_seed, [args.config] * n, [classic] * n, args.seeds, [args.minutes] * n))
     for r in rows:
         print(
             f"seed {r['seed']:>4}: total {r['reduction_pct']:6.1f} %  per unit {r['bps_reduction_pct']:6.1f} % "
@@ -101,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"given up {r['spread_given_up']:6.2f}  pnl {r['pnl_off']:7.2f} -> {r['pnl_on']:7.2f}  "
             f"fills {r['fills_off']} -> {r['fills_on']}{'' if r['meets_bar'] else '  BELOW BAR'}"
         )
-    print(json.dumps({"config": args.config or "config/default.toml", "minutes": args.minutes,
+    print(json.dumps({"config": args.config or "config/default.toml", "market": args.market, "minutes": args.minutes,
                       "summary": summarise(rows), "rows": rows}))  # fmt: skip
     return 0
 

@@ -5,7 +5,8 @@ recording's later mids.
 `mmbot simulate toxicity --json` (`guard_off`, `guard_on`, `reduction_pct`, `bps_reduction_pct`,
 `adverse_selection_saved`, `spread_given_up`, `pnl_change`, and `guard_on_check`: what the guard's
 self-check did, `bot/core/toxicity.SignalCheck`). The two runs differ only in the guard's
-response (`widen_bps` = `skew_bps` = 0 in the off run), as in the mock experiment. A fill's markout at
+response (`RESPONSE_OFF`: `widen_bps` = `skew_bps` = `predict_share` = 0 in the off run), as in the mock
+experiment. A fill's markout at
 h is `(mid(t_fill + h) − fill_px)·side·size` with `mid(t)` the recorded book's mid in force at t (no
 hidden fair value exists for real data; our own simulated quotes are not in the recorded book, so
 they cannot move this yardstick); loss = `Σ max(0, −markout)` at 5 s; spread captured = the sum at 0.

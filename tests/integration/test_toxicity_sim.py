@@ -11,6 +11,7 @@ from bot.cli import main
 from bot.config import RiskToxicityConfig, Settings, load_settings
 from bot.sim.toxicity import (
     HEADLINE_HORIZON_S,
+    RESPONSE_OFF,
     FairValueTape,
     FillRecord,
     cmd_simulate_toxicity,
@@ -86,11 +87,11 @@ def test_the_two_runs_differ_only_in_the_toxic_flow_response() -> None:
     off = scenario_settings(base, seed=7, guard_on=False)
     on = scenario_settings(base, seed=7, guard_on=True)
     assert off.mock == on.mock and off.mock.seed == 7 and off.mock.spot.informed_share > 0
-    assert (off.risk.toxicity.widen_bps, off.risk.toxicity.skew_bps) == (0.0, 0.0)
+    assert (off.risk.toxicity.widen_bps, off.risk.toxicity.skew_bps, off.risk.toxicity.predict_share) == (0, 0, 0)
     assert on.risk.toxicity == base.risk.toxicity
     for name in ("quoter", "hedger", "estimator", "runtime", "market"):
         assert getattr(off, name) == getattr(on, name)
-    fields = set(type(off.risk.toxicity).model_fields) - {"widen_bps", "skew_bps"}
+    fields = set(type(off.risk.toxicity).model_fields) - set(RESPONSE_OFF)
     assert all(getattr(off.risk.toxicity, f) == getattr(on.risk.toxicity, f) for f in fields)
 
 
@@ -105,6 +106,11 @@ def test_guard_cuts_adverse_selection_and_the_seed_fixes_the_result() -> None:
     assert on["risk_events"].get("risk.toxic", 0) > 0  # the guard fired, and was logged as risk.*
     assert on["adverse_selection_loss"] < off["adverse_selection_loss"]
     assert first["reduction_pct"] > 0.0
+    # and not by trading less (issue #16, round three): the loss per unit of notional falls by >= 15 %
+    # while the guard keeps at least half the guard-off volume (the response that widened each
+    # flagged side by its own intensity kept 37 % of the fills here, centred on the current mid)
+    assert reduction_pct(off["adverse_selection_bps"], on["adverse_selection_bps"]) >= 15.0
+    assert on["volume_quote"] >= 0.5 * off["volume_quote"]
     assert compare(base, seed=1, duration_s=180.0) == first
 
 

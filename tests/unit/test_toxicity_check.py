@@ -55,8 +55,9 @@ def test_calls_that_come_true_get_the_whole_response() -> None:
     assert monitor.efficacy == 1.0
     side = monitor.ask if monitor.flow_score > 0 else monitor.bid
     assert side.intensity > 0.5
+    other = monitor.bid if side is monitor.ask else monitor.ask
     extra = monitor.ask_extra_px(100.0) if monitor.flow_score > 0 else monitor.bid_extra_px(100.0)
-    assert extra == pytest.approx(side.intensity * 15e-4 * 100.0)
+    assert extra == pytest.approx((side.intensity - other.intensity) * 15e-4 * 100.0)  # widen_net
 
 
 @pytest.mark.parametrize("move_with_flow", [0.0, -1.0])  # flow that says nothing / that reverts

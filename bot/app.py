@@ -37,8 +37,14 @@ NS_PER_S = 1_000_000_000
 
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret, so the log redactor can mask it wherever it appears."""
+    from bot.config import VENUE_SECRET_KEYS, CcxtVenueConfig
+
     ccxt = settings.ccxt
-    return [s.get_secret_value() for s in (ccxt.api_key, ccxt.api_secret, ccxt.api_password) if s is not None]
+    secrets = [s for s in (ccxt.api_key, ccxt.api_secret, ccxt.api_password) if s is not None]
+    for venue in settings.market.venues.values():  # a multi-venue session's ccxt venues: each its own keys
+        if isinstance(venue, CcxtVenueConfig):
+            secrets.extend(s for s in (getattr(venue, key) for key in VENUE_SECRET_KEYS) if s is not None)
+    return [s.get_secret_value() for s in secrets]
 
 
 class VenueStartError(Exception):
@@ -201,12 +207,20 @@ def build_venue(settings: Settings) -> tuple[Venue, Any]:
         from bot.venues.mock.venues import MockVenues, MultiMockVenue
 
         used = {name: settings.market.venues[name] for name in settings.market.session_venues()}
-        servers = {name: cfg for name, cfg in used.items() if isinstance(cfg, WsVenueConfig)}
-        if servers:  # every venue a mock exchange server (the config allows no mix), on the wall clock
-            from bot.venues.mock.client import WsMockVenue
+        if not settings.market.in_process():  # mock servers and ccxt exchanges (no in-process mock), wall clock
             from bot.venues.venue_set import VenueSet
 
-            return VenueSet({name: WsMockVenue(cfg.url) for name, cfg in servers.items()}), time.time_ns
+            adapters: dict[str, Venue] = {}
+            for name, cfg in used.items():
+                if isinstance(cfg, WsVenueConfig):
+                    from bot.venues.mock.client import WsMockVenue
+
+                    adapters[name] = WsMockVenue(cfg.url)
+                else:
+                    from bot.venues.ccxt_venue import CcxtVenue
+
+                    adapters[name] = CcxtVenue(settings.ccxt_config_of(name))  # mainnet refused, keys: ConfigError
+            return VenueSet(adapters), time.time_ns
         start_ns = time.time_ns()
         mocks = {name: cfg for name, cfg in used.items() if isinstance(cfg, MockVenueConfig)}
         group = MockVenues(settings.mock, mocks, start_ns=start_ns)

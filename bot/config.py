@@ -142,13 +142,41 @@ class WsVenueConfig(Section):
         return value
 
 
+class CcxtVenueConfig(Section):
+    """One venue of a multi-venue session on an exchange through ccxt (bot/venues/ccxt_venue.py): its
+    exchange, mode and keys, configured once; every other ccxt setting is [ccxt]'s. Its spot symbol is
+    its `quote_on` entry's (else market.spot_symbol), its perp market.perp_symbol when it is the hedge
+    venue. Keys only from the environment: MMBOT__MARKET__VENUES__<NAME>__API_KEY, ..._API_SECRET,
+    ..._API_PASSWORD (okx passphrase), never from a file; the mainnet guard is [ccxt]'s."""
+
+    kind: Literal["ccxt"] = Field(description='"ccxt": an exchange through ccxt (paper, testnet or demo)')
+    exchange: Literal["bybit", "binance", "okx"] = Field(description="the ccxt exchange id")
+    mode: Literal["paper", "testnet", "demo"] = Field(
+        "paper", description='"paper": public data, simulated fills (no keys); "testnet"/"demo": the sandbox'
+    )
+    sandbox_url_base: str | None = Field(
+        None, description="loopback only: every ccxt URL of this venue goes to a dialect server (see [ccxt])"
+    )
+    spot_base_allocation: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="base balance on this venue that is not inventory (see [ccxt])"
+    )
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    api_password: SecretStr | None = None
+
+
+VENUE_SECRET_KEYS = ("api_key", "api_secret", "api_password")
+
+
 def _venue_kind(value: Any) -> str:
     return str(value.get("kind", "mock") if isinstance(value, dict) else getattr(value, "kind", "mock"))
 
 
 # tagged by `kind` (absent: "mock"), so a bad entry is reported against its own kind's fields only
 VenueConfig = Annotated[
-    Annotated[MockVenueConfig, Tag("mock")] | Annotated[WsVenueConfig, Tag("ws")],
+    Annotated[MockVenueConfig, Tag("mock")]
+    | Annotated[WsVenueConfig, Tag("ws")]
+    | Annotated[CcxtVenueConfig, Tag("ccxt")],
     Discriminator(_venue_kind),
 ]
 
@@ -170,7 +198,9 @@ class MarketConfig(Section):
     venues: dict[VenueName, VenueConfig] = Field(
         default_factory=dict,
         description="the venues of a multi-venue session, each once ([market.venues.NAME]): all in-process "
-        'mocks (kind "mock", the default: one fair value, simulated time) or all mock servers (kind "ws", url)',
+        'mocks (kind "mock", the default: one fair value, simulated time), or any mix of mock servers (kind "ws", '
+        'url) and exchanges through ccxt (kind "ccxt": exchange, mode, sandbox_url_base, spot_base_allocation; '
+        "keys only from MMBOT__MARKET__VENUES__<NAME>__API_KEY / _API_SECRET / _API_PASSWORD)",
     )
 
     @model_validator(mode="after")
@@ -186,15 +216,20 @@ class MarketConfig(Section):
         if self.quote_on and self.hedge_venue and self.hedge_venue not in self.venues:
             raise ValueError(f"hedge_venue: {self.hedge_venue!r} is not a key of market.venues")
         kinds = {name: venue.kind for name, venue in self.venues.items() if name in self.session_venues()}
-        if len(set(kinds.values())) > 1:  # the in-process mock's simulated clock is not the servers' wall clock
-            ws = sorted(name for name, kind in kinds.items() if kind == "ws")
-            raise ValueError(f'venues: {", ".join(ws)}: a session\'s venues are all kind "mock" or all "ws"')
+        if "mock" in kinds.values() and len(set(kinds.values())) > 1:
+            # the in-process mock's simulated clock is not the wall clock of servers and exchanges
+            others = sorted(name for name, kind in kinds.items() if kind != "mock")
+            raise ValueError(f'venues: {", ".join(others)}: a session\'s venues are all kind "mock" or none (ws, ccxt)')
         return self
 
     def session_venues(self) -> list[str]:
         """The venues a multi-venue session uses: the quoted ones, main first, then the hedge venue."""
         names = [m.venue for m in self.quote_on]
         return [*names, self.hedge_venue] if self.hedge_venue and self.hedge_venue not in names else names
+
+    def in_process(self) -> bool:
+        """Every venue of the session an in-process mock (kind "mock"): simulated time, the [mock] market."""
+        return all(isinstance(self.venues.get(name), MockVenueConfig) for name in self.session_venues())
 
 
 class QuoterConfig(Section):
@@ -935,10 +970,44 @@ class Settings(BaseSettings):
         deal = next((v for v in self.deal.venues if v.name == market.venue), None)
         return (market.venue, deal.as_risk_obligation()) if deal is not None else None
 
+    @model_validator(mode="after")
+    def _ccxt_venues_valid(self) -> Settings:
+        """Each ccxt venue's effective [ccxt] settings pass [ccxt]'s own checks (loopback sandbox URL,
+        the exchange's modes), reported against the venue."""
+        for name, venue in self.market.venues.items():
+            if isinstance(venue, CcxtVenueConfig) and name in self.market.session_venues():
+                try:
+                    self.ccxt_config_of(name)
+                except ValidationError as exc:
+                    error = exc.errors(include_url=False)[0]
+                    field = ".".join(str(p) for p in error["loc"])
+                    raise ValueError(
+                        f"market.venues.{name}.{field}: {error['msg'].removeprefix('Value error, ')}"
+                    ) from None
+        return self
+
+    def ccxt_config_of(self, name: str) -> CcxtConfig:
+        """[ccxt] with venue `name`'s exchange, mode, sandbox URL, allocation, keys and symbols."""
+        venue = self.market.venues[name]
+        assert isinstance(venue, CcxtVenueConfig)
+        market = self.market
+        spot = next((m.symbol for m in market.quote_on if m.venue == name and m.symbol), None)
+        own = {
+            "exchange": venue.exchange,
+            "mode": venue.mode,
+            "sandbox_url_base": venue.sandbox_url_base,
+            "spot_base_allocation": venue.spot_base_allocation,
+            "spot_symbol": spot or market.spot_symbol,
+            "perp_symbol": market.perp_symbol if name == market.hedge_venue else "",
+            **{key: getattr(venue, key) for key in VENUE_SECRET_KEYS},
+        }
+        return CcxtConfig(**{**self.ccxt.model_dump(), **own})
+
     @property
     def multi_venue(self) -> bool:
-        """True when the session quotes several venues: `market.quote_on` on the in-process mock. With a
-        websocket mock or ccxt (one venue), the session quotes `market.spot_symbol` on that venue."""
+        """True when the session quotes several venues: `market.quote_on` (runtime.venue "mock": its
+        venues are in-process mocks, or mock servers and ccxt exchanges, `market.venues`). With
+        runtime.venue a websocket mock or ccxt (one venue), the session quotes `market.spot_symbol` there."""
         return bool(self.market.quote_on) and self.runtime.venue == "mock"
 
     @field_validator("*", mode="after")
@@ -960,7 +1029,7 @@ class Settings(BaseSettings):
                 f"quoter.order_size_base: the largest quote level ({largest:g} base) is above "
                 f"risk.inventory_hard_base ({hard:g}): one fill would pass the hard inventory limit"
             )
-        if self.runtime.venue == "mock":
+        if self.runtime.venue == "mock" and (not self.market.quote_on or self.market.in_process()):
             spot = self.mock.spot
             check_instrument_bounds(self, spot.lot_size, self.mock.initial_px, spot.min_notional_quote, ValueError)
         return self
@@ -1054,6 +1123,14 @@ def load_settings(
                 f"config error: {section}.{key}: secrets are read only from the environment "
                 f"(MMBOT__{section.upper()}__{key.upper()}), never from a config file"
             )
+    venues = data.get("market", {}).get("venues", {}) if isinstance(data.get("market"), dict) else {}
+    for name, venue in venues.items() if isinstance(venues, dict) else ():
+        for key in VENUE_SECRET_KEYS if isinstance(venue, dict) else ():
+            if key in venue:
+                raise ConfigError(
+                    f"config error: market.venues.{name}.{key}: secrets are read only from the environment "
+                    f"(MMBOT__MARKET__VENUES__{str(name).upper()}__{key.upper()}), never from a config file"
+                )
     check_environment(os.environ if environ is None else environ)
     for section, values in (overrides or {}).items():
         merged = dict(data.get(section, {}))

@@ -556,8 +556,12 @@ class Engine:
 
     def _sale_orders(self, sale: SaleExecutor, now_ns: int) -> list[Command]:
         q, desk = self.quoter, self.desk
+        decision = q.risk_decision  # the main market's guard at its last requote
         can_trade = (
             not self.stopping
+            # a paused or halted guard (a drawdown) stops the sale too, not only the quotes: a sale
+            # order left resting through a halt was the 24-h soak's 7 `open_after_pause` violations
+            and not (decision.pause or decision.halt)
             and now_ns - self.start_ns >= self.p.warmup_ns
             and q.book.is_valid
             and not q.stale

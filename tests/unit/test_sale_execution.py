@@ -211,3 +211,33 @@ def test_finished_sale_orders_are_pruned_so_memory_stays_flat() -> None:
         now += 2
     sale.on_timer(now, 9_990, 10_010, can_trade=True)
     assert len(sale.orders.orders) <= 10_001
+
+
+def test_a_halted_guard_stops_the_sale_as_it_stops_the_quotes() -> None:
+    """A drawdown halt pulls every order on the market, the sale's too (regression: the sale order
+    stayed open through the halt, the 24-h soak's `open_after_pause` violations s-rN-x)."""
+    now = DAY // 4
+    engine = make_engine(SaleExecutor(PARAMS, SPOT, client_id_prefix="s"))
+    books(engine, now, 1)
+    (order,) = sale_orders(engine.apply(Timer(now, now), now))
+    engine.apply(OrderAccepted(SPOT.symbol, order.client_id, "v1", now, now), now)
+    # two breaches within the halt window: the shared loss guard halts for good
+    loss = engine.loss
+    loss.update(0.0, now)
+    loss.update(-1e9, now + 1)
+    resume = now + 1 + round(engine.p.risk.pause_cooldown_s * SEC)
+    assert resume - now < engine.p.risk.halt_window_s * SEC
+    loss.update(0.0, resume)  # the cooldown over: active again
+    loss.update(-1e9, resume + 1)
+    assert loss.state == "halted"
+    now = resume + 2 * SEC
+    books(engine, now, 2)
+    engine.requote(now)  # the guard's decision is now a halt
+    assert engine.quoter.risk_decision.halt
+    cmds = engine.apply(Timer(now, now), now)
+    assert [getattr(c, "client_id", None) for c in cmds if type(c).__name__ == "CancelOrder"] == [order.client_id]
+    engine.apply(OrderCanceled(SPOT.symbol, order.client_id, "requested", now, now), now)
+    for step in range(1, 5):  # and no new sale order while halted
+        t = now + step * SEC
+        assert sale_orders(engine.apply(Timer(t, t), t)) == []
+    assert engine.p.sale is not None and engine.p.sale.open_orders() == 0

@@ -17,8 +17,9 @@ Invariants (names as they appear in the report):
   the fills it delivered before it, and after the step the engine's position equals it too; a
   `position.mismatch` note (the engine found it had drifted) is a violation as well.
 - `fill_lost`: at the end every fill any exchange executed has reached the engine.
-- `open_after_pause`: while a venue's risk guard pauses or halts, no quote stays open on that venue
-  longer than `cancel_bound` once the venue is reachable.
+- `open_after_pause`: while a venue's risk guard pauses or halts, no order on its spot market (a
+  quote, or the deal's sale on the main venue) stays open longer than `cancel_bound` once the venue
+  is reachable.
 - `open_after_shutdown`: after shutdown no order (quote or hedge) is open on any exchange.
 - `stale_quote`: no quote is open on a venue while that venue's spot feed has been silent for longer
   than `stale_feed_ms + cancel_bound` (counted from when the venue is reachable again).

@@ -24,12 +24,20 @@ from bot.config import Settings, load_settings
 from bot.sim.toxicity import compare, reduction_pct
 from bot.venues.mock.presets import classic_market
 
-TUNING_SEEDS: tuple[int, ...] = (*range(1, 11), *range(101, 121), *range(201, 221), *range(301, 331))
-"""Seeds 1-10 (the first defaults), 101-120 (round one), 201-220 and 301-330 (looked at in round two)."""
+TUNING_SEEDS: tuple[int, ...] = (
+    *range(1, 11), *range(101, 121), *range(201, 221), *range(301, 331), *range(701, 741)
+)  # fmt: skip
+"""Seeds 1-10 (the first defaults), 101-120 (round one), 201-220 and 301-330 (looked at in round two),
+701-740 (the altcoin market's tuning seeds, round four, session 7)."""
 
 EVALUATION_SEEDS: tuple[int, ...] = tuple(range(501, 531))
 """Declared before any run of them (issue #16, round three, 01:40 UTC 2026-12-07): the verdict is at the
-command's default 30 minutes; the 10-minute runs of the earlier rounds are reported beside it."""
+command's default 30 minutes; the 10-minute runs of the earlier rounds are reported beside it. Their altcoin
+(config/default.toml) results have been seen (round three: 30 of 30 below the bar)."""
+
+ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(601, 631))
+"""Declared before any run of them (issue #16, round four, session 7, 07:45 UTC 2026-12-07): the held-out
+set for a guard tuned on the altcoin market (seeds 701-740), 30 minutes: `--seeds 601-630`."""
 
 BAR_TOTAL_PCT = 30.0
 BAR_PER_UNIT_PCT = 15.0

@@ -6,12 +6,21 @@ import argparse
 
 import pytest
 
-from bot.sim.toxicity_eval import EVALUATION_SEEDS, TUNING_SEEDS, parse_seeds, seed_row, summarise
+from bot.sim.toxicity_eval import (
+    ALTCOIN_EVALUATION_SEEDS,
+    EVALUATION_SEEDS,
+    TUNING_SEEDS,
+    parse_seeds,
+    seed_row,
+    summarise,
+)
 
 
 def test_evaluation_seeds_were_never_tuning_seeds() -> None:
     assert len(EVALUATION_SEEDS) >= 20
     assert not set(EVALUATION_SEEDS) & set(TUNING_SEEDS)
+    assert len(ALTCOIN_EVALUATION_SEEDS) >= 20
+    assert not set(ALTCOIN_EVALUATION_SEEDS) & (set(TUNING_SEEDS) | set(EVALUATION_SEEDS))
 
 
 def test_parse_seeds() -> None:

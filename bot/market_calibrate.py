@@ -17,10 +17,10 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
 * sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at 20x the p99.
 * the rest in two rounds of full mock runs (`bot.venues.mock.record`, read back by `market_stats`, each
   as long as the recording, seeds `seed` .. `seed + fit_seeds - 1` (4), averaged): the makers' requote
-  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move is nearest the recording's (a
-  sticky book that jumps); the share a new queue starts with and its refill time (NEW_LEVEL_GRID x
-  REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues just after a move); the
-  impact arrival time from ARRIVAL_GRID_S whose 100 ms return autocorrelation is nearest the
+  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move and mid moves per second are
+  nearest the recording's (a sticky book that jumps); the share a new queue starts with and its refill
+  time (NEW_LEVEL_GRID x REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues
+  just after a move); the impact arrival time from ARRIVAL_GRID_S whose 100 ms return autocorrelation is nearest the
   recording's (a push spread over several 100 ms steps makes returns trend); the informed share from
   INFORMED_GRID whose passive-bid markout at 5 s is nearest the recording's; the impact's permanent
   share and transient half-life (PERMANENT_GRID x DECAY_GRID_S) whose impact at 5 s over impact at 1 s
@@ -274,9 +274,14 @@ def fit_mock_config(
     meta_factor = 1.0  # the full mock's correction of the flow-only metaorder share (below)
     for _ in range(iterations):
         if math.isfinite(stats.mid_move_median_bps):  # the requote band sets how far a move of the mid goes
+            # ... and, with it, how often the mid moves: a narrow band moves it by less, more often. Both
+            # are targets (summed log ratios); fitted to the size alone, the perp's mid moved 2x too often
             grid = [{"bg_requote_bps": b} for b in REQUOTE_GRID_BPS]
+            also = []
+            if math.isfinite(stats.mid_moves_per_s) and stats.mid_moves_per_s > 0:
+                also = [(lambda r: r.mid_moves_per_s, stats.mid_moves_per_s)]
             best = _best_of(
-                mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, seeds
+                mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, seeds, also
             )
             mock["spot"].update(best)
             mock["perp"].update(best)
@@ -350,15 +355,20 @@ def _best_of(
     target: float,
     seconds: float,
     seeds: Iterable[int],
+    also: Iterable[tuple[Callable[[MarketStats], float], float]] = (),
 ) -> dict[str, float]:
     """The spot-market settings in `grid` whose mock statistic `get` (mean over `seeds`) is nearest
-    `target` in log ratio (both positive); the first of the grid when none is measurable."""
+    `target` in log ratio (both positive), plus the log ratios of the `also` (statistic, target) pairs;
+    the first of the grid when none is measurable."""
+    targets = [(get, target), *also]
+    seeds = tuple(seeds)
     trials = []
     for i, settings in enumerate(grid):
         trial = {**mock, "spot": {**mock["spot"], **settings}}
-        got = _mean(get(mock_stats(trial, seconds, s)) for s in seeds)
-        if math.isfinite(got) and got > 0:
-            trials.append((abs(math.log(got / target)), i))
+        runs = [mock_stats(trial, seconds, s) for s in seeds]
+        gots = [_mean(g(r) for r in runs) for g, _ in targets]
+        if all(math.isfinite(got) and got > 0 for got in gots):
+            trials.append((sum(abs(math.log(got / t)) for got, (_, t) in zip(gots, targets, strict=True)), i))
     return grid[min(trials)[1]] if trials else grid[0]
 
 
@@ -518,8 +528,8 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         " (bot/market_calibrate.py, docs/mock-market.md)\n"
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
-        "size law, the makers' requote band (median mid move), new-queue share and refill time (sweep\n"
-        "share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
+        "size law, the makers' requote band (median mid move and move rate), new-queue share and refill\n"
+        "time (sweep share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
         "at 5 s), impact persistence (impact at 5 s / 1 s), metaorder share (lag-1 sign autocorrelation),\n"
         f"impact and volatility, on mock seeds {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"
         "not fitted on: --check with another --window (its seeds start at 101)."

@@ -95,3 +95,30 @@ def test_a_perp_recording_alone_is_scored_as_the_market(capsys) -> None:
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     # the recording's column is the perp's own market (its sizes: p50 0.024 BTC in this file, the spot's 0.004)
     assert rows["size p50"]["real"] > 0.01
+
+
+def test_the_requote_band_is_chosen_by_move_size_and_move_rate_together(monkeypatch) -> None:
+    """`_best_of` with `also` sums the log ratios: a band whose size alone is nearest loses to one
+    that is off by a little on size and right on rate (hand-computed below)."""
+    from types import SimpleNamespace
+
+    import bot.market_calibrate as mc
+
+    # band -> (median move bps, moves per s); target (0.5 bps, 1.0 /s)
+    fake = {0.25: (0.45, 2.2), 0.5: (0.6, 1.05), 1.0: (1.2, 0.5)}
+    monkeypatch.setattr(
+        mc,
+        "mock_stats",
+        lambda mock, seconds, seed: SimpleNamespace(
+            mid_move_median_bps=fake[mock["spot"]["bg_requote_bps"]][0],
+            mid_moves_per_s=fake[mock["spot"]["bg_requote_bps"]][1],
+        ),
+    )
+    grid = [{"bg_requote_bps": b} for b in fake]
+    mock = {"spot": {"bg_requote_bps": 0.0}}
+    size = (lambda r: r.mid_move_median_bps, 0.5)
+    rate = (lambda r: r.mid_moves_per_s, 1.0)
+    # size alone: |ln 0.9| = 0.105 beats |ln 1.2| = 0.182
+    assert mc._best_of(mock, grid, *size, 60.0, (1, 2)) == {"bg_requote_bps": 0.25}
+    # with the rate: 0.105 + ln 2.2 = 0.894 against 0.182 + ln 1.05 = 0.231 and ln 2.4 + ln 2 = 1.57
+    assert mc._best_of(mock, grid, *size, 60.0, (1, 2), [rate]) == {"bg_requote_bps": 0.5}

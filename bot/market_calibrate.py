@@ -62,6 +62,10 @@ OUTER_REACH_BPS = 60.0  # the deep levels cover this far from the mid (beyond th
 SIGN_LAGS = (1, 2, 5, 10, 20, 50, 100)  # the scorecard's lags
 PERMANENT_GRID = (0.2, 0.35, 0.5, 0.7, 1.0)  # impact_permanent_share, by the impact at 5 s / at 1 s
 DECAY_GRID_S = (2.0, 5.0, 15.0)  # impact_decay_s (the transient part's half-life)
+# meta_len_alpha, the metaorder length's Pareto tail: the signs' autocorrelation decays like
+# lag^-(alpha - 1), so 1.1-1.8 is long memory and 2.2-3 a memory that is gone by lag 20-100 (a
+# recording whose long-lag values are at or below zero, the held-out ETHUSDT slice's lags 20 and 100)
+META_ALPHA_GRID = (1.1, 1.2, 1.35, 1.5, 1.8, 2.2, 3.0)
 META_FACTORS = (0.6, 0.75, 0.9, 1.0, 1.15)  # x the metaorder share, by the full mock's lag-1 sign autocorrelation
 
 
@@ -154,7 +158,7 @@ def fit_flow(stats: MarketStats, seed: int = 1, seconds: float | None = None) ->
     target = {f"acf{lag}": stats.sign_acf[lag] for lag in SIGN_LAGS}
     best = None
     for share in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97):
-        for alpha in (1.1, 1.2, 1.35, 1.5, 1.8):
+        for alpha in META_ALPHA_GRID:
             for len_min in (1.0, 4.0, 10.0):
                 trial = FlowFit(fit.base_per_s, fit.branching, fit.decay_per_s, share, alpha, len_min)
                 got = flow_only_stats(trial, 3 * seconds, seed, window)  # long memory: many windows

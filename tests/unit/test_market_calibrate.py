@@ -122,3 +122,38 @@ def test_the_requote_band_is_chosen_by_move_size_and_move_rate_together(monkeypa
     assert mc._best_of(mock, grid, *size, 60.0, (1, 2)) == {"bg_requote_bps": 0.25}
     # with the rate: 0.105 + ln 2.2 = 0.894 against 0.182 + ln 1.05 = 0.231 and ln 2.4 + ln 2 = 1.57
     assert mc._best_of(mock, grid, *size, 60.0, (1, 2), [rate]) == {"bg_requote_bps": 0.5}
+
+
+def _flow_stats(truth, seconds: float, seed: int):
+    """A synthetic recording: the flow statistics of a known metaorder flow, in a MarketStats."""
+    import dataclasses
+    import math
+
+    from bot.market_calibrate import SIGN_LAGS, flow_only_stats
+    from bot.market_stats import MarketStats
+
+    got = flow_only_stats(truth, seconds, seed)
+    fields: dict[str, object] = {f.name: math.nan for f in dataclasses.fields(MarketStats)}
+    fields.update(
+        duration_s=seconds,
+        orders_per_s=got["rate"],
+        fano_1s=got["fano"],
+        gap_under_10ms_share=got["gap10"],
+        gap_median_ms=got["gap_median"],
+        sign_acf={k: got[f"acf{k}"] for k in SIGN_LAGS},
+        vol_bps_per_sqrt_s={},
+    )
+    return MarketStats(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("alpha", "lo", "hi"), [(3.0, 2.2, 3.0), (1.35, 1.2, 1.5)])
+def test_the_metaorder_length_tail_is_recovered_from_a_synthetic_tape(alpha: float, lo: float, hi: float) -> None:
+    # Known flow (seed 7), fitted with the fit's own seed 1: the Pareto tail alpha comes back within
+    # one grid step. A short memory (alpha 3: sign autocorrelation ~0 from lag 20) needs the grid's
+    # 2.2-3 end; before it the fit could only answer 1.8, a memory that lasts past lag 100.
+    from bot.market_calibrate import FlowFit, fit_flow
+
+    truth = FlowFit(4.0, 0.6, 20.0, 0.8, alpha, 4.0)
+    fit = fit_flow(_flow_stats(truth, 1500, seed=7), seed=1, seconds=1500)
+    assert lo <= fit.meta_len_alpha <= hi, fit
+    assert abs(fit.meta_share - 0.8) <= 0.1, fit

@@ -550,3 +550,128 @@ def test_arrival_fits_are_the_same_with_and_without_the_c_sums(seed: int, monkey
     without = arrival_fits(seed, False, monkeypatch)
     assert sum(1 for f in with_c if f[2] == "fit") > 1000  # the fit itself ran, often
     assert with_c == without
+
+
+# --------------------------------------------------------------------------------------------------
+# fast_init: the events and commands constructed in C, against their dataclass __init__
+# --------------------------------------------------------------------------------------------------
+
+from dataclasses import MISSING, FrozenInstanceError, fields  # noqa: E402
+
+from bot import domain  # noqa: E402
+
+
+def reference_construct(cls: type, args: tuple, kwargs: dict) -> object:
+    """`cls(*args, **kwargs)` through type.__call__: the dataclass's own __init__ (or the type of its error,
+    and its message)."""
+    try:
+        return type.__call__(cls, *args, **kwargs)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+def fast_construct(cls: type, args: tuple, kwargs: dict) -> object:
+    try:
+        return cls(*args, **kwargs)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+def same_object(a: object, b: object) -> bool:
+    """Same type, every field the very same object, equal and of equal hash."""
+    if isinstance(a, tuple) or isinstance(b, tuple):  # errors: same type and message
+        return a == b
+    names = [f.name for f in fields(type(a))]  # type: ignore[arg-type]
+    return (
+        type(a) is type(b)
+        and all(getattr(a, n) is getattr(b, n) for n in names)
+        and a == b
+        and hash(a) == hash(b)
+        and repr(a) == repr(b)
+    )
+
+
+def test_every_qualifying_domain_class_is_built_in_c() -> None:
+    assert len(domain.FAST_CONSTRUCTED) >= 15  # the events and the commands
+    for cls in domain.FAST_CONSTRUCTED:
+        assert native.fast_constructed(cls), cls
+    # a __post_init__ (validation) or a default_factory keeps the dataclass's own __init__
+    assert domain.Instrument not in domain.FAST_CONSTRUCTED and not native.fast_constructed(domain.Instrument)
+    assert domain.OpenOrder not in domain.FAST_CONSTRUCTED
+    with pytest.raises(FrozenInstanceError):  # still frozen
+        domain.Timer(1, 2).ts_venue_ns = 3  # type: ignore[misc]
+
+
+field_values = st.one_of(st.integers(), st.text(max_size=3), st.none(), st.sampled_from(list(Side)), st.floats())
+
+
+@given(st.sampled_from(list(domain.FAST_CONSTRUCTED)), st.data())
+def test_fast_constructors_build_the_same_objects(cls: type, data: st.DataObject) -> None:
+    """Random values, a random split between positional and keyword arguments, defaulted fields left
+    out or given: the C constructor's object is the dataclass's, field for field."""
+    specs = fields(cls)
+    values = [data.draw(field_values) for _ in specs]
+    n_positional = data.draw(st.integers(0, len(specs)))
+    args = tuple(values[:n_positional])
+    kwargs = {}
+    for spec, value in zip(specs[n_positional:], values[n_positional:], strict=True):
+        if spec.default is MISSING or data.draw(st.booleans()):
+            kwargs[spec.name] = value
+    assert same_object(fast_construct(cls, args, kwargs), reference_construct(cls, args, kwargs))
+
+
+@given(st.sampled_from(list(domain.FAST_CONSTRUCTED)), st.data())
+def test_bad_constructor_calls_raise_what_the_dataclass_raises(cls: type, data: st.DataObject) -> None:
+    specs = fields(cls)
+    values = [data.draw(field_values) for _ in specs]
+    bad = data.draw(st.sampled_from(["too_many", "unknown", "twice", "missing"]))
+    args, kwargs = tuple(values), {}
+    if bad == "too_many":
+        args = (*values, 1)
+    elif bad == "unknown":
+        kwargs = {"no_such_field": 1}
+    elif bad == "twice":
+        kwargs = {specs[0].name: values[0]}
+    else:
+        args = tuple(values[: sum(1 for s in specs if s.default is MISSING) - 1])
+    expected = reference_construct(cls, args, kwargs)
+    assert isinstance(expected, tuple) and expected[0] is TypeError  # each case is an error
+    assert fast_construct(cls, args, kwargs) == expected
+
+
+def test_subclasses_keep_their_own_init() -> None:
+    """A subclass (tests subclass events) is built by its own __init__, __post_init__ included."""
+    seen = []
+
+    @dataclass_frozen_slots
+    class Tick(domain.Timer):
+        extra: int = 5
+
+        def __post_init__(self) -> None:
+            seen.append(self.extra)
+
+    tick = Tick(1, 2, 7)
+    assert (tick.ts_venue_ns, tick.ts_recv_ns, tick.extra, seen) == (1, 2, 7, [7])
+    assert not native.fast_constructed(Tick)
+
+    class Plain(domain.TradePrint):
+        pass
+
+    trade = Plain("X", 1, 2, Side.BUY, "t", 3, 4)
+    assert type(trade) is Plain and trade.venue == "" and trade == Plain("X", 1, 2, Side.BUY, "t", 3, 4)
+
+
+def dataclass_frozen_slots(cls: type) -> type:
+    from dataclasses import dataclass
+
+    return dataclass(frozen=True, slots=True)(cls)
+
+
+def test_fast_init_refuses_what_it_cannot_build() -> None:
+    class NotSlotted:
+        x: int = 0
+
+    with pytest.raises(ValueError):
+        native.fast_init(NotSlotted, ("x",), ())
+    with pytest.raises(ValueError):
+        native.fast_init(int, (), ())  # not a Python class

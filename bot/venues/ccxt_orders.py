@@ -126,16 +126,23 @@ class TrackedOrder:
 
 
 class OrderTracker:
-    """State of our orders on one venue, keyed by our client id."""
+    """State of our orders on one venue, keyed by our client id.
+
+    A venue order id names an order only together with its symbol: Binance numbers orders per
+    symbol, spot and USD-M alike (GET /api/v3/order and /fapi/v1/order need `symbol` beside
+    `orderId`; ccxt's own order cache keys by symbol then id, and crashed when two symbols reused an
+    id, ccxt/ccxt#26092). One tracker holds a venue's spot and perp orders, so a spot order and a
+    hedge can carry the same id: looked up by the id alone, a re-delivered spot trade was booked
+    as a fill of the hedge that reused the id (a perp position the venue never had)."""
 
     def __init__(self, exchange: str, specs: Mapping[str, MarketSpec], max_pending_trades: int = 1000) -> None:
         self._exchange = exchange
         self._specs = specs
         self._orders: dict[str, TrackedOrder] = {}
         self._by_venue_cid: dict[str, str] = {}
-        self._by_venue_oid: dict[str, str] = {}
-        # trades whose order id we do not know yet (a push can beat the REST response)
-        self._pending_trades: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
+        self._by_venue_oid: dict[tuple[str, str], str] = {}  # (symbol, venue order id) -> client id
+        # trades whose order id we do not know yet (a push can beat the REST response), by (symbol, id)
+        self._pending_trades: OrderedDict[tuple[str, str], list[Mapping[str, Any]]] = OrderedDict()
         self._max_pending = max_pending_trades
         # per spot symbol, the coins received (net of base-coin fees) not yet booked as a whole lot,
         # in base units, exact: each fill's size_lots rounds this running total, not its own size
@@ -171,9 +178,13 @@ class OrderTracker:
             if not order.done and (symbol is None or order.command.symbol == symbol)
         ]
 
-    def venue_order_ids(self) -> dict[str, str]:
-        """Venue order id -> our client id, for orders still open (polling fallback)."""
-        return {o.venue_order_id: cid for cid, o in self._orders.items() if o.venue_order_id and not o.done}
+    def venue_order_ids(self, symbol: str) -> dict[str, str]:
+        """Venue order id -> our client id, for `symbol`'s orders still open (polling fallback)."""
+        return {
+            o.venue_order_id: cid
+            for cid, o in self._orders.items()
+            if o.venue_order_id and not o.done and o.command.symbol == symbol
+        }
 
     def mark_cancel_requested(self, client_id: str) -> None:
         order = self._orders.get(client_id)
@@ -190,10 +201,19 @@ class OrderTracker:
 
     # ---- venue reports --------------------------------------------------------------------------
 
+    def _market_of(self, message: Mapping[str, Any]) -> str | None:
+        """The symbol a report or trade is on, if it is one of ours. ccxt parses one into every
+        order and trade structure; without it, a tracker of one market knows it anyway."""
+        symbol = message.get("symbol")
+        if symbol is None and len(self._specs) == 1:
+            return next(iter(self._specs))
+        return symbol if isinstance(symbol, str) and symbol in self._specs else None
+
     def _find(self, report: Mapping[str, Any]) -> TrackedOrder | None:
         cid = self._by_venue_cid.get(str(report.get("clientOrderId") or ""))
         if cid is None:
-            cid = self._by_venue_oid.get(str(report.get("id") or ""))
+            market = self._market_of(report)
+            cid = self._by_venue_oid.get((market, str(report.get("id") or ""))) if market is not None else None
         return self._orders.get(cid) if cid is not None else None
 
     def on_order(self, report: Mapping[str, Any], ts_recv_ns: int) -> list[Event]:
@@ -208,8 +228,9 @@ class OrderTracker:
         early_trades: list[Mapping[str, Any]] = []
         if venue_oid and not order.venue_order_id:
             order.venue_order_id = venue_oid
-            self._by_venue_oid[venue_oid] = order.command.client_id
-            early_trades = self._pending_trades.pop(venue_oid, [])
+            key = (order.command.symbol, venue_oid)
+            self._by_venue_oid[key] = order.command.client_id
+            early_trades = self._pending_trades.pop(key, [])
         events = self._order_state(order, report, ts_recv_ns)
         for trade in early_trades:  # fills pushed before we knew the order id, after its ack
             events.extend(self.on_trade(trade, ts_recv_ns))
@@ -255,11 +276,16 @@ class OrderTracker:
         if not isinstance(trade, Mapping):
             self.dropped["not_a_trade"] += 1
             return []
+        market = self._market_of(trade)
+        if market is None:  # another market of the account's, or (several markets) no symbol to route by
+            if trade.get("symbol") is None:
+                self.dropped["trade_without_symbol"] += 1
+            return []
         venue_oid = str(trade.get("order") or "")
-        cid = self._by_venue_oid.get(venue_oid)
+        cid = self._by_venue_oid.get((market, venue_oid))
         if cid is None:
             if venue_oid:
-                self._pending_trades.setdefault(venue_oid, []).append(trade)
+                self._pending_trades.setdefault((market, venue_oid), []).append(trade)
                 while len(self._pending_trades) > self._max_pending:
                     self._pending_trades.popitem(last=False)
             return []
@@ -325,7 +351,7 @@ class OrderTracker:
         what remained of its order."""
         spec = self._specs[symbol]
         venue_oid = str(trade.get("order") or "")
-        cid = self._by_venue_oid.get(venue_oid) or self._client_id_in(trade) or f"venue:{venue_oid}"
+        cid = self._by_venue_oid.get((symbol, venue_oid)) or self._client_id_in(trade) or f"venue:{venue_oid}"
         order = self._orders.get(cid)
         price, amount = _price_amount(trade)  # MalformedMessage (a ValueError) on a bad trade
         size_lots = spec.lots(amount)

@@ -472,7 +472,7 @@ class CcxtVenue:
         since_ms = self._clock_ns() // 1_000_000
         healthy()
         while True:
-            for venue_oid in list(self._orders.venue_order_ids()):
+            for venue_oid in list(self._orders.venue_order_ids(symbol)):
                 report = await self._exchange.fetch_order(venue_oid, symbol)
                 if report.get("symbol") in (None, symbol):
                     self._emit(self._orders.on_order(report, self._clock_ns()))

@@ -473,6 +473,7 @@ async def test_private_feed_acks_fills_once_with_leaves_and_fees() -> None:
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(venue.stream(events.append))
         trade = {
+            "symbol": "BTC/USDT",  # ccxt's trade structure always names it: order ids are per symbol
             "id": "t1",
             "order": "oid-1",
             "amount": 0.002,
@@ -520,7 +521,8 @@ async def test_a_fill_pushed_before_the_rest_answer_is_kept_until_the_order_id_i
     venue, _fake, _, _events = await connected()
     tracker = venue._orders
     tracker.register(place("early", size_lots=2))
-    fill = {"id": "t9", "order": "oid-77", "amount": 0.002, "price": 60000.0, "takerOrMaker": "taker"}
+    fill = {"symbol": "BTC/USDT", "id": "t9", "order": "oid-77", "amount": 0.002, "price": 60000.0,
+            "takerOrMaker": "taker"}  # fmt: skip
     assert tracker.on_trade(fill, 1) == []
     out = tracker.on_order({"id": "oid-77", "clientOrderId": "early", "status": None}, 2)
     assert [type(e) for e in out] == [OrderAccepted, OrderFilled]

@@ -60,13 +60,18 @@ def build_engine(
     client_id_tag: str = "",
     deal_state: DealState | None = None,
     spot_venues: Mapping[str, Instrument] | None = None,
+    pair_venues: tuple[str, str] | None = None,
 ) -> Engine:
     """`deal_state`: where the deal stood (from the ledger's deal events): its start when the config
     has no start_date, and the tranches already settled. None: a deal starting at `start_ns`.
 
     `spot_venues` (venue → its spot instrument): a multi-venue session, one market per entry of
     `market.quote_on` (the first is the main one, `spot` is ignored) hedged with `perp` on
-    `market.hedge_venue`. None: the single-venue engine on `spot`."""
+    `market.hedge_venue`. None: the single-venue engine on `spot`.
+
+    `pair_venues` (spot venue, hedge venue): the one spot market quoted on the first venue and hedged
+    with `perp` on the second (a replay of a spot recording with a perp recording from another venue);
+    its events must name those venues. None: both on the one venue of the single-venue path."""
     check_instrument_bounds(settings, spot.lot_size, min_notional_quote=spot.min_notional)  # ConfigError: exit 2
     q = settings.quoter
     est = settings.estimator
@@ -76,9 +81,11 @@ def build_engine(
     terms = DealTerms.from_config(deal, start_ns=deal_start) if deal.apply_to_portfolio else None
     risk = settings.risk.to_params(stale_feed_ms=settings.runtime.stale_feed_ms, venue=venue_name)
     markets: list[MarketSpec] = []
+    spot_venue, hedge_venue = pair_venues or (DEFAULT_VENUE, DEFAULT_VENUE)
     if spot_venues is not None:
         markets = market_specs(settings, spot_venues)
         spot, risk = markets[0].spot, markets[0].risk
+        spot_venue, hedge_venue = markets[0].venue, settings.market.hedge_venue
     params = EngineParams(
         spot=spot,
         perp=perp,
@@ -104,12 +111,10 @@ def build_engine(
             if terms is not None
             else None
         ),
-        sale=_sale_executor(
-            settings, terms, state, spot, perp, markets[0].venue if markets else DEFAULT_VENUE, client_id_tag
-        ),
-        venue=markets[0].venue if markets else DEFAULT_VENUE,
+        sale=_sale_executor(settings, terms, state, spot, perp, spot_venue, client_id_tag),
+        venue=spot_venue,
         extra_markets=tuple(markets[1:]),
-        hedge_venue=settings.market.hedge_venue if markets else DEFAULT_VENUE,
+        hedge_venue=hedge_venue,
     )
 
     def estimators(spec: MarketSpec | None = None) -> tuple[SigmaEstimator, ArrivalEstimator, SigmaEstimator]:

@@ -1,7 +1,11 @@
-"""`mmbot replay FILE [FILE ...] [--speed N|max] [--json]`: recorded Binance streams through the full bot.
+"""`mmbot replay [VENUE=]FILE ... [--speed N|max] [--json]`: recorded Binance streams through the full bot.
 
 The files' instruments are inferred from their data (one spot file to quote, optionally one USD-M perp
-file of the same pair to hedge in), the engine is the one `bot.app.build_engine` builds for a live run,
+file of the same pair to hedge in). `VENUE=FILE` names the venue a file was recorded on: a spot file
+and a perp file named for two venues replay as two markets, the spot quoted on the first and hedged
+on the second, each venue its own simulated execution, every event and command naming its venue (the
+deal's shape, where the perp is on another exchange). Unnamed files are the one venue `replay`.
+The engine is the one `bot.app.build_engine` builds for a live run,
 and our orders are filled by the simulated execution (`PaperExecution`: queue position, latency, fees).
 The engine is driven by one deterministic loop (`bot.venues.replay.run_replay`) on the recording's
 clock: `--speed max` runs it as fast as it goes, `--speed N` only paces the same loop at N times the
@@ -13,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,14 +29,17 @@ from typing import Any, TextIO
 from bot.app import build_engine, secret_values
 from bot.config import MarketConfig, ReplayConfig, Settings, load_settings
 from bot.core.engine import Engine
-from bot.domain import Command, Event, Instrument, InstrumentKind
+from bot.domain import Command, Event, Instrument, InstrumentKind, market_key
 from bot.logs import bind_context, configure_logging, get_logger, info_writer
 from bot.output import write_json
 from bot.venues.binance import NATIVE_DECODER, BookTicker, read_recording_info
 from bot.venues.event_cache import CachedSource
+from bot.venues.mock.venues import stamp
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
 NS_PER_MS = 1_000_000
+UNNAMED_VENUE = "replay"  # the venue of files given without VENUE= (one venue: spot and perp on it)
+_VENUE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # as a config's venue names (bot.config.VenueName)
 # summary fields that depend on the machine and its load, not on the replayed data
 WALL_CLOCK_FIELDS = ("wall_s", "msgs_per_s", "speedup_vs_realtime")
 
@@ -49,17 +57,55 @@ class ReplayPlan:
     spot: Instrument
     perp: Instrument | None
     from_diffs: tuple[bool, ...] = ()  # per file: no REST snapshot in it, its book is built from its diffs
+    venues: tuple[str, ...] = ()  # per file: the venue it was recorded on (VENUE=FILE); () when unnamed
+
+    def venue_of(self, instrument: Instrument) -> str:
+        """The venue `instrument`'s file was recorded on (`UNNAMED_VENUE` when the files are unnamed)."""
+        if not self.venues:
+            return UNNAMED_VENUE
+        return next(v for v, i in zip(self.venues, self.file_instruments, strict=True) if i is instrument)
+
+    @property
+    def pair_venues(self) -> tuple[str, str] | None:
+        """(spot venue, perp venue) when the spot and its perp were recorded on two venues, else None."""
+        if self.perp is None or not self.venues:
+            return None
+        pair = (self.venue_of(self.spot), self.venue_of(self.perp))
+        return pair if pair[0] != pair[1] else None
+
+    def venue_of_symbol(self) -> dict[str, str]:
+        return {inst.symbol: self.venue_of(inst) for inst in self.file_instruments}
+
+    @property
+    def spot_venue(self) -> str:
+        return self.venue_of(self.spot)
 
 
 def _utc(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns / 1e9))
 
 
+def split_venue(arg: str | Path) -> tuple[str, Path]:
+    """`VENUE=FILE` → (VENUE, FILE); a bare FILE (or an existing file whose name holds "=") → ("", FILE)."""
+    text = str(arg)
+    name, sep, rest = text.partition("=")
+    if isinstance(arg, Path) or not sep or Path(text).exists():
+        return "", Path(text)
+    if not _VENUE_NAME.match(name):
+        raise ReplayUsageError(f"{text}: a venue name is lower-case letters, digits, '-' or '_' (VENUE=FILE)")
+    return name, Path(rest)
+
+
 def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
     """Check the files and infer their instruments: exactly one spot file, at most one perp file, the
-    perp (if any) of the same base and quote and recorded over the same time (at least in part).
-    Raises ReplayUsageError with a one-line reason naming the file."""
-    paths = tuple(Path(f) for f in files)
+    perp (if any) of the same base and quote and recorded over the same time (at least in part); with
+    `VENUE=FILE`, every file names its venue. Raises ReplayUsageError with a one-line reason naming the file."""
+    named = [split_venue(f) for f in files]
+    paths = tuple(path for _, path in named)
+    venues = tuple(name for name, _ in named)
+    if any(venues) and not all(venues):
+        unnamed = ", ".join(str(p) for v, p in named if not v)
+        raise ReplayUsageError(f"name the venue of every file (VENUE=FILE) or of none; unnamed: {unnamed}")
     infos = []
     for path in paths:
         try:
@@ -86,7 +132,8 @@ def plan_replay(files: Sequence[str | Path]) -> ReplayPlan:
                 f"{p_path}: recorded {_utc(p_info.first_recv_ns)} to {_utc(p_info.last_recv_ns)} UTC, never at the "
                 f"same time as the spot file {s_path} ({_utc(s_info.first_recv_ns)} to {_utc(s_info.last_recv_ns)})"
             )
-    return ReplayPlan(paths, tuple(instruments), spot, perp, tuple(not i.has_snapshot for i in infos))
+    from_diffs = tuple(not i.has_snapshot for i in infos)
+    return ReplayPlan(paths, tuple(instruments), spot, perp, from_diffs, venues if all(venues) else ())
 
 
 def unsynced_reason(path: Path, stats: Mapping[str, int], from_diffs: bool, config: ReplayConfig) -> str:
@@ -200,6 +247,20 @@ class EngineDriver:
             info(name, fields)
 
 
+class VenueStamper:
+    """Names the venue of every event by its symbol's file before the engine sees it: the recordings and
+    their simulated executions know no venue (each symbol is one file's), the engine's markets are
+    (venue, symbol). Used only when the files name two venues; the one-venue path is left as it is."""
+
+    def __init__(self, driver: Callable[[Event, int], list[Command]], venue_of_symbol: Mapping[str, str]) -> None:
+        self.driver = driver
+        self._venues = dict(venue_of_symbol)
+
+    def __call__(self, event: Event, now_ns: int) -> list[Command]:
+        venue = self._venues.get(getattr(event, "symbol", ""))  # a Timer names no symbol: no venue
+        return self.driver(stamp(event, venue) if venue is not None else event, now_ns)
+
+
 def run_session(
     settings: Settings,
     plan: ReplayPlan,
@@ -241,26 +302,31 @@ def run_session(
     if first is None:
         raise ReplayUsageError("the files hold no market events to replay")
     start_ns = first[0]
-    engine = build_engine(settings, plan.spot, plan.perp, start_ns, venue_name="replay")
+    pair = plan.pair_venues
+    engine = build_engine(settings, plan.spot, plan.perp, start_ns, venue_name=plan.spot_venue, pair_venues=pair)
     driver = EngineDriver(engine, log)
+    venue_of = plan.venue_of_symbol()
+    on_event = driver if pair is None else VenueStamper(driver, venue_of)
     stream = itertools.chain([first], stream)
     if speed is not None:
         stream = pace(stream, speed)
     bar = ProgressBar(source.total_bytes, progress) if progress is not None else None
     if bar is not None:
         stream = _with_progress(stream, source, bar)
+    named = {"venues": venue_of} if plan.venues else {}  # each file's venue, when the files name them
     log.info(
         "session.started",
-        venue="replay",
+        venue=plan.spot_venue,
         files=[str(p) for p in plan.paths],
         spot=plan.spot.symbol,
         perp=plan.perp.symbol if plan.perp is not None else None,
         speed=speed if speed is not None else "max",
         native_decoder=NATIVE_DECODER,
+        **named,
     )
     stop_reason = "replay_finished"
     try:
-        run_replay(stream, executions, driver, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
+        run_replay(stream, executions, on_event, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
     except KeyboardInterrupt:  # Ctrl-C: stop where we are, cancel, and still summarise
         stop_reason = "interrupted"
     if bar is not None:
@@ -270,7 +336,7 @@ def run_session(
     shutdown = engine.shutdown(end_ns)
     driver.log_notes()
     cancel_timeout_ns = settings.runtime.cancel_timeout_ms * NS_PER_MS
-    finish_replay(executions, driver, shutdown, end_ns, end_ns + cancel_timeout_ns)
+    finish_replay(executions, on_event, shutdown, end_ns, end_ns + cancel_timeout_ns)
     if engine.open_order_count() > 0:
         log.warning("shutdown.stragglers", open_orders=engine.open_order_count())
     if isinstance(source, ReplaySource) and stop_reason == "replay_finished":
@@ -295,6 +361,8 @@ def run_session(
         positions_lots=dict(engine.position_lots),
         replay=replay_stats(source, executions),
     )
+    if pair is not None:  # two venues: per market key, as the engine's positions_lots
+        summary["replay"] = {market_key(venue_of[s], s): v for s, v in summary["replay"].items()}
     if isinstance(source, CachedSource):
         summary["event_cache"] = source.summary()
     log.info("session.summary", **summary)
@@ -315,7 +383,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = for_instruments(settings, plan.spot, plan.perp)
     # a batch job: its log lines go out in blocks, not a flush per line (a terminal still gets each line)
     configure_logging(args.log_format, args.log_level, secrets=secret_values(settings), flush_each_line=False)
-    bind_context(run_id=uuid.uuid4().hex[:12], venue="replay", symbol=plan.spot.symbol)
+    bind_context(run_id=uuid.uuid4().hex[:12], venue=plan.spot_venue, symbol=plan.spot.symbol)
     if skip_deal:
         log = get_logger("mmbot.replay")
         log.warning("replay.deal_skipped", config_market=config_market, replayed=plan.spot.symbol)

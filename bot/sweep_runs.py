@@ -46,7 +46,7 @@ class Target:
 
 def plan_targets(args: Sequence[str], minutes: float) -> list[Target]:
     """Each spot file starts a recording, a perp file joins the one before it; `mock:SEED` is a mock run."""
-    from bot.replay_cli import ReplayUsageError, plan_replay
+    from bot.replay_cli import ReplayUsageError, plan_replay, split_venue
     from bot.venues.binance import infer_instrument
 
     groups: list[list[str]] = []
@@ -60,7 +60,9 @@ def plan_targets(args: Sequence[str], minutes: float) -> list[Target]:
             targets.append(Target(arg, mock_seed=seed, minutes=minutes))
             continue
         try:
-            kind = infer_instrument(Path(arg)).kind
+            kind = infer_instrument(split_venue(arg)[1]).kind  # VENUE=FILE: the file's venue, as mmbot replay
+        except ReplayUsageError as exc:
+            raise SweepUsageError(str(exc)) from None
         except OSError as exc:
             raise SweepUsageError(f"cannot read {arg}: {exc.strerror or exc}") from None
         except (ValueError, EOFError) as exc:
@@ -82,7 +84,7 @@ def plan_targets(args: Sequence[str], minutes: float) -> list[Target]:
             plan_replay(files)  # one spot, at most one perp, of the same pair
         except ReplayUsageError as exc:
             raise SweepUsageError(str(exc)) from None
-        out.append(Target("+".join(Path(f).name for f in files), files=tuple(files)))
+        out.append(Target("+".join(Path(split_venue(f)[1]).name for f in files), files=tuple(files)))
     if not out:
         raise SweepUsageError("nothing to sweep on: give recordings and/or mock:SEED")
     return out
@@ -167,7 +169,7 @@ def run_metrics(engine: Engine, summary: dict[str, Any], sampler: Sampler) -> di
 def run_recording(settings: Settings, files: Sequence[str], cache_dir: str | None = None) -> dict[str, Any]:
     """One full replay of `files` (as `mmbot replay --speed max`, unlogged); the run's metrics."""
     from bot.app import build_engine
-    from bot.replay_cli import for_instruments, plan_replay
+    from bot.replay_cli import VenueStamper, for_instruments, plan_replay
     from bot.venues.replay import finish_replay, make_executions, run_replay
 
     plan = plan_replay(files)
@@ -176,14 +178,17 @@ def run_recording(settings: Settings, files: Sequence[str], cache_dir: str | Non
     executions = make_executions(source.instruments, settings.replay)
     stream = iter(source)
     first = next(stream)
-    engine = build_engine(settings, plan.spot, plan.perp, first[0], venue_name="replay")
+    pair = plan.pair_venues  # a spot and a perp named for two venues (VENUE=FILE): two markets
+    engine = build_engine(settings, plan.spot, plan.perp, first[0], venue_name=plan.spot_venue, pair_venues=pair)
     sampler = Sampler(engine)
     driver = _SamplingDriver(engine, sampler)
-    run_replay(itertools.chain([first], stream), executions, driver, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
+    on_event = driver if pair is None else VenueStamper(driver, plan.venue_of_symbol())
+    timer_ns = settings.runtime.timer_ms * NS_PER_MS
+    run_replay(itertools.chain([first], stream), executions, on_event, timer_ns=timer_ns)
     end_ns = driver.now_ns
     shutdown = engine.shutdown(end_ns)
     engine.drain_notes()
-    finish_replay(executions, driver, shutdown, end_ns, end_ns + settings.runtime.cancel_timeout_ms * NS_PER_MS)
+    finish_replay(executions, on_event, shutdown, end_ns, end_ns + settings.runtime.cancel_timeout_ms * NS_PER_MS)
     return run_metrics(engine, engine.summary(driver.now_ns), sampler)
 
 

@@ -17,7 +17,7 @@ import pytest
 from bot.cli import main
 from bot.config import load_settings
 from bot.domain import Instrument, InstrumentKind
-from bot.replay_cli import WALL_CLOCK_FIELDS, ProgressBar, for_instruments
+from bot.replay_cli import WALL_CLOCK_FIELDS, ProgressBar, ReplayUsageError, for_instruments, split_venue
 from bot.venues.replay import pace
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
@@ -200,7 +200,18 @@ def write(path: Path, lines: Iterable[bytes]) -> Path:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "not_binance", "not_gzip", "two_spots", "perp_alone", "other_pair", "bad_speed", "bad_config"],
+    [
+        "missing",
+        "not_binance",
+        "not_gzip",
+        "two_spots",
+        "perp_alone",
+        "other_pair",
+        "bad_speed",
+        "bad_config",
+        "half_named",
+        "bad_venue_name",
+    ],
 )
 def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     spot = cut(SPOT_FILE, tmp_path / "spot.gz", 5)
@@ -214,6 +225,8 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> Non
         "other_pair": [spot, cut(PERP_FILE, tmp_path / "eth.gz", 5, (b"btcusdt", b"ethusdt"))],
         "bad_speed": [spot, "--speed", "fast"],
         "bad_config": [spot, "--config", tmp_path / "nope.toml"],
+        "half_named": [f"binance={spot}", perp],
+        "bad_venue_name": [f"Binance={spot}"],
     }[case]
     run = Run(argv)
     assert run.code == 2
@@ -234,3 +247,60 @@ def test_a_deal_configured_for_another_market_is_not_carried_into_the_replay(shi
     # the default config's deal is the mock TOKEN's: the shipped BTC replay says it left it out
     if load_settings(None).deal.apply_to_portfolio:
         assert shipped[0].events("replay.deal_skipped")
+
+
+@pytest.fixture(scope="module")
+def two_venues() -> Run:
+    """The shipped pair with the spot recorded on one venue and the perp on another (issue #14)."""
+    return Run([f"binance={SPOT_FILE}", f"bybit={PERP_FILE}"])
+
+
+def test_a_spot_and_a_perp_named_for_two_venues_quote_on_one_and_hedge_on_the_other(two_venues: Run) -> None:
+    run = two_venues
+    assert run.code == 0, run.stderr
+    summary = run.summary
+    assert summary["open_orders_at_exit"] == 0
+    assert summary["venues"]["binance"]["role"] == "spot" and summary["venues"]["binance"]["fills"] > 0
+    assert summary["venues"]["bybit"]["hedge"]["fills"] > 0
+    # one market per (venue, symbol): the engine's positions are the simulated venues', market by market
+    markets = {f"{SPOT}@binance", f"{PERP}@bybit"}
+    assert set(summary["positions_lots"]) == set(summary["replay"]) == markets
+    for market in markets:
+        assert summary["positions_lots"][market] == summary["replay"][market]["position_lots"]
+    fills = run.events("order.filled")
+    assert fills and {f["venue"] for f in fills} == {"binance"}
+    assert {h["venue"] for h in run.events("hedge.sent")} == {"bybit"}
+    assert {h["venue"] for h in run.events("hedge.filled")} == {"bybit"}
+    assert run.events("session.started")[0]["venues"] == {SPOT: "binance", PERP: "bybit"}
+
+
+def test_the_perp_of_another_venue_is_a_venue_of_its_own(two_venues: Run, shipped: tuple[Run, Run]) -> None:
+    """Until the perp venue's book syncs, no hedge can be placed there: the spot is not quoted on both
+    sides (on one venue the perp's feed is the spot's, and both sides are quoted from the first book)."""
+    logs = two_venues.logs
+    down = next(i for i, r in enumerate(logs) if r.get("event") == "hedge.venue_down")
+    assert logs[down]["venue"] == "bybit" and logs[down]["reason"] == "book not synced"
+    up = next(i for i, r in enumerate(logs) if r.get("event") == "hedge.venue_up")
+    before = [r for r in logs[down:up] if r.get("event") == "quote.updated"]
+    assert before and all(r["bid"] is None or r["ask"] is None for r in before)
+    first = shipped[0].events("quote.updated")[0]
+    assert first["bid"] is not None and first["ask"] is not None
+    assert not shipped[0].events("hedge.venue_down")
+
+
+def test_files_named_for_one_venue_replay_as_the_unnamed_files(shipped: tuple[Run, Run]) -> None:
+    named = Run([f"binance={SPOT_FILE}", f"binance={PERP_FILE}"])
+    assert named.code == 0
+    assert named.steady() == shipped[0].steady()
+    assert {r["venue"] for r in named.logs} == {"binance"}
+
+
+def test_venue_file_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert split_venue("okx-demo=data/spot.gz") == ("okx-demo", Path("data/spot.gz"))
+    assert split_venue("data/spot.gz") == ("", Path("data/spot.gz"))
+    assert split_venue(Path("a=b.gz")) == ("", Path("a=b.gz"))  # a Path is a file, never VENUE=FILE
+    write(tmp_path / "odd=name.gz", [b""])
+    assert split_venue("odd=name.gz") == ("", Path("odd=name.gz"))  # an existing file wins
+    with pytest.raises(ReplayUsageError, match="venue name"):
+        split_venue("OKX=spot.gz")

@@ -13,10 +13,11 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.replay_cli import for_instruments, plan_replay, run_session
 from bot.sweep import grid_points, run_trials
-from bot.sweep_runs import Target, dask_runner, local_runner, run_recording
+from bot.sweep_runs import Target, dask_runner, local_runner, plan_targets, run_recording
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 SPOT = DATA / "spot_btcusdt_20240808.gz"
+PERP = DATA / "usdm_btcusdt_20240808.gz"
 MOCK_TARGETS = [Target("mock:1", mock_seed=1, minutes=0.5), Target("mock:2", mock_seed=2, minutes=0.5)]
 POINTS = grid_points([("quoter.gamma_per_quote", [0.05, 0.2]), ("quoter.order_size_base", [0.5, 1.0])])
 
@@ -37,6 +38,24 @@ def test_a_recording_run_is_the_replay_mmbot_replay_makes(tmp_path: Path) -> Non
     assert metrics["pnl_per_unit"] == round(summary["pnl"] / summary["volume"], 6)
     assert metrics["max_drawdown"] >= max(0.0, -summary["pnl"]) - 1e-9  # the final equity is a sample's floor
     assert metrics["inventory_std"] > 0.0
+
+
+def test_a_spot_and_perp_of_two_venues_sweep_as_mmbot_replay_replays_them() -> None:
+    """`VENUE=FILE` targets (issue #14): the run is the two-venue replay, not the one-venue one."""
+    files = [f"binance={SPOT}", f"bybit={PERP}"]
+    (target,) = plan_targets(files, minutes=1.0)
+    assert target.files == tuple(files) and target.name == f"{SPOT.name}+{PERP.name}"
+    settings = load_settings()
+    plan = plan_replay(files)
+    assert plan.pair_venues == ("binance", "bybit")
+    summary = run_session(for_instruments(settings, plan.spot, plan.perp), plan, speed=None)
+    assert set(summary["venues"]) == {"binance", "bybit"}
+    metrics = run_recording(settings, files)
+    assert (metrics["fills"], metrics["pnl"], metrics["volume"]) == (
+        summary["fills"],
+        summary["pnl"],
+        summary["volume"],
+    )
 
 
 def test_same_per_run_results_on_1_and_2_workers_and_on_a_dask_cluster() -> None:

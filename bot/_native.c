@@ -13,6 +13,7 @@
  *   suffix_sums                 <->  bot.core.sorted_pairs.suffix_sums_py (itertools.accumulate)
  *   float_sum                   <->  sum(values[lo:hi]) (Python 3.11's float loop)
  *   fast_init                   <->  the class's own dataclass __init__ (frozen, slotted events)
+ *   decode_events               <->  bot.venues.event_cache._decode_py (the event cache's columns)
  *
  * Each handles only the plain, common shape of its input and returns None for anything else (a line:
  * hands it back), so the caller runs the Python reference: odd input (whitespace, escapes, an
@@ -574,6 +575,7 @@ static PyObject *level_tuple(double price, double qty)
     }
     PyTuple_SET_ITEM(level, 0, p);
     PyTuple_SET_ITEM(level, 1, q);
+    PyObject_GC_UnTrack(level); /* two ints: never part of a cycle (see decode_levels) */
     return level;
 }
 
@@ -641,6 +643,7 @@ static PyObject *read_levels(Cursor *c, double tick, double lot)
             PyTuple_SET_ITEM(out, n + i, level);
         }
         n = 0;
+        PyObject_GC_UnTrack(out); /* only untracked (ticks, lots) tuples in it: no cycle */
     }
 done:
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1136,6 +1139,223 @@ static PyObject *fast_constructed(PyObject *self, PyObject *cls)
     Py_RETURN_FALSE;
 }
 
+/* --------------------------------------------------------------------------------------------- */
+/* the event cache's columns back to events (bot/venues/event_cache.py)                           */
+/* --------------------------------------------------------------------------------------------- */
+
+/* A column of the event cache: a C-contiguous buffer of `itemsize`-byte integers. 0, or -1 (no exception
+ * set, the view released) if the object is not that. */
+static int column_view(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    const char *fmt = view->format != NULL ? view->format : "";
+    if (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@') {
+        fmt++;
+    }
+    /* signed integers only: what numpy's int8 / int32 / int64 columns export */
+    if (view->itemsize != itemsize || view->ndim != 1 || fmt[0] == '\0' || fmt[1] != '\0' ||
+        strchr("bhilq", fmt[0]) == NULL) {
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+#define DECODE_COLUMNS 12
+
+/* (price, size) tuples of `n` levels from index `at` of the level columns. */
+static PyObject *decode_levels(const long long *px, const long long *sz, Py_ssize_t at, Py_ssize_t n)
+{
+    PyObject *levels = PyTuple_New(n);
+    if (levels == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *p = PyLong_FromLongLong(px[at + j]);
+        PyObject *s = p != NULL ? PyLong_FromLongLong(sz[at + j]) : NULL;
+        PyObject *level = s != NULL ? PyTuple_New(2) : NULL;
+        if (level == NULL) {
+            Py_XDECREF(p);
+            Py_XDECREF(s);
+            Py_DECREF(levels);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(level, 0, p);
+        PyTuple_SET_ITEM(level, 1, s);
+        /* A tuple of two ints can never be part of a reference cycle, so the garbage collector need
+         * not track it: CPython itself untracks such tuples, but only at the first collection that
+         * scans them, and a chunk of ~4,000 events holds ~150,000 of them (profiled: collections
+         * scanning them were most of this function's cost). */
+        PyObject_GC_UnTrack(level);
+        PyTuple_SET_ITEM(levels, j, level);
+    }
+    PyObject_GC_UnTrack(levels); /* it holds only untracked tuples: no cycle either */
+    return levels;
+}
+
+/*
+ * decode_events(columns, start, end, level_at, trade_ids, trade_at, symbol, venue, sides, classes)
+ *     -> ([(now_ns, event), ...], level_at, trade_at) | None
+ *
+ * Rows start..end of an event cache file as events: bot.venues.event_cache._decode_py, which this
+ * mirrors line for line. `columns`: the tuple (kind, now_ns, ts_venue_ns, ts_recv_ns, a, b, c, has_prev,
+ * n_bids, n_asks, level_px, level_sz) of numpy arrays (int8 kind and has_prev, int32 level counts,
+ * int64 the rest); `classes`: (TradePrint, BookDelta, BookSnapshot), each called with the positional
+ * arguments the Python decoder gives it (so bot._native.fast_init's constructor builds them when
+ * installed). `level_at`, `trade_at`: where the rows' levels and trade ids start. Returns None, having
+ * built nothing that stays, when a column is not of that shape or a row points outside its columns or
+ * holds a side code other than 0 or 1: the Python decoder then gives its own result or error.
+ */
+static PyObject *decode_events(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *columns, *trade_ids, *symbol, *venue, *sides, *classes;
+    Py_ssize_t start, end, level_at, trade_at;
+    if (!PyArg_ParseTuple(args, "O!nnnO!nOOO!O!:decode_events", &PyTuple_Type, &columns, &start, &end, &level_at,
+                          &PyList_Type, &trade_ids, &trade_at, &symbol, &venue, &PyTuple_Type, &sides, &PyTuple_Type,
+                          &classes)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(columns) != DECODE_COLUMNS || PyTuple_GET_SIZE(sides) != 2 ||
+        PyTuple_GET_SIZE(classes) != 3) {
+        Py_RETURN_NONE;
+    }
+    static const Py_ssize_t itemsizes[DECODE_COLUMNS] = {1, 8, 8, 8, 8, 8, 8, 1, 4, 4, 8, 8};
+    Py_buffer views[DECODE_COLUMNS];
+    int n_views = 0;
+    PyObject *out = NULL, *result = NULL;
+    for (; n_views < DECODE_COLUMNS; n_views++) {
+        if (column_view(PyTuple_GET_ITEM(columns, n_views), &views[n_views], itemsizes[n_views]) < 0) {
+            goto done; /* result None */
+        }
+    }
+    const signed char *kind = views[0].buf, *has_prev = views[7].buf;
+    const long long *now = views[1].buf, *ts_v = views[2].buf, *ts_r = views[3].buf;
+    const long long *a = views[4].buf, *b = views[5].buf, *c = views[6].buf;
+    const int *n_bids = views[8].buf, *n_asks = views[9].buf;
+    const long long *px = views[10].buf, *sz = views[11].buf;
+    Py_ssize_t rows = views[0].len;
+    for (int i = 1; i < 10; i++) {
+        if (views[i].len / views[i].itemsize != rows) {
+            goto done;
+        }
+    }
+    Py_ssize_t n_levels = views[10].len / 8;
+    if (views[11].len / 8 != n_levels || start < 0 || end > rows || start > end || level_at < 0 || trade_at < 0) {
+        goto done;
+    }
+    /* check every row first: a None half way would be fine too, but this keeps the loop below simple */
+    Py_ssize_t levels_end = level_at, trades_end = trade_at;
+    for (Py_ssize_t i = start; i < end; i++) {
+        if (kind[i] == 2) {
+            if ((c[i] != 0 && c[i] != 1) || n_bids[i] != 0 || n_asks[i] != 0) {
+                goto done;
+            }
+            trades_end++;
+        }
+        else {
+            if (n_bids[i] < 0 || n_asks[i] < 0) {
+                goto done;
+            }
+            levels_end += (Py_ssize_t)n_bids[i] + n_asks[i];
+        }
+    }
+    if (levels_end > n_levels || trades_end > PyList_GET_SIZE(trade_ids)) {
+        goto done;
+    }
+    PyObject *trade_cls = PyTuple_GET_ITEM(classes, 0), *delta_cls = PyTuple_GET_ITEM(classes, 1),
+             *snapshot_cls = PyTuple_GET_ITEM(classes, 2);
+    out = PyList_New(end - start);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = start; i < end; i++) {
+        PyObject *event = NULL;
+        PyObject *v_a = PyLong_FromLongLong(a[i]);
+        PyObject *v_tv = PyLong_FromLongLong(ts_v[i]);
+        PyObject *v_tr = PyLong_FromLongLong(ts_r[i]);
+        PyObject *v_now = PyLong_FromLongLong(now[i]);
+        if (v_a == NULL || v_tv == NULL || v_tr == NULL || v_now == NULL) {
+            goto row_failed;
+        }
+        if (kind[i] == 2) {
+            PyObject *v_b = PyLong_FromLongLong(b[i]);
+            if (v_b == NULL) {
+                goto row_failed;
+            }
+            PyObject *argv[8] = {symbol, v_a, v_b, PyTuple_GET_ITEM(sides, c[i]), PyList_GET_ITEM(trade_ids, trade_at),
+                                 v_tv, v_tr, venue};
+            trade_at++;
+            event = PyObject_Vectorcall(trade_cls, argv, 8, NULL);
+            Py_DECREF(v_b);
+        }
+        else {
+            PyObject *bids = decode_levels(px, sz, level_at, n_bids[i]);
+            PyObject *asks = bids != NULL ? decode_levels(px, sz, level_at + n_bids[i], n_asks[i]) : NULL;
+            level_at += (Py_ssize_t)n_bids[i] + n_asks[i];
+            if (asks != NULL && kind[i] == 1) {
+                PyObject *v_b = PyLong_FromLongLong(b[i]);
+                PyObject *v_prev = has_prev[i] ? PyLong_FromLongLong(c[i]) : Py_NewRef(Py_None);
+                if (v_b != NULL && v_prev != NULL) {
+                    PyObject *argv[9] = {symbol, v_a, v_b, bids, asks, v_tv, v_tr, v_prev, venue};
+                    event = PyObject_Vectorcall(delta_cls, argv, 9, NULL);
+                }
+                Py_XDECREF(v_b);
+                Py_XDECREF(v_prev);
+            }
+            else if (asks != NULL) {
+                PyObject *argv[7] = {symbol, v_a, bids, asks, v_tv, v_tr, venue};
+                event = PyObject_Vectorcall(snapshot_cls, argv, 7, NULL);
+            }
+            Py_XDECREF(bids);
+            Py_XDECREF(asks);
+        }
+        PyObject *item = event != NULL ? PyTuple_New(2) : NULL;
+        if (item == NULL) {
+            Py_XDECREF(event);
+            goto row_failed;
+        }
+        Py_DECREF(v_a);
+        Py_DECREF(v_tv);
+        Py_DECREF(v_tr);
+        /* The event holds only ints, strs, None, a Side and untracked level tuples, and is frozen: it
+         * cannot be part of a reference cycle, nor can (now_ns, event). Untracked, the collections a
+         * chunk's allocations trigger do not scan them (see decode_levels). Only when the class is
+         * exactly the one expected: an unknown subclass may hold anything. */
+        if (Py_IS_TYPE(event, (PyTypeObject *)(kind[i] == 2 ? trade_cls : kind[i] == 1 ? delta_cls : snapshot_cls))) {
+            PyObject_GC_UnTrack(event);
+        }
+        PyTuple_SET_ITEM(item, 0, v_now);
+        PyTuple_SET_ITEM(item, 1, event);
+        if (!PyObject_GC_IsTracked(event)) {
+            PyObject_GC_UnTrack(item);
+        }
+        PyList_SET_ITEM(out, i - start, item);
+        continue;
+    row_failed:
+        Py_XDECREF(v_a);
+        Py_XDECREF(v_tv);
+        Py_XDECREF(v_tr);
+        Py_XDECREF(v_now);
+        Py_CLEAR(out);
+        goto done;
+    }
+    result = Py_BuildValue("(Nnn)", out, level_at, trade_at);
+    out = NULL;
+done:
+    for (int i = 0; i < n_views; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+    if (result == NULL && !PyErr_Occurred()) {
+        Py_XDECREF(out);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"grid_levels", grid_levels, METH_VARARGS,
      "grid_levels(pairs, tick_step, lot_step) -> levels in ticks and lots, or None if not plain"},
@@ -1150,6 +1370,9 @@ static PyMethodDef methods[] = {
      "decode_lines(lines, tick_step, lot_step, skip_tickers) -> (decoded tuples or lines for Python, tickers skipped)"},
     {"fast_init", fast_init, METH_VARARGS,
      "fast_init(cls, names, defaults) -> None: construct this frozen slotted dataclass in C (same objects)"},
+    {"decode_events", decode_events, METH_VARARGS,
+     "decode_events(columns, start, end, level_at, trade_ids, trade_at, symbol, venue, sides, classes) -> "
+     "(items, level_at, trade_at), or None if not plain"},
     {"fast_constructed", fast_constructed, METH_O, "fast_constructed(cls) -> whether fast_init's constructor is installed"},
     {NULL, NULL, 0, NULL},
 };

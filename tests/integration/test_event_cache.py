@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from bot.cli import main
 from bot.domain import BookDelta, BookSnapshot, Event, Side, TradePrint
 from bot.replay_cli import WALL_CLOCK_FIELDS
+from bot.venues import event_cache
 from bot.venues.binance import infer_instrument
-from bot.venues.event_cache import CachedSource, _Columns, cache_key, read_events
+from bot.venues.event_cache import FORMAT_VERSION, CachedSource, _Columns, cache_key, read_events
 from bot.venues.replay import ReplaySource
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
@@ -92,6 +93,17 @@ def test_a_cache_file_of_another_symbol_is_refused(tmp_path: Path) -> None:
         read_events(source.files[0], "ETH/USDT")
 
 
+def test_the_python_decoder_reads_the_same_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the C extension (`_native_decode` None) the columns decode to the same events."""
+    inst = infer_instrument(SPOT_FILE)
+    raw = list(ReplaySource([SPOT_FILE], [inst]))
+    assert list(CachedSource([SPOT_FILE], [inst], tmp_path)) == raw  # writes the cache
+    monkeypatch.setattr(event_cache, "_native_decode", None)
+    source = CachedSource([SPOT_FILE], [inst], tmp_path)
+    assert source.hits == [True]
+    assert list(source) == raw
+
+
 levels = st.lists(st.tuples(st.integers(1, 2**40), st.integers(0, 2**40)), max_size=5).map(tuple)
 times = st.integers(0, 2**62)
 book_events = st.one_of(
@@ -127,7 +139,7 @@ def test_events_round_trip_through_the_columns(events: list[tuple[int, Event]]) 
         columns.add(now_ns, event)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.npz"
-        columns.write(path, {"format": 1, "symbol": "X/Y", "venue": "", "stats": {"lines": 3}})
+        columns.write(path, {"format": FORMAT_VERSION, "symbol": "X/Y", "venue": "", "stats": {"lines": 3}})
         back, meta = read_events(path, "X/Y")
         assert list(back) == events
     assert meta["stats"] == {"lines": 3}

@@ -7,13 +7,17 @@ test compares what the *caller* produces with the reference alone, errors and dr
 
 from __future__ import annotations
 
+import gc
+import json
 import math
 import random
 import shutil
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,9 +25,10 @@ from hypothesis import strategies as st
 from bot.core import book as book_module
 from bot.core import estimators, sorted_pairs
 from bot.core.book import OrderBook, apply_side_py
-from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side
-from bot.venues import binance
+from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side, TradePrint
+from bot.venues import binance, event_cache
 from bot.venues.binance import BinanceParser, infer_instrument, is_book_ticker_line, iter_line_batches, iter_lines
+from bot.venues.replay import ReplaySource
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 RECORDINGS = [DATA / "spot_btcusdt_20240808.gz", DATA / "usdm_btcusdt_20240808.gz"]
@@ -675,3 +680,120 @@ def test_fast_init_refuses_what_it_cannot_build() -> None:
         native.fast_init(NotSlotted, ("x",), ())
     with pytest.raises(ValueError):
         native.fast_init(int, (), ())  # not a Python class
+
+
+# --------------------------------------------------------------------------------------------------
+# the event cache's columns back to events (bot.venues.event_cache)
+# --------------------------------------------------------------------------------------------------
+
+
+def _columns_of(events: list[tuple[int, BookDelta | BookSnapshot | TradePrint]]) -> tuple[tuple, list[str]]:
+    """The columns `event_cache._decode` hands `decode_events`, as the cache writes them."""
+    columns = event_cache._Columns()
+    for now_ns, event in events:
+        columns.add(now_ns, event)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.npz"
+        columns.write(path, {"format": event_cache.FORMAT_VERSION, "symbol": "X/Y", "venue": "v", "stats": {}})
+        with np.load(path) as data:
+            cols = {name: data[name] for name in data.files}
+    blob = cols["trade_ids"].tobytes().decode()
+    return tuple(cols[name] for name in event_cache._DECODE_COLUMNS), blob.split("\n") if blob else []
+
+
+def _both(columns: tuple, trade_ids: list[str], start: int, end: int, level_at: int, trade_at: int) -> tuple:
+    args = (columns, start, end, level_at, trade_ids, trade_at, "X/Y", "v")
+    c = native.decode_events(*args, event_cache._SIDES, event_cache._EVENT_CLASSES)
+    return c, event_cache._decode_py(*args)
+
+
+_levels = st.lists(st.tuples(st.integers(1, 2**40), st.integers(0, 2**40)), max_size=6).map(tuple)
+_times = st.integers(0, 2**62)
+_cache_events = st.one_of(
+    st.builds(BookSnapshot, st.just("X/Y"), st.integers(0, 2**50), _levels, _levels, _times, _times, st.just("v")),
+    st.builds(
+        BookDelta,
+        st.just("X/Y"),
+        st.integers(0, 2**50),
+        st.integers(0, 2**50),
+        _levels,
+        _levels,
+        _times,
+        _times,
+        st.one_of(st.none(), st.integers(-1, 2**50)),
+        st.just("v"),
+    ),
+    st.builds(
+        TradePrint,
+        st.just("X/Y"),
+        st.integers(1, 2**40),
+        st.integers(1, 2**40),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.text("0123456789ab-", min_size=1, max_size=8),
+        _times,
+        _times,
+        st.just("v"),
+    ),
+)
+
+
+@given(st.lists(st.tuples(_times, _cache_events), min_size=1, max_size=30), st.data())
+def test_decode_events_equals_the_reference(events: list, data: st.DataObject) -> None:
+    columns, trade_ids = _columns_of(events)
+    n = len(events)
+    cut = data.draw(st.integers(0, n))  # two chunks, the second starting where the first left off
+    c_first, py_first = _both(columns, trade_ids, 0, cut, 0, 0)
+    assert c_first == py_first
+    c_second, py_second = _both(columns, trade_ids, cut, n, c_first[1], c_first[2])
+    assert c_second == py_second
+    assert c_first[0] + c_second[0] == events  # and both are the events that were written
+    assert (c_second[1], c_second[2]) == (len(columns[10]), len(trade_ids))
+    for _, event in c_first[0] + c_second[0]:  # frozen, cycle-free: the collector need not scan them
+        assert not gc.is_tracked(event)
+
+
+def test_decode_events_hands_odd_columns_back() -> None:
+    trade = TradePrint("X/Y", 5, 6, Side.SELL, "7", 1, 2, "v")
+    delta = BookDelta("X/Y", 1, 2, ((10, 1),), ((11, 2),), 3, 4, None, "v")
+    columns, trade_ids = _columns_of([(1, trade), (2, delta)])
+    ok, _ = _both(columns, trade_ids, 0, 2, 0, 0)
+    assert ok is not None and [e for _, e in ok[0]] == [trade, delta]
+
+    def changed(index: int, value: object) -> tuple:
+        return (*columns[:index], value, *columns[index + 1 :])
+
+    odd = [
+        (changed(6, np.array([2, 0], dtype=np.int64)), trade_ids, 0, 0),  # a side code other than 0 / 1
+        (changed(6, np.array([-1, 0], dtype=np.int64)), trade_ids, 0, 0),  # (Python would index from the end)
+        (changed(8, np.array([1, 1], dtype=np.int32)), trade_ids, 0, 0),  # a trade row with levels
+        (changed(1, columns[1].astype(np.float64)), trade_ids, 0, 0),  # not integers
+        (changed(1, columns[1].astype(np.int32)), trade_ids, 0, 0),  # not 8 bytes
+        (changed(1, columns[1].astype(np.uint64)), trade_ids, 0, 0),  # unsigned
+        (changed(1, columns[1][:1]), trade_ids, 0, 0),  # a short column
+        (changed(10, columns[10][:1]), trade_ids, 0, 0),  # levels missing
+        (changed(1, [1, 2]), trade_ids, 0, 0),  # not a buffer
+        (columns, [], 0, 0),  # a trade id missing
+        (columns, trade_ids, 1, 0),  # levels from past the end
+        (columns, trade_ids, 0, 1),  # trade ids from past the end
+    ]
+    for cols, ids, level_at, trade_at in odd:
+        args = (cols, 0, 2, level_at, ids, trade_at, "X/Y", "v", event_cache._SIDES, event_cache._EVENT_CLASSES)
+        assert native.decode_events(*args) is None
+    consts = ("X/Y", "v", event_cache._SIDES, event_cache._EVENT_CLASSES)
+    assert native.decode_events(columns, 0, 3, 0, trade_ids, 0, *consts) is None  # rows past the end
+    assert native.decode_events(columns, 1, 0, 0, trade_ids, 0, *consts) is None  # start after end
+
+
+def test_the_recorded_spot_file_decodes_as_the_reference(tmp_path: Path) -> None:
+    inst = infer_instrument(RECORDINGS[0])
+    raw = list(ReplaySource([RECORDINGS[0]], [inst]))
+    assert list(event_cache.CachedSource([RECORDINGS[0]], [inst], tmp_path)) == raw  # writes the cache
+    with np.load(next(tmp_path.glob("*.npz"))) as data:
+        cols = {name: data[name] for name in data.files}
+    blob = cols["trade_ids"].tobytes().decode()
+    columns, trade_ids = tuple(cols[name] for name in event_cache._DECODE_COLUMNS), blob.split("\n")
+    venue = json.loads(cols["meta"].tobytes())["venue"]
+    args = (columns, 0, len(raw), 0, trade_ids, 0, inst.symbol, venue)
+    c = native.decode_events(*args, event_cache._SIDES, event_cache._EVENT_CLASSES)
+    assert c is not None and c == event_cache._decode_py(*args)
+    assert c[0] == raw

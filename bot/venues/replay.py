@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import operator
 import time
@@ -269,6 +270,26 @@ def run_replay(
     commands go to the simulated venues at that time. With `timer_ns`, a `Timer` is delivered each
     time the replay clock crosses a multiple of it (as the runner's timer does on the wall clock).
     Returns the number of events delivered."""
+    # What exists when the replay starts (the engine, the modules, the books) lives until it ends:
+    # frozen, the collector's full collections during the replay do not scan it again (profiled: ~2 %
+    # of a cached spot replay's instructions). Only objects are moved, none freed or kept: decisions
+    # cannot change. Left alone when something else froze objects (its unfreeze is its own).
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        return _run_replay(source, executions, on_event, timer_ns)
+    finally:
+        if freeze:
+            gc.unfreeze()
+
+
+def _run_replay(
+    source: Iterable[tuple[int, Event | BookTicker]],
+    executions: Mapping[str, PaperExecution],
+    on_event: Callable[[Event, int], Iterable[Command]],
+    timer_ns: int | None,
+) -> int:
     delivered = 0
     next_timer_ns: int | None = None
     pending = list(executions.values())  # checked on every event: a list walk, not a call

@@ -1,5 +1,7 @@
 """Types of the optional C extension built from bot/_native.c (see there)."""
 
+from bot.domain import Event
+
 def grid_levels(pairs: object, tick_step: float, lot_step: float, /) -> tuple[tuple[int, int], ...] | None: ...
 def apply_side(
     book: dict[int, int], levels: object, best: int, dirty: bool, is_bid: bool, /
@@ -12,3 +14,16 @@ def suffix_sums(blocks: list[list[float]], starts: list[int], /) -> list[float] 
 def float_sum(blocks: list[list[float]], lo: int, hi: int, /) -> float | None: ...
 def fast_init(cls: type, names: tuple[str, ...], defaults: tuple[object, ...], /) -> None: ...
 def fast_constructed(cls: type, /) -> bool: ...
+def decode_events(
+    columns: tuple[object, ...],
+    start: int,
+    end: int,
+    level_at: int,
+    trade_ids: list[str],
+    trade_at: int,
+    symbol: str,
+    venue: str,
+    sides: tuple[object, object],
+    classes: tuple[type, type, type],
+    /,
+) -> tuple[list[tuple[int, Event]], int, int] | None: ...

@@ -595,6 +595,12 @@ class ReplayConfig(Section):
     )
     order_latency_ms: NonNegFloat = Field(20.0, description="simulated: from sending a command to the venue acting")
     report_latency_ms: NonNegFloat = Field(10.0, description="simulated: from the venue acting to our receiving it")
+    perp_order_latency_ms: NonNegFloat | None = Field(
+        None, description="the perp's order latency, for a perp on another venue (VENUE=FILE); unset: order_latency_ms"
+    )
+    perp_report_latency_ms: NonNegFloat | None = Field(
+        None, description="...and its report latency; unset: report_latency_ms"
+    )
     spot_maker_fee: float | None = Field(
         None, ge=-0.01, le=0.01, description="fraction of notional (negative = rebate); unset: Binance VIP 0 (0.001)"
     )

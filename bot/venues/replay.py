@@ -220,16 +220,21 @@ def parse_speed(value: str | float) -> float | None:
 
 
 def make_executions(instruments: Mapping[str, Instrument], config: ReplayConfig) -> dict[str, PaperExecution]:
-    """One simulated venue per symbol, with the config's latencies and fees (None: the instrument's)."""
+    """One simulated venue per symbol, with the config's latencies and fees (None: the instrument's);
+    the perp's own latencies when set (a perp on another venue than the spot, further from us)."""
     out = {}
     for symbol, inst in instruments.items():
         spot = inst.kind is InstrumentKind.SPOT
         maker = config.spot_maker_fee if spot else config.perp_maker_fee
         taker = config.spot_taker_fee if spot else config.perp_taker_fee
+        order_ms, report_ms = config.order_latency_ms, config.report_latency_ms
+        if not spot:
+            order_ms = config.perp_order_latency_ms if config.perp_order_latency_ms is not None else order_ms
+            report_ms = config.perp_report_latency_ms if config.perp_report_latency_ms is not None else report_ms
         out[symbol] = PaperExecution(
             inst,
-            order_latency_ns=round(config.order_latency_ms * _NS_PER_MS),
-            report_latency_ns=round(config.report_latency_ms * _NS_PER_MS),
+            order_latency_ns=round(order_ms * _NS_PER_MS),
+            report_latency_ns=round(report_ms * _NS_PER_MS),
             maker_fee=maker,
             taker_fee=taker,
         )

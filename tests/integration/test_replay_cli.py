@@ -304,3 +304,16 @@ def test_venue_file_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert split_venue("odd=name.gz") == ("", Path("odd=name.gz"))  # an existing file wins
     with pytest.raises(ReplayUsageError, match="venue name"):
         split_venue("OKX=spot.gz")
+
+
+def test_the_perp_venue_has_its_own_latency() -> None:
+    """`replay.perp_*_latency_ms`: the perp's simulated venue answers later; the spot's is unchanged."""
+    from bot.config import ReplayConfig
+    from bot.venues.replay import make_executions
+
+    spot = Instrument(SPOT, InstrumentKind.SPOT, "BTC", "USDT", 0.01, 0.00001)
+    perp = Instrument(PERP, InstrumentKind.PERP, "BTC", "USDT", 0.1, 0.001)
+    config = ReplayConfig(order_latency_ms=20, report_latency_ms=10, perp_order_latency_ms=85.5)
+    ex = make_executions({SPOT: spot, PERP: perp}, config)
+    assert (ex[SPOT].order_latency_ns, ex[SPOT].report_latency_ns) == (20_000_000, 10_000_000)
+    assert (ex[PERP].order_latency_ns, ex[PERP].report_latency_ns) == (85_500_000, 10_000_000)

@@ -21,6 +21,7 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,10 @@ class BotProcess:
         """Index of the first `name` event (with `fields`) at or after `after`, if any yet."""
         return next((i for i in range(after, len(self.records)) if is_event(self.records[i], name, **fields)), None)
 
+    def placed(self, symbol: str, after: int = 0) -> set[str]:
+        """The client ids of the orders this process placed on `symbol` (its `order.placed` lines)."""
+        return {str(r["client_id"]) for r in self.records[after:] if is_event(r, "order.placed", symbol=symbol)}
+
     async def wait_for(self, name: str, timeout_s: float = 15.0, after: int = 0, **fields: Any) -> int:
         """Index of the first `name` event (with `fields`) at or after `after`."""
 
@@ -114,12 +119,18 @@ class BotProcess:
             self.proc.kill()
 
 
-def take_a_resting_quote(exchange: MockExchange, symbol: str, side: Side | None = None) -> str | None:
+def take_a_resting_quote(
+    exchange: MockExchange, symbol: str, side: Side | None = None, only: Container[str] | None = None
+) -> str | None:
     """An outside taker trades through our best resting quote on `symbol` (the bid, else the ask; only
-    our quotes on `side` if given) and everything ahead of it; its client id. None if nothing of ours
-    rests: after a kill the market runs on, so its own takers may have filled our quotes first, or a
-    cancel sent before the kill may have taken the last one."""
-    ours = [o for o in exchange.open_orders() if o.symbol == symbol and side in (None, o.side)]
+    our quotes on `side` if given, and only those whose client id is in `only` if given) and everything
+    ahead of it; its client id. None if nothing of ours rests: after a kill the market runs on, so its
+    own takers may have filled our quotes first, or a cancel sent before the kill may have taken the last one."""
+    ours = [
+        o
+        for o in exchange.open_orders()
+        if o.symbol == symbol and side in (None, o.side) and (only is None or o.client_id in only)
+    ]
     bids = [o for o in ours if o.side is Side.BUY]
     asks = [o for o in ours if o.side is Side.SELL]
     book = exchange.snapshot(symbol, exchange.now_ns)
@@ -183,7 +194,10 @@ async def test_kill_9_mid_session_then_restart_loses_no_fill_and_counts_none_twi
             assert {f"{f.symbol}:{f.fill_id}" for f in dead_fills} <= set(recovery["recovered_fill_ids"])
             assert recovery["mismatches"] == {}  # the ledger, repaired, agrees with the venue
             assert orphan not in [o.client_id for o in exchange.open_orders()]
-            await second.wait_for("order.filled", after=i, symbol=SPOT)  # trades again
+            # trades again: a fill of one of its own new quotes, forced (the market's own takers may
+            # take longer than any fixed wait on a loaded machine)
+            await until(lambda: take_a_resting_quote(exchange, SPOT, only=second.placed(SPOT, i)) is not None, 15.0)
+            await second.wait_for("order.filled", after=i, symbol=SPOT)
             second.proc.send_signal(signal.SIGTERM)
             assert await second.exit_code() == 0
         finally:

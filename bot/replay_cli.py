@@ -326,7 +326,10 @@ def run_session(
     )
     stop_reason = "replay_finished"
     try:
-        run_replay(stream, executions, on_event, timer_ns=settings.runtime.timer_ms * NS_PER_MS)
+        # books: the simulated venues read the engine's books (the same events: one update each, not two);
+        # not across two venues, whose stamped copies the engine routes by another venue than the files'
+        books = engine.book_for if pair is None else None
+        run_replay(stream, executions, on_event, timer_ns=settings.runtime.timer_ms * NS_PER_MS, books=books)
     except KeyboardInterrupt:  # Ctrl-C: stop where we are, cancel, and still summarise
         stop_reason = "interrupted"
     if bar is not None:

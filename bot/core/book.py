@@ -86,7 +86,9 @@ class OrderBook:
 
     `seq` is the venue update id the book is at (the snapshot's, then each applied delta's
     `last_seq`); `is_valid` is False before the first snapshot and after a gap, a crossed update
-    or invalid input, with the cause in `invalid_reason`.
+    or invalid input, with the cause in `invalid_reason`. `version` counts the updates that changed
+    it (`BookUpdate.changed`): a second reader of a book it does not apply events to can tell
+    whether the last one changed it (a replay's simulated venue, `PaperExecution.follow`).
     """
 
     __slots__ = (
@@ -102,6 +104,7 @@ class OrderBook:
         "is_valid",
         "seq",
         "symbol",
+        "version",
     )
 
     def __init__(self, symbol: str) -> None:
@@ -119,6 +122,7 @@ class OrderBook:
         self.invalid_reason = "no snapshot"
         self._has_snapshot = False
         self._first_pending = False  # a snapshot is loaded, its first straddling delta not seen yet
+        self.version = 0
 
     # ---------------------------------------------------------------------------------------------
     # updates
@@ -129,9 +133,18 @@ class OrderBook:
         if event.symbol != self.symbol:
             return _WRONG_SYMBOL
         if type(event) is BookDelta:
-            return self._apply_delta(event)
-        assert isinstance(event, BookSnapshot)
-        return self._apply_snapshot(event)
+            update = self._apply_delta(event)
+        else:
+            assert isinstance(event, BookSnapshot)
+            update = self._apply_snapshot(event)
+        if update.changed:
+            self.version += 1
+        return update
+
+    def untouched(self) -> bool:
+        """True until the first snapshot: before it nothing changes a book (deltas are `UNSYNCED`), so
+        two untouched books of a symbol are equal in every field."""
+        return not self._has_snapshot
 
     def _apply_snapshot(self, snap: BookSnapshot) -> BookUpdate:
         self._bids = {p: q for p, q in snap.bids if q}

@@ -273,6 +273,15 @@ class Engine:
         markets = self._by_venue.get(venue)
         return markets.get(symbol) if markets is not None else None
 
+    def book_for(self, venue: str, symbol: str) -> OrderBook | None:
+        """The book `apply` applies (venue, symbol)'s book events to, as `_on_book` routes them (None:
+        it ignores them). A replay's simulated venue reads it instead of keeping its own copy."""
+        part = self._quoter_of(venue, symbol)
+        if part is not None:
+            return part.book
+        desk = self.desk
+        return desk.book if desk is not None and self._is_perp(venue, symbol) else None
+
     def _is_perp(self, venue: str, symbol: str) -> bool:
         desk = self.desk
         return desk is not None and symbol == desk.perp.symbol and venue == desk.venue

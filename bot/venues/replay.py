@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import ReplayConfig
+from bot.core.book import OrderBook
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -270,11 +271,19 @@ def run_replay(
     executions: Mapping[str, PaperExecution],
     on_event: Callable[[Event, int], Iterable[Command]],
     timer_ns: int | None = None,
+    books: Callable[[str, str], OrderBook | None] | None = None,
 ) -> int:
     """Deterministic replay: every event (public, then ours) goes to `on_event(event, now_ns)`, whose
     commands go to the simulated venues at that time. With `timer_ns`, a `Timer` is delivered each
     time the replay clock crosses a multiple of it (as the runner's timer does on the wall clock).
-    Returns the number of events delivered."""
+    Returns the number of events delivered.
+
+    `books(venue, symbol)`: the book `on_event` applies that market's book events to (the engine's,
+    `Engine.book_for`), or None. A simulated venue then reads it instead of applying every event to
+    a copy of its own (`PaperExecution.follow`: one book update per event instead of two, ~9 % of a
+    cached replay): it meets the commands that arrive by an event's time before `on_event` sees the
+    event, and the event after, as `on_market` does; the commands `on_event` returns are routed
+    after that, as before. Same order for everything each side sees, so the same decisions."""
     # What exists when the replay starts (the engine, the modules, the books) lives until it ends:
     # frozen, the collector's full collections during the replay do not scan it again (profiled: ~2 %
     # of a cached spot replay's instructions). Only objects are moved, none freed or kept: decisions
@@ -283,7 +292,7 @@ def run_replay(
     if freeze:
         gc.freeze()
     try:
-        return _run_replay(source, executions, on_event, timer_ns)
+        return _run_replay(source, executions, on_event, timer_ns, books)
     finally:
         if freeze:
             gc.unfreeze()
@@ -294,11 +303,13 @@ def _run_replay(
     executions: Mapping[str, PaperExecution],
     on_event: Callable[[Event, int], Iterable[Command]],
     timer_ns: int | None,
+    books: Callable[[str, str], OrderBook | None] | None,
 ) -> int:
     delivered = 0
     next_timer_ns: int | None = None
     pending = list(executions.values())  # checked on every event: a list walk, not a call
     by_symbol = dict(executions)
+    follows: dict[str, bool] = {}  # per symbol, at its first event: does its venue read `books`'?
 
     def deliver(event: Event, now_ns: int) -> None:
         nonlocal delivered
@@ -322,11 +333,30 @@ def _run_replay(
                 for event in _due(executions, now_ns - 1):
                     deliver(event, event.ts_recv_ns)
                 break
-        execution = by_symbol.get(getattr(market, "symbol", ""))
-        ours = execution.on_market(market, now_ns) if execution is not None else ()
+        symbol = getattr(market, "symbol", "")
+        execution = by_symbol.get(symbol)
         # deliver(market, now_ns), inlined: this is the loop's hot path
         delivered += 1
-        for command in on_event(market, now_ns):
+        if execution is None:
+            ours: Iterable[Event] = ()
+            commands = on_event(market, now_ns)
+        else:
+            follow = follows.get(symbol)
+            if follow is None:
+                book = books(getattr(market, "venue", ""), symbol) if books is not None else None
+                follow = follows[symbol] = book is not None and execution.follow(book)
+            if follow:
+                execution.before_market(now_ns)
+                book = execution.book
+                version = book.version
+                commands = on_event(market, now_ns)  # applies the event to `book`
+                if not isinstance(commands, list):  # a lazy iterable: the engine's work happens now
+                    commands = list(commands)
+                ours = execution.after_market(market, book.version != version, now_ns)
+            else:
+                ours = execution.on_market(market, now_ns)
+                commands = on_event(market, now_ns)
+        for command in commands:
             _route(executions, command, now_ns)
         for event in ours:
             deliver(event, now_ns)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.core.book import OrderBook
 from bot.domain import (
     BookDelta,
     BookSnapshot,
@@ -432,3 +433,72 @@ def test_wake_ns_is_the_earliest_pending_arrival_or_answer(
             events = ex.advance(wake)
             assert events or len(ex._inbox) < inbox or len(ex._outbox) != outbox
             now = max(now, wake)
+
+
+def _feed(ex: PaperExecution, event: Event, now: int, other: OrderBook | None) -> list[Event]:
+    """`on_market`, or, for a venue following `other`: before, the other reader's apply, after."""
+    if other is None:
+        return ex.on_market(event, now)
+    ex.before_market(now)
+    version = other.version
+    if isinstance(event, BookDelta | BookSnapshot):
+        other.apply(event)
+    return ex.after_market(event, other.version != version, now)
+
+
+def _orders(ex: PaperExecution) -> list[tuple]:  # type: ignore[type-arg]
+    return [
+        (o.client_id, o.side, o.price_ticks, o.leaves_lots, o.queue_ahead_lots, o.level_lots)
+        for o in ex.orders.values()
+    ]
+
+
+@settings(max_examples=200)
+@given(ops, st.integers(0, 2), st.integers(0, 2))
+def test_a_venue_reading_another_readers_book_answers_as_one_with_its_own(
+    operations: list[tuple], order_ns: int, report_ns: int
+) -> None:  # type: ignore[type-arg]
+    """`follow` (a replay's venue reading the engine's book): the same answers, at the same times, and
+    the same orders, queues included, as a venue applying every event to its own book."""
+    own = PaperExecution(INST, order_latency_ns=order_ns, report_latency_ns=report_ns)
+    follower = PaperExecution(INST, order_latency_ns=order_ns, report_latency_ns=report_ns)
+    other = OrderBook(SYM)
+    assert follower.follow(other) and follower.book is other
+    start = [("place", Side.BUY, 99, 3, OrderType.LIMIT), ("place", Side.SELL, 101, 3, OrderType.LIMIT)]
+    venues = ((own, None), (follower, other))
+    for ex, _ in venues:
+        ex.submit(PlaceOrder(SYM, "early", Side.BUY, 99, 1), 0)  # meets the book before the snapshot, or not
+    early = [_feed(ex, snapshot(), 1, book) for ex, book in venues]
+    assert early[0] == early[1]
+    now = 1
+    for op in start + operations:
+        now += 1
+        answers = []
+        for ex, book in venues:
+            if op[0] == "place":
+                _, side, price, size, kind = op
+                ex.submit(PlaceOrder(SYM, f"o{now}", side, price, size, kind, post_only=kind is OrderType.LIMIT), now)
+                answers.append(ex.advance(now))
+            elif op[0] == "cancel":
+                ex.submit(CancelOrder(SYM, f"o{op[1]}"), now)
+                answers.append(ex.advance(now))
+            elif op[0] == "trade":
+                answers.append(_feed(ex, trade(op[1], op[2], op[3]), now, book))
+            else:
+                delta = level(ex, op[1], 99 - op[2] if op[1] is Side.BUY else 101 + op[2], op[3])
+                answers.append(_feed(ex, delta, now, book))
+        assert answers[0] == answers[1]
+        assert _orders(own) == _orders(follower)
+        assert own.wake_ns == follower.wake_ns
+    assert follower.book is other and other.version == own.book.version > 0
+
+
+def test_a_venue_follows_only_an_untouched_book_of_its_symbol() -> None:
+    ex = PaperExecution(INST)
+    assert not ex.follow(OrderBook("Y/USDT"))
+    touched = OrderBook(SYM)
+    touched.apply(snapshot())
+    assert not ex.follow(touched)
+    ex.on_market(snapshot(), 0)  # its own book is no longer untouched either
+    assert not ex.follow(OrderBook(SYM))
+    assert ex.book.version == 1 and ex.book.bid_level_count == 2

@@ -17,18 +17,18 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
 * sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at 20x the p99.
 * the rest in two rounds of full mock runs (`bot.venues.mock.record`, read back by `market_stats`, each
   as long as the recording, seeds `seed` .. `seed + fit_seeds - 1` (4), averaged): the makers' requote
-  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move and mid moves per second are
-  nearest the recording's (a sticky book that jumps); the share a new queue starts with and its refill
-  time (NEW_LEVEL_GRID x REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues
-  just after a move); the impact arrival time from ARRIVAL_GRID_S whose 100 ms return autocorrelation is nearest the
-  recording's (a push spread over several 100 ms steps makes returns trend); the informed share from
-  INFORMED_GRID whose passive-bid markout at 5 s is nearest the recording's; the impact's permanent
-  share and transient half-life (PERMANENT_GRID x DECAY_GRID_S) whose impact at 5 s over impact at 1 s
-  is nearest the recording's; the metaorder share x META_FACTORS whose lag-1 sign autocorrelation is
-  nearest (the full mock's informed takers trade in runs too, which the flow-only fit counts as
-  noise); then the impact coefficient scaled by target / measured impact at 1 s, and the fair value's
-  variance moved by the gap between target and measured variance at 10 s. Score with other seeds (the
-  scorecard's start at 101).
+  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move, mid moves per second and
+  volatility at 0.1 s are nearest the recording's (a sticky book that jumps); the share a new queue
+  starts with and its refill time (NEW_LEVEL_GRID x REFILL_GRID_S) whose sweep share is nearest (real
+  sweeps hit the thin queues just after a move); the impact arrival time from ARRIVAL_GRID_S whose 100
+  ms return autocorrelation is nearest the recording's (a push spread over several 100 ms steps makes
+  returns trend); the informed share from INFORMED_GRID whose passive-bid markout at 5 s is nearest the
+  recording's; the impact's permanent share and transient half-life (PERMANENT_GRID x DECAY_GRID_S)
+  whose impact at 5 s over impact at 1 s is nearest the recording's; the metaorder share x META_FACTORS
+  whose lag-1 sign autocorrelation is nearest (the full mock's informed takers trade in runs too, which
+  the flow-only fit counts as noise); then the impact coefficient scaled by target / measured impact at
+  1 s, and the fair value's variance moved by the gap between target and measured variance at 10 s.
+  Score with other seeds (the scorecard's start at 101).
 """
 
 from __future__ import annotations
@@ -279,11 +279,18 @@ def fit_mock_config(
     for _ in range(iterations):
         if math.isfinite(stats.mid_move_median_bps):  # the requote band sets how far a move of the mid goes
             # ... and, with it, how often the mid moves: a narrow band moves it by less, more often. Both
-            # are targets (summed log ratios); fitted to the size alone, the perp's mid moved 2x too often
+            # are targets (summed log ratios); fitted to the size alone, the perp's mid moved 2x too often.
+            # The variance the moves carry is the third (volatility at 0.1 s, ~ rate x mean square move):
+            # a band's moves are all about its width, a real mid's are not (the spot file's first half:
+            # median 0.42, rms 0.65 bps), so size and rate alone chose a band (0.25 bps) whose mid then
+            # moved 2.1x too often once the fair value's volatility was fitted to the 10 s volatility
             grid = [{"bg_requote_bps": b} for b in REQUOTE_GRID_BPS]
-            also = []
+            also: list[tuple[Callable[[MarketStats], float], float]] = []
             if math.isfinite(stats.mid_moves_per_s) and stats.mid_moves_per_s > 0:
-                also = [(lambda r: r.mid_moves_per_s, stats.mid_moves_per_s)]
+                also.append((lambda r: r.mid_moves_per_s, stats.mid_moves_per_s))
+            vol_fast = stats.vol_bps_per_sqrt_s.get(0.1, math.nan)
+            if math.isfinite(vol_fast) and vol_fast > 0:
+                also.append((lambda r: r.vol_bps_per_sqrt_s.get(0.1, math.nan), vol_fast))
             best = _best_of(
                 mock, grid, lambda r: r.mid_move_median_bps, stats.mid_move_median_bps, check_seconds, seeds, also
             )
@@ -532,7 +539,8 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         " (bot/market_calibrate.py, docs/mock-market.md)\n"
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
-        "size law, the makers' requote band (median mid move and move rate), new-queue share and refill\n"
+        "size law, the makers' requote band (median mid move, move rate, volatility at 0.1 s), new-queue\n"
+        "share and refill\n"
         "time (sweep share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
         "at 5 s), impact persistence (impact at 5 s / 1 s), metaorder share (lag-1 sign autocorrelation),\n"
         f"impact and volatility, on mock seeds {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"

@@ -124,6 +124,31 @@ def test_the_requote_band_is_chosen_by_move_size_and_move_rate_together(monkeypa
     assert mc._best_of(mock, grid, *size, 60.0, (1, 2), [rate]) == {"bg_requote_bps": 0.5}
 
 
+def test_the_requote_band_is_chosen_by_the_variance_of_the_moves_too(monkeypatch) -> None:
+    """With the volatility at 0.1 s as a third target (summed log ratios, hand-computed below), a band
+    whose size and rate are nearest loses to one whose moves carry the recording's variance."""
+    from types import SimpleNamespace
+
+    import bot.market_calibrate as mc
+
+    # band -> (median move bps, moves per s, volatility at 0.1 s bps/sqrt(s)); target (0.5, 1.0, 0.8)
+    fake = {0.25: (0.5, 1.0, 0.4), 0.5: (0.55, 1.1, 0.8), 1.0: (1.0, 0.5, 0.8)}
+
+    def stats(mock, seconds, seed):
+        size, rate, vol = fake[mock["spot"]["bg_requote_bps"]]
+        return SimpleNamespace(mid_move_median_bps=size, mid_moves_per_s=rate, vol_bps_per_sqrt_s={0.1: vol})
+
+    monkeypatch.setattr(mc, "mock_stats", stats)
+    grid = [{"bg_requote_bps": b} for b in fake]
+    mock = {"spot": {"bg_requote_bps": 0.0}}
+    size = (lambda r: r.mid_move_median_bps, 0.5)
+    rate = (lambda r: r.mid_moves_per_s, 1.0)
+    vol = (lambda r: r.vol_bps_per_sqrt_s[0.1], 0.8)
+    assert mc._best_of(mock, grid, *size, 60.0, (1,), [rate]) == {"bg_requote_bps": 0.25}  # 0 beats 0.19
+    # 0 + 0 + ln 2 = 0.693 against ln 1.1 + ln 1.1 + 0 = 0.191 and ln 2 + ln 2 + 0 = 1.386
+    assert mc._best_of(mock, grid, *size, 60.0, (1,), [rate, vol]) == {"bg_requote_bps": 0.5}
+
+
 def _flow_stats(truth, seconds: float, seed: int):
     """A synthetic recording: the flow statistics of a known metaorder flow, in a MarketStats."""
     import dataclasses

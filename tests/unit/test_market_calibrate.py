@@ -149,6 +149,22 @@ def test_the_requote_band_is_chosen_by_the_variance_of_the_moves_too(monkeypatch
     assert mc._best_of(mock, grid, *size, 60.0, (1,), [rate, vol]) == {"bg_requote_bps": 0.5}
 
 
+def test_the_informed_share_is_fitted_by_the_markouts_at_1_s_and_5_s() -> None:
+    """markout_loss: |mean 5 s markout - recording's| + |mean 1 s markout - recording's| (hand-computed)."""
+    from types import SimpleNamespace
+
+    from bot.market_calibrate import markout_loss
+
+    runs = [
+        SimpleNamespace(probe_markout_1s_bps=-0.5, probe_markout_5s_bps=0.2),
+        SimpleNamespace(probe_markout_1s_bps=-0.7, probe_markout_5s_bps=-0.4),
+    ]  # means -0.6 at 1 s, -0.1 at 5 s
+    real = SimpleNamespace(probe_markout_1s_bps=-0.9, probe_markout_5s_bps=-1.1)
+    assert markout_loss(runs, real) == pytest.approx(1.0 + 0.3)  # type: ignore[arg-type]
+    real_5s_only = SimpleNamespace(probe_markout_1s_bps=float("nan"), probe_markout_5s_bps=-1.1)
+    assert markout_loss(runs, real_5s_only) == pytest.approx(1.0)  # type: ignore[arg-type]
+
+
 def _flow_stats(truth, seconds: float, seed: int):
     """A synthetic recording: the flow statistics of a known metaorder flow, in a MarketStats."""
     import dataclasses

@@ -553,10 +553,10 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
         "size law, the makers' requote band (median mid move, move rate, volatility at 0.1 s), new-queue\n"
-        "share and refill\n"
-        "time (sweep share), impact arrival (100 ms return autocorrelation), informed share (passive-bid markout\n"
-        "at 5 s), impact persistence (impact at 5 s / 1 s), metaorder share (lag-1 sign autocorrelation),\n"
-        f"impact and volatility, on mock seeds {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"
+        "share and refill time (sweep share), impact arrival (100 ms return autocorrelation), informed\n"
+        "share (passive-bid markouts at 1 s and 5 s), impact persistence (impact at 5 s / 1 s), metaorder\n"
+        "share (lag-1 sign autocorrelation), impact and volatility, on mock seeds"
+        f" {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"
         "not fitted on: --check with another --window (its seeds start at 101)."
     )
     text = to_toml(mock, header, spot, perp)

@@ -841,6 +841,25 @@ class RiskToxicityConfig(Section):
     widen_net: bool = Field(
         True, description="a toxic side is widened by its intensity less the other side's (false: by its own)"
     )
+    rest_behind_background: bool = Field(
+        False,
+        description="rest no nearer the mid than the book's best level without our own orders in it (bid and ask)",
+    )
+    inward_tolerance_ticks: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="a quote more than this many ticks nearer the mid than wanted is replaced (unset: price tolerance)",
+    )
+    impact_bps: NonNegFloat = Field(
+        0.0,
+        description="a print's expected impact: this × sqrt(size / impact_median_base), bps (0: no impact response)",
+    )
+    impact_median_base: PosFloat = Field(1.0, description="... the print size whose impact is impact_bps, base")
+    impact_halflife_s: PosFloat = Field(
+        0.3, description="... half-life of a print's owed impact (the book catches up), s"
+    )
+    impact_response: Literal["widen", "skew"] = Field(
+        "widen", description="... widen the side the owed impact is against, or move both quotes by it (skew)"
+    )
 
     @field_validator("signal_horizon_s")
     @classmethod

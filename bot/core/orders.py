@@ -151,6 +151,7 @@ class OrderManager:
         max_age_ns: int,
         max_places: int | None = None,
         min_open_lots: int = 0,
+        inward_tolerance_ticks: int | None = None,
     ) -> list[Command]:
         """Cancels and places that move live quote slots toward `desired`; idempotent when converged.
 
@@ -160,6 +161,7 @@ class OrderManager:
         """
         out: list[Command] = []
         wanted: dict[tuple[Side, int], DesiredOrder] = {(d.side, d.level): d for d in desired}
+        inward = tolerance_ticks if inward_tolerance_ticks is None else min(tolerance_ticks, inward_tolerance_ticks)
         for slot, client_id in list(self._slots.items()):
             sym, side, level = slot
             if sym != symbol:
@@ -175,6 +177,7 @@ class OrderManager:
             if (
                 want is None
                 or abs(want.price_ticks - order.price_ticks) > tolerance_ticks
+                or (order.price_ticks - want.price_ticks) * side.sign > inward  # nearer the mid than wanted
                 or want.size_lots != order.size_lots  # a partial fill alone keeps queue priority...
                 or order.open_lots < min(min_open_lots, want.size_lots)  # ...unless too little is left
                 or (max_age_ns > 0 and now_ns - order.placed_ns >= max_age_ns)  # too old

@@ -28,7 +28,7 @@ from bot.core.estimators import ArrivalEstimator, SigmaEstimator
 from bot.core.orders import OrderManager, OrderState
 from bot.core.portfolio import Position
 from bot.core.quoting import DesiredQuote as DesiredOrder
-from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote, build_ladder, theo_quote
+from bot.core.quoting import MarketInputs, QuoteParams, TheoQuote, background_best, build_ladder, theo_quote
 from bot.core.risk import LossGuard, RiskDecision, RiskGuard, RiskInputs, RiskParams
 from bot.core.rounding import NoteRounding
 from bot.domain import (
@@ -123,6 +123,9 @@ class MarketQuoter:
         self._hard_lots = spec.spot.lots_floor(spec.risk.inventory_hard_base)
         self._ladder_key: tuple[Any, ...] | None = None  # what `_ladder` was built from
         self._ladder: tuple[DesiredOrder, ...] = ()
+        self._rest_behind = spec.risk.toxicity.rest_behind_background
+        self._inward_tolerance: int | None = spec.risk.toxicity.inward_tolerance_ticks
+        self._impact = spec.risk.toxicity.impact_bps > 0.0
         # prices and sizes in the notes are written on the instrument's grid (bot.core.rounding)
         self.rounding = NoteRounding.for_instrument(spec.spot)
         self._venue_field: dict[str, str] = {"venue": spec.venue} if spec.venue != DEFAULT_VENUE else {}
@@ -152,6 +155,8 @@ class MarketQuoter:
                     if self.sigma_long is not None:
                         self.sigma_long.update(now_ns, mid_px)
                 self.touch("book")
+            elif self._rest_behind:
+                self.touch("book")  # the background's best can move under an unchanged top (ours)
             return []
         if status not in BREAKS_BOOK:
             return []  # stale duplicate, not yet synced, or already waiting for a snapshot
@@ -174,6 +179,8 @@ class MarketQuoter:
         size_base = self.spot.size(event.size_lots)
         self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor, size_base)
         self.risk.on_trade(event.aggressor, size_base, event.ts_recv_ns)
+        if self._impact:
+            self.touch("trade")  # the print's owed impact shapes the quotes: requote now
         return True
 
     def feed_lost(self) -> list[Command]:
@@ -241,6 +248,7 @@ class MarketQuoter:
             self.max_order_age_ns,
             max_places=max_places,
             min_open_lots=self._obligation_lots_per_order(mid_ticks),
+            inward_tolerance_ticks=self._inward_tolerance,
         )
         placed = 0
         for command in out:
@@ -367,10 +375,15 @@ class MarketQuoter:
         """The quotes wanted now, from the model quote, the guard's decision and the book's top (ticks)."""
         # The ladder is a pure function of the model quote, the guard's seven shaping fields and the
         # top of the book: when none moved (a calm market between timer requotes), it is the last one.
-        key = (theo, decision[:7], best_bid, best_ask)
+        behind_bid = behind_ask = None
+        if self._rest_behind:
+            behind_bid, behind_ask = self.background_top()
+        key = (theo, decision[:7], best_bid, best_ask, behind_bid, behind_ask)
         if key != self._ladder_key:
             # the decision carries the seven fields the ladder reads (`QuoteShape`): no QuoteAdjust copy
-            self._ladder = build_ladder(theo, self.quote, self.spot, best_bid, best_ask, decision)
+            self._ladder = build_ladder(
+                theo, self.quote, self.spot, best_bid, best_ask, decision, behind_bid, behind_ask
+            )
             self._ladder_key = key
         desired = self.cap_exposure(self._ladder, inputs.inventory_base)
         if withhold is not None:
@@ -406,6 +419,22 @@ class MarketQuoter:
                 trigger=self._trigger,
             )
         return desired
+
+    def background_top(self) -> tuple[int | None, int | None]:
+        """The book's best bid and ask without our own orders in them (ticks; None: nobody else there).
+
+        The venue's book holds our resting quotes; `requote` reads its top with them (the mid, the
+        post-only clamp). An order not acknowledged yet is not in the book, so it is not taken out."""
+        own: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+        for order in self.orders.live_orders(self.spot.symbol):
+            if order.state is not OrderState.PENDING_NEW:
+                side = own[order.side]
+                side[order.price_ticks] = side.get(order.price_ticks, 0) + order.open_lots
+        book = self.book
+        # a level is ours alone at most once per price we rest at: the first other one is within reach
+        bid = background_best(book.top_bids(len(own[Side.BUY]) + 1), own[Side.BUY])
+        ask = background_best(book.top_asks(len(own[Side.SELL]) + 1), own[Side.SELL])
+        return bid, ask
 
     def _inventory_note(self, inventory_base: float) -> float:
         # alone on the book, the inventory is this market's lots: written from them, exactly

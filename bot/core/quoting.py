@@ -21,6 +21,7 @@ because they are built several times per event and a frozen dataclass costs ~4x 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
@@ -253,6 +254,8 @@ def build_ladder(
     best_bid_ticks: int | None,
     best_ask_ticks: int | None,
     adjust: QuoteShape = NO_ADJUST,
+    behind_bid_ticks: int | None = None,
+    behind_ask_ticks: int | None = None,
 ) -> tuple[DesiredQuote, ...]:
     """The orders to rest: `params.levels` per enabled side, snapped to the grid on the safe side.
 
@@ -261,8 +264,15 @@ def build_ladder(
     (post-only never crosses; `None` = empty side, no clamp); our best bid < our best ask; levels are
     strictly spaced by >= 1 tick; sizes are whole lots rounded down, and a level below one lot or the
     instrument's min notional is dropped.
+
+    `behind_bid_ticks` / `behind_ask_ticks` (None: no limit): our bid rests at or below the first, our
+    ask at or above the second (`[risk.toxicity] rest_behind_background`: the background's best, see
+    `background_best`). The obligation's spread cap wins: a limit that would take the quoted spread past
+    it, or move a side the cap holds alone, is not applied.
     """
     bid_t, ask_t = _inner_ticks(theo, params, instrument, adjust)
+    if behind_bid_ticks is not None or behind_ask_ticks is not None:
+        bid_t, ask_t = _behind(bid_t, ask_t, behind_bid_ticks, behind_ask_ticks, adjust, instrument)
     # Post-only: never at or through the opposite best.
     if best_ask_ticks is not None and bid_t >= best_ask_ticks:
         bid_t = best_ask_ticks - 1
@@ -312,6 +322,36 @@ def _inner_ticks(theo: TheoQuote, params: QuoteParams, instrument: Instrument, a
             else:
                 bid_t = ask_t - 1
     return bid_t, ask_t
+
+
+def _behind(
+    bid_t: int, ask_t: int, limit_bid: int | None, limit_ask: int | None, adjust: QuoteShape, instrument: Instrument
+) -> tuple[int, int]:
+    """Level-0 bid and ask moved back to the limits (never forward), unless the obligation's cap forbids."""
+    new_bid = bid_t if limit_bid is None else min(bid_t, limit_bid)
+    new_ask = ask_t if limit_ask is None else max(ask_t, limit_ask)
+    cap_px = adjust.max_spread_px
+    if cap_px is not None:
+        if not (adjust.bid_enabled and adjust.ask_enabled):
+            return bid_t, ask_t  # one side kept within the cap around the centre: leave it there
+        if new_ask - new_bid > max(ask_t - bid_t, math.floor(cap_px / instrument.tick_size + 1e-9)):
+            return bid_t, ask_t
+    return new_bid, new_ask
+
+
+def background_best(levels: Iterable[tuple[int, int]], own_lots: Mapping[int, int]) -> int | None:
+    """The best price of one book side where someone other than us rests (None: nobody).
+
+    `levels` is the side's (price ticks, size lots), best first, as the venue shows it, our own resting
+    orders included (a venue's book holds them); `own_lots` our open lots per price on that side. A
+    level whose size is no more than ours there is our own quote alone. Where the book has not caught
+    up with an order of ours yet, this errs toward a deeper price (the safe side for a quote held behind
+    it); a book that never holds our orders (a recording replayed) loses real size at our prices too.
+    """
+    for price, lots in levels:
+        if lots > own_lots.get(price, 0):
+            return price
+    return None
 
 
 def _split_cap_excess(bid_t: int, ask_t: int, cap_px: float, instrument: Instrument) -> tuple[int, int]:

@@ -42,8 +42,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 NS_PER_S = 1_000_000_000
+
+ImpactResponse = Literal["widen", "skew"]
 
 CLEAR = "clear"
 TOXIC = "toxic"
@@ -113,6 +116,26 @@ class ToxicityParams:
     # says nothing about which one is picked off, and widening both only trades less
     predict_share: float = 1.0
     widen_net: bool = True
+    # issue #16 round six: on a thin book the background ladder re-centres on the fair value and crosses
+    # a quote resting inside its spread before any book update shows it (docs/risk.md, rounds four and
+    # five): rest no nearer the fair value than the background's best bid / ask, i.e. the book's best
+    # level once our own open orders are taken out of its size (bot.core.quoting.background_best).
+    # Not scaled by the self-check: what it answers is not a flow call.
+    rest_behind_background: bool = False
+    # ... and a resting quote nearer the mid than the model wants is replaced once it is more than this
+    # many ticks too near (None: the quoter's symmetric price_tolerance_ticks, 3 on the default config)
+    inward_tolerance_ticks: int | None = None
+    # the size-aware impact response (round six): a taker's print moves the price after it by about the
+    # square-root law, impact_bps · sqrt(size / impact_median_base) bps the taker's way, and the book
+    # shows that move only once the makers have re-centred (on the mock: over the next 100 ms steps, and
+    # the ladder crosses a stale quote before any book update shows it). The prints' owed impact (each
+    # decaying with impact_halflife_s as the book catches up) widens the side it is owed against
+    # (impact_response "widen": buyers' impact pushes our ask out) or moves both quotes ("skew").
+    # 0 bps: off. Not scaled by the self-check: it is a price-impact law, not a flow call.
+    impact_bps: float = 0.0
+    impact_median_base: float = 1.0
+    impact_halflife_s: float = 0.3
+    impact_response: ImpactResponse = "widen"
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -140,6 +163,14 @@ class ToxicityParams:
             raise ValueError("check_z and check_full_bps must be >= 0")
         if not (self.predict_share >= 0 and math.isfinite(self.predict_share)):
             raise ValueError("predict_share must be finite and >= 0")
+        if self.inward_tolerance_ticks is not None and self.inward_tolerance_ticks < 0:
+            raise ValueError("inward_tolerance_ticks must be >= 0 (or None)")
+        if not (self.impact_bps >= 0 and math.isfinite(self.impact_bps)):
+            raise ValueError("impact_bps must be finite and >= 0")
+        if self.impact_response not in ("widen", "skew"):
+            raise ValueError(f"impact_response must be 'widen' or 'skew', got {self.impact_response!r}")
+        if not (self.impact_median_base > 0 and self.impact_halflife_s > 0):
+            raise ValueError("impact_median_base and impact_halflife_s must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +369,38 @@ class DecayedSum:
         self.value = self.at(now_ns) + x
 
 
+class ImpactOwed:
+    """The move of the mid the recent prints' square-root impact still owes, bps (+ = up).
+
+    Each taker adds `sign · impact_bps · sqrt(size / median)`, decayed with the half-life as the book
+    catches up. Prints of one taker arrive together (one sweep of the book, the same receive time and
+    side): they are one taker of their summed size, so its impact is the root of the sum, not the sum
+    of the roots."""
+
+    __slots__ = ("_impact_bps", "_last", "_median", "_owed")
+
+    def __init__(self, impact_bps: float, median_base: float, halflife_s: float) -> None:
+        self._impact_bps = impact_bps
+        self._median = median_base
+        self._owed = DecayedSum(halflife_s)
+        self._last = (0, 0, 0.0)  # the last taker: receive time, sign, summed size
+
+    def on_trade(self, sign: int, size_base: float, now_ns: int) -> None:
+        t, last_sign, last_size = self._last
+        size = size_base
+        if t == now_ns and last_sign == sign:  # the same sweep: replace its impact with the summed one
+            self._owed.add(now_ns, -sign * self._bps(last_size))
+            size += last_size
+        self._owed.add(now_ns, sign * self._bps(size))
+        self._last = (now_ns, sign, size)
+
+    def _bps(self, size_base: float) -> float:
+        return self._impact_bps * math.sqrt(max(0.0, size_base) / self._median)
+
+    def bps(self, now_ns: int) -> float:
+        return self._owed.at(now_ns)
+
+
 class FlowScore:
     """Concentrated one-sided flow: `Σ sign·w / (W_long · h_short/h_long)` with `w = (size/typical)^p`.
 
@@ -463,6 +526,8 @@ class ToxicityMonitor:
         self.flow = FlowScore(params.flow_halflife_s, params.flow_norm_halflife_s, params.flow_size_power)
         self.flow_score = 0.0  # > 0: buyers (threatens our ask), < 0: sellers (threatens our bid)
         self.predicted_bps = 0.0
+        self.impact = ImpactOwed(params.impact_bps, params.impact_median_base, params.impact_halflife_s)
+        self.impact_bps = 0.0  # the prints' owed impact at the last update, bps (+ = up)
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
         self.check = SignalCheck(
@@ -481,6 +546,8 @@ class ToxicityMonitor:
         else:
             self.trades.add(now_ns, 0.0, size_base)
         self.flow.on_trade(aggressor_sign, size_base, now_ns)
+        if self.params.impact_bps > 0.0:
+            self.impact.on_trade(aggressor_sign, size_base, now_ns)
 
     def update(self, now_ns: int, mid_px: float) -> None:
         """Resolve due markouts, recompute both signals and step both sides' state machines."""
@@ -520,6 +587,8 @@ class ToxicityMonitor:
         # this market times the call now, scaled like every response by the efficacy (0 where one-sided
         # flow has not predicted the price); a β below 0 predicts nothing (the efficacy is 0 then too)
         self.predicted_bps = check.efficacy * max(0.0, check.beta) * call
+        if p.impact_bps > 0.0:
+            self.impact_bps = self.impact.bps(now_ns)
 
     def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
         """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
@@ -538,20 +607,29 @@ class ToxicityMonitor:
         i = self.bid.intensity
         if self.params.widen_net:
             i = max(0.0, i - self.ask.intensity)
-        return i * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
+        extra = i * self.check.efficacy * self.params.widen_bps
+        if self.params.impact_response == "widen":
+            extra += max(0.0, -self.impact_bps)  # sellers' impact owed: the bid is the stale side
+        return extra * 1e-4 * mid_px
 
     def ask_extra_px(self, mid_px: float) -> float:
         i = self.ask.intensity
         if self.params.widen_net:
             i = max(0.0, i - self.bid.intensity)
-        return i * self.check.efficacy * self.params.widen_bps * 1e-4 * mid_px
+        extra = i * self.check.efficacy * self.params.widen_bps
+        if self.params.impact_response == "widen":
+            extra += max(0.0, self.impact_bps)  # buyers' impact owed: the ask is the stale side
+        return extra * 1e-4 * mid_px
 
     def skew_px(self, mid_px: float) -> float:
         """+ = both quotes up: away from a toxic ask (price rising), down away from a toxic bid; plus
         `predict_share` of the predicted move (up when buyers' flow has been calling rises)."""
         p = self.params
         net = self.ask.intensity - self.bid.intensity
-        return (net * self.check.efficacy * p.skew_bps + p.predict_share * self.predicted_bps) * 1e-4 * mid_px
+        moves = net * self.check.efficacy * p.skew_bps + p.predict_share * self.predicted_bps
+        if p.impact_response == "skew":
+            moves += self.impact_bps
+        return moves * 1e-4 * mid_px
 
     def adverse_selection_loss_quote(self, horizon_s: float | None = None) -> float:
         """The adverse-selection loss at `horizon_s` (default: the signal horizon), quote currency, >= 0."""

@@ -7,9 +7,9 @@ The experiment (docs/risk.md, "The toxicity experiment"):
   and know the fair value `INFORMED_HORIZON_S` ahead; the seed comes from `--seed`.
 - Bot: the real engine from `bot.app.build_engine`, driven by `bot.sim.driver.run_simulation` on
   simulated time. The two runs differ in one thing only: the toxic-flow response (`[risk.toxicity]`
-  `widen_bps`, `skew_bps` and `predict_share`: `RESPONSE_OFF`) is zeroed in the guard-off run. Its
-  monitor still runs (so the logs show
-  what it would have seen), but it shapes no quote.
+  `widen_bps`, `skew_bps`, `predict_share`, and round six's `rest_behind_background`,
+  `inward_tolerance_ticks`, `impact_bps`: `RESPONSE_OFF`) is switched off in the guard-off run.
+  Its monitor still runs (so the logs show what it would have seen), but it shapes no quote.
 - Measure, from our own spot fills: the markout of a fill at horizon h is
   `(fair(t_fill + h) − fill_px) · side · size` in quote currency (side +1 for our buy), where
   `fair(t)` is the mock's hidden fair value prevailing at t. The adverse-selection loss is
@@ -49,7 +49,14 @@ INFORMED_SHARE = 0.3  # share of spot taker arrivals that are informed
 INFORMED_HORIZON_S = 5.0  # informed takers know the fair value this far ahead
 HORIZONS_S = (0.0, 1.0, 5.0, 30.0)  # markout horizons; 0 = spread captured (edge at the fill)
 HEADLINE_HORIZON_S = 5.0  # the adverse-selection loss reported as `adverse_selection_loss`
-RESPONSE_OFF = {"widen_bps": 0.0, "skew_bps": 0.0, "predict_share": 0.0}
+RESPONSE_OFF = {
+    "widen_bps": 0.0,
+    "skew_bps": 0.0,
+    "predict_share": 0.0,
+    "rest_behind_background": False,
+    "inward_tolerance_ticks": None,
+    "impact_bps": 0.0,
+}
 """The guard-off run's `[risk.toxicity]` keys: every way the monitor shapes a quote, switched off."""
 
 

@@ -110,6 +110,25 @@ static PyObject *steps_to_int(double rounded)
 }
 
 /* decimal_steps of a str; a new int, or NULL without an exception set when not plain. */
+/* (price, size) as a new 2-tuple that takes both references; NULL if either is NULL (the other is
+ * released) or on out of memory. The garbage collector does not track it: a tuple of two ints can never
+ * be part of a reference cycle. CPython untracks such tuples itself, but only at the first collection
+ * that scans them, and a replay holds ~150,000 of them at a time (an event cache chunk): profiled,
+ * collections scanning them were most of decoding's cost. */
+static PyObject *level_pair(PyObject *price, PyObject *size)
+{
+    PyObject *level = price != NULL && size != NULL ? PyTuple_New(2) : NULL;
+    if (level == NULL) {
+        Py_XDECREF(price);
+        Py_XDECREF(size);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(level, 0, price);
+    PyTuple_SET_ITEM(level, 1, size);
+    PyObject_GC_UnTrack(level);
+    return level;
+}
+
 static PyObject *grid_steps(PyObject *text, double step)
 {
     if (!PyUnicode_CheckExact(text) || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) {
@@ -158,15 +177,11 @@ static PyObject *grid_levels(PyObject *self, PyObject *args)
             Py_DECREF(price);
             goto not_plain_or_error;
         }
-        PyObject *level = PyTuple_New(2);
+        PyObject *level = level_pair(price, size);
         if (level == NULL) {
-            Py_DECREF(price);
-            Py_DECREF(size);
             Py_DECREF(out);
             return NULL;
         }
-        PyTuple_SET_ITEM(level, 0, price);
-        PyTuple_SET_ITEM(level, 1, size);
         PyTuple_SET_ITEM(out, i, level);
     }
     return out;
@@ -562,21 +577,8 @@ static int skip_scalar(Cursor *c)
 /* (ticks, lots): a new 2-tuple, or NULL with an exception set. */
 static PyObject *level_tuple(double price, double qty)
 {
-    PyObject *level = PyTuple_New(2);
-    if (level == NULL) {
-        return NULL;
-    }
     PyObject *p = steps_to_int(price);
-    PyObject *q = p == NULL ? NULL : steps_to_int(qty);
-    if (q == NULL) {
-        Py_XDECREF(p);
-        Py_DECREF(level);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(level, 0, p);
-    PyTuple_SET_ITEM(level, 1, q);
-    PyObject_GC_UnTrack(level); /* two ints: never part of a cycle (see decode_levels) */
-    return level;
+    return level_pair(p, p == NULL ? NULL : steps_to_int(qty));
 }
 
 #define LEVELS_ON_STACK 256
@@ -1175,24 +1177,14 @@ static PyObject *decode_levels(const long long *px, const long long *sz, Py_ssiz
     }
     for (Py_ssize_t j = 0; j < n; j++) {
         PyObject *p = PyLong_FromLongLong(px[at + j]);
-        PyObject *s = p != NULL ? PyLong_FromLongLong(sz[at + j]) : NULL;
-        PyObject *level = s != NULL ? PyTuple_New(2) : NULL;
+        PyObject *level = level_pair(p, p != NULL ? PyLong_FromLongLong(sz[at + j]) : NULL);
         if (level == NULL) {
-            Py_XDECREF(p);
-            Py_XDECREF(s);
             Py_DECREF(levels);
             return NULL;
         }
-        PyTuple_SET_ITEM(level, 0, p);
-        PyTuple_SET_ITEM(level, 1, s);
-        /* A tuple of two ints can never be part of a reference cycle, so the garbage collector need
-         * not track it: CPython itself untracks such tuples, but only at the first collection that
-         * scans them, and a chunk of ~4,000 events holds ~150,000 of them (profiled: collections
-         * scanning them were most of this function's cost). */
-        PyObject_GC_UnTrack(level);
         PyTuple_SET_ITEM(levels, j, level);
     }
-    PyObject_GC_UnTrack(levels); /* it holds only untracked tuples: no cycle either */
+    PyObject_GC_UnTrack(levels); /* it holds only untracked tuples (level_pair): no cycle either */
     return levels;
 }
 
@@ -1323,7 +1315,7 @@ static PyObject *decode_events(PyObject *self, PyObject *args)
         Py_DECREF(v_tr);
         /* The event holds only ints, strs, None, a Side and untracked level tuples, and is frozen: it
          * cannot be part of a reference cycle, nor can (now_ns, event). Untracked, the collections a
-         * chunk's allocations trigger do not scan them (see decode_levels). Only when the class is
+         * chunk's allocations trigger do not scan them (see level_pair). Only when the class is
          * exactly the one expected: an unknown subclass may hold anything. */
         if (Py_IS_TYPE(event, (PyTypeObject *)(kind[i] == 2 ? trade_cls : kind[i] == 1 ? delta_cls : snapshot_cls))) {
             PyObject_GC_UnTrack(event);

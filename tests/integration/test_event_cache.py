@@ -106,30 +106,39 @@ def test_the_python_decoder_reads_the_same_events(tmp_path: Path, monkeypatch: p
 
 levels = st.lists(st.tuples(st.integers(1, 2**40), st.integers(0, 2**40)), max_size=5).map(tuple)
 times = st.integers(0, 2**62)
-book_events = st.one_of(
-    st.builds(BookSnapshot, st.just("X/Y"), st.integers(0, 2**50), levels, levels, times, times),
-    st.builds(
-        BookDelta,
-        st.just("X/Y"),
-        st.integers(0, 2**50),
-        st.integers(0, 2**50),
-        levels,
-        levels,
-        times,
-        times,
-        st.one_of(st.none(), st.integers(-1, 2**50)),  # None and 0 must stay apart
-    ),
-    st.builds(
-        TradePrint,
-        st.just("X/Y"),
-        st.integers(1, 2**40),
-        st.integers(1, 2**40),
-        st.sampled_from([Side.BUY, Side.SELL]),
-        st.text("0123456789abc-", min_size=1, max_size=12),
-        times,
-        times,
-    ),
-)
+
+
+def book_events_of(venue: str = "") -> st.SearchStrategy[Event]:
+    """Book and trade events of one symbol on `venue`, as the cache stores them (also tests/unit/test_native.py)."""
+    return st.one_of(
+        st.builds(BookSnapshot, st.just("X/Y"), st.integers(0, 2**50), levels, levels, times, times, st.just(venue)),
+        st.builds(
+            BookDelta,
+            st.just("X/Y"),
+            st.integers(0, 2**50),
+            st.integers(0, 2**50),
+            levels,
+            levels,
+            times,
+            times,
+            st.one_of(st.none(), st.integers(-1, 2**50)),  # None and 0 must stay apart
+            st.just(venue),
+        ),
+        st.builds(
+            TradePrint,
+            st.just("X/Y"),
+            st.integers(1, 2**40),
+            st.integers(1, 2**40),
+            st.sampled_from([Side.BUY, Side.SELL]),
+            st.text("0123456789abc-", min_size=1, max_size=12),
+            times,
+            times,
+            st.just(venue),
+        ),
+    )
+
+
+book_events = book_events_of()
 
 
 @given(st.lists(st.tuples(times, book_events), max_size=40))

@@ -29,6 +29,7 @@ from bot.domain import BookDelta, BookSnapshot, Instrument, InstrumentKind, Side
 from bot.venues import binance, event_cache
 from bot.venues.binance import BinanceParser, infer_instrument, is_book_ticker_line, iter_line_batches, iter_lines
 from bot.venues.replay import ReplaySource
+from tests.integration.test_event_cache import book_events_of, times
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "binance"
 RECORDINGS = [DATA / "spot_btcusdt_20240808.gz", DATA / "usdm_btcusdt_20240808.gz"]
@@ -707,37 +708,10 @@ def _both(columns: tuple, trade_ids: list[str], start: int, end: int, level_at: 
     return c, event_cache._decode_py(*args)
 
 
-_levels = st.lists(st.tuples(st.integers(1, 2**40), st.integers(0, 2**40)), max_size=6).map(tuple)
-_times = st.integers(0, 2**62)
-_cache_events = st.one_of(
-    st.builds(BookSnapshot, st.just("X/Y"), st.integers(0, 2**50), _levels, _levels, _times, _times, st.just("v")),
-    st.builds(
-        BookDelta,
-        st.just("X/Y"),
-        st.integers(0, 2**50),
-        st.integers(0, 2**50),
-        _levels,
-        _levels,
-        _times,
-        _times,
-        st.one_of(st.none(), st.integers(-1, 2**50)),
-        st.just("v"),
-    ),
-    st.builds(
-        TradePrint,
-        st.just("X/Y"),
-        st.integers(1, 2**40),
-        st.integers(1, 2**40),
-        st.sampled_from([Side.BUY, Side.SELL]),
-        st.text("0123456789ab-", min_size=1, max_size=8),
-        _times,
-        _times,
-        st.just("v"),
-    ),
-)
+_cache_events = book_events_of("v")
 
 
-@given(st.lists(st.tuples(_times, _cache_events), min_size=1, max_size=30), st.data())
+@given(st.lists(st.tuples(times, _cache_events), min_size=1, max_size=30), st.data())
 def test_decode_events_equals_the_reference(events: list, data: st.DataObject) -> None:
     columns, trade_ids = _columns_of(events)
     n = len(events)

@@ -105,6 +105,62 @@ def test_the_obligations_spread_cap_wins_over_the_limit() -> None:
     assert [q.price_ticks for q in ladder] == [9_997]  # the cap holds a lone side: left where it is
 
 
+@given(
+    reservation_ticks=st.floats(-30.0, 30.0),
+    half_ticks=st.floats(0.0, 30.0),
+    book_bid=st.integers(9_960, 10_000),
+    book_width=st.integers(1, 30),
+    behind_bid=st.one_of(st.none(), st.integers(0, 20)),
+    behind_ask=st.one_of(st.none(), st.integers(0, 20)),
+    adjust=st.builds(
+        QuoteAdjust,
+        skew_px=st.floats(-0.2, 0.2),
+        bid_enabled=st.booleans(),
+        ask_enabled=st.booleans(),
+        max_spread_px=st.one_of(st.none(), st.floats(0.0, 0.4)),
+    ),
+)
+def test_the_limits_only_move_quotes_back_and_keep_the_ladders_guarantees(
+    reservation_ticks: float,
+    half_ticks: float,
+    book_bid: int,
+    book_width: int,
+    behind_bid: int | None,
+    behind_ask: int | None,
+    adjust: QuoteAdjust,
+) -> None:
+    """The background's best is at or behind the book's (the book is the background plus our orders):
+    limits `behind_*` ticks behind the book's top. With them the ladder keeps every guarantee of
+    `build_ladder` (post-only, never crossing itself), each side is at or behind where it was, a side
+    is at or behind its limit unless the obligation's cap stopped it, and the cap is never breached."""
+    theo = TheoQuote("glft", 100.0, 100.0 + reservation_ticks * 0.01, half_ticks * 0.01, 0.0, 0.0, 0.0, False)
+    best_bid, best_ask = book_bid, book_bid + book_width
+    lim_bid = None if behind_bid is None else best_bid - behind_bid
+    lim_ask = None if behind_ask is None else best_ask + behind_ask
+    free = build_ladder(theo, PARAMS, SPOT, best_bid, best_ask, adjust)
+    held = build_ladder(theo, PARAMS, SPOT, best_bid, best_ask, adjust, lim_bid, lim_ask)
+    fb = [q.price_ticks for q in free if q.side is Side.BUY]
+    fa = [q.price_ticks for q in free if q.side is Side.SELL]
+    hb = [q.price_ticks for q in held if q.side is Side.BUY]
+    ha = [q.price_ticks for q in held if q.side is Side.SELL]
+    assert len(hb) == len(fb) and len(ha) == len(fa)
+    assert all(p < best_ask for p in hb) and all(p > best_bid for p in ha)
+    if hb and ha:
+        assert max(hb) < min(ha)
+    if hb:
+        assert hb[0] <= fb[0]
+    if ha:
+        assert ha[0] >= fa[0]
+    cap = adjust.max_spread_px
+    if cap is None:
+        if hb and lim_bid is not None:
+            assert hb[0] <= lim_bid
+        if ha and lim_ask is not None:
+            assert ha[0] >= lim_ask
+    elif hb and ha and (ha[0], hb[0]) != (fa[0], fb[0]):
+        assert ha[0] - hb[0] <= max(fa[0] - fb[0], int(cap / SPOT.tick_size + 1e-9))
+
+
 # ---- the quoter, through the engine: our own order is not "the background" ----
 
 

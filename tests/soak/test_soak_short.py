@@ -9,6 +9,7 @@ duplicate-fill checks, and a ledger that misses a fill (a checker that cannot fa
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -167,6 +168,10 @@ def test_an_engine_without_one_of_its_duplicate_fill_checks_is_caught(
     """The order manager drops a repeated quote fill, the portfolio a repeated hedge fill (the
     hedger's own check sits behind the portfolio's and is never reached first); remove either and the
     soak must report it."""
+    if cls is OrderManager and not (sys.modules[cls.__module__].__file__ or "").endswith(".py"):
+        # `make compiled`: the compiled engine calls the compiled OrderManager.on_fill directly, never
+        # a patch set on the class (the portfolio's is called through the attribute: that case runs)
+        pytest.skip("mypyc-compiled OrderManager: a patched method is not what the compiled engine calls")
     monkeypatch.setattr(cls, method, _without_seen(cls, method))
     report = run_soak(load_settings(), hours=0.05, faults=("duplicate_fill",), seed=SEED).report()
     assert report["checks"].get("duplicate_quote_fill", 0) >= 1 and report["checks"].get("duplicate_hedge_fill", 0) >= 1

@@ -29,6 +29,7 @@ not a definition.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -200,6 +201,10 @@ class Portfolio:
             self._seen_fills.discard(self._seen_order.popleft())
         price_px = pos.instrument.price(fill.price_ticks)
         size_base = pos.instrument.size(fill.size_lots)
+        if not math.isfinite(mid_px):
+            # no mid yet (its venue's book not synced when the fill came): no edge is known, so none is
+            # booked, and the fill is marked at its own price; a NaN here made every later PnL NaN
+            mid_px = price_px
         pos.apply(fill.side, fill.size_lots, price_px)
         pos.fees_quote += fill.fee_quote
         pos.mid_basis_quote += fill.side.sign * size_base * mid_px
@@ -258,9 +263,9 @@ class Portfolio:
     # ---- marks -----------------------------------------------------------------------------------
 
     def mark(self, symbol: str, mark_px: float) -> None:
-        """Mark one linear instrument (unknown symbols are ignored)."""
+        """Mark one linear instrument (unknown symbols, and a mark that is not a price, are ignored)."""
         pos = self.positions.get(symbol)
-        if pos is not None:
+        if pos is not None and math.isfinite(mark_px):
             pos.mark_px = mark_px
 
     def mark_underlying(self, price_px: float, now_ns: int, sigma_annual: float) -> None:

@@ -101,6 +101,18 @@ def test_positions_live_in_the_portfolio_and_follow_fills_and_the_venue() -> Non
     assert pnl.spread_capture_quote == pytest.approx(3.0 * (100.00 - 99.90))
 
 
+def test_a_fill_before_any_book_leaves_the_equity_a_number() -> None:
+    """A fill seen before its market's first book (NaN mid) used to make the equity NaN for the rest
+    of the session: no drawdown could ever be seen, and the ledger refused the PnL row."""
+    engine = make_engine()
+    engine.apply(OrderFilled(SPOT.symbol, "x-1", "f1", Side.BUY, 9_990, 300, 0.1, Liquidity.MAKER, 0, SEC, SEC), SEC)
+    assert engine.equity_quote() == pytest.approx(-0.1)  # no edge known without a mid: the fee only
+    books(engine, 2 * SEC)
+    engine.apply(tick(2 * SEC), 2 * SEC)
+    assert engine.equity_quote() == pytest.approx(3.0 * (100.00 - 99.90) - 0.1)  # then marked at the mid
+    assert math.isfinite(engine.summary(2 * SEC)["pnl"])
+
+
 def test_restore_enters_at_the_ledger_price_or_at_the_first_mid() -> None:
     engine = make_engine()
     engine.restore({SPOT.symbol: 200, PERP.symbol: -150}, {SPOT.symbol: 99.0})

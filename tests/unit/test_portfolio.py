@@ -238,3 +238,28 @@ def test_the_version_counts_bookings_not_marks() -> None:
     pf.seed_position(PERP.symbol, 3, 100.0)
     pf.mark_underlying(102.0, NS_PER_DAY, 0.8)
     assert pf.version == v + 5
+
+
+def test_a_fill_before_its_market_has_a_mid_keeps_the_pnl_finite() -> None:
+    """A fill can arrive before its venue's book has a mid (a venue whose book syncs late, a fill
+    re-delivered at start): the engine passes NaN. It used to enter the spread capture and the mark,
+    so every later PnL was NaN: the drawdown rule compared NaN (never true) and the ledger's pnl row
+    (NOT NULL) refused it. Without a mid no edge is known, so none is booked; the fill is marked at
+    its own price until the book's first mid, and its later moves are inventory MTM."""
+    nan = float("nan")
+    pf = Portfolio([SPOT, PERP])
+    assert pf.on_fill(fill(SPOT, "1", Side.BUY, 99.90, 10, 0.10), nan, hedge=False)
+    pnl = pf.pnl()
+    assert pnl.spread_capture_quote == 0.0
+    assert pnl.total_quote == pytest.approx(-0.10)  # the fee only
+    assert pf.on_fill(fill(PERP, "h1", Side.SELL, 99.80, 10, 0.05), nan, hedge=True)
+    assert pf.pnl().hedge_cost_quote == pytest.approx(-0.05)
+    pf.mark(SPOT.symbol, nan)  # a mark that is not a price changes nothing
+    assert pf.pnl().total_quote == pytest.approx(-0.15)
+    pf.mark(SPOT.symbol, 100.40)
+    pf.mark(PERP.symbol, 100.40)
+    pnl = pf.pnl()
+    # spot +10 from 99.90 to 100.40 (+5.0), perp −10 from 99.80 to 100.40 (−6.0), fees 0.15
+    assert pnl.inventory_mtm_quote == pytest.approx(5.0 - 6.0)
+    assert pnl.total_quote == pytest.approx(-1.15)
+    assert sum(pnl.components().values()) == pytest.approx(pnl.total_quote)

@@ -32,9 +32,9 @@ from bot.core.engine import Engine
 from bot.domain import Command, Event, Instrument, InstrumentKind, market_key
 from bot.logs import bind_context, configure_logging, get_logger, info_writer
 from bot.output import write_json
+from bot.venues.base import stamp
 from bot.venues.binance import NATIVE_DECODER, BookTicker, read_recording_info
 from bot.venues.event_cache import CachedSource
-from bot.venues.mock.venues import stamp
 from bot.venues.replay import ReplaySource, finish_replay, make_executions, pace, parse_speed, replay_stats, run_replay
 
 NS_PER_MS = 1_000_000

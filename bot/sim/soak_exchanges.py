@@ -22,7 +22,8 @@ from bot.config import ConfigError, MockExchangeConfig, MockVenueConfig, Setting
 from bot.domain import DEFAULT_VENUE, Command, Event, Instrument, OpenOrder, OrderFilled, market_key
 from bot.sim.soak_checks import ExchangeFill
 from bot.sim.soak_setup import RecordingMockExchange
-from bot.venues.mock.venues import MockVenues, stamp_fill
+from bot.venues.base import stamp_fill
+from bot.venues.mock.venues import MockVenues
 
 
 class SoakExchanges:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from bot.domain import Command, Event, Instrument, OpenOrder, OrderFilled
+from bot.domain import Command, Event, Instrument, OpenOrder, OrderFilled, Timer
 
 EventSink = Callable[[Event], None]
 """Where an adapter delivers events (the runner's queue `put_nowait`). Must not block."""
@@ -123,3 +124,17 @@ def backoff_delays_s(base_s: float = 0.2, cap_s: float = 10.0, rng: random.Rando
         ceiling = min(cap_s, base_s * (2**attempt))
         yield rand.uniform(ceiling / 2, ceiling)
         attempt += 1
+
+
+def stamp(event: Event, venue: str) -> Event:
+    """The event as from `venue` (an adapter of a multi-venue session names its venue on every event
+    it makes); a fill's id made unique across venues."""
+    if isinstance(event, OrderFilled):
+        return stamp_fill(event, venue)
+    if isinstance(event, Timer):  # the runner's, never an exchange's
+        return event
+    return replace(event, venue=venue)
+
+
+def stamp_fill(fill: OrderFilled, venue: str) -> OrderFilled:
+    return replace(fill, venue=venue, fill_id=f"{venue}:{fill.fill_id}")

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from bot.domain import Command, Event, Instrument, OpenOrder, OrderFilled, market_key
-from bot.venues.base import EventSink, Venue, fetch_fills_since, fill_session
-from bot.venues.mock.venues import stamp, stamp_fill
+from bot.venues.base import EventSink, Venue, fetch_fills_since, fill_session, stamp, stamp_fill
 
 
 class VenueSet:

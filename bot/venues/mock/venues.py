@@ -39,10 +39,9 @@ from bot.domain import (
     OpenOrder,
     OrderFilled,
     Side,
-    Timer,
     market_key,
 )
-from bot.venues.base import EventSink
+from bot.venues.base import EventSink, stamp, stamp_fill
 from bot.venues.mock.exchange import MockExchange
 from bot.venues.mock.market import FairValuePath
 from bot.venues.mock.pacing import ProgressPacer
@@ -214,19 +213,6 @@ class MockVenues:
                 done += 1
         self.arbitrage_trades += done
         return done
-
-
-def stamp(event: Event, venue: str) -> Event:
-    """The event as from `venue`; a fill's id made unique across venues."""
-    if isinstance(event, OrderFilled):
-        return stamp_fill(event, venue)
-    if isinstance(event, Timer):  # the runner's, never an exchange's
-        return event
-    return replace(event, venue=venue)
-
-
-def stamp_fill(fill: OrderFilled, venue: str) -> OrderFilled:
-    return replace(fill, venue=venue, fill_id=f"{venue}:{fill.fill_id}")
 
 
 class MultiMockVenue:

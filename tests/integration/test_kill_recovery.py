@@ -109,9 +109,13 @@ class BotProcess:
         return self.index_of(name, after, **fields)
 
     async def exit_code(self, timeout_s: float = 15.0) -> int:
-        async with asyncio.timeout(timeout_s):
-            code = await self.proc.wait()
-            await self._reader
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.proc.wait()
+                await self._reader
+        except TimeoutError:  # say where the bot stood: a hang at exit is otherwise a bare timeout
+            last = [f"{r.get('event')}({r.get('reason', '')})" for r in self.records[-15:]]
+            pytest.fail(f"bot still running {timeout_s} s after being told to stop; its last lines: {last}")
         return code
 
     def kill(self) -> None:

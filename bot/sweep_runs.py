@@ -184,7 +184,8 @@ def run_recording(settings: Settings, files: Sequence[str], cache_dir: str | Non
     driver = _SamplingDriver(engine, sampler)
     on_event = driver if pair is None else VenueStamper(driver, plan.venue_of_symbol())
     timer_ns = settings.runtime.timer_ms * NS_PER_MS
-    run_replay(itertools.chain([first], stream), executions, on_event, timer_ns=timer_ns)
+    books = engine.book_for if pair is None else None  # as mmbot replay: the venues read the engine's books
+    run_replay(itertools.chain([first], stream), executions, on_event, timer_ns=timer_ns, books=books)
     end_ns = driver.now_ns
     shutdown = engine.shutdown(end_ns)
     engine.drain_notes()

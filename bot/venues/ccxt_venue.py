@@ -342,7 +342,11 @@ class CcxtVenue:
         try:
             while True:
                 try:
-                    book = await asyncio.wait_for(self._exchange.watch_order_book(symbol, self._book_limit()), stale_s)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for returns a book that arrives in the
+                    # turn its task is cancelled and drops the cancel (cpython gh-86296), and the stream
+                    # then never ends on shutdown
+                    async with asyncio.timeout(stale_s):
+                        book = await self._exchange.watch_order_book(symbol, self._book_limit())
                 except TimeoutError:
                     raise StaleFeedError(symbol) from None
                 healthy()
@@ -369,7 +373,8 @@ class CcxtVenue:
         limit = self._book_limit()
         params = {} if limit is None else {"limit": limit}  # the topic the watch subscribed
         with suppress(Exception):  # the socket may be dead already; resubscribing fixes it either way
-            await asyncio.wait_for(self._exchange.un_watch_order_book(symbol, params), 5.0)
+            async with asyncio.timeout(5.0):
+                await self._exchange.un_watch_order_book(symbol, params)
 
     async def _trade_feed(self, symbol: str, healthy: Callable[[], None]) -> None:
         spec = self._specs[symbol]

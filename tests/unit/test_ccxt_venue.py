@@ -734,3 +734,21 @@ async def test_a_hedge_mode_account_is_refused_where_the_venue_reports_its_posit
     with pytest.raises(ConfigError, match=r"hedge \(two-way\) position mode"):
         await venue.connect()
     assert fake.called("fetch_position_mode") == [("BTC/USDT:USDT",)]
+
+
+# ---- shutdown -----------------------------------------------------------------------------------
+
+
+async def test_a_book_that_arrives_as_the_stream_is_cancelled_does_not_swallow_the_cancel() -> None:
+    """A book delivered in the same loop turn as the stream's cancellation: Python 3.11's
+    `asyncio.wait_for` then returned the book and dropped the cancel (cpython gh-86296), so the book
+    feed kept running, the stream's TaskGroup waited for it forever and the bot never exited."""
+    venue, fake, _, _ = await connected(position_poll_ms=0)
+    book = fake.feeds[("watch_order_book", "BTC/USDT")]
+    task = asyncio.create_task(venue.stream(lambda e: None))
+    await until(lambda: len(fake.called("watch_order_book")) == 2 and book._getters)  # type: ignore[attr-defined]
+    book.put_nowait(ccxt_book(1))  # the book feed's watch completes in the next turn ...
+    task.cancel()  # ... the turn its cancellation lands in
+    done, _ = await asyncio.wait({task}, timeout=5)  # not `await task`: a timeout there re-cancels it
+    assert task in done, "the stream kept running after its cancellation"
+    assert task.cancelled()

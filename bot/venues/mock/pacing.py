@@ -84,7 +84,8 @@ class Pacer:
         wait_s = MAX_IDLE_S if pending is None else max(0.0, (pending - self._advanced_ns) / 1e9 / self.speed)
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=min(wait_s, MAX_IDLE_S))
+            async with asyncio.timeout(min(wait_s, MAX_IDLE_S)):
+                await self._wake.wait()
 
 
 class ProgressPacer:
@@ -168,4 +169,5 @@ class ProgressPacer:
         while (ahead_ns := next_step() - self._wall_allows_ns()) > 0:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(ahead_ns / 1e9 / self.speed, MAX_IDLE_S))
+                async with asyncio.timeout(min(ahead_ns / 1e9 / self.speed, MAX_IDLE_S)):
+                    await self._wake.wait()

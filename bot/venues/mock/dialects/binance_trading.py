@@ -267,7 +267,8 @@ class BinanceTrading:
         self._submit(PlaceOrder(m.inst.symbol, order.core_id, order.side, order.price_ticks, order.lots, core_type,
                                 post_only=post_only, reduce_only=order.reduce_only))  # fmt: skip
         try:
-            reason = await asyncio.wait_for(asyncio.shield(order.verdict), self.verdict_timeout_s)
+            async with asyncio.timeout(self.verdict_timeout_s):
+                reason = await asyncio.shield(order.verdict)
         except TimeoutError:
             raise Refusal(503, -1007, "Timeout waiting for response from backend server. "
                           "Send status unknown; execution status unknown.") from None  # fmt: skip
@@ -284,7 +285,8 @@ class BinanceTrading:
         order.cancel_done = loop.create_future()
         self._submit(CancelOrder(order.market.inst.symbol, order.core_id))
         try:
-            refused = await asyncio.wait_for(asyncio.shield(order.cancel_done), self.verdict_timeout_s)
+            async with asyncio.timeout(self.verdict_timeout_s):
+                refused = await asyncio.shield(order.cancel_done)
         except TimeoutError:
             raise Refusal(503, -1007, "Timeout waiting for response from backend server. "
                           "Send status unknown; execution status unknown.") from None  # fmt: skip

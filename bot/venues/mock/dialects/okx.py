@@ -377,7 +377,8 @@ class OkxDialect:
             self.server.submit(PlaceOrder(m.inst.symbol, order.core_id, order.side, order.price_ticks, order.lots,
                                           core_type, post_only=post_only, reduce_only=order.reduce_only))  # fmt: skip
             try:
-                reason = await asyncio.wait_for(asyncio.shield(order.verdict), 10.0)
+                async with asyncio.timeout(10.0):
+                    reason = await asyncio.shield(order.verdict)
             except TimeoutError:
                 raise _Failed("50004", "API endpoint request timeout (does not mean that the request was successful "
                               "or failed, please check the request result).") from None  # fmt: skip
@@ -454,7 +455,8 @@ class OkxDialect:
                               "not exist.")  # fmt: skip
             order.cancel_done = asyncio.get_running_loop().create_future()
             self.server.submit(CancelOrder(order.market.inst.symbol, order.core_id))
-            refused = await asyncio.wait_for(asyncio.shield(order.cancel_done), 10.0)
+            async with asyncio.timeout(10.0):
+                refused = await asyncio.shield(order.cancel_done)
             if refused is not None:
                 raise _Failed("51400", "Order cancellation failed as the order has been filled, canceled or does "
                               "not exist.")  # fmt: skip

@@ -6,7 +6,10 @@
 
 Fills and acks are never dropped: every event reaches `engine.apply`; only the quoting work is
 conflated. On SIGINT/SIGTERM, the duration, or a fatal venue error the runner cancels every open
-order (bounded by `cancel_timeout_s`, stragglers logged), logs `session.summary`, and returns.
+order (sending the cancels and waiting for their reports both within `cancel_timeout_s`, stragglers
+logged), stops the feed, closes the venue (within `close_timeout_s`), logs `session.summary`, and
+returns. A feed that takes longer than `close_timeout_s` to stop is logged as `shutdown.slow` with the
+stacks of the tasks still running: a shutdown that hangs says where.
 
 The duration is measured on the runner's clock (`clock_ns`): `duration_s × clock_speed` of it, so
 a mock at `speed` runs the same simulated length however fast the machine gets through it. A venue
@@ -80,6 +83,7 @@ class Runner:
         clock_ns: Callable[[], int] = time.time_ns,
         timer_ms: int = 100,
         cancel_timeout_s: float = 5.0,
+        close_timeout_s: float = 5.0,
         observers: tuple[Observer, ...] = (),
         clock_speed: float = 1.0,
     ) -> None:
@@ -90,6 +94,7 @@ class Runner:
         self.clock_ns = clock_ns
         self.timer_s = timer_ms / 1000.0
         self.cancel_timeout_s = cancel_timeout_s
+        self.close_timeout_s = close_timeout_s
         self.observers = observers
         self.clock_speed = clock_speed
         self.stats = RunnerStats()
@@ -115,6 +120,7 @@ class Runner:
         started_ns = self._started_ns = self.clock_ns()
         self._duration_ns = None if duration_s is None else int(duration_s * self.clock_speed * 1e9)
         self.log.info("session.started", venue=self.venue.name, duration_s=duration_s)
+        slow_stop: asyncio.TimerHandle | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._feed(), name="feed")]
@@ -126,12 +132,16 @@ class Runner:
                     await self._shutdown()
                     for task in tasks:
                         task.cancel()
+                    # the TaskGroup now waits for the feed to end: say what is still running if it does not
+                    slow_stop = loop.call_later(self.close_timeout_s, self._log_slow, "feed_stop")
         finally:
+            if slow_stop is not None:
+                slow_stop.cancel()
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
                         loop.remove_signal_handler(sig)
-            await self.venue.close()
+            await self._close_venue()
             for observer in self.observers:
                 observer.close()
         now = self.clock_ns()
@@ -219,14 +229,21 @@ class Runner:
             self.log.info(name, **fields)
 
     async def _shutdown(self) -> None:
-        """Cancel every open order, keep applying venue events until none is left or time is up."""
-        now = self.clock_ns()
-        await self._execute(self.engine.shutdown(now), now)
-        self._log_notes()
+        """Cancel every open order, keep applying venue events until none is left or time is up: the
+        cancels themselves count against the time (a venue that does not answer them must not keep the
+        bot from stopping; what stays open is logged as stragglers)."""
         deadline = time.monotonic() + self.cancel_timeout_s
+        now = self.clock_ns()
+        try:
+            async with asyncio.timeout(self.cancel_timeout_s):
+                await self._execute(self.engine.shutdown(now), now)
+        except TimeoutError:
+            self.log.warning("shutdown.slow", stage="cancels", waited_s=self.cancel_timeout_s)
+        self._log_notes()
         while self.engine.open_order_count() > 0 and time.monotonic() < deadline:
             try:
-                item = await asyncio.wait_for(self._queue.get(), timeout=max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    item = await self._queue.get()
             except TimeoutError:
                 break
             if not isinstance(item, _Stop):
@@ -239,3 +256,45 @@ class Runner:
             self._queue.task_done()
         if self.engine.open_order_count() > 0:
             self.log.warning("shutdown.stragglers", open_orders=self.engine.open_order_count())
+
+    async def _close_venue(self) -> None:
+        """Close the venue's connections, within `close_timeout_s`: closing is best effort (the
+        process is about to end) and must not keep `session.summary` from being written."""
+        try:
+            async with asyncio.timeout(self.close_timeout_s):
+                await self.venue.close()
+        except TimeoutError:
+            self._log_slow("venue_close")
+
+    def _log_slow(self, stage: str) -> None:
+        """`shutdown.slow`: the tasks still running and where each one waits (innermost frames)."""
+        current = asyncio.current_task()
+        running = [task for task in asyncio.all_tasks() if not task.done() and task is not current]
+        self.log.warning(
+            "shutdown.slow",
+            stage=stage,
+            waited_s=self.close_timeout_s,
+            tasks=len(running),
+            waiting_in=sorted(where(task) for task in running)[:SLOW_TASKS_SHOWN],
+        )
+
+
+SLOW_TASKS_SHOWN = 40  # a multi-venue ccxt session runs a few dozen tasks; enough to find the stuck one
+
+
+def where(task: asyncio.Task[Any]) -> str:
+    """`name: file:line function < ...`, innermost first, along the task's await chain (`Task.get_stack`
+    stops at the outermost coroutine, which says nothing about what it waits for)."""
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    chain = " < ".join(f"{_file(f.f_code.co_filename)}:{f.f_lineno} {f.f_code.co_name}" for f in frames[::-1][:3])
+    return f"{task.get_name()}: {chain or '?'}"
+
+
+def _file(path: str) -> str:
+    return path.rsplit("/", 1)[-1]

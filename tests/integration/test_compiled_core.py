@@ -6,16 +6,12 @@ file. Skipped on the default build, which has nothing compiled (the rest of the 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from pair_replay import replay_pair
 
 import bot.core.quoter
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "binance"
 COMPILED = not bot.core.quoter.__file__.endswith(".py")
 
 # Imports `bot` from its .py files only: a meta-path finder ahead of the normal ones that looks for
@@ -38,34 +34,9 @@ class SourceOnly:
 sys.meta_path.insert(0, SourceOnly)
 """
 
-# One replay of the pair; prints the quoter's module file, then every log line and the summary (the
-# fields that depend on the wall clock or the run dropped), one JSON object per line.
-REPLAY = """
-import contextlib, io, json
-import bot.core.quoter
-from bot.cli import main
-from bot.replay_cli import WALL_CLOCK_FIELDS
-
-unstable = {"ts", "run_id", *WALL_CLOCK_FIELDS}
-out, err = io.StringIO(), io.StringIO()
-with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = main(["replay", SPOT, PERP, "--json", "--log-format", "json"])
-assert code == 0, code
-lines = [line for line in err.getvalue().splitlines() if line.startswith("{")] + [out.getvalue()]
-print(bot.core.quoter.__file__)
-for line in lines:
-    print(json.dumps({k: v for k, v in json.loads(line).items() if k not in unstable}, sort_keys=True))
-"""
-
 
 def replay(source_only: bool) -> tuple[str, list[str]]:
-    head = f"ROOT = {str(ROOT)!r}\nSPOT = {str(DATA / 'spot_btcusdt_20240808.gz')!r}\n"
-    head += f"PERP = {str(DATA / 'usdm_btcusdt_20240808.gz')!r}\n"
-    code = head + (SOURCE_ONLY if source_only else "") + REPLAY
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    module, *lines = done.stdout.splitlines()
-    return module, lines
+    return replay_pair((SOURCE_ONLY if source_only else "") + "import bot.core.quoter\n", "bot.core.quoter.__file__")
 
 
 @pytest.mark.skipif(not COMPILED, reason="the default build: nothing compiled (`make compiled` builds it)")

@@ -6,41 +6,18 @@ compiler). tests/unit/test_native.py compares the two constructors object by obj
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from pair_replay import replay_pair
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "binance"
 native = pytest.importorskip("bot._native")
 
 HIDE = "import bot._native\ndel bot._native.fast_init\n"
-REPLAY = """
-import contextlib, io, json
-import bot._native, bot.domain
-from bot.cli import main
-from bot.replay_cli import WALL_CLOCK_FIELDS
-
-unstable = {"ts", "run_id", *WALL_CLOCK_FIELDS}
-out, err = io.StringIO(), io.StringIO()
-with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = main(["replay", SPOT, PERP, "--json", "--log-format", "json"])
-assert code == 0, code
-print(hasattr(bot._native, "fast_init") and bot._native.fast_constructed(bot.domain.TradePrint))
-for line in [line for line in err.getvalue().splitlines() if line.startswith("{")] + [out.getvalue()]:
-    print(json.dumps({k: v for k, v in json.loads(line).items() if k not in unstable}, sort_keys=True))
-"""
+PROBE = "hasattr(bot._native, 'fast_init') and bot._native.fast_constructed(bot.domain.TradePrint)"
 
 
 def replay(fast: bool) -> tuple[str, list[str]]:
-    head = f"SPOT = {str(DATA / 'spot_btcusdt_20240808.gz')!r}\nPERP = {str(DATA / 'usdm_btcusdt_20240808.gz')!r}\n"
-    code = head + ("" if fast else HIDE) + REPLAY
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    installed, *lines = done.stdout.splitlines()
-    return installed, lines
+    return replay_pair(("" if fast else HIDE) + "import bot._native, bot.domain\n", PROBE)
 
 
 def test_the_c_constructors_take_the_same_decisions_as_the_dataclasses() -> None:

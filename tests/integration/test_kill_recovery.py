@@ -115,7 +115,8 @@ class BotProcess:
                 await self._reader
         except TimeoutError:  # say where the bot stood: a hang at exit is otherwise a bare timeout
             last = [f"{r.get('event')}({r.get('reason', '')})" for r in self.records[-15:]]
-            pytest.fail(f"bot still running {timeout_s} s after being told to stop; its last lines: {last}")
+            slow = [(r.get("stage"), r.get("waiting_in")) for r in self.records if r.get("event") == "shutdown.slow"]
+            pytest.fail(f"bot still running {timeout_s} s after told to stop; its last lines: {last}; slow: {slow}")
         return code
 
     def kill(self) -> None:

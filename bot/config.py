@@ -486,6 +486,16 @@ class MockMarketConfig(Section):
         description="hawkes: background makers requote only when fair value leaves this band around their "
         "quotes' centre, bps (0: every step); the book's mid then moves in jumps, as a real one does",
     )
+    bg_step_log_sigma: Annotated[float, Field(ge=0, le=3, allow_inf_nan=False)] = Field(
+        0.0,
+        description="hawkes: a depleted queue steps fair value by bg_requote_bps x exp(this x a standard "
+        "normal) (0: by the band exactly); real mid moves have a size law, not one size",
+    )
+    bg_bounce_share: Fraction = Field(
+        0.0,
+        description="hawkes: share of depleted queues that are not news: the fair value steps back two "
+        "steps later and the book requotes at the eaten price (0: every depletion is news)",
+    )
     bg_outer_levels: Annotated[int, Field(ge=0, le=500)] = Field(
         0, description="hawkes: deep background levels per side beyond the ladder, on a coarse grid"
     )
@@ -562,7 +572,11 @@ class MockExchangeConfig(Section):
     )
     impact_arrival_s: NonNegFloat = Field(0.1, description="hawkes: time constant for a taker's impact to arrive")
     impact_decay_s: PosFloat = Field(5.0, description="hawkes: half-life of the transient part of impact, seconds")
-    impact_permanent_share: Fraction = Field(0.5, description="hawkes: share of impact that never decays")
+    impact_permanent_share: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] = Field(
+        0.5,
+        description="hawkes: share of impact that never decays (below 0: the transient part overshoots, "
+        "so a trade's impact reverses after it arrived)",
+    )
     basis_bps: float = Field(5.0, ge=-1000, le=1000, allow_inf_nan=False, description="mean perp premium over spot")
     basis_vol_bps_per_sqrt_s: NonNegFloat = Field(0.5, description="volatility of the perp basis (OU)")
     basis_halflife_s: PosFloat = Field(300.0, description="mean reversion of the basis")

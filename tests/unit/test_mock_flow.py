@@ -134,3 +134,66 @@ def test_a_taker_that_eats_the_best_queue_moves_the_book_in_its_direction() -> N
     assert new_ask - new_bid == 1
     # the makers requoted around the stepped value: its tick is within the (1-tick) book
     assert new_bid <= exchange.fair_value_px("TOKEN/USDT") / 0.01 <= new_ask
+
+
+def test_a_negative_permanent_share_reverses_the_impact() -> None:
+    # push x, then: permanent -0.5 x, transient 1.5 x halving each second: x at once, 0.25 x at 1 s,
+    # zero at log2(3) = 1.58 s, -0.5 x + 1.5 x / 32 at 5 s
+    impact = Impact(step_s=0.1, arrival_s=0.0, decay_s=1.0, permanent_share=-0.5)
+    impact.push(+1, impact_bps=10.0, size_over_median=1.0)
+    impact.step()
+    assert impact.log_offset == pytest.approx(0.001)
+    for _ in range(10):
+        impact.step()
+    assert impact.log_offset == pytest.approx(0.001 * 0.25)
+    for _ in range(40):
+        impact.step()
+    assert impact.log_offset == pytest.approx(0.001 * (-0.5 + 1.5 / 32))
+
+
+def _still_config(**market: object) -> MockExchangeConfig:
+    """No takers, no churn, a fair value that does not diffuse and (almost) no impact: only what the
+    test does moves the book."""
+    base = {"symbol": "TOKEN/USDT", "hawkes_base_per_s": 0.0, "bg_spread_ticks": 1, "bg_churn_per_s": 0.0}
+    base.update({"bg_requote_bps": 5.0, "impact_bps": 1e-9, **market})
+    spot = MockMarketConfig(**base)
+    perp = MockMarketConfig(**{**base, "symbol": "TOKEN/USDT:USDT"})
+    return MockExchangeConfig(flow_model="hawkes", spot=spot, perp=perp, sigma_px_per_sqrt_s=0.0, jumps_per_hour=0.0)
+
+
+def _eat_best_ask(exchange) -> None:
+    _, (ask, lots) = exchange.top("TOKEN/USDT")
+    exchange.simulate_taker("TOKEN/USDT", Side.BUY, lots, limit_ticks=ask)
+
+
+def test_a_depletion_that_is_not_news_steps_back_two_steps_later() -> None:
+    for share, reverts in ((1.0, True), (0.0, False)):
+        exchange = recording_exchange(_still_config(bg_bounce_share=share), 1)
+        fair, top = exchange.fair_value_px("TOKEN/USDT"), exchange.top("TOKEN/USDT")
+        _eat_best_ask(exchange)
+        stepped = exchange.fair_value_px("TOKEN/USDT")
+        assert stepped == pytest.approx(fair * math.exp(5e-4))
+        step_ns = 100_000_000  # the default step_ms
+        exchange.advance(exchange.now_ns + step_ns)  # one step: still stepped
+        assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(stepped)
+        exchange.advance(exchange.now_ns + step_ns)  # the second: back, and the makers re-post the old prices
+        if reverts:
+            assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(fair)
+            assert exchange.top("TOKEN/USDT")[0][0] == top[0][0] and exchange.top("TOKEN/USDT")[1][0] == top[1][0]
+        else:
+            assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(stepped)
+
+
+def test_depletion_steps_follow_the_size_law() -> None:
+    exchange = recording_exchange(_still_config(bg_step_log_sigma=1.0), 1)
+    logs = []
+    for _ in range(200):
+        before = exchange.fair_value_px("TOKEN/USDT")
+        _eat_best_ask(exchange)
+        logs.append(math.log(math.log(exchange.fair_value_px("TOKEN/USDT") / before) / 5e-4))
+    assert abs(float(np.median(logs))) < 0.2  # the band is the median step
+    assert 0.8 < float(np.std(logs)) < 1.2  # lognormal with log-sigma 1
+    exact = recording_exchange(_still_config(), 1)  # 0: the band exactly (and no draw from the flow RNG)
+    before = exact.fair_value_px("TOKEN/USDT")
+    _eat_best_ask(exact)
+    assert exact.fair_value_px("TOKEN/USDT") == pytest.approx(before * math.exp(5e-4))

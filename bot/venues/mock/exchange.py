@@ -110,6 +110,8 @@ class _Market:
         # hawkes: half-width of the band fair value may wander in before the makers requote, as a
         # fraction of the price
         self.requote_band = cfg.bg_requote_bps / 10_000.0
+        # hawkes, bg_bounce_share: depletions that were not news, [steps left, log step to undo]
+        self.bounces: list[list[float]] = []
         informed = cfg.informed_share
         self.taker_rate_per_s = 2.0 * cfg.taker_a_per_s / (1.0 - informed)
         self.trade_n = 0
@@ -409,6 +411,8 @@ class MockExchange:
         self._basis_sum += self._basis.value
         self._basis_n += 1
         for market in self._markets.values():
+            if market.bounces:
+                self._bounce_back(market)
             self._update_background(market)
         for name in self.faults.due_episodes(self._step_s):
             self._start_episode(name, None)
@@ -667,8 +671,29 @@ class MockExchange:
         if market.book.side(side.opposite).bg_at(eaten) > 0 or all(e.maker is not None for e in executions):
             return
         assert self._impact is not None
-        self._impact.shift(side.sign * market.requote_band)
+        cfg = market.cfg
+        step = market.requote_band
+        if cfg.bg_step_log_sigma > 0:  # a size law for the moves (the flow RNG is drawn only when set)
+            step *= math.exp(cfg.bg_step_log_sigma * self._rng_flow.gauss(0.0, 1.0))
+        self._impact.shift(side.sign * step)
         self._update_background(market, requote=True)
+        if cfg.bg_bounce_share > 0 and self._rng_flow.random() < cfg.bg_bounce_share:
+            # not news after all: the makers re-post the eaten price two steps later (100-200 ms at
+            # the default step), so the mid's move reverts, as a depth@0ms feed shows
+            market.bounces.append([2, -side.sign * step])
+
+    def _bounce_back(self, market: _Market) -> None:
+        """Undo the fair-value steps of depletions that were not news (`bg_bounce_share`) once due."""
+        assert self._impact is not None
+        due = 0.0
+        for bounce in market.bounces:
+            bounce[0] -= 1
+            if bounce[0] <= 0:
+                due += bounce[1]
+        market.bounces = [b for b in market.bounces if b[0] > 0]
+        if due:
+            self._impact.shift(due)
+            self._update_background(market, requote=True)
 
     def _future_px(self, market: _Market) -> float:
         future_spot = self._fv.future_px

@@ -17,17 +17,21 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
 * sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at 20x the p99.
 * the rest in two rounds of full mock runs (`bot.venues.mock.record`, read back by `market_stats`, each
   as long as the recording, seeds `seed` .. `seed + fit_seeds - 1` (4), averaged): the makers' requote
-  band (`bg_requote_bps`) from REQUOTE_GRID_BPS whose median mid move, mid moves per second and
-  volatility at 0.1 s are nearest the recording's (a sticky book that jumps); the share a new queue
-  starts with and its refill time (NEW_LEVEL_GRID x REFILL_GRID_S) whose sweep share is nearest (real
-  sweeps hit the thin queues just after a move); the impact arrival time from ARRIVAL_GRID_S whose 100
-  ms return autocorrelation is nearest the recording's (a push spread over several 100 ms steps makes
-  returns trend); the informed share from INFORMED_GRID whose passive-bid markouts at 1 s and 5 s are nearest the
-  recording's; the impact's permanent share and transient half-life (PERMANENT_GRID x DECAY_GRID_S)
-  whose impact at 5 s over impact at 1 s is nearest the recording's; the metaorder share x META_FACTORS
-  whose lag-1 sign autocorrelation is nearest (the full mock's informed takers trade in runs too, which
-  the flow-only fit counts as noise); then the impact coefficient scaled by target / measured impact at
-  1 s, and the fair value's variance moved by the gap between target and measured variance at 10 s.
+  band (`bg_requote_bps`) from REQUOTE_GRID_BPS and its steps' size law (`bg_step_log_sigma`) from
+  STEP_SIGMA_GRID whose median mid move, mid moves per second and volatility at 0.1 s are nearest the
+  recording's (a sticky book that jumps); the share a new queue starts with and its refill time
+  (NEW_LEVEL_GRID x REFILL_GRID_S) whose sweep share is nearest (real sweeps hit the thin queues just
+  after a move); the impact arrival time from ARRIVAL_GRID_S whose 100 ms return autocorrelation is
+  nearest the recording's (a push spread over several 100 ms steps makes returns trend), then the
+  share of depletions that revert (`bg_bounce_share`, BOUNCE_GRID) by the same statistic (bounces
+  make returns alternate); the informed share from INFORMED_GRID whose passive-bid markouts at 1 s
+  and 5 s are nearest the recording's; the impact's permanent share and transient half-life
+  (PERMANENT_GRID x DECAY_GRID_S) whose impact at 5 s over impact at 1 s is nearest the recording's (a
+  difference of ratios: a negative permanent share reverses the impact, and a recording's ratio can be
+  negative); the metaorder share x META_FACTORS whose lag-1 sign autocorrelation is nearest (the full
+  mock's informed takers trade in runs too, which the flow-only fit counts as noise); then the impact
+  coefficient scaled by target / measured impact at 1 s, and the fair value's variance moved by the
+  gap between target and measured variance at 10 s.
   Score with other seeds (the scorecard's start at 101).
 """
 
@@ -51,16 +55,20 @@ from bot.output import write_json
 from bot.venues.mock.flow import HawkesClock, SignProcess
 
 INFORMED_SHARE = 0.05  # the flow-only fits' assumption, and the informed grid's start
-INFORMED_GRID = (0.02, 0.05, 0.1, 0.2)
+INFORMED_GRID = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45)  # 0.3 and 0.45 from session 10: the spot fit sat at 0.2
 ARRIVAL_GRID_S = (0.0, 0.03, 0.05, 0.1, 0.2)
 REQUOTE_GRID_BPS = (0.0, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.5, 2.5)
+STEP_SIGMA_GRID = (0.0, 0.5, 1.0)  # bg_step_log_sigma, with the band: the size law of a depletion's move
+BOUNCE_GRID = (0.0, 0.15, 0.3, 0.5)  # bg_bounce_share, by the 100 ms return autocorrelation
 NEW_LEVEL_GRID = (0.3, 0.1, 0.03, 0.01, 0.003)
 REFILL_GRID_S = (1.0, 3.0, 10.0)
 LADDER_LEVELS = 20
 OUTER_LEVELS = 60
 OUTER_REACH_BPS = 60.0  # the deep levels cover this far from the mid (beyond the 50 bps statistic)
 SIGN_LAGS = (1, 2, 5, 10, 20, 50, 100)  # the scorecard's lags
-PERMANENT_GRID = (0.2, 0.35, 0.5, 0.7, 1.0)  # impact_permanent_share, by the impact at 5 s / at 1 s
+# impact_permanent_share, by the impact at 5 s / at 1 s; below 0 the impact reverses (the ETHUSDT spot
+# file of 2024-08-09: +0.52 bps at 1 s, -0.64 at 5 s)
+PERMANENT_GRID = (-1.0, -0.5, -0.2, 0.0, 0.2, 0.35, 0.5, 0.7, 1.0)
 DECAY_GRID_S = (2.0, 5.0, 15.0)  # impact_decay_s (the transient part's half-life)
 # meta_len_alpha, the metaorder length's Pareto tail: the signs' autocorrelation decays like
 # lag^-(alpha - 1), so 1.1-1.8 is long memory and 2.2-3 a memory that is gone by lag 20-100 (a
@@ -239,6 +247,8 @@ def fit_mock_config(
         "bg_spread_ticks": 1,
         "bg_occupancy": round(occupancy, 4),
         "bg_requote_bps": 0.0,
+        "bg_step_log_sigma": 0.0,
+        "bg_bounce_share": 0.0,
         "bg_outer_levels": OUTER_LEVELS,
         "bg_outer_spacing_ticks": int(outer["spacing"]),
         "bg_outer_size_base": round(max(outer["size"], lot), 8),
@@ -284,7 +294,8 @@ def fit_mock_config(
             # a band's moves are all about its width, a real mid's are not (the spot file's first half:
             # median 0.42, rms 0.65 bps), so size and rate alone chose a band (0.25 bps) whose mid then
             # moved 2.1x too often once the fair value's volatility was fitted to the 10 s volatility
-            grid = [{"bg_requote_bps": b} for b in REQUOTE_GRID_BPS]
+            # A depleted queue's step has a size law (bg_step_log_sigma): more variance in fewer moves
+            grid = [{"bg_requote_bps": b, "bg_step_log_sigma": g} for g in STEP_SIGMA_GRID for b in REQUOTE_GRID_BPS]
             also: list[tuple[Callable[[MarketStats], float], float]] = []
             if math.isfinite(stats.mid_moves_per_s) and stats.mid_moves_per_s > 0:
                 also.append((lambda r: r.mid_moves_per_s, stats.mid_moves_per_s))
@@ -310,6 +321,14 @@ def fit_mock_config(
                 runs = [mock_stats(mock, check_seconds, s) for s in seeds]
                 arrival_trials.append((abs(_mean(r.ret_acf_100ms for r in runs) - stats.ret_acf_100ms), arrival_s))
             mock["impact_arrival_s"] = min(arrival_trials)[1]
+            # ... and depletions that revert (bg_bounce_share) make them alternate: a depth@0ms feed
+            # (the BTCUSDT perp: -0.001, where its spot's 100 ms feed of the same minutes reads +0.22)
+            bounce_trials = []
+            for bounce in BOUNCE_GRID:
+                mock["spot"]["bg_bounce_share"] = bounce
+                runs = [mock_stats(mock, check_seconds, s) for s in seeds]
+                bounce_trials.append((abs(_mean(r.ret_acf_100ms for r in runs) - stats.ret_acf_100ms), bounce))
+            mock["spot"]["bg_bounce_share"] = mock["perp"]["bg_bounce_share"] = min(bounce_trials)[1]
         if fit_informed and math.isfinite(stats.probe_markout_5s_bps):
             trials = []
             for share in INFORMED_GRID:
@@ -322,16 +341,23 @@ def fit_mock_config(
             # arrivals that are metaorder pieces, so the sign memory stays what was fitted
             meta = min(0.99, flow.meta_share * (1 - INFORMED_SHARE) / (1 - informed) * meta_factor)
             mock["spot"]["meta_share"] = mock["perp"]["meta_share"] = round(meta, 4)
-        if stats.impact_1s_bps > 0 and stats.impact_5s_bps > 0:  # how much of the push stays: impact 5 s / 1 s
-            want = math.log(stats.impact_5s_bps / stats.impact_1s_bps)
+        if stats.impact_1s_bps > 0 and math.isfinite(stats.impact_5s_bps):  # how much of the push stays:
+            # impact 5 s / 1 s. A recording whose impact reverses (ratio <= 0) is fitted over the whole
+            # grid, negative shares too, by the gap of the ratios; a positive ratio by the log ratio
+            # over the shares >= 0 only (as before session 10): on a recording-length run the ratio is
+            # noisy, and fitted over the whole grid by the gap the BTCUSDT spot file's first half (ratio
+            # +0.89) got a share of -1, whose reversal then took the 100 ms return trend away (0.05
+            # against 0.20)
+            ratio = stats.impact_5s_bps / stats.impact_1s_bps
             impact_trials = []
-            for permanent in PERMANENT_GRID:
+            for permanent in permanent_grid(ratio):
                 for decay_s in DECAY_GRID_S:
                     mock["impact_permanent_share"], mock["impact_decay_s"] = permanent, decay_s
                     runs = [mock_stats(mock, check_seconds, s) for s in seeds]
                     i1, i5 = _mean(r.impact_1s_bps for r in runs), _mean(r.impact_5s_bps for r in runs)
-                    if i1 > 0 and i5 > 0:
-                        impact_trials.append((abs(math.log(i5 / i1) - want), permanent, decay_s))
+                    loss = persistence_loss(i1, i5, ratio)
+                    if math.isfinite(loss):
+                        impact_trials.append((loss, permanent, decay_s))
             _, mock["impact_permanent_share"], mock["impact_decay_s"] = (
                 min(impact_trials) if impact_trials else (0.0, 0.5, 5.0)
             )
@@ -381,6 +407,23 @@ def _best_of(
         if all(math.isfinite(got) and got > 0 for got in gots):
             trials.append((sum(abs(math.log(got / t)) for got, (_, t) in zip(gots, targets, strict=True)), i))
     return grid[min(trials)[1]] if trials else grid[0]
+
+
+def permanent_grid(ratio: float) -> tuple[float, ...]:
+    """The impact permanent shares to try for a recording whose impact at 5 s / at 1 s is `ratio`: the
+    whole grid, negative shares too, when its impact reverses (ratio <= 0); else the shares >= 0.2."""
+    return PERMANENT_GRID if ratio <= 0 else tuple(p for p in PERMANENT_GRID if p >= 0.2)
+
+
+def persistence_loss(impact_1s: float, impact_5s: float, ratio: float) -> float:
+    """How far a mock's impacts at 1 s and 5 s (bps) are from the recording's ratio (5 s / 1 s): the
+    gap of the ratios when the recording's reverses (ratio <= 0), else the absolute log ratio of the
+    ratios; NaN where that cannot be measured (the mock's 1 s impact <= 0, or for a log, its 5 s too)."""
+    if not (impact_1s > 0 and math.isfinite(impact_5s)):
+        return math.nan
+    if ratio <= 0:
+        return abs(impact_5s / impact_1s - ratio)
+    return abs(math.log(impact_5s / impact_1s / ratio)) if impact_5s > 0 else math.nan
 
 
 def markout_loss(runs: Iterable[MarketStats], real: MarketStats) -> float:
@@ -552,8 +595,9 @@ def _write_mock_config(args: argparse.Namespace, tape: Tape, real: MarketStats, 
         " (bot/market_calibrate.py, docs/mock-market.md)\n"
         f"from {real.duration_s:.0f} s of {label}: fitted to that window only.\n"
         "Fitted: tick, lot, price, book depth profile and spread regime, Hawkes arrivals, metaorder signs,\n"
-        "size law, the makers' requote band (median mid move, move rate, volatility at 0.1 s), new-queue\n"
-        "share and refill time (sweep share), impact arrival (100 ms return autocorrelation), informed\n"
+        "size law, the makers' requote band and its steps' size law (median mid move, move rate, volatility\n"
+        "at 0.1 s), new-queue share and refill time (sweep share), impact arrival and the share of depletions\n"
+        "that revert (100 ms return autocorrelation), informed\n"
         "share (passive-bid markouts at 1 s and 5 s), impact persistence (impact at 5 s / 1 s), metaorder\n"
         "share (lag-1 sign autocorrelation), impact and volatility, on mock seeds"
         f" {args.seed}-{args.seed + 3}. Score it on data and seeds it was\n"

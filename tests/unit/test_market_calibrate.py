@@ -2,6 +2,7 @@
 second half (out of sample), through the same statistics code for both."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,20 @@ def test_the_requote_band_is_chosen_by_the_variance_of_the_moves_too(monkeypatch
     assert mc._best_of(mock, grid, *size, 60.0, (1,), [rate]) == {"bg_requote_bps": 0.25}  # 0 beats 0.19
     # 0 + 0 + ln 2 = 0.693 against ln 1.1 + ln 1.1 + 0 = 0.191 and ln 2 + ln 2 + 0 = 1.386
     assert mc._best_of(mock, grid, *size, 60.0, (1,), [rate, vol]) == {"bg_requote_bps": 0.5}
+
+
+def test_a_reversing_impact_is_fitted_over_negative_permanent_shares_by_the_gap_of_ratios() -> None:
+    from bot.market_calibrate import PERMANENT_GRID, permanent_grid, persistence_loss
+
+    # the held-out ETHUSDT spot file of 2024-08-09: +0.52 bps at 1 s, -0.64 at 5 s, a ratio of -1.23
+    assert permanent_grid(-0.64 / 0.52) == PERMANENT_GRID and min(PERMANENT_GRID) < 0
+    assert persistence_loss(1.0, -1.0, -1.25) == pytest.approx(0.25)  # |-1 - (-1.25)|
+    assert persistence_loss(0.5, 0.25, -1.25) == pytest.approx(1.75)  # |0.5 - (-1.25)|
+    # a positive ratio: the shares >= 0.2 and the log ratio, as before (a reversing mock is not measurable)
+    assert permanent_grid(0.9) == (0.2, 0.35, 0.5, 0.7, 1.0)
+    assert persistence_loss(1.0, 0.45, 0.9) == pytest.approx(math.log(2))  # |ln(0.45 / 0.9)|
+    assert math.isnan(persistence_loss(1.0, -0.1, 0.9))
+    assert math.isnan(persistence_loss(0.0, 0.5, -1.0))  # no impact at 1 s to divide by
 
 
 def test_the_informed_share_is_fitted_by_the_markouts_at_1_s_and_5_s() -> None:

@@ -4,6 +4,7 @@ line), and the lean processors writing what structlog's stock ones wrote, one fl
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -393,3 +394,64 @@ def test_info_writer_honours_a_processor_that_drops_and_a_logger_that_is_not_str
     plain = Plain()
     info_writer(plain)("order.placed", {"n": 2})
     assert plain.seen == [("order.placed", {"n": 2})]
+
+
+class _RawCounter(io.RawIOBase):
+    """A raw byte stream that counts the writes reaching it (what would be system calls)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.writes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.writes += 1
+        self.data += bytes(b)
+        return len(b)
+
+
+@pytest.mark.parametrize(("line_buffering", "write_through"), [(True, False), (False, True)])
+def test_a_batch_commands_lines_on_stdout_go_out_in_blocks_with_the_same_bytes(
+    line_buffering: bool, write_through: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mmbot replay --json` logs to stderr (as stdout), which flushes at each newline (or writes
+    through, under PYTHONUNBUFFERED): one system call per line. The batch logger stops that, and its
+    one-function JSON line (`info_writer`) writes what `logger.info` writes, byte for byte."""
+    notes = [
+        ("quote.updated", {"bid": 61800.12, "ask": 61801.5, "reasons": [], "trigger": "timer"}),
+        ("order.placed", {"client_id": "q-1", "api_key": "k-123"}),  # a secret-looking key: the redactor's
+        ("order.filled", {"level": "mine", "ts": "mine", "size": 1}),  # overwritten, as by the processors
+        ("risk.paused", {"exc_info": False}),  # an exception field: the generic processors
+    ]
+    raws = []
+    for way in ("info", "writer"):
+        raw = _RawCounter()
+        out = io.TextIOWrapper(io.BufferedWriter(raw), line_buffering=line_buffering, write_through=write_through)
+        monkeypatch.setattr(sys, "stdout", out)
+        configure_logging("json", "INFO", flush_each_line=False)
+        bind_context(run_id="r-1", venue="replay", symbol="BTC/USDT")
+        log = get_logger("mmbot.replay").bind()
+        write = info_writer(log)
+        for _ in range(50):
+            for name, fields in notes:
+                if way == "info":
+                    log.info(name, **fields)
+                else:
+                    write(name, fields)
+        clear_context()
+        assert not out.line_buffering and not out.write_through  # blocks from the first line on
+        out.flush()
+        raws.append(raw)
+    texts = [re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", "<ts>", raw.data.decode()) for raw in raws]
+    assert texts[1] == texts[0] and texts[0].count("\n") == 200
+    assert json.loads(texts[1].splitlines()[1])["api_key"] == REDACTED
+    assert all(raw.writes < 20 for raw in raws)  # ~18 KB in 8 KB blocks, not 200 line writes
+
+
+def test_info_writer_runs_the_json_chain_as_one_function_only_for_that_chain() -> None:
+    configure_logging("json", "INFO", stream=io.StringIO())
+    assert isinstance(info_writer(get_logger().bind()), functools.partial)  # the fused line (and its fallback)
+    configure_logging("console", "INFO", stream=io.StringIO())
+    assert not isinstance(info_writer(get_logger().bind()), functools.partial)

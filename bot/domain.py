@@ -26,14 +26,14 @@ class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
-    @property
-    def sign(self) -> int:
-        """+1 for a buy (inventory up), -1 for a sell."""
-        return 1 if self is Side.BUY else -1
+    # Plain attributes of each member (set below), not properties: a property is an interpreted call on
+    # every read, ~16k of them in a replay of the bundled spot file, most from compiled code.
+    sign: int  # +1 for a buy (inventory up), -1 for a sell
+    opposite: Side
 
-    @property
-    def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+
+Side.BUY.sign, Side.SELL.sign = 1, -1
+Side.BUY.opposite, Side.SELL.opposite = Side.SELL, Side.BUY
 
 
 class InstrumentKind(StrEnum):
@@ -416,3 +416,57 @@ _CANDIDATES: tuple[type, ...] = (
 )
 FAST_CONSTRUCTED: tuple[type, ...] = tuple(cls for cls in _CANDIDATES if _qualifies(cls))
 _install_fast_constructors()
+
+
+def install_fast_constructors(*classes: type) -> None:
+    """Build the core's own per-requote records in C, when the extension is built: a NamedTuple through
+    `bot._native.fast_tuple_init` (its generated `__new__` is a Python lambda), a dataclass through
+    `fast_native_init` (its generated `__init__`, which mypyc-compiled code runs for its own dataclasses,
+    is Python: one call, one store per field). The same objects, stores and `__post_init__` checks;
+    the error cases run the class's own constructor. A class that is neither, or whose constructor is
+    not the generated one (or has a default_factory, kw_only or InitVar field), keeps it.
+    tests/unit/test_native.py compares both ways on every class installed."""
+    try:
+        from bot._native import fast_native_init, fast_tuple_init
+    except ImportError:  # no C compiler at install: the classes' own constructors
+        return
+    for cls in classes:
+        if _generated_namedtuple(cls):
+            names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
+            defaults: dict[str, object] = cls._field_defaults  # type: ignore[attr-defined]
+            fast_tuple_init(cls, names, tuple(defaults[n] for n in names if n in defaults))
+        elif _generated_dataclass_init(cls):
+            specs = fields(cls)
+            fast_native_init(
+                cls,
+                tuple(f.name for f in specs),
+                tuple(f.default for f in specs if f.default is not MISSING),
+                cls.__dataclass_params__.frozen,  # type: ignore[attr-defined]
+                hasattr(cls, "__post_init__"),
+            )
+
+
+def _generated_namedtuple(cls: type) -> bool:
+    new = cls.__new__ if "__new__" in vars(cls) else None  # (vars holds it as a staticmethod)
+    code = getattr(new, "__code__", None)
+    return (
+        issubclass(cls, tuple)
+        and type(cls) is type
+        and isinstance(getattr(cls, "_fields", None), tuple)
+        and code is not None
+        and code.co_filename == "<string>"  # collections.namedtuple's eval'd lambda
+        and getattr(new, "__globals__", {}).get("_tuple_new") is tuple.__new__
+    )
+
+
+def _generated_dataclass_init(cls: type) -> bool:
+    init = vars(cls).get("__init__")
+    code = getattr(init, "__code__", None)
+    all_fields = getattr(cls, "__dataclass_fields__", None)
+    return (
+        all_fields is not None
+        and code is not None
+        and code.co_filename == "<string>"  # dataclasses' generated __init__
+        and len(fields(cls)) == len(all_fields)  # no ClassVar or InitVar pseudo-fields
+        and all(f.init and not f.kw_only and f.default_factory is MISSING for f in fields(cls))
+    )

@@ -176,7 +176,7 @@ class MarketQuoter:
         if mid is None:
             return False
         tick = self.spot.tick_size
-        size_base = self.spot.size(event.size_lots)
+        size_base = event.size_lots * self.spot.lot_size  # spot.size(lots), without a Python-level call per trade
         self.arrivals.on_trade(event.ts_recv_ns, event.price_ticks * tick, mid * tick, event.aggressor, size_base)
         self.risk.on_trade(event.aggressor, size_base, event.ts_recv_ns)
         if self._impact:

@@ -13,6 +13,8 @@
  *   suffix_sums                 <->  bot.core.sorted_pairs.suffix_sums_py (itertools.accumulate)
  *   float_sum                   <->  sum(values[lo:hi]) (Python 3.11's float loop)
  *   fast_init                   <->  the class's own dataclass __init__ (frozen, slotted events)
+ *   fast_tuple_init             <->  the NamedTuple's generated __new__ (bot.core's per-requote records)
+ *   fast_native_init            <->  the dataclass's generated __init__, as a tp_init (mypyc-built classes)
  *   decode_events               <->  bot.venues.event_cache._decode_py (the event cache's columns)
  *
  * Each handles only the plain, common shape of its input and returns None for anything else (a line:
@@ -971,7 +973,7 @@ static PyObject *decode_lines(PyObject *self, PyObject *args)
 typedef struct {
     PyTypeObject *type;
     Py_ssize_t n, n_required;
-    Py_ssize_t offsets[FAST_MAX_FIELDS];
+    Py_ssize_t offsets[FAST_MAX_FIELDS]; /* -1: a tuple's items (fast_tuple_init) */
     PyObject *names[FAST_MAX_FIELDS];    /* interned str */
     PyObject *defaults[FAST_MAX_FIELDS]; /* NULL: required */
 } FastClass;
@@ -1060,6 +1062,17 @@ static PyObject *fast_construct(PyObject *cls, PyObject *const *args, size_t nar
             values[f] = c->defaults[f];
         }
     }
+    if (c->offsets[0] < 0) { /* a NamedTuple: what tuple.__new__(cls, values) builds */
+        PyObject *obj = c->type->tp_alloc(c->type, c->n);
+        if (obj == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t f = 0; f < c->n; f++) {
+            Py_INCREF(values[f]);
+            PyTuple_SET_ITEM(obj, f, values[f]);
+        }
+        return obj;
+    }
     PyObject *obj = c->type->tp_alloc(c->type, 0); /* what object.__new__ does for these classes */
     if (obj == NULL) {
         return NULL;
@@ -1128,6 +1141,226 @@ static PyObject *fast_init(PyObject *self, PyObject *args)
     fast_classes[n_fast_classes++] = c;
     type->tp_vectorcall = fast_construct;
     Py_RETURN_NONE;
+}
+
+/* The fields' names (interned) and defaults into `c`; 0, or -1 with an exception set. */
+static int fast_fields(FastClass *c, PyObject *names, PyObject *defaults)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(names), nd = PyTuple_GET_SIZE(defaults);
+    if (n < 1 || n > FAST_MAX_FIELDS || nd > n) {
+        PyErr_SetString(PyExc_ValueError, "fast constructor: 1 to 16 fields, at most one default each");
+        return -1;
+    }
+    c->n = n;
+    c->n_required = n - nd;
+    for (Py_ssize_t f = 0; f < n; f++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, f))) {
+            PyErr_SetString(PyExc_TypeError, "fast constructor: field names are str");
+            return -1;
+        }
+    }
+    for (Py_ssize_t f = 0; f < n; f++) {
+        PyObject *name = PyTuple_GET_ITEM(names, f);
+        Py_INCREF(name);
+        PyUnicode_InternInPlace(&name);
+        c->names[f] = name;
+        c->defaults[f] = NULL;
+        if (f >= n - nd) {
+            c->defaults[f] = PyTuple_GET_ITEM(defaults, f - (n - nd));
+            Py_INCREF(c->defaults[f]);
+        }
+    }
+    return 0;
+}
+
+/*
+ * fast_tuple_init(cls, names, defaults) -> None
+ *
+ * The same for a typing.NamedTuple (the risk decision, the model quote, a desired order: one each per
+ * requote): its generated __new__ is a Python lambda, `_tuple_new(_cls, (a, b, ...))`, one interpreted
+ * call per construction. The C constructor builds the same tuple subclass with the same items, defaults
+ * included; anything else (the error cases) goes to type.__call__, i.e. that __new__. The caller
+ * (bot.domain.install_fast_constructors) checks the class is a plain NamedTuple.
+ */
+static PyObject *fast_tuple_init(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *cls, *names, *defaults;
+    if (!PyArg_ParseTuple(args, "O!O!O!:fast_tuple_init", &PyType_Type, &cls, &PyTuple_Type, &names, &PyTuple_Type,
+                          &defaults)) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    for (int i = 0; i < n_fast_classes; i++) {
+        if (fast_classes[i].type == type) {
+            Py_RETURN_NONE; /* already installed */
+        }
+    }
+    if (n_fast_classes >= FAST_MAX_CLASSES) {
+        PyErr_SetString(PyExc_ValueError, "fast_tuple_init: too many classes");
+        return NULL;
+    }
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || !PyType_IsSubtype(type, &PyTuple_Type) ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize || type->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        type->tp_vectorcall != NULL || type->tp_alloc != PyType_GenericAlloc) {
+        PyErr_Format(PyExc_ValueError, "fast_tuple_init: %s is not a plain tuple subclass", type->tp_name);
+        return NULL;
+    }
+    FastClass c = {type, 0, 0, {0}, {NULL}, {NULL}};
+    if (fast_fields(&c, names, defaults) < 0) {
+        return NULL;
+    }
+    c.offsets[0] = -1;
+    Py_INCREF(type);
+    fast_classes[n_fast_classes++] = c;
+    type->tp_vectorcall = fast_construct;
+    Py_RETURN_NONE;
+}
+
+/*
+ * fast_native_init(cls, names, defaults, frozen, post_init) -> None
+ *
+ * A dataclass whose instances are built by code that calls the type's tp_init (mypyc-compiled code
+ * constructs its own dataclasses so: allocate, then tp_init) still runs the generated Python __init__:
+ * one interpreted call and one object.__setattr__ (frozen) or attribute store per field, ~5,000-9,000
+ * instructions for the engine's model inputs, orders and fit results. This installs a C tp_init doing
+ * the same: the arguments bound to the fields in __init__ order (defaults for the ones not given),
+ * each stored as __init__ stores it (object.__setattr__ for a frozen class, setattr otherwise), in
+ * field order, then `self.__post_init__()` when the class has one. Anything it does not bind (too many
+ * arguments, an unknown or repeated keyword, a missing required field) runs the class's own __init__,
+ * so errors are the normal ones. The caller checks every field is a plain __init__ argument.
+ */
+typedef struct {
+    PyTypeObject *type;
+    initproc own_init; /* the class's tp_init before: its generated __init__ */
+    int frozen, post_init;
+    FastClass fields; /* names and defaults only */
+} NativeInit;
+
+#define NATIVE_MAX_CLASSES 32
+static NativeInit native_inits[NATIVE_MAX_CLASSES];
+static int n_native_inits;
+static PyObject *str_post_init;
+
+static int native_init(PyObject *obj, PyObject *args, PyObject *kwargs)
+{
+    NativeInit *c = NULL;
+    for (int i = 0; i < n_native_inits; i++) {
+        if (native_inits[i].type == Py_TYPE(obj)) {
+            c = &native_inits[i];
+            break;
+        }
+    }
+    if (c == NULL) { /* a subclass that inherited this slot: its base's own __init__ */
+        for (int i = 0; i < n_native_inits; i++) {
+            if (PyObject_TypeCheck(obj, native_inits[i].type)) {
+                return native_inits[i].own_init(obj, args, kwargs);
+            }
+        }
+        PyErr_SetString(PyExc_SystemError, "fast_native_init: unknown class");
+        return -1;
+    }
+    FastClass *f = &c->fields;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (nargs > f->n) {
+        return c->own_init(obj, args, kwargs);
+    }
+    PyObject *values[FAST_MAX_FIELDS] = {NULL};
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        values[i] = PyTuple_GET_ITEM(args, i);
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(kwargs, &pos, &key, &value)) {
+            Py_ssize_t k = -1;
+            for (Py_ssize_t j = 0; j < f->n; j++) {
+                if (f->names[j] == key) {
+                    k = j;
+                    break;
+                }
+            }
+            if (k < 0) {
+                for (Py_ssize_t j = 0; j < f->n; j++) {
+                    if (PyUnicode_Check(key) && PyUnicode_Compare(f->names[j], key) == 0) {
+                        k = j;
+                        break;
+                    }
+                }
+            }
+            if (k < 0 || values[k] != NULL) {
+                PyErr_Clear();
+                return c->own_init(obj, args, kwargs);
+            }
+            values[k] = value;
+        }
+    }
+    for (Py_ssize_t j = 0; j < f->n; j++) {
+        if (values[j] == NULL) {
+            if (f->defaults[j] == NULL) {
+                return c->own_init(obj, args, kwargs);
+            }
+            values[j] = f->defaults[j];
+        }
+    }
+    for (Py_ssize_t j = 0; j < f->n; j++) {
+        int set = c->frozen ? PyObject_GenericSetAttr(obj, f->names[j], values[j])
+                            : PyObject_SetAttr(obj, f->names[j], values[j]);
+        if (set < 0) {
+            return -1;
+        }
+    }
+    if (c->post_init) {
+        PyObject *out = PyObject_CallMethodNoArgs(obj, str_post_init);
+        if (out == NULL) {
+            return -1;
+        }
+        Py_DECREF(out);
+    }
+    return 0;
+}
+
+static PyObject *fast_native_init(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *cls, *names, *defaults;
+    int frozen, post_init;
+    if (!PyArg_ParseTuple(args, "O!O!O!pp:fast_native_init", &PyType_Type, &cls, &PyTuple_Type, &names,
+                          &PyTuple_Type, &defaults, &frozen, &post_init)) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    for (int i = 0; i < n_native_inits; i++) {
+        if (native_inits[i].type == type) {
+            Py_RETURN_NONE; /* already installed */
+        }
+    }
+    if (n_native_inits >= NATIVE_MAX_CLASSES) {
+        PyErr_SetString(PyExc_ValueError, "fast_native_init: too many classes");
+        return NULL;
+    }
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_init == NULL || type->tp_init == native_init ||
+        type->tp_init == PyBaseObject_Type.tp_init) {
+        PyErr_Format(PyExc_ValueError, "fast_native_init: %s has no __init__ of its own", type->tp_name);
+        return NULL;
+    }
+    if (str_post_init == NULL && (str_post_init = PyUnicode_InternFromString("__post_init__")) == NULL) {
+        return NULL;
+    }
+    NativeInit c = {type, type->tp_init, frozen, post_init, {type, 0, 0, {0}, {NULL}, {NULL}}};
+    if (fast_fields(&c.fields, names, defaults) < 0) {
+        return NULL;
+    }
+    Py_INCREF(type);
+    native_inits[n_native_inits++] = c;
+    type->tp_init = native_init;
+    Py_RETURN_NONE;
+}
+
+static PyObject *fast_native_installed(PyObject *self, PyObject *cls)
+{
+    (void)self;
+    return PyBool_FromLong(PyType_Check(cls) && ((PyTypeObject *)cls)->tp_init == native_init);
 }
 
 static PyObject *fast_constructed(PyObject *self, PyObject *cls)
@@ -1366,6 +1599,12 @@ static PyMethodDef methods[] = {
      "decode_events(columns, start, end, level_at, trade_ids, trade_at, symbol, venue, sides, classes) -> "
      "(items, level_at, trade_at), or None if not plain"},
     {"fast_constructed", fast_constructed, METH_O, "fast_constructed(cls) -> whether fast_init's constructor is installed"},
+    {"fast_tuple_init", fast_tuple_init, METH_VARARGS,
+     "fast_tuple_init(cls, names, defaults) -> None: build the NamedTuple cls in C"},
+    {"fast_native_init", fast_native_init, METH_VARARGS,
+     "fast_native_init(cls, names, defaults, frozen, post_init) -> None: the dataclass cls's __init__ in C"},
+    {"fast_native_installed", fast_native_installed, METH_O,
+     "fast_native_installed(cls) -> whether fast_native_init's __init__ is installed"},
     {NULL, NULL, 0, NULL},
 };
 

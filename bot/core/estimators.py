@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from bot.core.sorted_pairs import SortedPairs
-from bot.domain import Side
+from bot.domain import Side, install_fast_constructors
 
 _NS_PER_S = 1_000_000_000
 _LN2 = math.log(2.0)
@@ -339,3 +339,7 @@ def _fit_exceedance(
     slope = (sw * swxy - swx * swy) / denom
     intercept = (swy - slope * swx) / sw
     return intercept, -slope
+
+
+# built in C when the extension is there (one Python-level call per construction less; same objects)
+install_fast_constructors(ArrivalFit)

@@ -58,6 +58,7 @@ from bot.domain import (
     RequestSnapshot,
     Side,
     TradePrint,
+    install_fast_constructors,
 )
 
 IDLE_NS: Final = 1 << 62
@@ -427,3 +428,7 @@ def update_queue(order: PaperOrder, level_lots: int) -> None:
     order.level_lots = level_lots
     if order.queue_ahead_lots > level_lots:
         order.queue_ahead_lots = level_lots
+
+
+# built in C when the extension is there (one Python-level call per construction less; same objects)
+install_fast_constructors(PaperOrder)

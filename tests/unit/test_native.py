@@ -771,3 +771,138 @@ def test_the_recorded_spot_file_decodes_as_the_reference(tmp_path: Path) -> None
     c = native.decode_events(*args, event_cache._SIDES, event_cache._EVENT_CLASSES)
     assert c is not None and c == event_cache._decode_py(*args)
     assert c[0] == raw
+
+
+# --------------------------------------------------------------------------------------------------
+# fast_tuple_init / fast_native_init: the core's NamedTuples and dataclasses built in C
+# --------------------------------------------------------------------------------------------------
+
+from bot.core.estimators import ArrivalFit  # noqa: E402
+from bot.core.orders import FillResult, Order  # noqa: E402
+from bot.core.quoting import DesiredQuote, MarketInputs, TheoQuote  # noqa: E402
+from bot.core.risk import RiskDecision, RiskTransition  # noqa: E402
+from bot.venues.paper import PaperOrder  # noqa: E402
+
+# one valid set of fields each (values drawn below replace some of them, valid or not)
+CORE_EXAMPLES: dict[type, dict[str, object]] = {
+    MarketInputs: dict(mid_px=61800.5, inventory_base=0.1, sigma_px_per_sqrt_s=1.2, a_per_s=0.5, k_per_px=0.3),
+    TheoQuote: dict(
+        model="glft",
+        mid_px=1.0,
+        reservation_px=1.0,
+        half_spread_px=0.1,
+        skew_px_per_base=0.0,
+        bid_px=0.9,
+        ask_px=1.1,
+        floored=False,
+    ),
+    DesiredQuote: dict(side=Side.BUY, level=0, price_ticks=100, size_lots=3),
+    RiskDecision: dict(RiskDecision()._asdict()),
+    RiskTransition: dict(event="risk.paused", rule="drawdown", state="paused", prev_state="normal", fields={}),
+    ArrivalFit: dict(a_per_s=1.0, k_per_px=2.0, reason="fit", trades=10, at_ns=5),
+    Order: dict(
+        symbol="X/Y", client_id="q-1", side=Side.SELL, price_ticks=10, size_lots=2, level=0, tag="quote", placed_ns=1
+    ),
+    FillResult: dict(is_new=True, order=None),
+    PaperOrder: dict(
+        client_id="q-1",
+        venue_order_id="v-1",
+        side=Side.BUY,
+        price_ticks=1,
+        size_lots=2,
+        leaves_lots=2,
+        queue_ahead_lots=0,
+        level_lots=0,
+        arrived_ns=0,
+    ),
+}
+core_values = st.one_of(st.integers(-3, 3), st.floats(), st.text(max_size=2), st.none(), st.booleans())
+
+
+def core_fields(cls: type) -> list[tuple[str, object]]:
+    """(name, default or MISSING) in constructor order."""
+    if issubclass(cls, tuple):
+        defaults = cls._field_defaults  # type: ignore[attr-defined]
+        return [(n, defaults.get(n, MISSING)) for n in cls._fields]  # type: ignore[attr-defined]
+    return [(f.name, f.default) for f in fields(cls)]  # type: ignore[arg-type]
+
+
+def own_constructor(cls: type, args: tuple, kwargs: dict) -> object:
+    """The class's own generated constructor (the NamedTuple's `__new__`, the dataclass's `__init__`),
+    or the type and message of its error."""
+    try:
+        if issubclass(cls, tuple):
+            return cls.__new__(cls, *args, **kwargs)
+        obj = cls.__new__(cls)  # type: ignore[call-overload]
+        cls.__init__(obj, *args, **kwargs)  # type: ignore[misc]
+        return obj
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+def same_field(x: object, y: object) -> bool:
+    """The same object; or, for a number a compiled class stores unboxed (each read is a new object),
+    the same type and value (NaN included)."""
+    if x is y:
+        return True
+    return type(x) is type(y) and type(x) in (int, float) and (x == y or (x != x and y != y))
+
+
+def same_core_object(a: object, b: object) -> bool:
+    if type(a) is tuple or type(b) is tuple:  # errors: same type and message
+        return a == b
+    names = [n for n, _ in core_fields(type(a))]
+    return (
+        type(a) is type(b)
+        and all(same_field(getattr(a, n), getattr(b, n)) for n in names)
+        and repr(a) == repr(b)
+        and (a == b or a != a)  # a NaN field: equal to nothing, itself included
+    )
+
+
+def test_the_core_records_are_built_in_c() -> None:
+    for cls in CORE_EXAMPLES:
+        installed = native.fast_constructed(cls) if issubclass(cls, tuple) else native.fast_native_installed(cls)
+        assert installed, cls
+    with pytest.raises(FrozenInstanceError):  # still frozen
+        MarketInputs(**CORE_EXAMPLES[MarketInputs]).mid_px = 2.0  # type: ignore[misc, arg-type]
+    with pytest.raises(ValueError, match="mid_px must be finite"):  # __post_init__ still runs
+        MarketInputs(**{**CORE_EXAMPLES[MarketInputs], "mid_px": math.nan})  # type: ignore[arg-type]
+
+
+@given(st.sampled_from(list(CORE_EXAMPLES)), st.data())
+def test_core_records_built_in_c_are_the_ones_their_constructors_build(cls: type, data: st.DataObject) -> None:
+    """Valid and invalid values, positional and keyword, defaults left out or given, and the error
+    cases (too many, unknown, repeated, missing): the same object, or the same error."""
+    specs = core_fields(cls)
+    example = CORE_EXAMPLES[cls]
+    values = [data.draw(core_values) if data.draw(st.integers(0, 4)) == 0 else example.get(n, d) for n, d in specs]
+    n_positional = data.draw(st.integers(0, len(specs)))
+    args = tuple(values[:n_positional])
+    kwargs = {}
+    for (name, default), value in zip(specs[n_positional:], values[n_positional:], strict=True):
+        if default is MISSING or data.draw(st.booleans()):
+            kwargs[name] = value
+    bad = data.draw(st.sampled_from(["none", "none", "too_many", "unknown", "twice", "missing"]))
+    if bad == "too_many":
+        args, kwargs = (*values, 1), {}
+    elif bad == "unknown":
+        kwargs["no_such_field"] = 1
+    elif bad == "twice" and args:
+        kwargs[specs[0][0]] = values[0]
+    elif bad == "missing":
+        args, kwargs = tuple(values[: sum(1 for _, d in specs if d is MISSING) - 1]), {}
+    expected = own_constructor(cls, args, kwargs)
+    try:
+        got: object = cls(*args, **kwargs)
+    except Exception as exc:
+        got = type(exc), str(exc)
+    assert same_core_object(got, expected)
+
+
+def test_fast_core_constructors_refuse_what_they_cannot_build() -> None:
+    with pytest.raises(ValueError):
+        native.fast_tuple_init(dict, ("x",), ())  # not a tuple
+    with pytest.raises(ValueError):
+        native.fast_native_init(int, ("x",), (), False, False)  # no __init__ of its own
+    assert not native.fast_native_installed(domain.Instrument)

@@ -9,12 +9,14 @@
  *   decode_lines                <->  bot.venues.binance.BinanceParser._parse_line_py (orjson + dicts)
  *   grid_levels                 <->  bot.venues.binance.BinanceParser._levels_py
  *   apply_side                  <->  bot.core.book.apply_side_py
+ *   apply_delta                 <->  OrderBook._apply_delta's two apply_side calls and best-price walks
  *   extreme_price               <->  max(book) / min(book)
  *   suffix_sums                 <->  bot.core.sorted_pairs.suffix_sums_py (itertools.accumulate)
  *   float_sum                   <->  sum(values[lo:hi]) (Python 3.11's float loop)
  *   fast_init                   <->  the class's own dataclass __init__ (frozen, slotted events)
  *   fast_tuple_init             <->  the NamedTuple's generated __new__ (bot.core's per-requote records)
  *   fast_native_init            <->  the dataclass's generated __init__, as a tp_init (mypyc-built classes)
+ *   plain_class_getattr         <->  EnumType's attribute lookup, without its members-map __getattr__
  *   decode_events               <->  bot.venues.event_cache._decode_py (the event cache's columns)
  *
  * Each handles only the plain, common shape of its input and returns None for anything else (a line:
@@ -325,6 +327,180 @@ static PyObject *extreme_price(PyObject *self, PyObject *args)
         }
     }
     return Py_NewRef(best_key != NULL ? best_key : empty);
+}
+
+/* Every level a tuple of two exact ints that fit in 64 bits (what apply_side checks first). */
+static int plain_levels(PyObject *levels)
+{
+    if (!PyTuple_CheckExact(levels)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(levels); i++) {
+        PyObject *level = PyTuple_GET_ITEM(levels, i);
+        if (!PyTuple_CheckExact(level) || PyTuple_GET_SIZE(level) != 2 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(level, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(level, 1))) {
+            return 0;
+        }
+        int overflow = 0;
+        (void)PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(level, 0), &overflow);
+        if (overflow) {
+            return 0;
+        }
+        (void)PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(level, 1), &overflow);
+        if (overflow) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* apply_side's loop on plain levels; -1 on error. */
+static int apply_levels(PyObject *book, PyObject *levels, long long *best, int *dirty, int is_bid, int *ok)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(levels); i++) {
+        PyObject *level = PyTuple_GET_ITEM(levels, i);
+        PyObject *price_obj = PyTuple_GET_ITEM(level, 0);
+        PyObject *size_obj = PyTuple_GET_ITEM(level, 1);
+        long long price = PyLong_AsLongLong(price_obj);
+        long long size = PyLong_AsLongLong(size_obj);
+        if (price <= 0) {
+            *ok = 0;
+        }
+        else if (size > 0) {
+            if (PyDict_SetItem(book, price_obj, size_obj) < 0) {
+                return -1;
+            }
+            if (is_bid ? price >= *best : price <= *best) {
+                *best = price;
+                *dirty = 0;
+            }
+        }
+        else if (size == 0) {
+            int had = pop_level(book, price_obj);
+            if (had < 0) {
+                return -1;
+            }
+            if (had && price == *best) {
+                *dirty = 1;
+            }
+        }
+        else {
+            *ok = 0;
+        }
+    }
+    return 0;
+}
+
+#define WALK_STEPS 64 /* bot.core.book._WALK_STEPS */
+
+/* A dirty side's best, as bot.core.book._walk_down / _walk_up then _extreme find it: the first price
+ * present in a walk of WALK_STEPS grid steps from the bound, else a full scan (`empty` when the side is
+ * empty). 0 with *best set; 1 when a key is not a plain int (the side stays dirty: Python resolves it);
+ * -1 on error. */
+static int resolve_best(PyObject *book, long long bound, int is_bid, long long empty, long long *best)
+{
+    long long price = is_bid ? bound - 1 : bound + 1;
+    for (int step = 0; step < WALK_STEPS; step++) {
+        PyObject *key = PyLong_FromLongLong(price);
+        if (key == NULL) {
+            return -1;
+        }
+        int has = PyDict_Contains(book, key);
+        Py_DECREF(key);
+        if (has < 0) {
+            return -1;
+        }
+        if (has) {
+            *best = price;
+            return 0;
+        }
+        price += is_bid ? -1 : 1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int any = 0;
+    long long extreme = empty;
+    while (PyDict_Next(book, &pos, &key, &value)) {
+        if (!PyLong_CheckExact(key)) {
+            return 1;
+        }
+        int overflow = 0;
+        long long p = PyLong_AsLongLongAndOverflow(key, &overflow);
+        if (overflow) {
+            return 1;
+        }
+        if (!any || (is_bid ? p > extreme : p < extreme)) {
+            extreme = p;
+            any = 1;
+        }
+    }
+    *best = any ? extreme : empty;
+    return 0;
+}
+
+/*
+ * apply_delta(bids, asks, bid_levels, ask_levels, bid, bid_dirty, ask, ask_dirty, no_ask)
+ *     -> (bid, bid_dirty, ask, ask_dirty, ok) | None
+ *
+ * One delta's two sides, as bot.core.book.OrderBook._apply_delta applies them through apply_side: the
+ * bids, then (when they were valid) the asks; then each side whose best level went is resolved at once
+ * (the walk and the scan of _walk_down / _walk_up; the delta's own crossed check reads both bests right
+ * after, so resolving now finds what that read would). One call instead of two, and the walk in C.
+ * None, touching nothing, unless every level of both sides is plain (as apply_side).
+ */
+static PyObject *apply_delta(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 9 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) || !PyLong_CheckExact(args[4]) ||
+        !PyLong_CheckExact(args[6]) || !PyLong_CheckExact(args[8])) {
+        Py_RETURN_NONE;
+    }
+    PyObject *bids = args[0], *asks = args[1];
+    if (!plain_levels(args[2]) || !plain_levels(args[3])) {
+        Py_RETURN_NONE;
+    }
+    int overflow = 0;
+    long long bid = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    if (overflow) {
+        Py_RETURN_NONE;
+    }
+    long long ask = PyLong_AsLongLongAndOverflow(args[6], &overflow);
+    if (overflow) {
+        Py_RETURN_NONE;
+    }
+    long long no_ask = PyLong_AsLongLongAndOverflow(args[8], &overflow);
+    if (overflow) {
+        Py_RETURN_NONE;
+    }
+    int bid_dirty = PyObject_IsTrue(args[5]), ask_dirty = PyObject_IsTrue(args[7]);
+    if (bid_dirty < 0 || ask_dirty < 0) {
+        return NULL;
+    }
+    int ok = 1;
+    if (apply_levels(bids, args[2], &bid, &bid_dirty, 1, &ok) < 0) {
+        return NULL;
+    }
+    if (ok && apply_levels(asks, args[3], &ask, &ask_dirty, 0, &ok) < 0) {
+        return NULL;
+    }
+    if (ok) {
+        if (bid_dirty) {
+            int r = resolve_best(bids, bid, 1, 0, &bid);
+            if (r < 0) {
+                return NULL;
+            }
+            bid_dirty = r == 1;
+        }
+        if (ask_dirty) {
+            int r = resolve_best(asks, ask, 0, no_ask, &ask);
+            if (r < 0) {
+                return NULL;
+            }
+            ask_dirty = r == 1;
+        }
+    }
+    return Py_BuildValue("(LOLOO)", bid, bid_dirty ? Py_True : Py_False, ask, ask_dirty ? Py_True : Py_False,
+                         ok ? Py_True : Py_False);
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -1363,6 +1539,29 @@ static PyObject *fast_native_installed(PyObject *self, PyObject *cls)
     return PyBool_FromLong(PyType_Check(cls) && ((PyTypeObject *)cls)->tp_init == native_init);
 }
 
+/*
+ * plain_class_getattr(meta) -> None
+ *
+ * Python 3.11's EnumType defines __getattr__ (a deprecated fallback to the members map), so every read
+ * of a class attribute of an enum (`Side.BUY`, `OrderState.OPEN`, ~40,000 a replay from compiled
+ * code) goes through slot_tp_getattr_hook, which calls type.__getattribute__ through a bound
+ * method-wrapper: ~450 instructions instead of ~100. For an EnumType subclass whose enums keep every
+ * member in their class dict (bot.domain checks), that fallback never finds anything the class dict
+ * does not: this gives the metaclass type's own attribute lookup. (Assigning __getattr__ or
+ * __getattribute__ on the metaclass later resets the slot, as for any type.)
+ */
+static PyObject *plain_class_getattr(PyObject *self, PyObject *meta)
+{
+    (void)self;
+    if (!PyType_Check(meta) || !PyType_IsSubtype((PyTypeObject *)meta, &PyType_Type) ||
+        !(((PyTypeObject *)meta)->tp_flags & Py_TPFLAGS_HEAPTYPE) || (PyTypeObject *)meta == &PyType_Type) {
+        PyErr_SetString(PyExc_ValueError, "plain_class_getattr: a metaclass of our own");
+        return NULL;
+    }
+    ((PyTypeObject *)meta)->tp_getattro = PyType_Type.tp_getattro;
+    Py_RETURN_NONE;
+}
+
 static PyObject *fast_constructed(PyObject *self, PyObject *cls)
 {
     (void)self;
@@ -1584,6 +1783,9 @@ done:
 static PyMethodDef methods[] = {
     {"grid_levels", grid_levels, METH_VARARGS,
      "grid_levels(pairs, tick_step, lot_step) -> levels in ticks and lots, or None if not plain"},
+    {"apply_delta", (PyCFunction)(void (*)(void))apply_delta, METH_FASTCALL,
+     "apply_delta(bids, asks, bid_levels, ask_levels, bid, bid_dirty, ask, ask_dirty, no_ask) -> "
+     "(bid, bid_dirty, ask, ask_dirty, ok) | None"},
     {"apply_side", apply_side, METH_VARARGS,
      "apply_side(book, levels, best, dirty, is_bid) -> (best, dirty, ok), or None if not plain"},
     {"extreme_price", extreme_price, METH_VARARGS,
@@ -1599,6 +1801,8 @@ static PyMethodDef methods[] = {
      "decode_events(columns, start, end, level_at, trade_ids, trade_at, symbol, venue, sides, classes) -> "
      "(items, level_at, trade_at), or None if not plain"},
     {"fast_constructed", fast_constructed, METH_O, "fast_constructed(cls) -> whether fast_init's constructor is installed"},
+    {"plain_class_getattr", plain_class_getattr, METH_O,
+     "plain_class_getattr(meta) -> None: the metaclass's class attribute reads without EnumType.__getattr__"},
     {"fast_tuple_init", fast_tuple_init, METH_VARARGS,
      "fast_tuple_init(cls, names, defaults) -> None: build the NamedTuple cls in C"},
     {"fast_native_init", fast_native_init, METH_VARARGS,

@@ -6,6 +6,18 @@ def grid_levels(pairs: object, tick_step: float, lot_step: float, /) -> tuple[tu
 def apply_side(
     book: dict[int, int], levels: object, best: int, dirty: bool, is_bid: bool, /
 ) -> tuple[int, bool, bool] | None: ...
+def apply_delta(
+    bids: dict[int, int],
+    asks: dict[int, int],
+    bid_levels: object,
+    ask_levels: object,
+    bid: int,
+    bid_dirty: bool,
+    ask: int,
+    ask_dirty: bool,
+    no_ask: int,
+    /,
+) -> tuple[int, bool, int, bool, bool] | None: ...
 def decode_lines(
     lines: list[bytes], tick_step: float, lot_step: float, skip_tickers: bool, /
 ) -> tuple[list[tuple[int, ...] | bytes], int]: ...
@@ -19,6 +31,7 @@ def fast_native_init(
     cls: type, names: tuple[str, ...], defaults: tuple[object, ...], frozen: bool, post_init: bool, /
 ) -> None: ...
 def fast_native_installed(cls: type, /) -> bool: ...
+def plain_class_getattr(meta: type, /) -> None: ...
 def decode_events(
     columns: tuple[object, ...],
     start: int,

@@ -36,12 +36,14 @@ import heapq
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.domain import BookDelta, BookSnapshot, Level
+from bot.domain import BookDelta, BookSnapshot, Level, MemberEnumType
 
 try:  # the per-level loop and the side scan in C, when the optional extension was built (setup.py)
+    from bot._native import apply_delta as _native_apply_delta
     from bot._native import apply_side as _native_apply_side
     from bot._native import extreme_price as _native_extreme_price
 except ImportError:  # pragma: no cover - no C compiler at install: the Python references below
+    _native_apply_delta = None  # type: ignore[assignment]
     _native_apply_side = None  # type: ignore[assignment]
     _native_extreme_price = None  # type: ignore[assignment]
 
@@ -49,7 +51,7 @@ _NO_ASK = 1 << 62  # sentinel best ask of an empty ask side; bids use 0 (prices 
 _WALK_STEPS = 64  # grid steps tried before a full scan when the best level was deleted
 
 
-class BookStatus(StrEnum):
+class BookStatus(StrEnum, metaclass=MemberEnumType):
     SNAPSHOT = "snapshot"  # a snapshot (re)built the book
     APPLIED = "applied"  # a delta was applied
     STALE = "stale"  # a delta already covered by the book (before the snapshot's seq, or a duplicate)
@@ -183,9 +185,18 @@ class OrderBook:
                 BookStatus.GAP,
                 f"gap: book at {last}, delta {delta.first_seq}..{delta.last_seq} (prev {prev})",
             )
-        self._bid, self._bid_dirty, ok = _apply_side(self._bids, delta.bids, self._bid, self._bid_dirty, True)
-        if ok:  # bad bids: the asks are left as they were, the book is invalid anyway
-            self._ask, self._ask_dirty, ok = _apply_side(self._asks, delta.asks, self._ask, self._ask_dirty, False)
+        both = None
+        if _native_apply_delta is not None:  # both sides and their best prices in one C call (same result)
+            both = _native_apply_delta(
+                self._bids, self._asks, delta.bids, delta.asks, self._bid, self._bid_dirty, self._ask, self._ask_dirty,
+                _NO_ASK,
+            )  # fmt: skip
+        if both is not None:
+            self._bid, self._bid_dirty, self._ask, self._ask_dirty, ok = both
+        else:
+            self._bid, self._bid_dirty, ok = _apply_side(self._bids, delta.bids, self._bid, self._bid_dirty, True)
+            if ok:  # bad bids: the asks are left as they were, the book is invalid anyway
+                self._ask, self._ask_dirty, ok = _apply_side(self._asks, delta.asks, self._ask, self._ask_dirty, False)
         if not ok:
             return self._invalidate(BookStatus.INVALID_INPUT, "delta has a negative size or a price <= 0")
         self.seq = delta.last_seq

@@ -24,6 +24,7 @@ from bot.domain import (
     CancelOrder,
     CancelRejected,
     Command,
+    MemberEnumType,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -35,7 +36,7 @@ from bot.domain import (
 )
 
 
-class OrderState(Enum):
+class OrderState(Enum, metaclass=MemberEnumType):
     PENDING_NEW = "pending_new"
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled"

@@ -392,6 +392,73 @@ def test_books_built_through_the_kernel_match_a_plain_rebuild(updates: list[tupl
         assert book.top_asks(100) == sorted(asks.items())
 
 
+def reference_apply_delta(bids: dict, asks: dict, bid_levels: tuple, ask_levels: tuple, state: tuple) -> tuple:
+    """OrderBook._apply_delta's Python path: two apply_side_py calls, then (both valid) each dirty
+    side's best found by the walk and the scan, as the delta's crossed check reads them."""
+    bid, bid_dirty, ask, ask_dirty = state
+    bid, bid_dirty, ok = apply_side_py(bids, bid_levels, bid, bid_dirty, True)
+    if ok:
+        ask, ask_dirty, ok = apply_side_py(asks, ask_levels, ask, ask_dirty, False)
+    if ok:
+        if bid_dirty:
+            bid, bid_dirty = book_module._walk_down(bids, bid), False
+        if ask_dirty:
+            ask, ask_dirty = book_module._walk_up(asks, ask), False
+    return bid, bid_dirty, ask, ask_dirty, ok
+
+
+wide_prices = st.integers(-2, 400)  # wider than the 64-step walk: the scans run too
+
+
+@given(
+    st.dictionaries(st.integers(1, 400), st.integers(1, 5), max_size=40),
+    st.dictionaries(st.integers(1, 400), st.integers(1, 5), max_size=40),
+    st.lists(st.tuples(wide_prices, sizes), max_size=12),
+    st.lists(st.tuples(wide_prices, sizes), max_size=12),
+    st.integers(0, 400),
+    st.booleans(),
+    st.integers(0, 400),
+    st.booleans(),
+)
+def test_apply_delta_equals_the_two_sides_and_their_walks(
+    bids: dict, asks: dict, bid_levels: list, ask_levels: list, bid: int, bid_dirty: bool, ask: int, ask_dirty: bool
+) -> None:
+    if bid_levels:  # the bound is an upper bound of the bids, and the best when not dirty
+        bid = max(bids, default=0) if not bid_dirty else max(bid, max(bids, default=0))
+    ask = min(asks, default=book_module._NO_ASK) if not ask_dirty else min(ask, min(asks, default=book_module._NO_ASK))
+    state = (bid, bid_dirty, ask, ask_dirty)
+    fast_bids, fast_asks = dict(bids), dict(asks)
+    fast = native.apply_delta(fast_bids, fast_asks, tuple(bid_levels), tuple(ask_levels), *state, book_module._NO_ASK)
+    assert fast == reference_apply_delta(bids, asks, tuple(bid_levels), tuple(ask_levels), state)
+    assert (fast_bids, fast_asks) == (bids, asks)
+
+
+def test_apply_delta_hands_odd_levels_back_untouched() -> None:
+    bids, asks = {3: 1}, {9: 1}
+    for bid_levels, ask_levels in [(((1.5, 2),), ()), ((), ((5, 2), (6,))), (((5, 2),), [(7, 1)])]:
+        assert native.apply_delta(bids, asks, bid_levels, ask_levels, 3, False, 9, False, 1 << 62) is None
+    assert native.apply_delta(bids, asks, ((4, 1),), (), 1 << 70, False, 9, False, 1 << 62) is None
+    assert (bids, asks) == ({3: 1}, {9: 1})
+
+
+def test_an_enum_class_attribute_is_read_as_before() -> None:
+    """`MemberEnumType`: attribute reads without EnumType's __getattr__ (bot._native.plain_class_getattr)
+    find the same members; an enum whose member is not in its class dict is refused."""
+    from enum import Enum
+
+    from bot.core.book import BookStatus
+    from bot.core.orders import OrderState
+
+    assert (Side("buy"), OrderState("open"), BookStatus("gap")) == (Side.BUY, OrderState.OPEN, BookStatus.GAP)
+    assert Side.BUY.sign == 1 and Side.SELL.opposite is Side.BUY and OrderState.FILLED.name == "FILLED"
+    with pytest.raises(AttributeError):
+        Side.NOT_A_MEMBER  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(TypeError, match="not in its class dict"):
+
+        class Shadowed(Enum, metaclass=domain.MemberEnumType):  # a member named like a property
+            name = 1  # type: ignore[assignment]
+
+
 def test_rounding_matches_python_at_ties_and_near_them() -> None:
     """round(float(text) / step): ties go to even, as Python's round does on the same double."""
     for text in ["0.5", "1.5", "2.5", "-0.5", "-1.5", "0.05", "0.15", "0.25", "0.35", "1.005", "0"]:

@@ -874,6 +874,13 @@ class RiskToxicityConfig(Section):
     impact_response: Literal["widen", "skew"] = Field(
         "widen", description="... widen the side the owed impact is against, or move both quotes by it (skew)"
     )
+    check_source: Literal["mid", "fills"] = Field(
+        "mid",
+        description="self-check: the calls are judged by the mid's move (mid) or by our fills' markouts (fills)",
+    )
+    fill_check_halflife_s: PosFloat = Field(
+        600.0, description="... fills: half-life of the fill regression's sums, s (> signal_horizon_s)"
+    )
 
     @field_validator("signal_horizon_s")
     @classmethod
@@ -889,6 +896,14 @@ class RiskToxicityConfig(Section):
         enter = info.data.get(str(info.field_name).replace("_exit", "_enter"))
         if enter is not None and value > enter:
             raise ValueError("must not exceed the matching _enter threshold (hysteresis)")
+        return value
+
+    @field_validator("fill_check_halflife_s")
+    @classmethod
+    def _fill_check_outlasts_its_horizon(cls, value: float, info: Any) -> float:
+        horizon = info.data.get("signal_horizon_s")
+        if horizon is not None and not value > horizon:
+            raise ValueError("must be > signal_horizon_s")
         return value
 
     @field_validator("check_halflife_s")

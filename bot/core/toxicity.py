@@ -47,6 +47,7 @@ from typing import Literal
 NS_PER_S = 1_000_000_000
 
 ImpactResponse = Literal["widen", "skew"]
+CheckSource = Literal["mid", "fills"]
 
 CLEAR = "clear"
 TOXIC = "toxic"
@@ -109,6 +110,13 @@ class ToxicityParams:
     check_halflife_s: float = 120.0
     check_z: float = 1.0
     check_full_bps: float = 1.0
+    # what the self-check judges the calls by (issue #16, round seven): "mid" = the mid's move after each
+    # sampled call (SignalCheck, above); "fills" = our own fills' markouts at signal_horizon_s against the
+    # call against the filled side at the fill (FillCheck): the response acts once fills made against a
+    # call have been shown to lose more than the others, by check_z standard errors, whole at
+    # check_full_bps more per unit of call; sums decayed with fill_check_halflife_s
+    check_source: CheckSource = "mid"
+    fill_check_halflife_s: float = 600.0
     # the response that says WHICH side is picked off (issue #16, round three): both quotes move by
     # predict_share × the self-check's predicted move (β × the clipped flow score, bps, × efficacy),
     # i.e. the quotes are centred on where the mid is expected to be check_horizon_s from now; and a
@@ -161,6 +169,10 @@ class ToxicityParams:
             raise ValueError("need 0 < check_sample_s <= check_horizon_s < check_halflife_s")
         if not (self.check_z >= 0 and self.check_full_bps >= 0):
             raise ValueError("check_z and check_full_bps must be >= 0")
+        if self.check_source not in ("mid", "fills"):
+            raise ValueError(f"check_source must be 'mid' or 'fills', got {self.check_source!r}")
+        if not self.fill_check_halflife_s > self.signal_horizon_s:
+            raise ValueError("fill_check_halflife_s must be > signal_horizon_s")
         if not (self.predict_share >= 0 and math.isfinite(self.predict_share)):
             raise ValueError("predict_share must be finite and >= 0")
         if self.inward_tolerance_ticks is not None and self.inward_tolerance_ticks < 0:
@@ -513,6 +525,79 @@ class SignalCheck:
         return beta - self._z * se
 
 
+class FillCheck:
+    """Do our own fills lose more when the call was against them? The response is scaled by the answer.
+
+    At each of our fills the call against the filled side is stored (`x` = the clipped flow score,
+    signed so that > 0 means the flow was pushing the way that hurts this fill: sellers against a
+    bought fill); `horizon_s` later the fill's markout `y` in bps of its price against the mid is
+    regressed on it, with an intercept (markouts have a mean of their own), sums decayed by
+    `halflife_s`: `b = cov(x, y) / var(x)`, `se² = s² / Σ(x − x̄)²`, `s²` the residual variance over
+    `n − 2`. A call that picks off our fills gives b < 0 (more call against, more loss); the efficacy is
+    `ramp(−b − z·se, 0, full_bps)`: 0 until the fills say so beyond noise (and below `MIN_FILLS`
+    decayed fills), whole once each unit of call against costs `full_bps` more than noise. It judges
+    the calls by what the guard is for, our fills' losses, not the mid's move: on a market where the
+    flow score moves the mid a little but our fills after it do not lose more (or there are too few
+    fills to say) the response stays off.
+
+    The mark is the mid passed to the first `update` at or after the fill's deadline.
+    """
+
+    MIN_FILLS = 20.0
+
+    __slots__ = ("_full_bps", "_horizon_ns", "_pending", "_z", "efficacy", "n", "slope", "sx", "sxx", "sxy", "sy",
+                 "syy")  # fmt: skip
+
+    def __init__(self, horizon_s: float, halflife_s: float, z: float, full_bps: float) -> None:
+        self._horizon_ns = round(horizon_s * NS_PER_S)
+        self._z = z
+        self._full_bps = full_bps
+        self._pending: deque[tuple[int, int, float, float]] = deque()  # (due_ns, side sign, fill px, call against)
+        self.n = DecayedSum(halflife_s)
+        self.sx = DecayedSum(halflife_s)
+        self.sy = DecayedSum(halflife_s)
+        self.sxx = DecayedSum(halflife_s)
+        self.sxy = DecayedSum(halflife_s)
+        self.syy = DecayedSum(halflife_s)
+        self.efficacy = 1.0 if full_bps == 0.0 else 0.0  # check off: never scales the response
+        self.slope = math.nan  # b as of the last resolved fill, bps of markout per unit of call against
+
+    def on_fill(self, side_sign: int, fill_px: float, call_against: float, now_ns: int) -> None:
+        if self._full_bps > 0.0:
+            self._pending.append((now_ns + self._horizon_ns, side_sign, fill_px, call_against))
+
+    def update(self, now_ns: int, mid_px: float) -> None:
+        pending = self._pending
+        if not (pending and pending[0][0] <= now_ns and mid_px > 0.0):  # False for a NaN mid
+            return
+        while pending and pending[0][0] <= now_ns:
+            _, sign, px, x = pending.popleft()
+            y = 1e4 * (mid_px - px) * sign / px
+            self.n.add(now_ns, 1.0)
+            self.sx.add(now_ns, x)
+            self.sy.add(now_ns, y)
+            self.sxx.add(now_ns, x * x)
+            self.sxy.add(now_ns, x * y)
+            self.syy.add(now_ns, y * y)
+        self.efficacy = ramp(self.lower_bps(), 0.0, self._full_bps)
+
+    def lower_bps(self) -> float:
+        """`−b − z·se` as of the last resolved fill (NaN while there are too few fills to say)."""
+        n = self.n.value
+        if n < self.MIN_FILLS:
+            return math.nan
+        mx, my = self.sx.value / n, self.sy.value / n
+        cxx = self.sxx.value - n * mx * mx
+        if not cxx > 0.0:
+            return math.nan
+        cxy = self.sxy.value - n * mx * my
+        cyy = self.syy.value - n * my * my
+        b = cxy / cxx
+        self.slope = b
+        resid = max(0.0, cyy - b * cxy) / (n - 2.0)
+        return -b - self._z * math.sqrt(resid / cxx)
+
+
 class ToxicityMonitor:
     """Both signals and both sides. Feed fills, public trades and mids; read the per-side response."""
 
@@ -534,10 +619,18 @@ class ToxicityMonitor:
             params.check_horizon_s, params.check_sample_s, params.check_halflife_s, params.check_z,
             params.check_full_bps,
         )  # fmt: skip
+        self.fill_check: FillCheck | None = (
+            FillCheck(params.signal_horizon_s, params.fill_check_halflife_s, params.check_z, params.check_full_bps)
+            if params.check_source == "fills"
+            else None
+        )
 
     def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
         """One of our fills: `side_sign` +1 if we bought (our bid was hit), −1 if we sold."""
         self.markouts.on_fill(side_sign, fill_px, size_base, now_ns)
+        if self.fill_check is not None:
+            call = max(-CALL_CLIP, min(CALL_CLIP, self.flow.score(now_ns)))
+            self.fill_check.on_fill(side_sign, fill_px, -side_sign * call, now_ns)
 
     def on_trade(self, aggressor_sign: int, size_base: float, now_ns: int) -> None:
         """A public trade: `aggressor_sign` +1 when the taker bought (lifted the ask), −1 when it sold."""
@@ -587,6 +680,8 @@ class ToxicityMonitor:
         # this market times the call now, scaled like every response by the efficacy (0 where one-sided
         # flow has not predicted the price); a β below 0 predicts nothing (the efficacy is 0 then too)
         self.predicted_bps = check.efficacy * max(0.0, check.beta) * call
+        if self.fill_check is not None:
+            self.fill_check.update(now_ns, mid_px)
         if p.impact_bps > 0.0:
             self.impact_bps = self.impact.bps(now_ns)
 
@@ -600,14 +695,17 @@ class ToxicityMonitor:
 
     @property
     def efficacy(self) -> float:
-        """How far the guard's calls have come true, in [0, 1] (`SignalCheck`): scales its response."""
-        return self.check.efficacy
+        """How far the guard's calls have come true, in [0, 1] (`SignalCheck`, or `FillCheck` with
+        `check_source = "fills"`): scales its widen and skew (the predicted-mid centring keeps the mid
+        check's own efficacy: it is that check's prediction)."""
+        fill_check = self.fill_check
+        return self.check.efficacy if fill_check is None else fill_check.efficacy
 
     def bid_extra_px(self, mid_px: float) -> float:
         i = self.bid.intensity
         if self.params.widen_net:
             i = max(0.0, i - self.ask.intensity)
-        extra = i * self.check.efficacy * self.params.widen_bps
+        extra = i * self.efficacy * self.params.widen_bps
         if self.params.impact_response == "widen":
             extra += max(0.0, -self.impact_bps)  # sellers' impact owed: the bid is the stale side
         return extra * 1e-4 * mid_px
@@ -616,7 +714,7 @@ class ToxicityMonitor:
         i = self.ask.intensity
         if self.params.widen_net:
             i = max(0.0, i - self.bid.intensity)
-        extra = i * self.check.efficacy * self.params.widen_bps
+        extra = i * self.efficacy * self.params.widen_bps
         if self.params.impact_response == "widen":
             extra += max(0.0, self.impact_bps)  # buyers' impact owed: the ask is the stale side
         return extra * 1e-4 * mid_px
@@ -626,7 +724,7 @@ class ToxicityMonitor:
         `predict_share` of the predicted move (up when buyers' flow has been calling rises)."""
         p = self.params
         net = self.ask.intensity - self.bid.intensity
-        moves = net * self.check.efficacy * p.skew_bps + p.predict_share * self.predicted_bps
+        moves = net * self.efficacy * p.skew_bps + p.predict_share * self.predicted_bps
         if p.impact_response == "skew":
             moves += self.impact_bps
         return moves * 1e-4 * mid_px

@@ -1,0 +1,235 @@
+"""Which of our fills carry the adverse selection, and what could the bot have seen before each?
+
+A diagnostic, not part of the bot (issue #16, docs/risk.md round seven):
+`.venv/bin/python scripts/toxicity_fills.py MINUTES on|off OUT.jsonl SEED...` runs the toxicity
+experiment's scenario (`bot.sim.toxicity.run_once` on config/default.toml) and writes one JSON line per
+spot maker fill of ours: what hit it (`ladder` / `flow` / `informed`, as scripts/toxicity_sources.py
+tags it), its 5 s fair-value markout and notional, and the bot-visible signals *as of the end of the
+engine step before the fill* (what the resting quote was set on): the monitor's flow score and OFI, a
+square-root impact owed (1 bps at 0.5 base, 0.3 s half-life, from the public prints), the print rate
+over 1 s against its 30 s mean (bursts), the book mid's move over the last 0.3 s / 1 s / 3 s, the book's
+spread, our quote's distance from the book mid, σ short. "Against" a fill's side means the way that
+hurts it (our bid is hurt by sellers / a falling price). Analyse the lines with
+`scripts/toxicity_fills.py --report OUT.jsonl`.
+"""
+
+import bisect
+import json
+import math
+import sys
+from collections import defaultdict, deque
+from typing import Any
+
+import bot.sim.toxicity as T
+from bot.config import load_settings
+from bot.core.toxicity import DecayedSum, ImpactOwed
+from bot.domain import TradePrint
+
+sys.path.insert(0, "scripts")
+from toxicity_sources import TaggedExchange
+
+HORIZON_S = 5.0
+NS = T.NS_PER_S
+
+
+class Probe:
+    """Bot-visible state, refreshed at the end of every engine step (after its requote)."""
+
+    def __init__(self) -> None:
+        self.engine: Any = None
+        self.impact = ImpactOwed(1.0, 0.5, 0.3)
+        self.rate_1s = DecayedSum(1.0)
+        self.rate_30s = DecayedSum(30.0)
+        self.signed_1s = DecayedSum(1.0)
+        self.mids: deque[tuple[int, float]] = deque()
+        self.snap: dict[str, float] = {}
+
+    def mid_move_bps(self, now: int, back_s: float, mid: float) -> float:
+        t0 = now - int(back_s * NS)
+        old = mid
+        for t, m in self.mids:  # oldest first
+            if t <= t0:
+                old = m
+            else:
+                break
+        return 1e4 * (mid - old) / mid
+
+    def on_step(self, now: int, events: list[Any]) -> None:
+        q = self.engine.quoters[0]
+        for e in events:
+            if isinstance(e, TradePrint) and e.symbol == q.spot.symbol:
+                size = q.spot.size(e.size_lots)
+                self.impact.on_trade(e.aggressor.sign, size, e.ts_recv_ns)
+                self.rate_1s.add(now, 1.0)
+                self.rate_30s.add(now, 1.0)
+                self.signed_1s.add(now, float(e.aggressor.sign))
+        book = q.book
+        bid, ask = book.best_bid_ticks, book.best_ask_ticks
+        if bid is None or ask is None:
+            return
+        tick = q.spot.tick_size
+        mid = (bid + ask) / 2 * tick
+        if not self.mids or self.mids[-1][1] != mid:
+            self.mids.append((now, mid))
+        while len(self.mids) > 2 and self.mids[1][0] < now - 4 * NS:
+            self.mids.popleft()
+        tox = q.risk.toxicity
+        live = {o.side.sign: o.price_ticks * tick for o in q.orders.live_orders(q.spot.symbol, "quote")}
+        rate30 = self.rate_30s.at(now) / 30.0
+        self.snap = {
+            "mid": mid,
+            "spread_ticks": ask - bid,
+            "flow": tox.flow_score,
+            "ofi": tox.ofi,
+            "impact": self.impact.bps(now),
+            "burst": (self.rate_1s.at(now) / 1.0) / rate30 if rate30 > 0 else 0.0,
+            "signed_rate": self.signed_1s.at(now),
+            "mom03": self.mid_move_bps(now, 0.3, mid),
+            "mom1": self.mid_move_bps(now, 1.0, mid),
+            "mom3": self.mid_move_bps(now, 3.0, mid),
+            "sigma_bps": 1e4 * q.sigma.sigma_px_per_sqrt_s / mid,
+            "bid_dist_bps": 1e4 * (mid - live[1]) / mid if 1 in live else math.nan,
+            "ask_dist_bps": 1e4 * (live[-1] - mid) / mid if -1 in live else math.nan,
+        }
+
+
+def run(seed: int, minutes: float, guard_on: bool, out: Any) -> None:
+    exchanges: list[TaggedExchange] = []
+    probe = Probe()
+    fills: list[dict[str, Any]] = []
+
+    class Ex(TaggedExchange):
+        def _fill(self, market: Any, order: Any, price: Any, lots: Any, liquidity: Any) -> None:
+            if market is self._spot:
+                fills.append({"t": self._now_ns, "snap": dict(probe.snap)})
+            super()._fill(market, order, price, lots, liquidity)
+
+    def make(*a: Any, **k: Any) -> Ex:
+        exchanges.append(Ex(*a, **k))
+        return exchanges[-1]
+
+    real_build = T.build_engine
+
+    def build(*a: Any, **k: Any) -> Any:
+        probe.engine = real_build(*a, **k)
+        return probe.engine
+
+    on_step = T._Recorder.on_step
+
+    def step(self: Any, now: int, events: Any, cmds: Any) -> None:
+        on_step(self, now, events, cmds)
+        ex = exchanges[-1]
+        ex.tape.append((now, ex._fv.now_px, ex._impact.log_offset if ex._impact else 0.0))
+        probe.on_step(now, events)
+
+    captured: list[Any] = []
+    hs = T.horizon_stats
+
+    def cap(f: Any, tape: Any, h: float, end: Any) -> Any:
+        if h == HORIZON_S:
+            captured.append(list(f))
+        return hs(f, tape, h, end)
+
+    T.MockExchange, T.build_engine, T._Recorder.on_step, T.horizon_stats = make, build, step, cap  # type: ignore
+    T.run_once(load_settings(None), seed, guard_on, minutes * 60)
+    ex = exchanges[-1]
+    recs = captured[-1]
+    assert len(recs) == len(fills) == len(ex.tags)
+    times = [t for t, _, _ in ex.tape]
+    end = times[-1]
+    h_ns = int(HORIZON_S * NS)
+
+    def fair(t: int) -> float:
+        _, fv, io = ex.tape[bisect.bisect_right(times, t) - 1]
+        return fv * math.exp(io)
+
+    for rec, f, (kind, taker) in zip(recs, fills, ex.tags, strict=True):
+        if rec.ts_ns + h_ns > end:
+            continue
+        s, p, q = rec.side_sign, rec.price_px, rec.size_base
+        m = (fair(rec.ts_ns + h_ns) - p) * s * q
+        snap = f["snap"]
+        row = {
+            "seed": seed,
+            "kind": kind,
+            "taker": taker,
+            "side": s,
+            "notional": p * q,
+            "edge": (fair(rec.ts_ns) - p) * s * q,
+            "markout": m,
+            "loss": max(0.0, -m),
+            "t_s": (rec.ts_ns - T.START_NS) / NS,
+        }
+        # the signals turned "against this fill": positive = pushing the way that hurts it
+        for key in ("flow", "ofi", "impact", "signed_rate", "mom03", "mom1", "mom3"):
+            row[key + "_against"] = -s * snap.get(key, math.nan)
+        for key in ("burst", "sigma_bps", "spread_ticks"):
+            row[key] = snap.get(key, math.nan)
+        row["dist_bps"] = snap.get("bid_dist_bps" if s > 0 else "ask_dist_bps", math.nan)
+        row["other_dist_bps"] = snap.get("ask_dist_bps" if s > 0 else "bid_dist_bps", math.nan)
+        out.write(json.dumps(row) + "\n")
+
+
+def report(path: str) -> None:
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    seeds = sorted({r["seed"] for r in rows})
+    halves = (set(seeds[::2]), set(seeds[1::2]))
+    tot_n = sum(r["notional"] for r in rows)
+    tot_l = sum(r["loss"] for r in rows)
+    print(f"{len(rows)} fills, {len(seeds)} seeds, loss {tot_l:.1f}, {1e4 * tot_l / tot_n:.2f} bps")
+    by_kind: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    for r in rows:
+        a = by_kind[r["kind"]]
+        a[0] += 1
+        a[1] += r["notional"]
+        a[2] += r["loss"]
+        a[3] += r["edge"]
+    for k, (n, no, lo, ed) in sorted(by_kind.items()):
+        print(
+            f"  {k:9s} fills {n:6d}  notional {no / tot_n:5.1%}  loss {lo / tot_l:5.1%}  {1e4 * lo / no:5.2f} bps"
+            f"  edge {1e4 * ed / no:5.2f} bps"
+        )
+    feats = [k for k in rows[0] if k.endswith("_against")] + [
+        "burst",
+        "sigma_bps",
+        "spread_ticks",
+        "dist_bps",
+        "other_dist_bps",
+        "taker",
+    ]
+    print("per feature: quintiles fitted on half A, loss bps per quintile on A | on B (out of sample)")
+    for f in feats:
+        a = [r for r in rows if r["seed"] in halves[0] and math.isfinite(r[f])]
+        b = [r for r in rows if r["seed"] in halves[1] and math.isfinite(r[f])]
+        if len(a) < 50:
+            continue
+        vals = sorted(r[f] for r in a)
+        cuts = [vals[int(len(vals) * i / 5)] for i in range(1, 5)]
+
+        def table(rs: list[dict[str, Any]], f: str = f, cuts: list[float] = cuts) -> str:
+            acc = [[0.0, 0.0] for _ in range(5)]
+            for r in rs:
+                i = bisect.bisect_right(cuts, r[f])
+                acc[i][0] += r["notional"]
+                acc[i][1] += r["loss"]
+            return " ".join(
+                f"{1e4 * lo / no:5.2f}({no / max(1e-9, sum(x[0] for x in acc)):3.0%})" if no else "  -  "
+                for no, lo in acc
+            )
+
+        print(f"  {f:18s} cuts {' '.join(f'{c:7.2f}' for c in cuts)}\n     A: {table(a)}\n     B: {table(b)}")
+
+
+def main(argv: list[str]) -> None:
+    if argv[0] == "--report":
+        report(argv[1])
+        return
+    minutes, guard_on, path = float(argv[0]), argv[1] == "on", argv[2]
+    with open(path, "w") as out:
+        for seed in map(int, argv[3:]):
+            run(seed, minutes, guard_on, out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

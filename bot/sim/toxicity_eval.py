@@ -39,6 +39,11 @@ ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(601, 631))
 """Declared before any run of them (issue #16, round four, session 7, 07:45 UTC 2026-12-07): the held-out
 set for a guard tuned on the altcoin market (seeds 701-740), 30 minutes: `--seeds 601-630`."""
 
+SECOND_ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(801, 831))
+"""Declared before any run of them (issue #16, round seven, session 10, 15:50 UTC 2026-12-07), with the
+candidate configuration in docs/risk.md: 601-630 were spent in round six; the held-out set for the fill-checked
+flow response tuned on 701-740, 30 minutes: `--seeds 801-830`."""
+
 BAR_TOTAL_PCT = 30.0
 BAR_PER_UNIT_PCT = 15.0
 

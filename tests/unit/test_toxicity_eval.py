@@ -9,6 +9,7 @@ import pytest
 from bot.sim.toxicity_eval import (
     ALTCOIN_EVALUATION_SEEDS,
     EVALUATION_SEEDS,
+    SECOND_ALTCOIN_EVALUATION_SEEDS,
     TUNING_SEEDS,
     parse_seeds,
     seed_row,
@@ -21,6 +22,9 @@ def test_evaluation_seeds_were_never_tuning_seeds() -> None:
     assert not set(EVALUATION_SEEDS) & set(TUNING_SEEDS)
     assert len(ALTCOIN_EVALUATION_SEEDS) >= 20
     assert not set(ALTCOIN_EVALUATION_SEEDS) & (set(TUNING_SEEDS) | set(EVALUATION_SEEDS))
+    assert len(SECOND_ALTCOIN_EVALUATION_SEEDS) >= 20
+    earlier = set(TUNING_SEEDS) | set(EVALUATION_SEEDS) | set(ALTCOIN_EVALUATION_SEEDS)
+    assert not set(SECOND_ALTCOIN_EVALUATION_SEEDS) & earlier
 
 
 def test_parse_seeds() -> None:

@@ -656,7 +656,9 @@ class HedgerConfig(Section):
     retry_backoff_ms: Annotated[int, Field(ge=0)] = Field(250, description="first wait after a failed hedge")
     retry_backoff_max_ms: Annotated[int, Field(ge=0)] = Field(5000, description="cap on the doubling backoff")
     max_retries: Annotated[int, Field(ge=0, le=1000)] = Field(
-        5, description="consecutive failed hedges (rejects, unfilled IOCs) before the hedger halts"
+        5,
+        description="consecutive failed hedge attempts (rejects, unfilled IOCs; orders decided on one book"
+        " count once) before the hedger halts",
     )
     halt_resume_s: PosFloat = Field(
         30.0, description="a halted hedger (and quoting, which stops with it) retries after this many seconds"

@@ -23,12 +23,15 @@ Rules (each is a reason in the decision):
   unless the delta itself changed. An order under the perp's min notional is not sent
   ("below_min_notional"); the residual is carried until it grows.
 - IOC / aggressive limit: `aggressive_ticks` through the opposite best; market: no price limit.
-  Reduce-only when the order only reduces the perp position (net of reduce-only orders in flight).
+  Reduce-only when the order only reduces the perp position, net of every same-side order in flight:
+  those fill first at the venue, and a reduce-only order they leave too big is refused.
 - An order that ends short of its size (IOC remainder expired, reject, timeout) has its need
   re-examined at the next `decide`, band or not ("retry": the rest is hedged, counting what did fill).
 - A reject, or an order that ends with nothing filled, is a failure: the next hedge waits
   `retry_backoff_ms · 2^(n−1)` (capped) ("backoff"); after `max_retries` consecutive failures the
-  hedger halts ("halted") until `resume()`. Any hedge fill resets the count.
+  hedger halts ("halted") until `resume()`. Any hedge fill resets the count. Failures count per
+  attempt: orders sent before the last counted failure was seen were decided on the same stale book
+  (a burst of spot fills sends one IOC each) and their failures are that attempt's, not new ones.
 - An order not done after `order_timeout_ms` is cancelled; one still not done after twice that is
   dropped from the in-flight set ("lost"), so a silent venue cannot freeze the hedger forever.
 
@@ -154,6 +157,7 @@ class HedgeOrder:
     sent_ns: int
     trigger_ns: int | None  # when the spot fill that caused it was seen
     remaining_lots: int
+    seq: int = 0  # the hedger's count of orders sent, this one included
     filled_lots: int = 0
     latency_recorded: bool = False
     cancel_sent_ns: int | None = None
@@ -190,6 +194,7 @@ class Hedger:
         self.halted = False
         self._seq = 0
         self._failures = 0
+        self._sent_at_failure = 0  # orders sent when the last counted failure was seen (see `_failure`)
         self._retry_at_ns = 0
         self._pending_fill_ns: int | None = None
         self._unfinished = False  # a hedge ended short of its size: retry the rest, band or not
@@ -321,7 +326,7 @@ class Hedger:
         # reduce-only only if the order cannot open or flip the position, counting other
         # reduce-only orders in flight against the same position
         reducing = perp_position_lots != 0 and side.sign * perp_position_lots < 0
-        already = sum(o.remaining_lots for o in self.orders.values() if o.reduce_only and o.side is side)
+        already = sum(o.remaining_lots for o in self.orders.values() if o.side is side)
         reduce_only = reducing and lots <= abs(perp_position_lots) - already
         self._seq += 1
         order = HedgeOrder(
@@ -334,6 +339,7 @@ class Hedger:
             sent_ns=now_ns,
             trigger_ns=trigger_ns,
             remaining_lots=lots,
+            seq=self._seq,
         )
         self.orders[order.client_id] = order
         self.stats.sent += 1
@@ -367,7 +373,7 @@ class Hedger:
             return None
         self.stats.rejected += 1
         self._rearm(order)
-        return self._failure(event.client_id, "rejected", now_ns)
+        return self._failure(order, "rejected", now_ns)
 
     def on_canceled(self, event: OrderCanceled, now_ns: int) -> HedgeOutcome | None:
         """The venue ended the order (IOC remainder expired, our timeout cancel, ...)."""
@@ -377,7 +383,7 @@ class Hedger:
         self._rearm(order)
         if order.filled_lots == 0:
             self.stats.unfilled += 1
-            return self._failure(event.client_id, "unfilled", now_ns)
+            return self._failure(order, "unfilled", now_ns)
         return HedgeOutcome(event.client_id, "canceled")
 
     def on_fill(self, event: OrderFilled, now_ns: int) -> HedgeFill | None:
@@ -429,8 +435,12 @@ class Hedger:
             if order.trigger_ns is not None:
                 self.stats.latency_ns.append(now_ns - order.trigger_ns)
 
-    def _failure(self, client_id: str, reason: str, now_ns: int) -> HedgeOutcome:
+    def _failure(self, order: HedgeOrder, reason: str, now_ns: int) -> HedgeOutcome:
+        client_id = order.client_id
+        if order.seq <= self._sent_at_failure:  # sent before the last failure was known: same attempt
+            return HedgeOutcome(client_id, reason, retry_at_ns=self._retry_at_ns)
         self._failures += 1
+        self._sent_at_failure = self._seq
         if self._failures > self.params.max_retries:
             self.halted = True
             return HedgeOutcome(client_id, "halted")

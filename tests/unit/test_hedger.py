@@ -136,6 +136,43 @@ def test_reduce_only_when_the_order_only_reduces() -> None:
     assert not only_order(h2.decide(5.0, -30, BID, ASK, 0).commands).reduce_only  # sell adds to the short
 
 
+def test_a_same_side_order_in_flight_that_is_not_reduce_only_counts_against_the_position() -> None:
+    """Perp short 3 base: a buy of 5 base (it flips the short, so not reduce-only) is in flight when a
+    new spot fill asks for 1 more. At the venue the buy of 5 fills first and leaves us long: a
+    reduce-only buy of 1 would then be refused (reduce_only_would_increase, seen 3 times on the
+    bundled BTCUSDT pair), so it must not be sent reduce-only."""
+    h = Hedger(P, PERP)
+    h.note_spot_fill(0)
+    first = only_order(h.decide(-5.0, -30, BID, ASK, 0).commands)
+    assert (first.side, first.size_lots, first.reduce_only) == (Side.BUY, 50, False)
+    h.note_spot_fill(1)
+    second = only_order(h.decide(-6.0, -30, BID, ASK, 1).commands)  # 1 base more to buy
+    assert (second.side, second.size_lots) == (Side.BUY, 10)
+    assert not second.reduce_only  # 30 short − 50 in flight: nothing left for it to reduce
+
+
+def test_a_burst_of_hedges_decided_on_one_book_fails_as_one_attempt() -> None:
+    """Five spot fills in one burst send five IOCs on the same book; a book that moves past their
+    limit before they arrive expires all five. That is one failed attempt, not five: the hedger backs
+    off once and does not halt (it did, with max_retries 3, and quoting stopped with it). The retry,
+    decided after the failure was seen, is a new attempt and counts."""
+    h = Hedger(replace(P, max_retries=3), PERP)
+    cids = []
+    for i in range(5):
+        h.note_spot_fill(i)
+        cids.append(only_order(h.decide(-0.5 * (i + 1), 0, BID, ASK, i).commands).client_id)
+    outcomes = [h.on_canceled(canceled(cid), 100) for cid in cids]
+    assert [o.reason for o in outcomes if o is not None] == ["unfilled"] * 5
+    assert not h.halted and h.stats.unfilled == 5
+    retry_at = outcomes[0].retry_at_ns if outcomes[0] is not None else None
+    assert retry_at == 100 + 250 * MS  # backed off once, by the first step
+    assert all(o is not None and o.retry_at_ns == retry_at for o in outcomes)
+    d = h.decide(-2.5, 0, BID, ASK, retry_at)
+    assert d.reason == "retry"
+    outcome = h.on_canceled(canceled(only_order(d.commands).client_id), retry_at + 100)
+    assert outcome is not None and outcome.retry_at_ns == retry_at + 100 + 500 * MS  # the second failure
+
+
 def test_market_order_type() -> None:
     h = Hedger(replace(P, order_type=OrderType.MARKET), PERP)
     h.note_spot_fill(0)

@@ -1,4 +1,4 @@
-"""Give a Binance spot recording that has no REST snapshot the book its recorder had when it started.
+"""Give a Binance recording that has no REST snapshot the book its recorder had when it started.
 
 hftbacktest's collector writes one file a day and takes its REST depth snapshot only when it connects,
 so the second day's file (`examples/spot/ethusdt_20240809.gz`) holds diffs but no snapshot and
@@ -12,7 +12,12 @@ u + 1) with the standard library only (not the bot's reader, which then checks t
 followed by NEXT's lines unchanged. The snapshot line is derived (the book Binance's own snapshot and
 diffs give at that update id), not one Binance sent; tests/data/binance/README.md says so.
 
-    python scripts/binance_continue_snapshot.py PREV.gz NEXT.gz OUT.gz
+USD-M futures files (diffs with `pu`) are synced by the futures procedure instead: the first kept diff
+must straddle the snapshot (U <= id + 1) or follow an update in it (pu <= id), then every pu must be
+the last u, and NEXT continues PREV when its first diff's pu is PREV's last u. SECONDS, if given, keeps
+only NEXT's lines received within that many seconds of its first (a smaller file).
+
+    python scripts/binance_continue_snapshot.py PREV.gz NEXT.gz OUT.gz [SECONDS]
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ def synced_book(path: str) -> tuple[int, dict[str, str], dict[str, str]]:
 
     def apply(diff: dict) -> None:
         nonlocal last_u
-        if last_u is not None and diff["U"] != last_u + 1:
-            raise SystemExit(f"{path}: gap in the diffs, U {diff['U']} after u {last_u}")
+        if last_u is not None and not _continues(diff, last_u):
+            raise SystemExit(f"{path}: gap in the diffs, U {diff['U']} pu {diff.get('pu')} after u {last_u}")
         for side, book in (("b", bids), ("a", asks)):
             for px, qty in diff[side]:
                 if Decimal(qty) == 0:
@@ -54,7 +59,7 @@ def synced_book(path: str) -> tuple[int, dict[str, str], dict[str, str]]:
                 bids.update((px, qty) for px, qty in message["bids"] if Decimal(qty) != 0)
                 asks.update((px, qty) for px, qty in message["asks"] if Decimal(qty) != 0)
                 kept = [d for d in buffered if d["u"] > snapshot["lastUpdateId"]]
-                if kept and not kept[0]["U"] <= snapshot["lastUpdateId"] + 1 <= kept[0]["u"]:
+                if kept and not _straddles(kept[0], snapshot["lastUpdateId"]):
                     raise SystemExit(f"{path}: the snapshot is older than the buffered diffs")
                 for diff in kept:
                     apply(diff)
@@ -65,7 +70,7 @@ def synced_book(path: str) -> tuple[int, dict[str, str], dict[str, str]]:
             if snapshot is None:
                 buffered.append(data)
             elif data["u"] > snapshot["lastUpdateId"]:
-                if last_u is None and not data["U"] <= snapshot["lastUpdateId"] + 1 <= data["u"]:
+                if last_u is None and not _straddles(data, snapshot["lastUpdateId"]):
                     raise SystemExit(f"{path}: the first diff after the snapshot does not straddle it")
                 apply(data)
     if snapshot is None or last_u is None:
@@ -73,14 +78,29 @@ def synced_book(path: str) -> tuple[int, dict[str, str], dict[str, str]]:
     return last_u, bids, asks
 
 
-def main(prev: str, nxt: str, out: str) -> None:
+def _continues(diff: dict, last_u: int) -> bool:
+    """Does `diff` follow the update `last_u` (futures: pu; spot: U = last u + 1)?"""
+    return diff["pu"] == last_u if "pu" in diff else diff["U"] == last_u + 1
+
+
+def _straddles(diff: dict, snapshot_id: int) -> bool:
+    """Is `diff` the first one to apply after a snapshot at `snapshot_id`?"""
+    if "pu" in diff:
+        return diff["U"] <= snapshot_id + 1 <= diff["u"] or diff["pu"] <= snapshot_id < diff["u"]
+    return diff["U"] <= snapshot_id + 1 <= diff["u"]
+
+
+def main(prev: str, nxt: str, out: str, seconds: str | None = None) -> None:
     last_u, bids, asks = synced_book(prev)
     with gzip.open(nxt, "rt") as fh:
         lines = fh.readlines()
     first_ns = int(lines[0].split(" ", 1)[0])
+    if seconds is not None:
+        end_ns = first_ns + round(float(seconds) * 1e9)
+        lines = [s for s in lines if int(s.split(" ", 1)[0]) < end_ns]
     first_diff = next(json.loads(s.split(" ", 1)[1])["data"] for s in lines if '"depthUpdate"' in s)
-    if first_diff["U"] != last_u + 1:
-        raise SystemExit(f"{nxt} does not continue {prev}: its first U is {first_diff['U']}, the last u {last_u}")
+    if not _continues(first_diff, last_u):
+        raise SystemExit(f"{nxt} does not continue {prev}: its first diff U {first_diff['U']}, the last u {last_u}")
     snapshot = {
         "lastUpdateId": last_u,
         "bids": [[px, bids[px]] for px in sorted(bids, key=Decimal, reverse=True)],
@@ -93,6 +113,6 @@ def main(prev: str, nxt: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         raise SystemExit(__doc__)
     main(*sys.argv[1:])

@@ -16,6 +16,8 @@ def apply_delta(
     ask: int,
     ask_dirty: bool,
     no_ask: int,
+    bid_hint: bytearray,
+    ask_hint: bytearray,
     /,
 ) -> tuple[int, bool, int, bool, bool] | None: ...
 def decode_lines(

@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - no C compiler at install: the Python r
 
 _NO_ASK = 1 << 62  # sentinel best ask of an empty ask side; bids use 0 (prices are > 0)
 _WALK_STEPS = 64  # grid steps tried before a full scan when the best level was deleted
+_HINT_BYTES = 8 * (2 + 16)  # bot._native's per-side best-price hint: 18 int64s (HINT_SLOTS)
 
 
 class BookStatus(StrEnum, metaclass=MemberEnumType):
@@ -96,9 +97,11 @@ class OrderBook:
     __slots__ = (
         "_ask",
         "_ask_dirty",
+        "_ask_hint",
         "_asks",
         "_bid",
         "_bid_dirty",
+        "_bid_hint",
         "_bids",
         "_first_pending",
         "_has_snapshot",
@@ -119,6 +122,9 @@ class OrderBook:
         self._ask = _NO_ASK
         self._bid_dirty = False
         self._ask_dirty = False
+        # each side's best-price hint for bot._native.apply_delta (see there); all zero: none yet
+        self._bid_hint = bytearray(_HINT_BYTES)
+        self._ask_hint = bytearray(_HINT_BYTES)
         self.seq = 0
         self.is_valid = False
         self.invalid_reason = "no snapshot"
@@ -151,6 +157,7 @@ class OrderBook:
     def _apply_snapshot(self, snap: BookSnapshot) -> BookUpdate:
         self._bids = {p: q for p, q in snap.bids if q}
         self._asks = {p: q for p, q in snap.asks if q}
+        self._bid_hint, self._ask_hint = bytearray(_HINT_BYTES), bytearray(_HINT_BYTES)
         self._bid = max(self._bids, default=0)
         self._ask = min(self._asks, default=_NO_ASK)
         self._bid_dirty = self._ask_dirty = False
@@ -189,11 +196,12 @@ class OrderBook:
         if _native_apply_delta is not None:  # both sides and their best prices in one C call (same result)
             both = _native_apply_delta(
                 self._bids, self._asks, delta.bids, delta.asks, self._bid, self._bid_dirty, self._ask, self._ask_dirty,
-                _NO_ASK,
+                _NO_ASK, self._bid_hint, self._ask_hint,
             )  # fmt: skip
         if both is not None:
             self._bid, self._bid_dirty, self._ask, self._ask_dirty, ok = both
         else:
+            self._bid_hint, self._ask_hint = bytearray(_HINT_BYTES), bytearray(_HINT_BYTES)  # the sides change here
             self._bid, self._bid_dirty, ok = _apply_side(self._bids, delta.bids, self._bid, self._bid_dirty, True)
             if ok:  # bad bids: the asks are left as they were, the book is invalid anyway
                 self._ask, self._ask_dirty, ok = _apply_side(self._asks, delta.asks, self._ask, self._ask_dirty, False)

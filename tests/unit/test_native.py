@@ -428,17 +428,67 @@ def test_apply_delta_equals_the_two_sides_and_their_walks(
     ask = min(asks, default=book_module._NO_ASK) if not ask_dirty else min(ask, min(asks, default=book_module._NO_ASK))
     state = (bid, bid_dirty, ask, ask_dirty)
     fast_bids, fast_asks = dict(bids), dict(asks)
-    fast = native.apply_delta(fast_bids, fast_asks, tuple(bid_levels), tuple(ask_levels), *state, book_module._NO_ASK)
+    hints = bytearray(book_module._HINT_BYTES), bytearray(book_module._HINT_BYTES)
+    fast = native.apply_delta(
+        fast_bids, fast_asks, tuple(bid_levels), tuple(ask_levels), *state, book_module._NO_ASK, *hints
+    )
     assert fast == reference_apply_delta(bids, asks, tuple(bid_levels), tuple(ask_levels), state)
     assert (fast_bids, fast_asks) == (bids, asks)
 
 
 def test_apply_delta_hands_odd_levels_back_untouched() -> None:
     bids, asks = {3: 1}, {9: 1}
+    hint = bytearray(book_module._HINT_BYTES)
     for bid_levels, ask_levels in [(((1.5, 2),), ()), ((), ((5, 2), (6,))), (((5, 2),), [(7, 1)])]:
-        assert native.apply_delta(bids, asks, bid_levels, ask_levels, 3, False, 9, False, 1 << 62) is None
-    assert native.apply_delta(bids, asks, ((4, 1),), (), 1 << 70, False, 9, False, 1 << 62) is None
+        assert native.apply_delta(bids, asks, bid_levels, ask_levels, 3, False, 9, False, 1 << 62, hint, hint) is None
+    assert native.apply_delta(bids, asks, ((4, 1),), (), 1 << 70, False, 9, False, 1 << 62, hint, hint) is None
+    assert native.apply_delta(bids, asks, ((4, 1),), (), 3, False, 9, False, 1 << 62, bytearray(8), hint) is None
     assert (bids, asks) == ({3: 1}, {9: 1})
+
+
+sparse_levels = st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 3)), max_size=10)
+
+
+def apply_without_kernel(book: OrderBook, event: BookSnapshot | BookDelta) -> object:
+    """`book.apply(event)` with `bot._native.apply_delta` out of the way (the Python path)."""
+    kernel = book_module._native_apply_delta
+    book_module._native_apply_delta = None  # type: ignore[assignment]
+    try:
+        return book.apply(event)
+    finally:
+        book_module._native_apply_delta = kernel
+
+
+@given(
+    st.lists(st.integers(1, 1500), min_size=1, max_size=60),
+    st.lists(st.integers(1501, 3000), min_size=1, max_size=60),
+    st.lists(st.tuples(sparse_levels, sparse_levels, st.booleans()), max_size=40),
+)
+def test_books_through_the_kernel_and_its_hints_equal_the_python_books(
+    bid_prices: list[int], ask_prices: list[int], deltas: list
+) -> None:
+    """Sparse sides (gaps far beyond the walk: the scans run, the hints are built and used), deltas that
+    delete the best often, and now and then one the kernel hands back (a size past 64 bits: the Python path,
+    which must leave the hints invalid): every best price, level and status equals a book that never
+    uses the kernel."""
+    snapshot = BookSnapshot("X", 1, tuple((p, 1) for p in bid_prices), tuple((p, 1) for p in ask_prices), 0, 0)
+    fast, plain = OrderBook("X"), OrderBook("X")
+    fast.apply(snapshot)
+    apply_without_kernel(plain, snapshot)
+    for seq, (bid_levels, ask_levels, odd) in enumerate(deltas, start=2):
+        best_bid, best_ask = plain.best_bid_ticks, plain.best_ask_ticks
+        # mostly deletions of the best, as trades do
+        bids = ((best_bid, 0), *bid_levels) if best_bid is not None else tuple(bid_levels)
+        asks = ((best_ask, 0), *ask_levels) if best_ask is not None else tuple(ask_levels)
+        if odd:
+            bids = (*bids, (1, 1 << 70))  # beyond 64 bits: not plain, the kernel hands the delta back
+        delta = BookDelta("X", seq, seq, tuple(bids), tuple(asks), 0, 0)
+        assert fast.apply(delta) == apply_without_kernel(plain, delta)
+        assert (fast.best_bid_ticks, fast.best_ask_ticks) == (plain.best_bid_ticks, plain.best_ask_ticks)
+        assert fast.top_bids(5000) == plain.top_bids(5000) and fast.top_asks(5000) == plain.top_asks(5000)
+        if not plain.is_valid:
+            fast.apply(snapshot)
+            apply_without_kernel(plain, snapshot)
 
 
 def test_an_enum_class_attribute_is_read_as_before() -> None:

@@ -8,7 +8,8 @@ anything that looks secret, by key name and by registered secret value.
 
 A line costs a few microseconds (`bench/log_throughput.py`): the timestamp's date and second are
 formatted once per second, secret values are looked for in the rendered line before any value is
-walked, orjson renders straight to the line's text, and each line is one write and one flush.
+walked, orjson renders straight to the line's text, and each line is one write and one flush (a batch
+command's, `mmbot replay`: unflushed, out in 8 KB blocks; its JSON lines through one function, `info_writer`).
 """
 
 from __future__ import annotations

@@ -188,7 +188,14 @@ class HedgeDesk:
                 retry_at_ns=outcome.retry_at_ns if outcome else None,
             )
         else:
-            hedger.on_canceled(event, now_ns)
+            outcome = hedger.on_canceled(event, now_ns)
+            if outcome is not None and outcome.reason != "canceled":  # it filled nothing: a failure
+                self._note(
+                    "hedge.unfilled",
+                    client_id=event.client_id,
+                    reason=event.reason,
+                    retry_at_ns=outcome.retry_at_ns,
+                )
         return self.hedge(now_ns, stopping)
 
     def note_spot_fill(self, now_ns: int) -> None:

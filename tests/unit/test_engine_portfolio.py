@@ -22,6 +22,7 @@ from bot.domain import (
     InstrumentKind,
     Liquidity,
     OrderAccepted,
+    OrderCanceled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
@@ -147,6 +148,18 @@ def test_hedger_halt_pulls_quotes_then_resumes_after_the_cooldown() -> None:
     resumed = engine.apply(tick(now), now)
     assert not engine.hedger.halted and "hedge.resumed" in [n for n, _ in engine.drain_notes()]
     assert hedges(resumed)  # and it tries to hedge again at once
+
+
+def test_a_hedge_that_fills_nothing_is_logged_with_the_venues_reason_and_the_retry() -> None:
+    engine = make_engine()
+    books(engine, SEC)
+    engine.requote(SEC)
+    fill = OrderFilled(SPOT.symbol, "x-1", "f1", Side.BUY, 9_990, 300, 0.0, Liquidity.MAKER, 0, SEC, SEC)
+    (hedge,) = hedges(engine.apply(fill, SEC))
+    engine.drain_notes()
+    engine.apply(OrderCanceled(PERP.symbol, hedge.client_id, "ioc_expired", 2 * SEC, 2 * SEC), 2 * SEC)
+    unfilled = [f for n, f in engine.drain_notes() if n == "hedge.unfilled"]
+    assert unfilled == [{"client_id": hedge.client_id, "reason": "ioc_expired", "retry_at_ns": 2 * SEC + 1}]
 
 
 def test_client_ids_carry_the_run_tag_and_hedges_are_still_recognised() -> None:

@@ -649,6 +649,9 @@ class HedgerConfig(Section):
     aggressive_ticks: Annotated[int, Field(ge=0, le=10_000)] = Field(
         5, description="ioc/limit price: this many ticks through the opposite best"
     )
+    aggressive_bps: Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)] = Field(
+        0.0, description="...or this many bps of the opposite best through it, if that is wider (0 = ticks only)"
+    )
     max_order_base: PosFloat | None = Field(None, description="cap on one hedge order, base units (none = no cap)")
     order_timeout_ms: Annotated[int, Field(ge=1)] = Field(
         2000, description="a hedge order not done after this long is cancelled (and dropped after twice this)"

@@ -22,7 +22,10 @@ Rules (each is a reason in the decision):
   sub-lot residual is carried ("below_one_lot"), and therefore a buy is never followed by a sell
   unless the delta itself changed. An order under the perp's min notional is not sent
   ("below_min_notional"); the residual is carried until it grows.
-- IOC / aggressive limit: `aggressive_ticks` through the opposite best; market: no price limit.
+- IOC / aggressive limit: through the opposite best by `aggressive_ticks`, or by `aggressive_bps` of
+  that price if it is wider (a width in bps carries across instruments: 5 ticks are 5 bps of an
+  altcoin at a 1 bps tick but 0.08 bps of BTC at 64,000, which the book moves past within one perp
+  order's latency); market: no price limit.
   Reduce-only when the order only reduces the perp position, net of every same-side order in flight:
   those fill first at the venue, and a reduce-only order they leave too big is refused.
 - An order that ends short of its size (IOC remainder expired, reject, timeout) has its need
@@ -78,6 +81,7 @@ class HedgeParams:
     hedge_every_fill: bool = True
     order_type: OrderType = OrderType.IOC
     aggressive_ticks: int = 5
+    aggressive_bps: float = 0.0
     max_order_base: float | None = None
     order_timeout_ns: int = 2000 * NS_PER_MS
     retry_backoff_ns: int = 250 * NS_PER_MS
@@ -94,6 +98,7 @@ class HedgeParams:
             hedge_every_fill=cfg.hedge_every_fill,
             order_type=OrderType(cfg.order_type),
             aggressive_ticks=cfg.aggressive_ticks,
+            aggressive_bps=cfg.aggressive_bps,
             max_order_base=cfg.max_order_base,
             order_timeout_ns=cfg.order_timeout_ms * NS_PER_MS,
             retry_backoff_ns=cfg.retry_backoff_ms * NS_PER_MS,
@@ -310,8 +315,13 @@ class Hedger:
         if self.params.order_type is OrderType.MARKET:
             return ask_ticks if side is Side.BUY else bid_ticks  # reference only: venues ignore it
         if side is Side.BUY:
-            return ask_ticks + self.params.aggressive_ticks
-        return max(1, bid_ticks - self.params.aggressive_ticks)
+            return ask_ticks + self._through_ticks(ask_ticks)
+        return max(1, bid_ticks - self._through_ticks(bid_ticks))
+
+    def _through_ticks(self, best_ticks: int) -> int:
+        """How far through the opposite best an ioc/limit hedge is priced: the wider of the two widths."""
+        by_bps = math.ceil(best_ticks * self.params.aggressive_bps * 1e-4 - 1e-9)  # bps of the price, in ticks
+        return max(self.params.aggressive_ticks, by_bps)
 
     def _new_order(
         self,

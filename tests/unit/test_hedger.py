@@ -180,6 +180,24 @@ def test_market_order_type() -> None:
     assert (order.order_type, order.price_ticks) == (OrderType.MARKET, ASK)
 
 
+def test_aggressive_width_in_bps_when_it_is_wider_than_the_ticks() -> None:
+    # 10 bps through the best: a sell at bid 99.99 goes 0.09999 lower = 9.999 ticks, rounded out to 10;
+    # a buy at ask 100.01 goes 10.001 ticks higher, rounded out to 11 (the limit never falls short)
+    h = Hedger(replace(P, aggressive_ticks=0, aggressive_bps=10.0), PERP)
+    h.note_spot_fill(0)
+    sell = only_order(h.decide(1.0, 0, BID, ASK, 0).commands)
+    assert (sell.side, sell.price_ticks) == (Side.SELL, BID - 10)
+    h = Hedger(replace(P, aggressive_ticks=0, aggressive_bps=10.0), PERP)
+    h.note_spot_fill(0)
+    buy = only_order(h.decide(-1.0, 0, BID, ASK, 0).commands)
+    assert (buy.side, buy.price_ticks) == (Side.BUY, ASK + 11)
+    # the wider of the two wins: 5 ticks beat 2 bps (~2 ticks at 100)
+    h = Hedger(replace(P, aggressive_bps=2.0), PERP)
+    h.note_spot_fill(0)
+    assert only_order(h.decide(1.0, 0, BID, ASK, 0).commands).price_ticks == BID - 5
+    assert HedgeParams.from_config(HedgerConfig(aggressive_bps=3.5)).aggressive_bps == 3.5
+
+
 def test_rejects_back_off_then_halt() -> None:
     h = Hedger(replace(P, retry_backoff_max_ns=600 * MS, max_retries=3), PERP)
     now = 0

@@ -496,6 +496,12 @@ class MockMarketConfig(Section):
         description="hawkes: share of depleted queues that are not news: the fair value steps back two "
         "steps later and the book requotes at the eaten price (0: every depletion is news)",
     )
+    bg_depletion_news: bool = Field(
+        True,
+        description="hawkes, with bg_requote_bps: a taker that eats a whole background queue here steps the "
+        "fair value both markets share and this book requotes (false: the queue refills like any eaten "
+        "level; a calibrated config's perp, a copy of the recorded market's flow, must not move its value)",
+    )
     bg_outer_levels: Annotated[int, Field(ge=0, le=500)] = Field(
         0, description="hawkes: deep background levels per side beyond the ladder, on a coarse grid"
     )

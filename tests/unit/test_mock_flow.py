@@ -184,6 +184,31 @@ def test_a_depletion_that_is_not_news_steps_back_two_steps_later() -> None:
             assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(stepped)
 
 
+def test_a_market_whose_depletions_are_not_news_leaves_the_shared_value_alone() -> None:
+    """A calibrated config's perp copies the recorded market's flow: its depleted queues must not step
+    the fair value the spot shares (they made most of the spot's moves on a quiet recording)."""
+    for news in (True, False):
+        config = _still_config()
+        config = config.model_copy(update={"perp": config.perp.model_copy(update={"bg_depletion_news": news})})
+        exchange = recording_exchange(config, 1)
+        fair, perp_top = exchange.fair_value_px("TOKEN/USDT"), exchange.top("TOKEN/USDT:USDT")
+        _, (ask, lots) = perp_top
+        exchange.simulate_taker("TOKEN/USDT:USDT", Side.BUY, lots, limit_ticks=ask)  # the perp's best ask, whole
+        if news:
+            assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(fair * math.exp(5e-4))
+            assert exchange.top("TOKEN/USDT:USDT")[1][0] > ask  # the perp's book requoted up
+        else:
+            assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(fair)
+            assert exchange.top("TOKEN/USDT:USDT")[1][0] == ask + 1  # eaten, not requoted: the next level
+    # the spot's own depletions are news either way
+    config = _still_config()
+    config = config.model_copy(update={"perp": config.perp.model_copy(update={"bg_depletion_news": False})})
+    exchange = recording_exchange(config, 1)
+    fair = exchange.fair_value_px("TOKEN/USDT")
+    _eat_best_ask(exchange)
+    assert exchange.fair_value_px("TOKEN/USDT") == pytest.approx(fair * math.exp(5e-4))
+
+
 def test_depletion_steps_follow_the_size_law() -> None:
     exchange = recording_exchange(_still_config(bg_step_log_sigma=1.0), 1)
     logs = []

@@ -659,7 +659,7 @@ class MockExchange:
         cfg = market.cfg
         done_base = market.instrument.size(sum(e.lots for e in executions))
         self._impact.push(side.sign, cfg.impact_bps, done_base / cfg.size_median_base)
-        if market.requote_band > 0:
+        if market.requote_band > 0 and cfg.bg_depletion_news:
             self._on_depletion(market, side, executions)
 
     def _on_depletion(self, market: _Market, side: Side, executions: list[Execution]) -> None:

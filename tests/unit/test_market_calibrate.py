@@ -33,13 +33,15 @@ def test_calibrate_on_the_first_half_and_score_on_the_second(halves) -> None:
     settings = load_settings_text(to_toml(mock, "test", "BTC/USDT", "BTC/USDT:USDT"))
     assert settings.mock.flow_model == "hawkes"
     assert settings.mock.spot.tick_size == 0.01
-    got = mock_stats(settings.mock, second.duration_s, seed=2)  # a seed the fit did not use
-    rows = {r.name: r for r in scorecard(second, [got])}
+    # seeds the fit did not use, scored by their median as the scorecard scores (one seed of this cheap
+    # fit is too noisy for the lag-1 rule: seed 2 alone read 0.458 against the recording's 0.344)
+    gots = [mock_stats(settings.mock, second.duration_s, seed=s) for s in (2, 3, 4)]
+    rows = {r.name: r for r in scorecard(second, gots)}
     assert rows["spread: 1-tick share"].ok  # the same (1-tick) regime
-    assert got.spread_median_ticks == 1
+    assert rows["spread: median"].mock == 1
     assert rows["sign autocorrelation, lag 1"].ok  # within 0.1
     assert rows["passive bid: markout at 1 s"].ok  # a resting bid's fill loses, as in the recording
-    assert got.probe_markout_1s_bps < 0
+    assert rows["passive bid: markout at 1 s"].mock < 0
     for name in ("size p50", "size tail index (Hill, top 5 %)", "depth within 50 bps", "taker orders"):
         assert rows[name].ok, (name, rows[name])
 

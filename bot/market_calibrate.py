@@ -15,6 +15,9 @@ Each parameter is fitted by matching a statistic of `bot.market_stats` (docs/moc
 * signs: metaorder share, length tail and minimum length by a grid search on the sign autocorrelation
   at lags 1-100 (same flow-only simulation).
 * sizes: median, log-sigma from p90 / p50, tail index from the Hill estimate, cap at 20x the p99.
+* the perp: a copy of the spot's market without its price formation (no impact, and its depleted
+  queues are not news, `bg_depletion_news = false`): the recording's own statistics already hold
+  everything that moved its price, and the copy's depletions would step the value both markets share.
 * the rest in two rounds of full mock runs (`bot.venues.mock.record`, read back by `market_stats`, each
   as long as the recording, seeds `seed` .. `seed + fit_seeds - 1` (4), averaged): the makers' requote
   band (`bg_requote_bps`) from REQUOTE_GRID_BPS and its steps' size law (`bg_step_log_sigma`) from

@@ -25,10 +25,11 @@ from bot.sim.toxicity import compare, reduction_pct
 from bot.venues.mock.presets import classic_market
 
 TUNING_SEEDS: tuple[int, ...] = (
-    *range(1, 11), *range(101, 121), *range(201, 221), *range(301, 331), *range(701, 741)
+    *range(1, 11), *range(101, 121), *range(201, 221), *range(301, 331), *range(701, 781)
 )  # fmt: skip
 """Seeds 1-10 (the first defaults), 101-120 (round one), 201-220 and 301-330 (looked at in round two),
-701-740 (the altcoin market's tuning seeds, round four, session 7)."""
+701-740 (the altcoin market's tuning seeds, round four, session 7), 741-780 (declared further altcoin
+tuning seeds in round eight, session 11, before any run of them)."""
 
 EVALUATION_SEEDS: tuple[int, ...] = tuple(range(501, 531))
 """Declared before any run of them (issue #16, round three, 01:40 UTC 2026-12-07): the verdict is at the
@@ -43,6 +44,12 @@ SECOND_ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(801, 831))
 """Declared before any run of them (issue #16, round seven, session 10, 15:50 UTC 2026-12-07), with the
 candidate configuration in docs/risk.md: 601-630 were spent in round six; the held-out set for the fill-checked
 flow response tuned on 701-740, 30 minutes: `--seeds 801-830`."""
+
+THIRD_ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(901, 931))
+"""Declared before any run of them (issue #16, round eight, session 11, 22:52 UTC 2026-12-07): 801-830 were
+spent in round seven; the held-out set for a round-eight candidate tuned on 701-780, 30 minutes, run once and
+only if the candidate meets the bar on (nearly) every tuning seed of a set it was not chosen on:
+`--seeds 901-930`."""
 
 BAR_TOTAL_PCT = 30.0
 BAR_PER_UNIT_PCT = 15.0

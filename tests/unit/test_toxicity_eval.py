@@ -10,6 +10,7 @@ from bot.sim.toxicity_eval import (
     ALTCOIN_EVALUATION_SEEDS,
     EVALUATION_SEEDS,
     SECOND_ALTCOIN_EVALUATION_SEEDS,
+    THIRD_ALTCOIN_EVALUATION_SEEDS,
     TUNING_SEEDS,
     parse_seeds,
     seed_row,
@@ -25,6 +26,9 @@ def test_evaluation_seeds_were_never_tuning_seeds() -> None:
     assert len(SECOND_ALTCOIN_EVALUATION_SEEDS) >= 20
     earlier = set(TUNING_SEEDS) | set(EVALUATION_SEEDS) | set(ALTCOIN_EVALUATION_SEEDS)
     assert not set(SECOND_ALTCOIN_EVALUATION_SEEDS) & earlier
+    assert len(THIRD_ALTCOIN_EVALUATION_SEEDS) >= 20
+    earlier |= set(SECOND_ALTCOIN_EVALUATION_SEEDS)
+    assert not set(THIRD_ALTCOIN_EVALUATION_SEEDS) & earlier
 
 
 def test_parse_seeds() -> None:

@@ -892,6 +892,10 @@ class RiskToxicityConfig(Section):
     fill_check_halflife_s: PosFloat = Field(
         600.0, description="... fills: half-life of the fill regression's sums, s (> signal_horizon_s)"
     )
+    fill_backoff_bps: NonNegFloat = Field(
+        0.0, description="each of our fills pushes its side out by this, bps of mid, easing (0: off)"
+    )
+    fill_backoff_halflife_s: PosFloat = Field(0.5, description="... half-life of that back-off, s")
 
     @field_validator("signal_horizon_s")
     @classmethod

@@ -144,6 +144,14 @@ class ToxicityParams:
     impact_median_base: float = 1.0
     impact_halflife_s: float = 0.3
     impact_response: ImpactResponse = "widen"
+    # issue #16 round eight: our own fill says the market has just traded at our price. On a thin book
+    # a resting quote the fair value has passed is eaten piece by piece, one relocation of the ladder
+    # after another, while the book's top, which holds that very quote, keeps the mid (and the model's
+    # quote) where it was (docs/risk.md, round eight). Each fill pushes its side out by
+    # fill_backoff_bps, easing with fill_backoff_halflife_s (1 at the fill; more fills do not add
+    # beyond 1). 0 bps: off. Not scaled by the self-check: it answers our own fills, not a flow call.
+    fill_backoff_bps: float = 0.0
+    fill_backoff_halflife_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -183,6 +191,10 @@ class ToxicityParams:
             raise ValueError(f"impact_response must be 'widen' or 'skew', got {self.impact_response!r}")
         if not (self.impact_median_base > 0 and self.impact_halflife_s > 0):
             raise ValueError("impact_median_base and impact_halflife_s must be > 0")
+        if not (self.fill_backoff_bps >= 0 and math.isfinite(self.fill_backoff_bps)):
+            raise ValueError("fill_backoff_bps must be finite and >= 0")
+        if not self.fill_backoff_halflife_s > 0:
+            raise ValueError("fill_backoff_halflife_s must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,6 +625,11 @@ class ToxicityMonitor:
         self.predicted_bps = 0.0
         self.impact = ImpactOwed(params.impact_bps, params.impact_median_base, params.impact_halflife_s)
         self.impact_bps = 0.0  # the prints' owed impact at the last update, bps (+ = up)
+        # our own recent fills per side (each adds 1, decaying), and the back-off they give, in [0, 1]
+        self._filled_bid = DecayedSum(params.fill_backoff_halflife_s)
+        self._filled_ask = DecayedSum(params.fill_backoff_halflife_s)
+        self.bid_backoff = 0.0
+        self.ask_backoff = 0.0
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
         self.check = SignalCheck(
@@ -628,6 +645,8 @@ class ToxicityMonitor:
     def on_fill(self, side_sign: int, fill_px: float, size_base: float, now_ns: int) -> None:
         """One of our fills: `side_sign` +1 if we bought (our bid was hit), −1 if we sold."""
         self.markouts.on_fill(side_sign, fill_px, size_base, now_ns)
+        if self.params.fill_backoff_bps > 0.0:
+            (self._filled_bid if side_sign > 0 else self._filled_ask).add(now_ns, 1.0)
         if self.fill_check is not None:
             call = max(-CALL_CLIP, min(CALL_CLIP, self.flow.score(now_ns)))
             self.fill_check.on_fill(side_sign, fill_px, -side_sign * call, now_ns)
@@ -684,6 +703,9 @@ class ToxicityMonitor:
             self.fill_check.update(now_ns, mid_px)
         if p.impact_bps > 0.0:
             self.impact_bps = self.impact.bps(now_ns)
+        if p.fill_backoff_bps > 0.0:
+            self.bid_backoff = min(1.0, self._filled_bid.at(now_ns))
+            self.ask_backoff = min(1.0, self._filled_ask.at(now_ns))
 
     def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
         """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
@@ -708,6 +730,7 @@ class ToxicityMonitor:
         extra = i * self.efficacy * self.params.widen_bps
         if self.params.impact_response == "widen":
             extra += max(0.0, -self.impact_bps)  # sellers' impact owed: the bid is the stale side
+        extra += self.bid_backoff * self.params.fill_backoff_bps  # our bid was just hit
         return extra * 1e-4 * mid_px
 
     def ask_extra_px(self, mid_px: float) -> float:
@@ -717,6 +740,7 @@ class ToxicityMonitor:
         extra = i * self.efficacy * self.params.widen_bps
         if self.params.impact_response == "widen":
             extra += max(0.0, self.impact_bps)  # buyers' impact owed: the ask is the stale side
+        extra += self.ask_backoff * self.params.fill_backoff_bps  # our ask was just lifted
         return extra * 1e-4 * mid_px
 
     def skew_px(self, mid_px: float) -> float:

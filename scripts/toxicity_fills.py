@@ -10,7 +10,12 @@ square-root impact owed (1 bps at 0.5 base, 0.3 s half-life, from the public pri
 over 1 s against its 30 s mean (bursts), the book mid's move over the last 0.3 s / 1 s / 3 s, the book's
 spread, our quote's distance from the book mid, σ short. "Against" a fill's side means the way that
 hurts it (our bid is hurt by sellers / a falling price). Analyse the lines with
-`scripts/toxicity_fills.py --report OUT.jsonl`.
+`scripts/toxicity_fills.py --report OUT.jsonl`; `--decompose OUT.jsonl` prints the signed decomposition
+(round eight): per unit of notional, the edge at the fill, the fair value's move over the 5 s after it,
+their sum (the markout) and the loss Σ max(0, −markout), by what hit the fill; the loss by the time since
+our previous fill on the same side; and per seed the loss the same fills would have had with their mean
+markout moved to 0 and to +2 bps (the spread of the outcomes kept): the floor of a response that only
+removes the adverse drift.
 """
 
 import bisect
@@ -221,9 +226,68 @@ def report(path: str) -> None:
         print(f"  {f:18s} cuts {' '.join(f'{c:7.2f}' for c in cuts)}\n     A: {table(a)}\n     B: {table(b)}")
 
 
+def _per_unit(rows: list[dict[str, Any]]) -> tuple[float, float, float, float]:
+    """Edge, move, markout and loss, bps of the rows' notional."""
+    n = sum(r["notional"] for r in rows)
+    edge = sum(r["edge"] for r in rows)
+    mark = sum(r["markout"] for r in rows)
+    return 1e4 * edge / n, 1e4 * (mark - edge) / n, 1e4 * mark / n, 1e4 * sum(r["loss"] for r in rows) / n
+
+
+def decompose(path: str) -> None:
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    total = sum(r["notional"] for r in rows)
+    print(f"{len(rows)} fills; per unit of notional, bps: edge + move (5 s) = markout; loss = sum max(0, -markout)")
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups["all"].append(r)
+        groups[r["kind"]].append(r)
+    for kind, g in groups.items():
+        per = [1e4 * r["markout"] / r["notional"] for r in g]
+        mean = sum(per) / len(per)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in per) / len(per))
+        share = sum(r["notional"] for r in g) / total
+        e, mv, mk, lo = _per_unit(g)
+        print(f"  {kind:9s} fills {len(g):6d} notional {share:6.1%}  edge {e:6.2f} move {mv:6.2f} markout {mk:6.2f}"
+              f"  loss {lo:6.2f}  sd of a fill's markout {sd:5.1f}")  # fmt: skip
+    by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_seed[r["seed"]].append(r)
+    since: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    edges = (0.0, 0.2, 2.0)
+    for g in by_seed.values():
+        g.sort(key=lambda r: r["t_s"])
+        last = {1: -math.inf, -1: -math.inf}
+        for r in g:
+            since[bisect.bisect_right(edges, r["t_s"] - last[r["side"]]) - 1].append(r)
+            last[r["side"]] = r["t_s"]
+    print("  by the time since our previous fill on the same side:")
+    for i, lo_s in enumerate(edges):
+        g = since[i]
+        if g:
+            e, mv, mk, lo = _per_unit(g)
+            share = sum(r["notional"] for r in g) / total
+            print(f"    >= {lo_s:4.1f} s: notional {share:6.1%}  edge {e:6.2f} move {mv:6.2f} loss {lo:6.2f}")
+    print("  per seed: loss; with the mean markout moved to 0 / to +2 bps (each fill's spread kept):")
+    for seed, g in sorted(by_seed.items()):
+        n = sum(r["notional"] for r in g)
+        _, _, mk, lo = _per_unit(g)
+        floors = [1e4 * sum(max(0.0, -(r["markout"] + (to - mk) * 1e-4 * r["notional"])) for r in g) / n
+                  for to in (0.0, 2.0)]  # fmt: skip
+        cuts = [100 * (1 - f / lo) for f in floors]
+        print(
+            f"    seed {seed}: fills {len(g):5d} loss {lo:5.2f} markout {mk:6.2f} | at 0: {floors[0]:5.2f}"
+            f" ({cuts[0]:3.0f} % less) | at +2: {floors[1]:5.2f} ({cuts[1]:3.0f} % less)"
+        )
+
+
 def main(argv: list[str]) -> None:
     if argv[0] == "--report":
         report(argv[1])
+        return
+    if argv[0] == "--decompose":
+        decompose(argv[1])
         return
     minutes, guard_on, path = float(argv[0]), argv[1] == "on", argv[2]
     with open(path, "w") as out:

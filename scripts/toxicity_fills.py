@@ -1,6 +1,6 @@
 """Which of our fills carry the adverse selection, and what could the bot have seen before each?
 
-A diagnostic, not part of the bot (issue #16, docs/risk.md round seven):
+A diagnostic, not part of the bot (issue #16, docs/research/toxicity-guard.md round seven):
 `.venv/bin/python scripts/toxicity_fills.py MINUTES on|off OUT.jsonl SEED...` runs the toxicity
 experiment's scenario (`bot.sim.toxicity.run_once` on config/default.toml) and writes one JSON line per
 spot maker fill of ours: what hit it (`ladder` / `flow` / `informed`, as scripts/toxicity_sources.py

@@ -1,4 +1,5 @@
-"""Where does adverse selection come from on a hawkes mock market (issue #16, docs/risk.md round four)?
+"""Where does adverse selection come from on a hawkes mock market (issue #16, docs/research/toxicity-guard.md round
+four)?
 
 A diagnostic, not part of the bot: `.venv/bin/python scripts/toxicity_sources.py MINUTES on|off SEED...`
 runs `bot.sim.toxicity.run_once` (the toxicity experiment's scenario on config/default.toml) with the

@@ -26,7 +26,8 @@ Time scales (defaults): informed flow is worth seconds, so the signals must be t
 5 s and the markout signal uses the 1 s horizon over a 30 s window (a 5 s markout only arrives once
 the informed move is over); the response decays with a 2 s half-life once the signal clears. The slower
 first defaults (30 s OFI, 5 s markouts over 60 s, 10 s half-life, a binary intensity) fired too rarely
-or too late; `mmbot simulate toxicity` and docs/risk.md give the measured comparison.
+or too late; `mmbot simulate toxicity` gives the measured comparison (docs/risk.md, the figures in
+docs/research/toxicity-guard.md).
 
 The response per side, with intensity i in [0, 1]: widen that side by `(i − i_other)⁺ · e · widen_bps`
 of mid (`widen_net`; `i · e · widen_bps` without it), and shift both quotes away from the toxic side by
@@ -110,36 +111,36 @@ class ToxicityParams:
     check_halflife_s: float = 120.0
     check_z: float = 1.0
     check_full_bps: float = 1.0
-    # what the self-check judges the calls by (issue #16, round seven): "mid" = the mid's move after each
-    # sampled call (SignalCheck, above); "fills" = our own fills' markouts at signal_horizon_s against the
-    # call against the filled side at the fill (FillCheck): the response acts once fills made against a
-    # call have been shown to lose more than the others, by check_z standard errors, whole at
-    # check_full_bps more per unit of call; sums decayed with fill_check_halflife_s
+    # what the self-check judges the calls by (issue #16 round seven, docs/research/toxicity-guard.md): "mid" = the
+    # mid's move after each sampled call (SignalCheck, above); "fills" = our own fills' markouts at signal_horizon_s
+    # against the call against the filled side at the fill (FillCheck): the response acts once fills made against a
+    # call have been shown to lose more than the others, by check_z standard errors, whole at check_full_bps more per
+    # unit of call; sums decayed with fill_check_halflife_s
     check_source: CheckSource = "mid"
     fill_check_halflife_s: float = 600.0
-    # the response that says WHICH side is picked off (issue #16, round three): both quotes move by
-    # predict_share × the self-check's predicted move (β × the clipped flow score, bps, × efficacy),
-    # i.e. the quotes are centred on where the mid is expected to be check_horizon_s from now; and a
-    # side is widened by its intensity less the other side's (widen_net): both sides flagged at once
-    # says nothing about which one is picked off, and widening both only trades less
+    # the response that says WHICH side is picked off (issue #16 round three, docs/research/toxicity-guard.md): both
+    # quotes move by predict_share × the self-check's predicted move (β × the clipped flow score, bps, × efficacy),
+    # i.e. the quotes are centred on where the mid is expected to be check_horizon_s from now; and a side is widened
+    # by its intensity less the other side's (widen_net): both sides flagged at once says nothing about which one is
+    # picked off, and widening both only trades less
     predict_share: float = 1.0
     widen_net: bool = True
     # issue #16 round six: on a thin book the background ladder re-centres on the fair value and crosses
-    # a quote resting inside its spread before any book update shows it (docs/risk.md, rounds four and
-    # five): rest no nearer the fair value than the background's best bid / ask, i.e. the book's best
+    # a quote resting inside its spread before any book update shows it (docs/research/toxicity-guard.md,
+    # rounds four and five): rest no nearer the fair value than the background's best bid / ask, i.e. the book's best
     # level once our own open orders are taken out of its size (bot.core.quoting.background_best).
     # Not scaled by the self-check: what it answers is not a flow call.
     rest_behind_background: bool = False
     # ... and a resting quote nearer the mid than the model wants is replaced once it is more than this
     # many ticks too near (None: the quoter's symmetric price_tolerance_ticks, 3 on the default config)
     inward_tolerance_ticks: int | None = None
-    # the size-aware impact response (round six): a taker's print moves the price after it by about the
-    # square-root law, impact_bps · sqrt(size / impact_median_base) bps the taker's way, and the book
-    # shows that move only once the makers have re-centred (on the mock: over the next 100 ms steps, and
-    # the ladder crosses a stale quote before any book update shows it). The prints' owed impact (each
-    # decaying with impact_halflife_s as the book catches up) widens the side it is owed against
-    # (impact_response "widen": buyers' impact pushes our ask out) or moves both quotes ("skew").
-    # 0 bps: off. Not scaled by the self-check: it is a price-impact law, not a flow call.
+    # the size-aware impact response (round six, docs/research/toxicity-guard.md): a taker's print moves the price
+    # after it by about the square-root law, impact_bps · sqrt(size / impact_median_base) bps the taker's way, and the
+    # book shows that move only once the makers have re-centred (on the mock: over the next 100 ms steps, and the
+    # ladder crosses a stale quote before any book update shows it). The prints' owed impact (each decaying with
+    # impact_halflife_s as the book catches up) widens the side it is owed against (impact_response "widen": buyers'
+    # impact pushes our ask out) or moves both quotes ("skew"). 0 bps: off. Not scaled by the self-check: it is a
+    # price-impact law, not a flow call.
     impact_bps: float = 0.0
     impact_median_base: float = 1.0
     impact_halflife_s: float = 0.3
@@ -147,7 +148,7 @@ class ToxicityParams:
     # issue #16 round eight: our own fill says the market has just traded at our price. On a thin book
     # a resting quote the fair value has passed is eaten piece by piece, one relocation of the ladder
     # after another, while the book's top, which holds that very quote, keeps the mid (and the model's
-    # quote) where it was (docs/risk.md, round eight). Each fill pushes its side out by
+    # quote) where it was (docs/research/toxicity-guard.md, round eight). Each fill pushes its side out by
     # fill_backoff_bps, easing with fill_backoff_halflife_s (1 at the fill; more fills do not add
     # beyond 1). 0 bps: off. Not scaled by the self-check: it answers our own fills, not a flow call.
     fill_backoff_bps: float = 0.0

@@ -7,7 +7,8 @@ total cut (`reduction_pct`), the cut per unit of notional (`bps_reduction_pct`, 
 `adverse_selection_bps`), saved vs given up; and over the set the mean and the worst seed of each, and
 the seeds that miss issue #16's bar (total >= 30 %, per unit >= 15 %, spread given up <= saved).
 
-Which seeds are which (docs/risk.md, "The toxicity experiment"): every seed the guard's defaults were
+Which seeds are which (docs/research/toxicity-guard.md, its header; the rounds cited below are its
+sections): every seed the guard's defaults were
 chosen on is in `TUNING_SEEDS`; `EVALUATION_SEEDS` were declared here, before any run of them, and are
 run only once the tuning is over. A seed that informed a choice moves to the tuning set.
 """
@@ -41,9 +42,9 @@ ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(601, 631))
 set for a guard tuned on the altcoin market (seeds 701-740), 30 minutes: `--seeds 601-630`."""
 
 SECOND_ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(801, 831))
-"""Declared before any run of them (issue #16, round seven, session 10, 15:50 UTC 2026-12-07), with the
-candidate configuration in docs/risk.md: 601-630 were spent in round six; the held-out set for the fill-checked
-flow response tuned on 701-740, 30 minutes: `--seeds 801-830`."""
+"""Declared before any run of them (issue #16, round seven, session 10, 15:50 UTC 2026-12-07), with the candidate
+configuration in docs/research/toxicity-guard.md: 601-630 were spent in round six; the held-out set for the
+fill-checked flow response tuned on 701-740, 30 minutes: `--seeds 801-830`."""
 
 THIRD_ALTCOIN_EVALUATION_SEEDS: tuple[int, ...] = tuple(range(901, 931))
 """Declared before any run of them (issue #16, round eight, session 11, 22:52 UTC 2026-12-07): 801-830 were

@@ -5,7 +5,7 @@ Issue #16: "on the recorded BTCUSDT pair the guard does not make things worse". 
 the guard gave up 60.3 of spread to save 10.4 of adverse selection there (per-unit loss 1.13 -> 2.87
 bps): one-sided flow on this tape does not predict the mid. The self-check measures that and holds
 the response at 0, so on this recording the guard costs nothing; the mock experiment
-(tests/integration/test_toxicity_sim.py, docs/risk.md) is where its calls do come true.
+(tests/integration/test_toxicity_sim.py, docs/research/toxicity-guard.md) is where its calls do come true.
 """
 
 from __future__ import annotations

@@ -106,8 +106,8 @@ def test_guard_cuts_adverse_selection_and_the_seed_fixes_the_result() -> None:
     assert on["risk_events"].get("risk.toxic", 0) > 0  # the guard fired, and was logged as risk.*
     assert on["adverse_selection_loss"] < off["adverse_selection_loss"]
     assert first["reduction_pct"] > 0.0
-    # and not by trading less (issue #16, round three): the loss per unit of notional falls by >= 15 %
-    # while the guard keeps at least half the guard-off volume (the response that widened each
+    # and not by trading less (issue #16 round three, docs/research/toxicity-guard.md): the loss per unit of notional
+    # falls by >= 15 % while the guard keeps at least half the guard-off volume (the response that widened each
     # flagged side by its own intensity kept 37 % of the fills here, centred on the current mid)
     assert reduction_pct(off["adverse_selection_bps"], on["adverse_selection_bps"]) >= 15.0
     assert on["volume_quote"] >= 0.5 * off["volume_quote"]

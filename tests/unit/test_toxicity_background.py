@@ -1,11 +1,11 @@
-"""Issue #16, round six: where we rest on a thin book (`[risk.toxicity] rest_behind_background`,
-`inward_tolerance_ticks`).
+"""Issue #16, round six (docs/research/toxicity-guard.md): where we rest on a thin book (`[risk.toxicity]
+rest_behind_background`, `inward_tolerance_ticks`).
 
-The defects (docs/risk.md, rounds four and five): on the default altcoin mock half the guard-off adverse
-selection is the background ladder re-centring through our resting quote, which no book update shows
-before the cross. The quoter reads the book's best with our own quotes in it (so "the best" it sees is
-often our own order, and it cannot tell where the background rests), and a quote left nearer the mid
-than the model wants stays there while it is within `price_tolerance_ticks` (3 on the default config).
+The defects (docs/research/toxicity-guard.md, rounds four and five): on the default altcoin mock half the guard-off
+adverse selection is the background ladder re-centring through our resting quote, which no book update shows before
+the cross. The quoter reads the book's best with our own quotes in it (so "the best" it sees is often our own order,
+and it cannot tell where the background rests), and a quote left nearer the mid than the model wants stays there while
+it is within `price_tolerance_ticks` (3 on the default config).
 """
 
 from __future__ import annotations

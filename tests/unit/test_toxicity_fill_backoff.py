@@ -1,7 +1,7 @@
 """The fill back-off (`[risk.toxicity] fill_backoff_bps`, issue #16 round eight): each of our fills
 pushes its own side out, easing with a half-life. On the thin altcoin mock a quote the fair value has
 passed is eaten piece by piece, one ladder relocation after another, while the book's top (that very
-quote) holds the mid where it was (docs/risk.md, round eight); the fill is the first sign of it."""
+quote) holds the mid where it was (docs/research/toxicity-guard.md, round eight); the fill is the first sign of it."""
 
 from __future__ import annotations
 

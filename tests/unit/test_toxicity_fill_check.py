@@ -1,7 +1,7 @@
-"""The self-check judged by our own fills (bot/core/toxicity.FillCheck, `check_source = "fills"`):
-issue #16 round seven. On the altcoin mock the mid check holds the response off (the flow score moves
-the mid only a little), though our fills made against the flow lose more than the others; the fill
-check asks that second question directly."""
+"""The self-check judged by our own fills (bot/core/toxicity.FillCheck, `check_source = "fills"`): issue #16 round
+seven (docs/research/toxicity-guard.md). On the altcoin mock the mid check holds the response off (the flow score
+moves the mid only a little), though our fills made against the flow lose more than the others; the fill check asks
+that second question directly."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The guard's response says WHICH side is picked off (issue #16, round three): both quotes are centred
-on the self-check's predicted mid (`predict_share`), and a side is widened by its intensity less the
-other side's (`widen_net`). Before, both sides were flagged 80-90 % of the time on the mock and each
-was widened by its own intensity, which only traded less: the loss per unit of notional hardly moved."""
+"""The guard's response says WHICH side is picked off (issue #16, round three, docs/research/toxicity-guard.md): both
+quotes are centred on the self-check's predicted mid (`predict_share`), and a side is widened by its intensity less
+the other side's (`widen_net`). Before, both sides were flagged 80-90 % of the time on the mock and each was widened
+by its own intensity, which only traded less: the loss per unit of notional hardly moved."""
 
 from __future__ import annotations
 

@@ -896,6 +896,9 @@ class RiskToxicityConfig(Section):
         0.0, description="each of our fills pushes its side out by this, bps of mid, easing (0: off)"
     )
     fill_backoff_halflife_s: PosFloat = Field(0.5, description="... half-life of that back-off, s")
+    burst_widen_bps: NonNegFloat = Field(
+        0.0, description="both sides widen by this, bps of mid, while public prints arrive in a burst (0: off)"
+    )
 
     @field_validator("signal_horizon_s")
     @classmethod

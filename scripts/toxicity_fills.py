@@ -15,7 +15,12 @@ hurts it (our bid is hurt by sellers / a falling price). Analyse the lines with
 their sum (the markout) and the loss Σ max(0, −markout), by what hit the fill; the loss by the time since
 our previous fill on the same side; and per seed the loss the same fills would have had with their mean
 markout moved to 0 and to +2 bps (the spread of the outcomes kept): the floor of a response that only
-removes the adverse drift.
+removes the adverse drift. `--dispersion OUT.jsonl` (round nine) asks whether the outcome's SPREAD is
+predictable: per unsigned signal (the mid's realized vol, print-rate and traded-size bursts, the time since a
+large move, the background's spread, ...; `DISPERSION_KEYS`) deciles cut on half the seeds and read on the
+other half, with each decile's |markout|, mean markout, loss, sd and loss at a zero mean, and what removing
+the top decile / quintile of fills would cut; each row also splits the 5 s move into the fair value's
+diffusion and the prints' impact.
 """
 
 import bisect
@@ -34,6 +39,11 @@ sys.path.insert(0, "scripts")
 from toxicity_sources import TaggedExchange
 
 HORIZON_S = 5.0
+# the unsigned signals of the outcome's spread (round nine): realized vol of the book mid over 0.5 / 1 /
+# 2 s, its 1 s share against the 30 s average, print rate 0.5 s / 30 s, traded size 1 s / 30 s, seconds
+# since the mid last moved >= 3 / 6 bps in one step, the background's spread
+DISPERSION_KEYS = ("rv05", "rv1", "rv2", "rv1_ratio", "burst05", "vburst", "since_jump3_s", "since_jump6_s",
+                   "bg_spread_ticks")  # fmt: skip
 NS = T.NS_PER_S
 
 
@@ -46,6 +56,13 @@ class Probe:
         self.rate_1s = DecayedSum(1.0)
         self.rate_30s = DecayedSum(30.0)
         self.signed_1s = DecayedSum(1.0)
+        # dispersion signals (round nine): print rate over 0.5 s, traded size over 1 s / 30 s, the
+        # long average of the mid's squared returns, the last time the mid jumped
+        self.rate_05s = DecayedSum(0.5)
+        self.vol_1s = DecayedSum(1.0)
+        self.vol_30s = DecayedSum(30.0)
+        self.sq_30s = DecayedSum(30.0)
+        self.last_jump: dict[float, int] = {3.0: 0, 6.0: 0}
         self.mids: deque[tuple[int, float]] = deque()
         self.snap: dict[str, float] = {}
 
@@ -59,6 +76,17 @@ class Probe:
                 break
         return 1e4 * (mid - old) / mid
 
+    def realized_bps(self, now: int, back_s: float) -> float:
+        """sqrt of the sum of the book mid's squared log moves (bps) within the last back_s."""
+        t0 = now - int(back_s * NS)
+        total, prev = 0.0, None
+        for t, m in self.mids:
+            if prev is not None and t > t0:
+                r = 1e4 * math.log(m / prev)
+                total += r * r
+            prev = m
+        return math.sqrt(total)
+
     def on_step(self, now: int, events: list[Any]) -> None:
         q = self.engine.quoters[0]
         for e in events:
@@ -68,6 +96,9 @@ class Probe:
                 self.rate_1s.add(now, 1.0)
                 self.rate_30s.add(now, 1.0)
                 self.signed_1s.add(now, float(e.aggressor.sign))
+                self.rate_05s.add(now, 1.0)
+                self.vol_1s.add(now, size)
+                self.vol_30s.add(now, size)
         book = q.book
         bid, ask = book.best_bid_ticks, book.best_ask_ticks
         if bid is None or ask is None:
@@ -75,12 +106,21 @@ class Probe:
         tick = q.spot.tick_size
         mid = (bid + ask) / 2 * tick
         if not self.mids or self.mids[-1][1] != mid:
+            if self.mids:
+                r = 1e4 * math.log(mid / self.mids[-1][1])
+                self.sq_30s.add(now, r * r)
+                for bps in self.last_jump:
+                    if abs(r) >= bps:
+                        self.last_jump[bps] = now
             self.mids.append((now, mid))
         while len(self.mids) > 2 and self.mids[1][0] < now - 4 * NS:
             self.mids.popleft()
         tox = q.risk.toxicity
         live = {o.side.sign: o.price_ticks * tick for o in q.orders.live_orders(q.spot.symbol, "quote")}
         rate30 = self.rate_30s.at(now) / 30.0
+        vol30 = self.vol_30s.at(now) / 30.0
+        sq30 = self.sq_30s.at(now) * math.log(2.0) / 30.0  # bps² per s: a half-life h sum weighs h/ln2 s
+        bg_bid, bg_ask = q.background_top()
         self.snap = {
             "mid": mid,
             "spread_ticks": ask - bid,
@@ -93,12 +133,21 @@ class Probe:
             "mom1": self.mid_move_bps(now, 1.0, mid),
             "mom3": self.mid_move_bps(now, 3.0, mid),
             "sigma_bps": 1e4 * q.sigma.sigma_px_per_sqrt_s / mid,
+            "rv05": self.realized_bps(now, 0.5),
+            "rv1": self.realized_bps(now, 1.0),
+            "rv2": self.realized_bps(now, 2.0),
+            "rv1_ratio": self.realized_bps(now, 1.0) ** 2 / sq30 if sq30 > 0 else math.nan,
+            "burst05": (self.rate_05s.at(now) / 0.5) / rate30 if rate30 > 0 else 0.0,
+            "vburst": (self.vol_1s.at(now) / 1.0) / vol30 if vol30 > 0 else 0.0,
+            "since_jump3_s": (now - self.last_jump[3.0]) / NS,
+            "since_jump6_s": (now - self.last_jump[6.0]) / NS,
+            "bg_spread_ticks": bg_ask - bg_bid if bg_bid is not None and bg_ask is not None else math.nan,
             "bid_dist_bps": 1e4 * (mid - live[1]) / mid if 1 in live else math.nan,
             "ask_dist_bps": 1e4 * (live[-1] - mid) / mid if -1 in live else math.nan,
         }
 
 
-def run(seed: int, minutes: float, guard_on: bool, out: Any) -> None:
+def run(seed: int, minutes: float, guard_on: bool, out: Any) -> T.RunReport:
     exchanges: list[TaggedExchange] = []
     probe = Probe()
     fills: list[dict[str, Any]] = []
@@ -135,8 +184,12 @@ def run(seed: int, minutes: float, guard_on: bool, out: Any) -> None:
             captured.append(list(f))
         return hs(f, tape, h, end)
 
+    saved = T.MockExchange, T.build_engine, T._Recorder.on_step, T.horizon_stats
     T.MockExchange, T.build_engine, T._Recorder.on_step, T.horizon_stats = make, build, step, cap  # type: ignore
-    T.run_once(load_settings(None), seed, guard_on, minutes * 60)
+    try:
+        report = T.run_once(load_settings(None), seed, guard_on, minutes * 60)
+    finally:  # un-patch: a second seed in the same process would otherwise run every earlier probe too
+        T.MockExchange, T.build_engine, T._Recorder.on_step, T.horizon_stats = saved  # type: ignore
     ex = exchanges[-1]
     recs = captured[-1]
     assert len(recs) == len(fills) == len(ex.tags)
@@ -147,6 +200,11 @@ def run(seed: int, minutes: float, guard_on: bool, out: Any) -> None:
     def fair(t: int) -> float:
         _, fv, io = ex.tape[bisect.bisect_right(times, t) - 1]
         return fv * math.exp(io)
+
+    def parts(t: int) -> tuple[float, float]:
+        """The fair value's diffusion (GBM + jumps) price and the prints' impact log offset at t."""
+        _, fv, io = ex.tape[bisect.bisect_right(times, t) - 1]
+        return fv, io
 
     for rec, f, (kind, taker) in zip(recs, fills, ex.tags, strict=True):
         if rec.ts_ns + h_ns > end:
@@ -165,14 +223,20 @@ def run(seed: int, minutes: float, guard_on: bool, out: Any) -> None:
             "loss": max(0.0, -m),
             "t_s": (rec.ts_ns - T.START_NS) / NS,
         }
+        # the 5 s move split, bps signed for the fill: the diffusion's (unpredictable by construction on
+        # a constant-sigma GBM) and the prints' impact's (round nine)
+        (fv0, io0), (fv1, io1) = parts(rec.ts_ns), parts(rec.ts_ns + h_ns)
+        row["move_diffusion_bps"] = 1e4 * s * math.log(fv1 / fv0)
+        row["move_impact_bps"] = 1e4 * s * (io1 - io0)
         # the signals turned "against this fill": positive = pushing the way that hurts it
         for key in ("flow", "ofi", "impact", "signed_rate", "mom03", "mom1", "mom3"):
             row[key + "_against"] = -s * snap.get(key, math.nan)
-        for key in ("burst", "sigma_bps", "spread_ticks"):
+        for key in ("burst", "sigma_bps", "spread_ticks", *DISPERSION_KEYS):
             row[key] = snap.get(key, math.nan)
         row["dist_bps"] = snap.get("bid_dist_bps" if s > 0 else "ask_dist_bps", math.nan)
         row["other_dist_bps"] = snap.get("ask_dist_bps" if s > 0 else "bid_dist_bps", math.nan)
         out.write(json.dumps(row) + "\n")
+    return report
 
 
 def report(path: str) -> None:
@@ -282,7 +346,91 @@ def decompose(path: str) -> None:
         )
 
 
+def _decile_rows(rows: list[dict[str, Any]], f: str, cuts: list[float]) -> list[list[dict[str, Any]]]:
+    out: list[list[dict[str, Any]]] = [[] for _ in range(len(cuts) + 1)]
+    for r in rows:
+        out[bisect.bisect_right(cuts, r[f])].append(r)
+    return out
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    def ranks(v: list[float]) -> list[float]:
+        order = sorted(range(len(v)), key=v.__getitem__)
+        rk = [0.0] * len(v)
+        for i, j in enumerate(order):
+            rk[j] = float(i)
+        return rk
+
+    rx, ry = ranks(xs), ranks(ys)
+    n = len(xs)
+    mx, my = sum(rx) / n, sum(ry) / n
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    return cov / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+
+def dispersion(path: str) -> None:
+    """Is the outcome's spread predictable? Per signal: deciles cut on half A (even-indexed seeds), read
+    on half B: notional share, Σ|markout|, Σmarkout and Σmax(0, −markout) per unit, the sd of a fill's
+    markout, and the loss the decile's fills would have with their mean markout moved to 0 (its spread
+    alone). Spearman of the signal against a fill's |markout| in bps, on A and on B."""
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    for r in rows:
+        r["abs_bps"] = 1e4 * abs(r["markout"]) / r["notional"]
+        r["m_bps"] = 1e4 * r["markout"] / r["notional"]
+        r["abs_mom1"] = abs(r["mom1_against"])
+        r["abs_impact"] = abs(r["impact_against"])
+    seeds = sorted({r["seed"] for r in rows})
+    halves = (set(seeds[::2]), set(seeds[1::2]))
+    print(f"{len(rows)} fills, {len(seeds)} seeds; B columns: share | |m| m loss (bps/unit) | sd | loss at mean 0")
+    for name, key in (("edge", "edge"), ("move", None), ("markout", "markout")):
+        xs = [1e4 * ((r[key] if key else r["markout"] - r["edge"]) / r["notional"]) for r in rows]
+        mean = sum(xs) / len(xs)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+        print(f"  a fill's {name}: mean {mean:6.2f} bps, sd {sd:5.2f}")
+    for key in ("move_diffusion_bps", "move_impact_bps"):
+        xs = [r[key] for r in rows if key in r]
+        if xs:
+            mean = sum(xs) / len(xs)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+            print(f"  ... of the move, {key}: mean {mean:6.2f}, sd {sd:5.2f}")
+    for f in (*DISPERSION_KEYS, "burst", "sigma_bps", "spread_ticks", "abs_mom1", "abs_impact", "dist_bps"):
+        a = [r for r in rows if r["seed"] in halves[0] and math.isfinite(r.get(f, math.nan))]
+        b = [r for r in rows if r["seed"] in halves[1] and math.isfinite(r.get(f, math.nan))]
+        if len(a) < 100 or len(b) < 100:
+            continue
+        vals = sorted(r[f] for r in a)
+        cuts = sorted({vals[int(len(vals) * i / 10)] for i in range(1, 10)})
+        rho_a = _spearman([r[f] for r in a], [r["abs_bps"] for r in a])
+        rho_b = _spearman([r[f] for r in b], [r["abs_bps"] for r in b])
+        print(f"  {f}: spearman(|m|) A {rho_a:+.3f} B {rho_b:+.3f}; cuts {' '.join(f'{c:.3g}' for c in cuts)}")
+        total = sum(r["notional"] for r in b)
+        for i, g in enumerate(_decile_rows(b, f, cuts)):
+            if not g:
+                continue
+            n = sum(r["notional"] for r in g)
+            _, _, mk, lo = _per_unit(g)
+            absu = 1e4 * sum(abs(r["markout"]) for r in g) / n
+            mean = sum(r["m_bps"] for r in g) / len(g)
+            sd = math.sqrt(sum((r["m_bps"] - mean) ** 2 for r in g) / len(g))
+            at0 = 1e4 * sum(max(0.0, -(r["markout"] - mk * 1e-4 * r["notional"])) for r in g) / n
+            print(f"    d{i}: {n / total:5.1%} | {absu:6.2f} {mk:6.2f} {lo:6.2f} | {sd:5.1f} | {at0:5.2f}")
+        # the most a response on this signal alone could buy: B's fills above A's top-decile / top-quintile
+        # cut removed (exactly those, nothing else changed), loss per unit against all of B's fills
+        lo_all = _per_unit(b)[3]
+        drops = []
+        for q in (0.9, 0.8):
+            cut = vals[int(len(vals) * q)]
+            kept = [r for r in b if r[f] < cut]
+            drops.append(f"top {1 - q:.0%} ({1 - sum(r['notional'] for r in kept) / total:.0%} of B): "
+                         f"{100 * (1 - _per_unit(kept)[3] / lo_all):5.1f} % less per unit")  # fmt: skip
+        print("    dropped " + "; ".join(drops))
+
+
 def main(argv: list[str]) -> None:
+    if argv[0] == "--dispersion":
+        dispersion(argv[1])
+        return
     if argv[0] == "--report":
         report(argv[1])
         return

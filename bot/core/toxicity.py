@@ -58,6 +58,15 @@ CLEAR_BELOW = 0.01
 """A decaying side whose intensity falls below this is clear again (its response is set to 0)."""
 
 CALL_CLIP = 2.0
+# the burst widening (issue #16 round nine, docs/research/toxicity-guard.md): the public print rate
+# over BURST_HALFLIFE_S against its average over flow_norm_halflife_s; the widening ramps in from
+# BURST_FROM times the average to whole at BURST_FULL. On the altcoin mock's guard-off fills the
+# 0.5 s rate is the bot-visible signal the 5 s outcome's spread follows most (its top decile, above
+# ~6x, spreads by ~15.5 bps against ~12 elsewhere); the mid's own realized vol does not (the fair
+# value there is a constant-sigma GBM).
+BURST_HALFLIFE_S = 0.5
+BURST_FROM = 3.0
+BURST_FULL = 6.0
 """The self-check regresses the mid's move on the flow score clipped to ±this: one huge print (real
 tapes have them) would otherwise decide the fit alone."""
 
@@ -153,6 +162,12 @@ class ToxicityParams:
     # beyond 1). 0 bps: off. Not scaled by the self-check: it answers our own fills, not a flow call.
     fill_backoff_bps: float = 0.0
     fill_backoff_halflife_s: float = 0.5
+    # issue #16 round nine: select on the outcome's spread, not its mean. While the public prints
+    # arrive in a burst (BURST_*, above) the next 5 s of a fill spread wider, so the one-sided loss
+    # Σ max(0, −markout) per unit is larger even at the same mean: both sides are widened by
+    # burst_widen_bps × ramp(rate ratio, BURST_FROM, BURST_FULL). 0 bps: off. Not scaled by the
+    # self-check: it answers the rate of prints, not a flow call.
+    burst_widen_bps: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.markout_horizons_s or any(not (h > 0 and math.isfinite(h)) for h in self.markout_horizons_s):
@@ -196,6 +211,8 @@ class ToxicityParams:
             raise ValueError("fill_backoff_bps must be finite and >= 0")
         if not self.fill_backoff_halflife_s > 0:
             raise ValueError("fill_backoff_halflife_s must be > 0")
+        if not (self.burst_widen_bps >= 0 and math.isfinite(self.burst_widen_bps)):
+            raise ValueError("burst_widen_bps must be finite and >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,6 +648,13 @@ class ToxicityMonitor:
         self._filled_ask = DecayedSum(params.fill_backoff_halflife_s)
         self.bid_backoff = 0.0
         self.ask_backoff = 0.0
+        # public prints counted over the burst half-life and the normaliser's; the first print's time
+        # (the long average means nothing before it has had one normaliser half-life of prints)
+        self._prints_short = DecayedSum(BURST_HALFLIFE_S)
+        self._prints_long = DecayedSum(params.flow_norm_halflife_s)
+        self._first_print_ns: int | None = None
+        self.burst_ratio = 0.0  # print rate over BURST_HALFLIFE_S / over flow_norm_halflife_s
+        self.burst = 0.0  # the burst widening's intensity, in [0, 1]
         self.bid_markout_bps = math.nan  # recent markout of our buys (fills on our bid)
         self.ask_markout_bps = math.nan  # recent markout of our sells (fills on our ask)
         self.check = SignalCheck(
@@ -659,6 +683,11 @@ class ToxicityMonitor:
         else:
             self.trades.add(now_ns, 0.0, size_base)
         self.flow.on_trade(aggressor_sign, size_base, now_ns)
+        if self.params.burst_widen_bps > 0.0:
+            self._prints_short.add(now_ns, 1.0)
+            self._prints_long.add(now_ns, 1.0)
+            if self._first_print_ns is None:
+                self._first_print_ns = now_ns
         if self.params.impact_bps > 0.0:
             self.impact.on_trade(aggressor_sign, size_base, now_ns)
 
@@ -707,6 +736,18 @@ class ToxicityMonitor:
         if p.fill_backoff_bps > 0.0:
             self.bid_backoff = min(1.0, self._filled_bid.at(now_ns))
             self.ask_backoff = min(1.0, self._filled_ask.at(now_ns))
+        if p.burst_widen_bps > 0.0:
+            self._update_burst(now_ns)
+
+    def _update_burst(self, now_ns: int) -> None:
+        first, long_hl = self._first_print_ns, self.params.flow_norm_halflife_s
+        long_sum = self._prints_long.at(now_ns)
+        if first is None or now_ns - first < long_hl * NS_PER_S or long_sum <= 0.0:
+            self.burst_ratio = self.burst = 0.0  # no average to compare with yet
+            return
+        # two decayed counts: each is the rate times its half-life (/ ln 2), so the ratio of rates is this
+        self.burst_ratio = (self._prints_short.at(now_ns) / BURST_HALFLIFE_S) / (long_sum / long_hl)
+        self.burst = ramp(self.burst_ratio, BURST_FROM, BURST_FULL)
 
     def _pressure(self, adverse_bps: float, ofi_against: float, flow_against: float) -> float:
         """A side's signal strength in [0, 1]: the strongest of its ramps between exit and enter."""
@@ -732,6 +773,7 @@ class ToxicityMonitor:
         if self.params.impact_response == "widen":
             extra += max(0.0, -self.impact_bps)  # sellers' impact owed: the bid is the stale side
         extra += self.bid_backoff * self.params.fill_backoff_bps  # our bid was just hit
+        extra += self.burst * self.params.burst_widen_bps  # prints in a burst: the outcome spreads wider
         return extra * 1e-4 * mid_px
 
     def ask_extra_px(self, mid_px: float) -> float:
@@ -742,6 +784,7 @@ class ToxicityMonitor:
         if self.params.impact_response == "widen":
             extra += max(0.0, self.impact_bps)  # buyers' impact owed: the ask is the stale side
         extra += self.ask_backoff * self.params.fill_backoff_bps  # our ask was just lifted
+        extra += self.burst * self.params.burst_widen_bps  # prints in a burst: the outcome spreads wider
         return extra * 1e-4 * mid_px
 
     def skew_px(self, mid_px: float) -> float:

@@ -8,8 +8,9 @@ The experiment (docs/risk.md, "The toxicity experiment"):
 - Bot: the real engine from `bot.app.build_engine`, driven by `bot.sim.driver.run_simulation` on
   simulated time. The two runs differ in one thing only: the toxic-flow response (`[risk.toxicity]`
   `widen_bps`, `skew_bps`, `predict_share`, and round six's `rest_behind_background`,
-  `inward_tolerance_ticks`, `impact_bps`, and round eight's `fill_backoff_bps`: `RESPONSE_OFF`) is switched
-  off in the guard-off run (the rounds: docs/research/toxicity-guard.md).
+  `inward_tolerance_ticks`, `impact_bps`, round eight's `fill_backoff_bps` and round nine's
+  `burst_widen_bps`: `RESPONSE_OFF`) is switched off in the guard-off run (the rounds:
+  docs/research/toxicity-guard.md).
   Its monitor still runs (so the logs show what it would have seen), but it shapes no quote.
 - Measure, from our own spot fills: the markout of a fill at horizon h is
   `(fair(t_fill + h) − fill_px) · side · size` in quote currency (side +1 for our buy), where
@@ -58,6 +59,7 @@ RESPONSE_OFF = {
     "inward_tolerance_ticks": None,
     "impact_bps": 0.0,
     "fill_backoff_bps": 0.0,
+    "burst_widen_bps": 0.0,
 }
 """The guard-off run's `[risk.toxicity]` keys: every way the monitor shapes a quote, switched off."""
 

@@ -58,6 +58,9 @@ CLEAR_BELOW = 0.01
 """A decaying side whose intensity falls below this is clear again (its response is set to 0)."""
 
 CALL_CLIP = 2.0
+"""The self-check regresses the mid's move on the flow score clipped to ±this: one huge print (real
+tapes have them) would otherwise decide the fit alone."""
+
 # the burst widening (issue #16 round nine, docs/research/toxicity-guard.md): the public print rate
 # over BURST_HALFLIFE_S against its average over flow_norm_halflife_s; the widening ramps in from
 # BURST_FROM times the average to whole at BURST_FULL. On the altcoin mock's guard-off fills the
@@ -67,8 +70,6 @@ CALL_CLIP = 2.0
 BURST_HALFLIFE_S = 0.5
 BURST_FROM = 3.0
 BURST_FULL = 6.0
-"""The self-check regresses the mid's move on the flow score clipped to ±this: one huge print (real
-tapes have them) would otherwise decide the fit alone."""
 
 
 def markout_quote(side_sign: int, fill_px: float, mid_px: float, size_base: float) -> float:

@@ -473,6 +473,10 @@ class FlowScore:
         self._size.add(now_ns, size_base)
         self._count.add(now_ns, 1.0)
 
+    def print_count(self, now_ns: int) -> float:
+        """The prints counted over the long half-life (each 1 at its time, decaying)."""
+        return self._count.at(now_ns)
+
     def score(self, now_ns: int) -> float:
         norm = self._weights.at(now_ns) * self._ratio
         return self._signed_flow.at(now_ns) / norm if norm > 0.0 else 0.0
@@ -649,10 +653,9 @@ class ToxicityMonitor:
         self._filled_ask = DecayedSum(params.fill_backoff_halflife_s)
         self.bid_backoff = 0.0
         self.ask_backoff = 0.0
-        # public prints counted over the burst half-life and the normaliser's; the first print's time
-        # (the long average means nothing before it has had one normaliser half-life of prints)
+        # public prints counted over the burst half-life (the normaliser's count is the flow score's);
+        # the first print's time (the long average means nothing before one normaliser half-life of prints)
         self._prints_short = DecayedSum(BURST_HALFLIFE_S)
-        self._prints_long = DecayedSum(params.flow_norm_halflife_s)
         self._first_print_ns: int | None = None
         self.burst_ratio = 0.0  # print rate over BURST_HALFLIFE_S / over flow_norm_halflife_s
         self.burst = 0.0  # the burst widening's intensity, in [0, 1]
@@ -686,7 +689,6 @@ class ToxicityMonitor:
         self.flow.on_trade(aggressor_sign, size_base, now_ns)
         if self.params.burst_widen_bps > 0.0:
             self._prints_short.add(now_ns, 1.0)
-            self._prints_long.add(now_ns, 1.0)
             if self._first_print_ns is None:
                 self._first_print_ns = now_ns
         if self.params.impact_bps > 0.0:
@@ -742,7 +744,7 @@ class ToxicityMonitor:
 
     def _update_burst(self, now_ns: int) -> None:
         first, long_hl = self._first_print_ns, self.params.flow_norm_halflife_s
-        long_sum = self._prints_long.at(now_ns)
+        long_sum = self.flow.print_count(now_ns)
         if first is None or now_ns - first < long_hl * NS_PER_S or long_sum <= 0.0:
             self.burst_ratio = self.burst = 0.0  # no average to compare with yet
             return

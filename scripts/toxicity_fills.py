@@ -355,10 +355,19 @@ def _decile_rows(rows: list[dict[str, Any]], f: str, cuts: list[float]) -> list[
 
 def _spearman(xs: list[float], ys: list[float]) -> float:
     def ranks(v: list[float]) -> list[float]:
+        # tied values share their mean rank: several signals have long runs of ties (0 realized vol,
+        # integer spreads, the "no move yet" sentinel), which ranked by input order would correlate
+        # with the seeds' order instead of with the outcome
         order = sorted(range(len(v)), key=v.__getitem__)
         rk = [0.0] * len(v)
-        for i, j in enumerate(order):
-            rk[j] = float(i)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                rk[order[k]] = (i + j) / 2
+            i = j + 1
         return rk
 
     rx, ry = ranks(xs), ranks(ys)

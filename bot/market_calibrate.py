@@ -284,7 +284,8 @@ def fit_mock_config(
         "spot": market,
         # the perp copies the recorded market's flow without its price formation: no impact, and its
         # depleted queues are not news (they stepped the value both markets share: on the quiet BTCUSDT
-        # perp of 2024-07-18 the perp copy's depletions made 70 % of the spot's band exits)
+        # perp of 2024-07-18 the perp copy's depletions made 44 % of the spot mid's 0.1 s return variance:
+        # docs/research/mock-calibration.md, session 11)
         "perp": {
             **market,
             "symbol": f"{symbol}:{symbol.split('/')[1]}",
